@@ -1,0 +1,18 @@
+"""Every API route; institution resources nest under ``institutions/<slug>/``."""
+
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from institutions.api.views import InstitutionDetailView, JobViewSet, MyInstitutionListView
+from students.api import FeatureDefinitionViewSet, StudentViewSet
+
+router = SimpleRouter()
+router.register("students", StudentViewSet, basename="api-student")
+router.register("features", FeatureDefinitionViewSet, basename="api-feature")
+router.register("jobs", JobViewSet, basename="api-job")
+
+urlpatterns = [
+    path("institutions/", MyInstitutionListView.as_view(), name="api-institution-list"),
+    path("institutions/<slug:institution_slug>/", InstitutionDetailView.as_view(), name="api-institution-detail"),
+    path("institutions/<slug:institution_slug>/", include(router.urls)),
+]

@@ -1,0 +1,18 @@
+"""Test settings: the production settings with a test secret and a fast password hasher.
+
+``DATABASE_URL`` and ``REDIS_URL`` are honoured, so the same suite runs on SQLite with in-process
+tasks, or on PostgreSQL with a real Celery worker on Redis (CI).
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
+
+from .settings import *  # noqa: F403
+from .settings import MEDIA_ROOT
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = MEDIA_ROOT.parent / "test-media"
+CELERY_TASK_ALWAYS_EAGER = True  # tests marked "worker" switch to the real broker and a real worker

@@ -1,0 +1,59 @@
+"""Resolve the current institution from the URL and check the caller may act in it.
+
+Every id that comes from user input goes through an ``access_*`` helper that takes the
+institution; another institution's object raises exactly what a missing one raises (Http404).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import Http404
+
+from .models import Institution, Membership
+
+User = get_user_model()
+
+NOT_FOUND_MESSAGE = "Not found."
+
+
+def access_membership(*, user: AbstractBaseUser | AnonymousUser, institution_slug: str) -> Membership:
+    """The user's membership in the institution named by the URL, or Http404.
+
+    A missing institution and one the user does not belong to are indistinguishable, so URLs
+    cannot be used to discover which institutions exist. Superusers are not members by default.
+    """
+    if not user.is_authenticated or not user.is_active:
+        raise Http404(NOT_FOUND_MESSAGE)
+    membership = (
+        Membership.objects.unscoped()
+        .select_related("institution")
+        .filter(user=user, institution__slug=institution_slug)
+        .first()
+    )
+    if membership is None:
+        raise Http404(NOT_FOUND_MESSAGE)
+    return membership
+
+
+def access_institution_by_slug(*, institution_slug: str) -> Institution:
+    try:
+        return Institution.objects.get(slug=institution_slug)
+    except Institution.DoesNotExist:
+        raise Http404(NOT_FOUND_MESSAGE) from None
+
+
+def access_member_user(*, institution: Institution, user_id: int | str | None) -> User | None:
+    """A user who is a member of ``institution``; any other id is treated as not found."""
+    if user_id in (None, ""):
+        return None
+    try:
+        user_pk = int(user_id)
+    except (TypeError, ValueError):
+        raise Http404(NOT_FOUND_MESSAGE) from None
+    user = User.objects.filter(
+        pk=user_pk, is_active=True, memberships__institution=institution
+    ).first()
+    if user is None:
+        raise Http404(NOT_FOUND_MESSAGE)
+    return user

@@ -1,0 +1,119 @@
+"""Base classes for the institution API (``/api/v1/institutions/<slug>/...``).
+
+:class:`InstitutionViewSet` resolves the institution from the URL once, checks the credential
+against it (a session user's membership, or an API key bound to exactly that institution), and
+runs the request inside that scope. Subclasses set ``model`` and may narrow the queryset with
+``filter_scoped_queryset``; overriding ``get_queryset`` is refused at class creation, so a
+viewset cannot accidentally serve another institution's rows.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+from rest_framework import permissions, viewsets
+from rest_framework.exceptions import NotFound, PermissionDenied
+
+from ..access import NOT_FOUND_MESSAGE, access_membership
+from ..models import Institution, Membership
+from ..scoping import enter_scope, exit_scope
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class InstitutionAccess:
+    """Who is calling, and what they may do, in the institution named by the URL."""
+
+    def __init__(self, *, institution: Institution, membership: Membership | None = None, api_key=None):
+        self.institution = institution
+        self.membership = membership
+        self.api_key = api_key
+
+    def can(self, capability: str, *, write: bool) -> bool:
+        if self.api_key is not None:
+            return self.api_key.allows(capability, write=write)
+        return self.membership is not None and self.membership.can(capability)
+
+
+def resolve_institution_access(request, institution_slug: str) -> InstitutionAccess:
+    # An API key authenticates as exactly one institution (see institutions.api.authentication).
+    api_key = request.auth if getattr(request.auth, "is_api_key", False) else None
+    if api_key is not None:
+        if api_key.institution.slug != institution_slug:
+            raise NotFound(NOT_FOUND_MESSAGE)
+        return InstitutionAccess(institution=api_key.institution, api_key=api_key)
+    try:
+        membership = access_membership(user=request.user, institution_slug=institution_slug)
+    except Http404:
+        raise NotFound(NOT_FOUND_MESSAGE) from None
+    return InstitutionAccess(institution=membership.institution, membership=membership)
+
+
+class HasInstitutionCapability(permissions.BasePermission):
+    """The view's ``read_capability``/``write_capability`` (or per-action ``capability_map``)."""
+
+    def has_permission(self, request, view) -> bool:
+        access: InstitutionAccess = view.access
+        write = request.method not in SAFE_METHODS
+        capability = getattr(view, "capability_map", {}).get(getattr(view, "action", None))
+        if capability is None:
+            capability = view.write_capability if write else view.read_capability
+        if not access.can(capability, write=write):
+            raise PermissionDenied("Your role or key does not allow this action in this institution.")
+        return True
+
+
+class InstitutionScopeMixin:
+    """Shared by viewsets and plain API views: resolve, authorise, and scope the request."""
+
+    read_capability = "view_students"
+    write_capability = "edit_students"
+    capability_map: dict[str, str] = {}
+
+    access: InstitutionAccess
+    institution: Institution
+
+    def get_permissions(self):
+        return [permissions.IsAuthenticated(), HasInstitutionCapability()]
+
+    def initial(self, request, *args, **kwargs):
+        # Authenticate first (DRF does it lazily), then resolve the institution and enter its
+        # scope, then let the permission classes check the capability.
+        self.perform_authentication(request)
+        if request.user is not None and request.user.is_authenticated:
+            self.access = resolve_institution_access(request, kwargs["institution_slug"])
+            self.institution = self.access.institution
+            self._scope_token = enter_scope(self.institution)
+        super().initial(request, *args, **kwargs)
+
+    def dispatch(self, request, *args, **kwargs):
+        self._scope_token = None
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            if self._scope_token is not None:
+                exit_scope(self._scope_token)
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["institution"] = getattr(self, "institution", None)
+        return context
+
+
+class InstitutionViewSet(InstitutionScopeMixin, viewsets.GenericViewSet):
+    model = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} must not override get_queryset (it would bypass institution scoping); "
+                "override filter_scoped_queryset instead"
+            )
+
+    def get_queryset(self):
+        if self.model is None:
+            raise TypeError(f"{type(self).__name__}.model is not set")
+        return self.filter_scoped_queryset(self.model.objects.for_institution(self.institution))
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset

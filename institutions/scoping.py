@@ -1,0 +1,171 @@
+"""The tenancy machinery: one current institution per unit of work, and managers that fail closed.
+
+Every tenant-owned model uses :class:`TenantManager` as its default manager. Reading through it
+requires either an active scope (``with institution_scope(inst): ...``, entered by the view and
+viewset base classes and by every task) or an explicit ``.for_institution(inst)``. Anything else
+raises :class:`MissingInstitutionScope` instead of quietly returning every institution's rows.
+The deliberate escape hatch is ``.unscoped()``: greppable, and used only by platform admin,
+migrations-like maintenance and the access helpers that resolve the scope itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+from django.db import models
+
+if TYPE_CHECKING:
+    from .models import Institution
+
+_current_institution: ContextVar[Institution | None] = ContextVar("current_institution", default=None)
+# Set only by the platform-staff admin site, whose job is administering every institution.
+_platform_wide: ContextVar[bool] = ContextVar("platform_wide", default=False)
+
+
+class MissingInstitutionScope(RuntimeError):
+    """A tenant model was queried with no institution scope: a bug, never a user error."""
+
+
+class InstitutionScopeMismatch(RuntimeError):
+    """Code inside one institution's scope asked for another institution's rows."""
+
+
+@contextlib.contextmanager
+def institution_scope(institution: Institution) -> Iterator[Institution]:
+    """Make ``institution`` the current one for the enclosed block (thread- and task-local).
+
+    Nested scopes restore the outer one on exit, also when the block raises.
+    """
+    if institution is None or institution.pk is None:
+        raise ValueError("institution_scope needs a saved Institution")
+    token = _current_institution.set(institution)
+    try:
+        yield institution
+    finally:
+        _current_institution.reset(token)
+
+
+@contextlib.contextmanager
+def platform_wide_scope() -> Iterator[None]:
+    """Let tenant managers return every institution's rows: the staff admin site only."""
+    token = _platform_wide.set(True)
+    try:
+        yield
+    finally:
+        _platform_wide.reset(token)
+
+
+def current_institution() -> Institution | None:
+    return _current_institution.get()
+
+
+def require_current_institution() -> Institution:
+    institution = _current_institution.get()
+    if institution is None:
+        raise MissingInstitutionScope("no institution scope is active")
+    return institution
+
+
+class TenantQuerySet(models.QuerySet):
+    """A queryset bound to one institution: ``create``/``bulk_create`` fill in and check it."""
+
+    _bound_institution_id: int | None = None
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._bound_institution_id = self._bound_institution_id
+        return clone
+
+    def _bind(self, institution_id: int) -> TenantQuerySet:
+        qs = self.filter(institution_id=institution_id)
+        qs._bound_institution_id = institution_id
+        return qs
+
+    def _check_object(self, obj: models.Model) -> None:
+        if self._bound_institution_id is None:
+            return
+        if obj.institution_id is None:
+            obj.institution_id = self._bound_institution_id
+        elif obj.institution_id != self._bound_institution_id:
+            raise InstitutionScopeMismatch(
+                f"{type(obj).__name__} belongs to institution {obj.institution_id}, "
+                f"not the scoped institution {self._bound_institution_id}"
+            )
+
+    def create(self, **kwargs):
+        obj = self.model(**kwargs)
+        self._check_object(obj)
+        self._for_write = True
+        obj.save(force_insert=True, using=self.db)
+        return obj
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            self._check_object(obj)
+        return super().bulk_create(objs, *args, **kwargs)
+
+
+class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
+    """Default manager of every tenant model: refuses to read without an institution."""
+
+    def get_queryset(self) -> TenantQuerySet:
+        institution = _current_institution.get()
+        if institution is None and _platform_wide.get():
+            return self._base_queryset()
+        if institution is None:
+            raise MissingInstitutionScope(
+                f"{self.model.__name__}.objects used without an institution scope; "
+                "use .for_institution(inst), run inside institution_scope(inst), "
+                "or, for platform maintenance only, .unscoped()"
+            )
+        return self._base_queryset()._bind(institution.pk)
+
+    def _base_queryset(self) -> TenantQuerySet:
+        return TenantQuerySet(self.model, using=self._db, hints=self._hints)
+
+    def for_institution(self, institution: Institution) -> TenantQuerySet:
+        if institution is None or institution.pk is None:
+            raise ValueError("for_institution needs a saved Institution")
+        active = _current_institution.get()
+        if active is not None and active.pk != institution.pk:
+            raise InstitutionScopeMismatch(
+                f"asked for institution {institution.pk} inside the scope of institution {active.pk}"
+            )
+        return self._base_queryset()._bind(institution.pk)
+
+    def unscoped(self) -> TenantQuerySet:
+        """Every institution's rows. Platform maintenance only; never in request handling."""
+        return self._base_queryset()
+
+
+class TenantModel(models.Model):
+    """Base for tenant-owned tables: a non-null institution and the fail-closed manager.
+
+    Subclasses must start every index and unique constraint with ``institution`` (Citus-ready, and
+    fast per institution); other foreign keys use ``db_index=False`` unless a composite covers them.
+    """
+
+    institution = models.ForeignKey("institutions.Institution", on_delete=models.CASCADE, related_name="+")
+
+    objects = TenantManager()
+    # Django's internals (deletion, FK access from an already-scoped row) go through this one.
+    all_institutions = models.Manager()  # noqa: DJ012 - the managers belong together here
+
+    class Meta:
+        abstract = True
+        base_manager_name = "all_institutions"
+
+
+def enter_scope(institution: Institution):
+    """Low-level entry for request handlers that cannot use a ``with`` block; pair with exit_scope."""
+    if institution is None or institution.pk is None:
+        raise ValueError("enter_scope needs a saved Institution")
+    return _current_institution.set(institution)
+
+
+def exit_scope(token) -> None:
+    _current_institution.reset(token)

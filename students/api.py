@@ -1,0 +1,174 @@
+"""REST API for students and the feature schema (``/api/v1/institutions/<slug>/...``)."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db import IntegrityError
+from django.http import Http404
+from rest_framework import mixins, serializers
+
+from institutions.access import access_member_user
+from institutions.api.base import InstitutionViewSet
+
+from . import services
+from .feature_values import FeatureValuesInvalid, clean_feature_values
+from .models import ChangeSource, EnrolmentStatus, FeatureDefinition, FeatureKind, Outcome, Student
+from .selectors import feature_definition_list
+
+
+class StudentSerializer(serializers.ModelSerializer):
+    advisor = serializers.IntegerField(source="advisor_id", allow_null=True, required=False)
+
+    class Meta:
+        model = Student
+        fields = [
+            "id", "external_id", "name", "email", "program", "cohort", "status", "outcome", "outcome_date",
+            "features", "advisor", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        # Uniqueness per institution is checked in validate_external_id (the model-level
+        # validator would read every institution's students).
+        validators = []
+
+    @property
+    def institution(self):
+        return self.context["institution"]
+
+    def validate_external_id(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("must not be blank")
+        if self.instance is not None and value != self.instance.external_id:
+            raise serializers.ValidationError("cannot be changed; it is the key systems sync on")
+        if self.instance is None and Student.objects.for_institution(self.institution).filter(
+            external_id=value
+        ).exists():
+            raise serializers.ValidationError("a student with this external_id already exists")
+        return value
+
+    def validate_advisor(self, value):
+        if value is None:
+            return None
+        try:
+            return access_member_user(institution=self.institution, user_id=value)
+        except Http404:
+            raise serializers.ValidationError("no such advisor in this institution") from None
+
+    def validate_features(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be an object mapping feature keys to values")
+        try:
+            return clean_feature_values(feature_definition_list(institution=self.institution), value)
+        except FeatureValuesInvalid as exc:
+            raise serializers.ValidationError(exc.errors) from None
+
+    def _service_data(self, validated):
+        data = dict(validated)
+        if "advisor_id" in data:
+            data["advisor"] = data.pop("advisor_id")
+        return data
+
+    def create(self, validated_data):
+        try:
+            student, _ = services.student_save(
+                institution=self.institution, student=None, data=self._service_data(validated_data),
+                source=ChangeSource.API, actor=self.context["request"].user,
+            )
+        except IntegrityError:
+            raise serializers.ValidationError({"external_id": ["a student with this external_id already exists"]}) \
+                from None
+        return student
+
+    def update(self, instance, validated_data):
+        student, _ = services.student_save(
+            institution=self.institution, student=instance, data=self._service_data(validated_data),
+            source=ChangeSource.API, actor=self.context["request"].user,
+        )
+        return student
+
+
+class StudentFilter(django_filters.FilterSet):
+    # Declared explicitly: auto-generated filters introspect the fail-closed default manager.
+    status = django_filters.ChoiceFilter(choices=EnrolmentStatus.choices)
+    outcome = django_filters.ChoiceFilter(choices=Outcome.choices)
+    program = django_filters.CharFilter()
+    cohort = django_filters.CharFilter()
+    advisor = django_filters.NumberFilter(field_name="advisor_id")
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+
+class StudentViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin, InstitutionViewSet,
+):
+    """Students of the institution. ``updated_since`` (ISO 8601) supports incremental sync."""
+
+    model = Student
+    serializer_class = StudentSerializer
+    filterset_class = StudentFilter
+    read_capability = "view_students"
+    write_capability = "edit_students"
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.order_by("id")
+
+    def perform_destroy(self, instance):
+        services.student_delete(institution=self.institution, student=instance)
+
+
+class FeatureDefinitionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FeatureDefinition
+        fields = [
+            "id", "key", "label", "kind", "min_value", "max_value", "categories", "unit", "description",
+            "protected", "actionable", "position", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        validators = []
+
+    def validate_key(self, value):
+        institution = self.context["institution"]
+        clash = FeatureDefinition.objects.for_institution(institution).filter(key=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("a feature with this key already exists")
+        return value
+
+    def validate_categories(self, value):
+        if not isinstance(value, list) or not all(isinstance(item, dict) and "value" in item for item in value):
+            raise serializers.ValidationError('must be a list of {"value": ..., "label": ...} objects')
+        return [{"value": str(item["value"]), "label": str(item.get("label") or item["value"])} for item in value]
+
+    def validate(self, attrs):
+        kind = attrs.get("kind", getattr(self.instance, "kind", None))
+        low = attrs.get("min_value", getattr(self.instance, "min_value", None))
+        high = attrs.get("max_value", getattr(self.instance, "max_value", None))
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError({"min_value": ["must not be greater than max_value"]})
+        if kind != FeatureKind.CATEGORICAL and attrs.get("categories"):
+            raise serializers.ValidationError({"categories": ["only categorical features have categories"]})
+        return attrs
+
+    def create(self, validated_data):
+        return services.feature_definition_save(
+            institution=self.context["institution"], definition=None, data=validated_data
+        )
+
+    def update(self, instance, validated_data):
+        return services.feature_definition_save(
+            institution=self.context["institution"], definition=instance, data=validated_data
+        )
+
+
+class FeatureDefinitionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    InstitutionViewSet,
+):
+    """The institution's feature schema: what each student value means and which values are valid."""
+
+    model = FeatureDefinition
+    serializer_class = FeatureDefinitionSerializer
+    read_capability = "view_aggregates"
+    write_capability = "manage_data"
+    pagination_class = None

@@ -1,0 +1,143 @@
+"""Students and the per-institution feature schema their values are validated against."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from institutions.scoping import TenantModel
+
+
+class FeatureKind(models.TextChoices):
+    NUMERIC = "numeric", "Numeric"
+    CATEGORICAL = "categorical", "Categorical"
+    BOOLEAN = "boolean", "Yes/no"
+
+
+class FeatureDefinition(TenantModel):
+    """One column of an institution's data: what it means and which values are valid.
+
+    ``protected`` attributes (gender, age, nationality...) are never model inputs by default and
+    feed the fairness audit; ``actionable`` ones are what an advisor can influence (what-if).
+    """
+
+    key = models.SlugField(max_length=80, help_text="Stable machine name, e.g. units_1st_sem_approved")
+    label = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=FeatureKind.choices)
+    min_value = models.FloatField(null=True, blank=True)
+    max_value = models.FloatField(null=True, blank=True)
+    categories = models.JSONField(
+        default=list, blank=True, help_text='Categorical only: [{"value": "33", "label": "Agronomy"}, ...]'
+    )
+    unit = models.CharField(max_length=40, blank=True)
+    description = models.TextField(blank=True)
+    protected = models.BooleanField(default=False)
+    actionable = models.BooleanField(default=False)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "position", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "key"], name="feature_unique_key_per_institution"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.key})"
+
+    @property
+    def category_values(self) -> list[str]:
+        return [str(item["value"]) for item in self.categories]
+
+    @property
+    def category_labels(self) -> dict[str, str]:
+        return {str(item["value"]): item.get("label") or str(item["value"]) for item in self.categories}
+
+
+class Outcome(models.TextChoices):
+    """What finally happened; ``enrolled`` means not known yet (the student is still studying)."""
+
+    ENROLLED = "enrolled", "Still enrolled"
+    DROPPED_OUT = "dropped_out", "Dropped out"
+    GRADUATED = "graduated", "Graduated"
+    TRANSFERRED = "transferred", "Transferred"
+    OTHER = "other", "Other"
+
+
+KNOWN_TRAINING_OUTCOMES = (Outcome.DROPPED_OUT, Outcome.GRADUATED)
+
+
+class EnrolmentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ON_LEAVE = "on_leave", "On leave"
+    INACTIVE = "inactive", "Inactive"
+
+
+class Student(TenantModel):
+    external_id = models.CharField(max_length=100, help_text="The student information system's id")
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    program = models.CharField(max_length=200, blank=True)
+    cohort = models.CharField(max_length=40, blank=True, help_text="Entry term, e.g. 2024-autumn")
+    status = models.CharField(max_length=16, choices=EnrolmentStatus.choices, default=EnrolmentStatus.ACTIVE)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.ENROLLED)
+    outcome_date = models.DateField(null=True, blank=True)
+    features = models.JSONField(default=dict, blank=True)
+    advisor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="advisees",
+        db_index=False,  # covered by (institution, advisor)
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "external_id"], name="student_unique_external_id"),
+        ]
+        indexes = [
+            models.Index(fields=["institution", "outcome", "status"], name="student_inst_outcome"),
+            models.Index(fields=["institution", "updated_at", "id"], name="student_inst_updated"),
+            models.Index(fields=["institution", "advisor"], name="student_inst_advisor"),
+            models.Index(fields=["institution", "program"], name="student_inst_program"),
+            models.Index(fields=["institution", "cohort"], name="student_inst_cohort"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.external_id
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"Student {self.external_id}"
+
+    @property
+    def is_current(self) -> bool:
+        return self.outcome == Outcome.ENROLLED and self.status != EnrolmentStatus.INACTIVE
+
+
+class ChangeSource(models.TextChoices):
+    IMPORT = "import", "File import"
+    API = "api", "API"
+    WEB = "web", "Web page"
+    SYSTEM = "system", "System"
+
+
+class StudentChange(TenantModel):
+    """What changed on a student, when, and through which import/request: the audit trail."""
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    source = models.CharField(max_length=16, choices=ChangeSource.choices)
+    job = models.ForeignKey(
+        "institutions.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    created = models.BooleanField(default=False)
+    changes = models.JSONField(default=dict, help_text='{"field": [old, new], "features.key": [old, new]}')
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["institution", "student", "-changed_at"], name="change_inst_student")]

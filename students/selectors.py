@@ -1,0 +1,41 @@
+"""Reads of students and the feature schema, always for one institution."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+
+from institutions.models import Institution
+
+from .models import EnrolmentStatus, FeatureDefinition, Outcome, Student
+
+
+def feature_definition_list(*, institution: Institution) -> QuerySet[FeatureDefinition]:
+    return FeatureDefinition.objects.for_institution(institution).order_by("position", "key")
+
+
+def current_students(*, institution: Institution) -> QuerySet[Student]:
+    """Students still studying: the ones the model scores."""
+    return Student.objects.for_institution(institution).filter(outcome=Outcome.ENROLLED).exclude(
+        status=EnrolmentStatus.INACTIVE
+    )
+
+
+def student_outcome_counts(*, institution: Institution) -> dict[str, int]:
+    counts = Student.objects.for_institution(institution).aggregate(
+        total=Count("id"),
+        current=Count("id", filter=Q(outcome=Outcome.ENROLLED) & ~Q(status=EnrolmentStatus.INACTIVE)),
+        dropped_out=Count("id", filter=Q(outcome=Outcome.DROPPED_OUT)),
+        graduated=Count("id", filter=Q(outcome=Outcome.GRADUATED)),
+    )
+    return {key: value or 0 for key, value in counts.items()}
+
+
+def student_search(*, institution: Institution, query: str = "") -> QuerySet[Student]:
+    students = Student.objects.for_institution(institution).select_related("advisor")
+    query = query.strip()
+    if query:
+        students = students.filter(
+            Q(external_id__icontains=query) | Q(name__icontains=query) | Q(email__icontains=query)
+            | Q(program__icontains=query)
+        )
+    return students

@@ -1,0 +1,131 @@
+"""Shared fixtures. Every fixture set holds two institutions, A and B, each with its own users
+and students, so every test can check that A's people never reach B's data."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from institutions.models import Institution, Role
+from students.models import FeatureKind, Outcome
+
+from .factories import FeatureDefinitionFactory, InstitutionFactory, MembershipFactory, StudentFactory, UserFactory
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Tenant:
+    institution: Institution
+    admin: object
+    advisor: object
+    viewer: object
+    students: list
+    features: list
+
+
+def build_tenant(slug: str) -> Tenant:
+    institution = InstitutionFactory(slug=slug, name=f"{slug.upper()} University")
+    users = {}
+    for role in (Role.ADMIN, Role.ADVISOR, Role.VIEWER):
+        user = UserFactory(username=f"{slug}-{role}")
+        MembershipFactory(institution=institution, user=user, role=role)
+        users[role] = user
+    features = [
+        FeatureDefinitionFactory(institution=institution, key="units_approved", label="Units approved",
+                                 min_value=0, max_value=30, actionable=True),
+        FeatureDefinitionFactory(institution=institution, key="tuition_up_to_date", label="Tuition up to date",
+                                 kind=FeatureKind.BOOLEAN, min_value=None, max_value=None, actionable=True),
+        FeatureDefinitionFactory(institution=institution, key="gender", label="Gender",
+                                 kind=FeatureKind.CATEGORICAL, min_value=None, max_value=None, protected=True,
+                                 categories=[{"value": "f", "label": "Female"}, {"value": "m", "label": "Male"}]),
+    ]
+    students = [
+        StudentFactory(institution=institution, external_id=f"S{i:03d}", advisor=users[Role.ADVISOR],
+                       outcome=Outcome.ENROLLED if i % 3 else Outcome.DROPPED_OUT,
+                       features={"units_approved": float(i), "tuition_up_to_date": bool(i % 2), "gender": "f"})
+        for i in range(1, 7)
+    ]
+    return Tenant(institution, users[Role.ADMIN], users[Role.ADVISOR], users[Role.VIEWER], students, features)
+
+
+@pytest.fixture
+def tenant_a(db) -> Tenant:
+    return build_tenant("alpha")
+
+
+@pytest.fixture
+def tenant_b(db) -> Tenant:
+    # Deliberately the same external ids as A: isolation must not depend on ids being distinct.
+    return build_tenant("beta")
+
+
+@pytest.fixture
+def tenants(tenant_a, tenant_b) -> tuple[Tenant, Tenant]:
+    return tenant_a, tenant_b
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def _uses_real_services() -> bool:
+    return bool(os.environ.get("REDIS_URL")) and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real ``celery worker`` process on the configured Redis, using the test database.
+
+    Only for tests marked ``worker``; they are skipped unless REDIS_URL and a PostgreSQL
+    DATABASE_URL are set (CI sets both).
+    """
+    if not _uses_real_services():
+        pytest.skip("needs REDIS_URL and a PostgreSQL DATABASE_URL (CI runs these)")
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER'] or ''}{':' + db['PASSWORD'] if db['PASSWORD'] else ''}@" \
+          f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test",
+           "PYTHONPATH": str(PROJECT_ROOT)}
+    # A queue of its own, so a worker left over from another run can never steal these tasks.
+    queue = f"test-{socket.gethostname()}-{os.getpid()}"
+    log = open(PROJECT_ROOT / "var" / "test-worker.log", "w")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", "--loglevel=INFO", "--pool=solo",
+         "--concurrency=1", "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue,
+         "-n", f"{queue}@%h"],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    from dropout_platform.celery import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        replies = app.control.ping(destination=[f"{queue}@{socket.gethostname()}"], timeout=1.0)
+        if replies:
+            break
+        if process.poll() is not None:
+            raise RuntimeError(f"celery worker exited early; see {log.name}")
+    else:
+        process.kill()
+        raise RuntimeError(f"celery worker did not answer a ping within 60 s; see {log.name}")
+    previous = (app.conf.task_always_eager, app.conf.task_default_queue)
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = queue
+    yield {"process": process, "queue": queue, "env": env, "log": log.name}
+    app.conf.task_always_eager, app.conf.task_default_queue = previous
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
