@@ -4,15 +4,21 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from institutions.api.views import InstitutionDetailView, JobViewSet, MyInstitutionListView
+from interventions.api import CaseloadAssignmentView, FlagViewSet, InterventionTypeViewSet, InterventionViewSet
 from students.api import FeatureDefinitionViewSet, StudentViewSet
 
 router = SimpleRouter()
 router.register("students", StudentViewSet, basename="api-student")
 router.register("features", FeatureDefinitionViewSet, basename="api-feature")
 router.register("jobs", JobViewSet, basename="api-job")
+router.register("intervention-types", InterventionTypeViewSet, basename="api-intervention-type")
+router.register("interventions", InterventionViewSet, basename="api-intervention")
+router.register("flags", FlagViewSet, basename="api-flag")
 
 urlpatterns = [
     path("institutions/", MyInstitutionListView.as_view(), name="api-institution-list"),
     path("institutions/<slug:institution_slug>/", InstitutionDetailView.as_view(), name="api-institution-detail"),
+    path("institutions/<slug:institution_slug>/caseload-assignments/", CaseloadAssignmentView.as_view(),
+         name="api-caseload-assignment"),
     path("institutions/<slug:institution_slug>/", include(router.urls)),
 ]

@@ -52,8 +52,10 @@ class Role(models.TextChoices):
 # What each role may do, in one place; views and viewsets ask for a capability, not a role.
 ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset({"view_aggregates", "view_students", "edit_students", "manage_data", "manage_models",
-                          "manage_users", "manage_keys", "view_notes", "edit_interventions"}),
-    Role.ADVISOR: frozenset({"view_aggregates", "view_students", "edit_interventions", "view_notes"}),
+                          "manage_users", "manage_keys", "view_notes", "edit_interventions",
+                          "assign_caseloads", "view_confidential_notes", "configure_interventions"}),
+    Role.ADVISOR: frozenset({"view_aggregates", "view_students", "edit_interventions", "view_notes",
+                            "work_caseload"}),
     Role.VIEWER: frozenset({"view_aggregates"}),
 }
 

@@ -1,5 +1,7 @@
 """factory_boy factories. Tests always build (at least) two institutions: see conftest.py."""
 
+import datetime
+
 import factory
 from django.contrib.auth import get_user_model
 
@@ -71,3 +73,32 @@ class StudentFactory(TenantFactory):
     cohort = "2024"
     outcome = Outcome.ENROLLED
     features = factory.Dict({})
+
+
+class InterventionTypeFactory(TenantFactory):
+    class Meta:
+        model = "interventions.InterventionType"
+
+    institution = factory.SubFactory(InstitutionFactory)
+    key = factory.Sequence(lambda n: f"type_{n}")
+    label = factory.LazyAttribute(lambda t: t.key.replace("_", " ").capitalize())
+
+
+class InterventionFactory(TenantFactory):
+    class Meta:
+        model = "interventions.Intervention"
+
+    institution = factory.SubFactory(InstitutionFactory)
+    student = factory.SubFactory(StudentFactory, institution=factory.SelfAttribute("..institution"))
+    intervention_type = factory.SubFactory(InterventionTypeFactory, institution=factory.SelfAttribute("..institution"))
+    date = factory.LazyFunction(datetime.date.today)
+    notes = "Talked about the timetable."
+
+
+class FlagFactory(TenantFactory):
+    class Meta:
+        model = "interventions.Flag"
+
+    institution = factory.SubFactory(InstitutionFactory)
+    student = factory.SubFactory(StudentFactory, institution=factory.SelfAttribute("..institution"))
+    reason = "Missed three tutorials"

@@ -1,0 +1,312 @@
+"""REST API for intervention types, interventions, flags and caseload assignment.
+
+``/api/v1/institutions/<slug>/intervention-types/``, ``.../interventions/`` (``POST .../<id>/close/``),
+``.../flags/`` (``POST .../<id>/resolve/``) and ``POST .../caseload-assignments/``.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q
+from django.http import Http404
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
+from students.models import ChangeSource
+
+from . import services
+from .models import Flag, FlagSource, Intervention, InterventionOutcome, InterventionStatus, InterventionType
+from .selectors import intervention_list
+
+
+def _rule_error(exc: services.InterventionRuleError) -> serializers.ValidationError:
+    return serializers.ValidationError(exc.errors)
+
+
+class InterventionTypeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = InterventionType
+        fields = ["id", "key", "label", "description", "is_active", "position", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        validators = []
+
+    def create(self, validated_data):
+        try:
+            return services.intervention_type_save(
+                institution=self.context["institution"], intervention_type=None, data=validated_data
+            )
+        except services.InterventionRuleError as exc:
+            raise _rule_error(exc) from None
+
+    def update(self, instance, validated_data):
+        try:
+            return services.intervention_type_save(
+                institution=self.context["institution"], intervention_type=instance, data=validated_data
+            )
+        except services.InterventionRuleError as exc:
+            raise _rule_error(exc) from None
+
+
+class InterventionTypeViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    InstitutionViewSet,
+):
+    """The kinds of intervention the institution offers (defaults are created on first use)."""
+
+    model = InterventionType
+    serializer_class = InterventionTypeSerializer
+    read_capability = "view_students"
+    write_capability = "configure_interventions"
+    pagination_class = None
+
+    def list(self, request, *args, **kwargs):
+        services.intervention_type_ensure_defaults(institution=self.institution)
+        return super().list(request, *args, **kwargs)
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.order_by("position", "label", "id")
+
+
+class InterventionSerializer(serializers.ModelSerializer):
+    # FKs are plain integers resolved inside the institution by the service (never the default manager).
+    student = serializers.IntegerField(source="student_id")
+    intervention_type = serializers.IntegerField(source="intervention_type_id")
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    outcome_notes = serializers.CharField(read_only=True)
+    author = serializers.IntegerField(source="author_id", read_only=True)
+    overdue = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Intervention
+        fields = [
+            "id", "student", "intervention_type", "date", "notes", "confidential", "follow_up_date", "status",
+            "outcome", "outcome_notes", "closed_at", "author", "overdue", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "status", "outcome", "closed_at", "created_at", "updated_at"]
+
+    def get_overdue(self, obj) -> bool:
+        return bool(obj.status == InterventionStatus.OPEN and obj.follow_up_date
+                    and obj.follow_up_date < timezone.localdate())
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # The list/detail querysets blank confidential notes in SQL for readers who may not see them.
+        if hasattr(instance, "visible_notes"):
+            data["notes"] = instance.visible_notes
+            data["outcome_notes"] = instance.visible_outcome_notes
+            data["notes_visible"] = instance.notes_visible
+        return data
+
+    def create(self, validated_data):
+        request = self.context["request"]
+        try:
+            return services.intervention_create(
+                institution=self.context["institution"], student=validated_data["student_id"],
+                intervention_type=validated_data["intervention_type_id"], date=validated_data["date"],
+                author=request.user, notes=validated_data.get("notes", ""),
+                confidential=validated_data.get("confidential", False),
+                follow_up_date=validated_data.get("follow_up_date"),
+            )
+        except Http404:
+            raise serializers.ValidationError({"student": ["no such student in this institution"]}) from None
+        except services.InterventionRuleError as exc:
+            raise _rule_error(exc) from None
+
+    def update(self, instance, validated_data):
+        data = dict(validated_data)
+        if "student_id" in data and data.pop("student_id") != instance.student_id:
+            raise serializers.ValidationError({"student": ["an intervention cannot move to another student"]})
+        if "intervention_type_id" in data:
+            data["intervention_type"] = data.pop("intervention_type_id")
+        try:
+            return services.intervention_update(
+                institution=self.context["institution"], intervention=instance, data=data,
+                user=self.context["request"].user, membership=self.context["membership"],
+            )
+        except services.InterventionRuleError as exc:
+            raise _rule_error(exc) from None
+
+
+class InterventionCloseSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=InterventionOutcome.choices)
+    outcome_notes = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+
+
+class InterventionFilter(django_filters.FilterSet):
+    # Declared explicitly: auto-generated filters introspect the fail-closed default manager.
+    student = django_filters.NumberFilter(field_name="student_id")
+    intervention_type = django_filters.NumberFilter(field_name="intervention_type_id")
+    author = django_filters.NumberFilter(field_name="author_id")
+    status = django_filters.ChoiceFilter(choices=InterventionStatus.choices)
+    outcome = django_filters.ChoiceFilter(choices=InterventionOutcome.choices)
+    date_from = django_filters.DateFilter(field_name="date", lookup_expr="gte")
+    date_to = django_filters.DateFilter(field_name="date", lookup_expr="lte")
+    overdue = django_filters.BooleanFilter(method="filter_overdue")
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    def filter_overdue(self, queryset, name, value):
+        overdue = Q(status=InterventionStatus.OPEN, follow_up_date__lt=timezone.localdate())
+        return queryset.filter(overdue) if value else queryset.exclude(overdue)
+
+
+class MembershipContextMixin:
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["membership"] = getattr(getattr(self, "access", None), "membership", None)
+        return context
+
+
+class InterventionViewSet(
+    MembershipContextMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.UpdateModelMixin, InstitutionViewSet,
+):
+    """Interventions: log, edit, close with an outcome. Confidential notes read as a placeholder for
+    anyone but their author and administrators."""
+
+    model = Intervention
+    serializer_class = InterventionSerializer
+    filterset_class = InterventionFilter
+    read_capability = "view_students"
+    write_capability = "edit_interventions"
+
+    def filter_scoped_queryset(self, queryset):
+        # The selector builds its own institution-bound queryset with confidential notes blanked.
+        return intervention_list(
+            institution=self.institution, user=self.request.user, membership=self.access.membership
+        )
+
+    def update(self, request, *args, **kwargs):
+        response = super().update(request, *args, **kwargs)
+        return self._fresh(response.data["id"])
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        instance = serializer.save()
+        return self._fresh(instance.pk, status_code=status.HTTP_201_CREATED)
+
+    def _fresh(self, pk, status_code=status.HTTP_200_OK):
+        instance = self.get_queryset().get(pk=pk)
+        return Response(self.get_serializer(instance).data, status=status_code)
+
+    @extend_schema(request=InterventionCloseSerializer, responses=InterventionSerializer)
+    @action(detail=True, methods=["post"])
+    def close(self, request, *args, **kwargs):
+        """Close an open intervention with its outcome."""
+        intervention = self.get_object()
+        serializer = InterventionCloseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            services.intervention_close(
+                institution=self.institution, intervention=intervention, user=request.user,
+                membership=self.access.membership, **serializer.validated_data,
+            )
+        except services.InterventionRuleError as exc:
+            raise _rule_error(exc) from None
+        return self._fresh(intervention.pk)
+
+
+class FlagSerializer(serializers.ModelSerializer):
+    student = serializers.IntegerField(source="student_id")
+    raised_by = serializers.IntegerField(source="raised_by_id", read_only=True)
+    resolved_by = serializers.IntegerField(source="resolved_by_id", read_only=True)
+    is_open = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Flag
+        fields = [
+            "id", "student", "source", "reason", "raised_by", "raised_at", "is_open", "resolved_at", "resolved_by",
+            "resolution", "updated_at",
+        ]
+        read_only_fields = ["id", "source", "raised_at", "resolved_at", "resolution", "updated_at"]
+
+    def create(self, validated_data):
+        try:
+            return services.flag_raise(
+                institution=self.context["institution"], student=validated_data["student_id"],
+                reason=validated_data.get("reason", ""), raised_by=self.context["request"].user,
+            )
+        except Http404:
+            raise serializers.ValidationError({"student": ["no such student in this institution"]}) from None
+        except services.InterventionRuleError as exc:
+            raise _rule_error(exc) from None
+
+
+class FlagResolveSerializer(serializers.Serializer):
+    resolution = serializers.CharField(max_length=5000)
+
+
+class FlagFilter(django_filters.FilterSet):
+    student = django_filters.NumberFilter(field_name="student_id")
+    source = django_filters.ChoiceFilter(choices=FlagSource.choices)
+    raised_by = django_filters.NumberFilter(field_name="raised_by_id")
+    is_open = django_filters.BooleanFilter(field_name="resolved_at", lookup_expr="isnull")
+    resolved_since = django_filters.IsoDateTimeFilter(field_name="resolved_at", lookup_expr="gte")
+
+
+class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, InstitutionViewSet):
+    """Students marked for attention by the model or by staff (with a reason); resolve with a reason."""
+
+    model = Flag
+    serializer_class = FlagSerializer
+    filterset_class = FlagFilter
+    read_capability = "view_students"
+    write_capability = "edit_interventions"
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.select_related("raised_by", "resolved_by").order_by("-raised_at", "-id")
+
+    @extend_schema(request=FlagResolveSerializer, responses=FlagSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, *args, **kwargs):
+        """Resolve an open flag; its raiser sees the resolution and the reason."""
+        flag = self.get_object()
+        serializer = FlagResolveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            flag = services.flag_resolve(
+                institution=self.institution, flag=flag, resolved_by=request.user,
+                resolution=serializer.validated_data["resolution"],
+            )
+        except services.InterventionRuleError as exc:
+            raise _rule_error(exc) from None
+        return Response(FlagSerializer(flag).data)
+
+
+class CaseloadAssignmentSerializer(serializers.Serializer):
+    advisor = serializers.IntegerField(
+        allow_null=True, help_text="User id of an advisor or administrator; null unassigns"
+    )
+    students = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=50000)
+
+
+class CaseloadAssignmentResultSerializer(serializers.Serializer):
+    advisor = serializers.IntegerField(allow_null=True)
+    assigned = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+
+
+class CaseloadAssignmentView(InstitutionScopeMixin, GenericAPIView):
+    """Assign students to an advisor in bulk (administrators). Any id from elsewhere: 400, nothing written."""
+
+    read_capability = "assign_caseloads"
+    write_capability = "assign_caseloads"
+    serializer_class = CaseloadAssignmentSerializer
+
+    @extend_schema(request=CaseloadAssignmentSerializer, responses=CaseloadAssignmentResultSerializer)
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = services.caseload_assign(
+                institution=self.institution, student_ids=serializer.validated_data["students"],
+                advisor=serializer.validated_data["advisor"], actor=request.user, source=ChangeSource.API,
+            )
+        except services.InterventionRuleError as exc:
+            raise _rule_error(exc) from None
+        return Response({"advisor": result.advisor_id, "assigned": result.assigned, "unchanged": result.unchanged})

@@ -1,0 +1,146 @@
+"""What advisors do about risk: flags, interventions with follow-ups and outcomes, and their types.
+
+Caseloads are ``Student.advisor`` (owned by the students app); this app owns assigning them in bulk.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from institutions.scoping import TenantModel
+
+DEFAULT_INTERVENTION_TYPES: tuple[tuple[str, str], ...] = (
+    ("meeting", "Meeting"),
+    ("call", "Phone call"),
+    ("email", "Email"),
+    ("referral_tutoring", "Referral to tutoring"),
+    ("referral_financial_aid", "Referral to financial aid"),
+    ("referral_counselling", "Referral to counselling"),
+    ("other", "Other"),
+)
+
+
+class InterventionType(TenantModel):
+    """A kind of intervention an institution offers; configurable per institution."""
+
+    key = models.SlugField(max_length=60)
+    label = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True, help_text="Inactive types stay on old records but cannot be logged.")
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "position", "label", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "key"], name="intervention_type_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class InterventionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class InterventionOutcome(models.TextChoices):
+    RESOLVED = "resolved", "Issue resolved"
+    IMPROVED = "improved", "Improved"
+    NO_CHANGE = "no_change", "No change"
+    UNREACHABLE = "unreachable", "Could not reach the student"
+    DECLINED = "declined", "Student declined help"
+    REFERRED_ON = "referred_on", "Referred on elsewhere"
+    OTHER = "other", "Other"
+
+
+class Intervention(TenantModel):
+    """One thing someone did for a student: when, what, notes, a follow-up, and how it ended."""
+
+    student = models.ForeignKey(
+        "students.Student", on_delete=models.CASCADE, related_name="interventions",
+        db_index=False,  # covered by (institution, student, date)
+    )
+    intervention_type = models.ForeignKey(
+        InterventionType, on_delete=models.PROTECT, related_name="interventions",
+        db_index=False,  # covered by (institution, intervention_type)
+    )
+    date = models.DateField(help_text="When it happened")
+    notes = models.TextField(blank=True)
+    confidential = models.BooleanField(
+        default=False, help_text="Only the author and the institution's administrators can read the notes."
+    )
+    follow_up_date = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=InterventionStatus.choices, default=InterventionStatus.OPEN)
+    outcome = models.CharField(max_length=16, choices=InterventionOutcome.choices, blank=True)
+    outcome_notes = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,  # covered by (institution, author)
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-date", "-id"]
+        indexes = [
+            models.Index(fields=["institution", "student", "-date"], name="intervention_inst_student"),
+            models.Index(fields=["institution", "status", "follow_up_date"], name="intervention_inst_followup"),
+            models.Index(fields=["institution", "intervention_type"], name="intervention_inst_type"),
+            models.Index(fields=["institution", "author"], name="intervention_inst_author"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.intervention_type_id} for student {self.student_id} on {self.date}"
+
+
+class FlagSource(models.TextChoices):
+    MODEL = "model", "Model"
+    MANUAL = "manual", "Staff"
+
+
+class Flag(TenantModel):
+    """A student marked for attention, by a person (with a reason) or by the model; resolved with a reason."""
+
+    student = models.ForeignKey(
+        "students.Student", on_delete=models.CASCADE, related_name="flags",
+        db_index=False,  # covered by (institution, student, resolved_at)
+    )
+    source = models.CharField(max_length=8, choices=FlagSource.choices, default=FlagSource.MANUAL)
+    reason = models.TextField()
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,  # covered by (institution, raised_by)
+    )
+    raised_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    resolution = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-raised_at", "-id"]
+        indexes = [
+            models.Index(fields=["institution", "student", "resolved_at"], name="flag_inst_student"),
+            models.Index(fields=["institution", "raised_by", "resolved_at"], name="flag_inst_raised_by"),
+        ]
+        constraints = [
+            # The model keeps at most one open flag per student; people may raise several, each with a reason.
+            models.UniqueConstraint(
+                fields=["institution", "student"], condition=models.Q(resolved_at__isnull=True, source="model"),
+                name="flag_one_open_model_flag_per_student",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} flag on student {self.student_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
