@@ -155,13 +155,25 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The web process must not hang when Redis is down: fail fast, the job row stays queued.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 1, "interval_start": 0, "interval_step": 0.2,
+    # How long Redis waits before handing an unacknowledged task (its worker died) to another
+    # worker. Must exceed the longest task (retrain: 2 h), or a slow task would run twice.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", default=3 * 60 * 60),
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Code-level beat entries (the DatabaseScheduler copies them into its table at start-up);
+# per-institution schedules are rows created by predictions.services.prediction_schedule_sync.
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-pending-jobs": {"task": "institutions.tasks.dispatch_pending_jobs", "schedule": 60.0},
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Keys first: an unauthenticated request then gets 401 with WWW-Authenticate: Bearer.
+        "institutions.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
 from .scoping import TenantModel
 
@@ -52,7 +53,7 @@ class Role(models.TextChoices):
 # What each role may do, in one place; views and viewsets ask for a capability, not a role.
 ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset({"view_aggregates", "view_students", "edit_students", "manage_data", "manage_models",
-                          "manage_users", "manage_keys", "view_notes", "edit_interventions",
+                          "manage_users", "manage_keys", "manage_webhooks", "view_notes", "edit_interventions",
                           "assign_caseloads", "view_confidential_notes", "configure_interventions"}),
     Role.ADVISOR: frozenset({"view_aggregates", "view_students", "edit_interventions", "view_notes",
                             "work_caseload"}),
@@ -153,3 +154,123 @@ class Job(TenantModel):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class ApiKey(TenantModel):
+    """A credential for an external system, bound to exactly one institution.
+
+    The secret is shown once at creation; only its sha256 is stored. The full key reads
+    ``dpk_<institution id>_<prefix>_<secret>`` so that the lookup goes through the
+    ``(institution, prefix)`` index, like every other tenant query. ``scopes`` holds
+    ``<family>:read`` / ``<family>:write`` strings (see :mod:`institutions.api_keys`).
+    """
+
+    name = models.CharField(max_length=120, help_text="Which system uses it, e.g. 'Nightly SIS sync'")
+    prefix = models.CharField(max_length=16, help_text="Public part of the key, shown in lists and logs")
+    key_hash = models.CharField(max_length=64, help_text="sha256 of the full key (hex)")
+    scopes = models.JSONField(default=list, blank=True)
+    rate_per_minute = models.PositiveIntegerField(default=600, help_text="Requests per minute before 429")
+    service_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False,
+        help_text="The principal that changes made with this key are recorded under",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Duck-typed marker read by institutions.api.base.resolve_institution_access.
+    is_api_key = True
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "prefix"], name="apikey_unique_prefix"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix})"
+
+    @property
+    def display_prefix(self) -> str:
+        return f"dpk_{self.institution_id}_{self.prefix}"
+
+    @property
+    def is_active(self) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    def allows(self, capability: str, *, write: bool, family: str | None = None) -> bool:
+        from .api_keys import api_key_allows
+
+        return api_key_allows(self, capability=capability, write=write, family=family)
+
+
+class WebhookEndpoint(TenantModel):
+    """An institution's receiver for events; every payload is signed with ``secret``."""
+
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list, help_text="Event names this endpoint receives")
+    secret = models.CharField(max_length=64, help_text="HMAC-SHA256 signing secret")
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "-created_at", "-id"]
+        indexes = [models.Index(fields=["institution", "is_active"], name="webhook_inst_active")]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RETRYING = "retrying", "Retrying"
+    SUCCEEDED = "succeeded", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(TenantModel):
+    """One event sent (or being sent) to one endpoint: the visible delivery log."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    event_id = models.UUIDField(help_text="Same for every endpoint that receives the event; receivers dedupe on it")
+    event = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["institution", "endpoint", "-created_at"], name="delivery_inst_endpoint"),
+            models.Index(fields=["institution", "status"], name="delivery_inst_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.endpoint_id} ({self.status})"

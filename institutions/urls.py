@@ -1,7 +1,10 @@
 from django.urls import path
 
-from . import views
+from . import api_key_views, member_views
 
 urlpatterns = [
-    path("", views.InstitutionHomeView.as_view(), name="institution-home"),
+    path("members/", member_views.MemberListView.as_view(), name="member-list"),
+    path("members/<int:pk>/", member_views.MemberUpdateView.as_view(), name="member-update"),
+    path("api-keys/", api_key_views.ApiKeyListView.as_view(), name="api-key-list"),
+    path("api-keys/<int:pk>/revoke/", api_key_views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
 ]

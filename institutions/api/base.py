@@ -14,6 +14,7 @@ from rest_framework import permissions, viewsets
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from ..access import NOT_FOUND_MESSAGE, access_membership
+from ..api_keys import api_scope_family
 from ..models import Institution, Membership
 from ..scoping import enter_scope, exit_scope
 
@@ -28,9 +29,9 @@ class InstitutionAccess:
         self.membership = membership
         self.api_key = api_key
 
-    def can(self, capability: str, *, write: bool) -> bool:
+    def can(self, capability: str, *, write: bool, family: str | None = None) -> bool:
         if self.api_key is not None:
-            return self.api_key.allows(capability, write=write)
+            return self.api_key.allows(capability, write=write, family=family)
         return self.membership is not None and self.membership.can(capability)
 
 
@@ -57,7 +58,7 @@ class HasInstitutionCapability(permissions.BasePermission):
         capability = getattr(view, "capability_map", {}).get(getattr(view, "action", None))
         if capability is None:
             capability = view.write_capability if write else view.read_capability
-        if not access.can(capability, write=write):
+        if not access.can(capability, write=write, family=api_scope_family(view, capability)):
             raise PermissionDenied("Your role or key does not allow this action in this institution.")
         return True
 

@@ -1,0 +1,177 @@
+"""API keys: creation (the secret is returned once), revocation, authentication and scopes.
+
+A key carries scopes per resource family, ``<family>:read`` or ``<family>:write`` (write implies
+read). The API asks for a capability (the same names as ``ROLE_CAPABILITIES``); the family it
+belongs to is worked out by :func:`api_scope_family` from the view, so endpoints added by any
+app are covered by the shared base classes without per-endpoint code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from .models import ROLE_CAPABILITIES, ApiKey, Institution, Role
+
+SCOPE_FAMILIES: dict[str, str] = {
+    "students": "Students: records, bulk upserts, incremental sync",
+    "features": "Feature schema",
+    "imports": "Imports and jobs",
+    "predictions": "Predictions, explanations and model versions (retrain, rescore)",
+    "interventions": "Interventions, flags and caseload assignments",
+    "activity": "LMS activity events and the features derived from them",
+    "webhooks": "Webhook endpoints and their delivery log",
+}
+ALL_SCOPES: tuple[str, ...] = tuple(f"{family}:{level}" for family in SCOPE_FAMILIES for level in ("read", "write"))
+
+# Capabilities a key never has, whatever its scopes: people and credentials are managed by people.
+KEY_FORBIDDEN_CAPABILITIES = frozenset({"manage_users", "manage_keys"})
+
+# The family a capability belongs to when the view does not say more precisely.
+CAPABILITY_FAMILY: dict[str, str] = {
+    "view_students": "students",
+    "edit_students": "students",
+    "manage_data": "imports",
+    "manage_models": "predictions",
+    "view_notes": "interventions",
+    "edit_interventions": "interventions",
+    "assign_caseloads": "interventions",
+    "work_caseload": "interventions",
+    "view_confidential_notes": "interventions",
+    "configure_interventions": "interventions",
+    "manage_webhooks": "webhooks",
+}
+# Models whose family differs from their capability's (the schema is edited with manage_data).
+MODEL_FAMILY: dict[str, str] = {
+    "students.featuredefinition": "features",
+    "students.activityevent": "activity",
+    "institutions.job": "imports",
+    "institutions.webhookendpoint": "webhooks",
+    "institutions.webhookdelivery": "webhooks",
+}
+# Apps whose every endpoint belongs to one family.
+APP_FAMILY: dict[str, str] = {"predictions": "predictions", "interventions": "interventions"}
+
+KEY_PREFIX = "dpk"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class InvalidScopes(ValueError):
+    pass
+
+
+def api_scope_family(view, capability: str) -> str | None:
+    """The resource family a request to ``view`` needing ``capability`` falls under.
+
+    Order: the view's explicit ``api_scope``; its model; its app (predictions, interventions);
+    the capability; otherwise None (only reads of harmless institution-level data).
+    """
+    explicit = getattr(view, "api_scope", None)
+    if explicit:
+        return explicit
+    model = getattr(view, "model", None)
+    if model is not None:
+        family = MODEL_FAMILY.get(model._meta.label_lower)
+        if family:
+            return family
+        app = model._meta.app_label
+    else:
+        app = type(view).__module__.split(".", 1)[0]
+    return APP_FAMILY.get(app) or CAPABILITY_FAMILY.get(capability)
+
+
+def api_key_allows(api_key: ApiKey, *, capability: str, write: bool, family: str | None) -> bool:
+    if not api_key.is_active or capability in KEY_FORBIDDEN_CAPABILITIES:
+        return False
+    if capability not in ROLE_CAPABILITIES[Role.ADMIN]:
+        return False
+    scopes = set(api_key.scopes or ())
+    if family is None:
+        family = CAPABILITY_FAMILY.get(capability)
+    if family is None:
+        # Institution-level reads (name, time zone, aggregates) need some read scope; writes a family.
+        return not write and bool(scopes)
+    if f"{family}:write" in scopes:
+        return True
+    return not write and f"{family}:read" in scopes
+
+
+def clean_scopes(scopes) -> list[str]:
+    if not isinstance(scopes, list | tuple) or not all(isinstance(scope, str) for scope in scopes):
+        raise InvalidScopes("scopes must be a list of strings such as 'students:read'")
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown:
+        raise InvalidScopes(f"unknown scopes: {', '.join(unknown)}; valid: {', '.join(ALL_SCOPES)}")
+    if not scopes:
+        raise InvalidScopes("choose at least one scope")
+    return [scope for scope in ALL_SCOPES if scope in set(scopes)]
+
+
+def _hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(
+    *, institution: Institution, name: str, scopes, created_by=None, expires_at: datetime | None = None,
+    rate_per_minute: int = 600,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns ``(api_key, raw_key)``. The raw key is never stored or shown again."""
+    scopes = clean_scopes(scopes)
+    name = name.strip()
+    if not name:
+        raise ValueError("a key needs a name saying which system uses it")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValueError("the expiry must be in the future")
+    prefix = secrets.token_hex(4)
+    raw_key = f"{KEY_PREFIX}_{institution.pk}_{prefix}_{secrets.token_urlsafe(32)}"
+    service_user = get_user_model()(
+        username=f"apikey-{institution.pk}-{prefix}", first_name="API key", last_name=name[:150], is_active=True
+    )
+    service_user.set_unusable_password()
+    service_user.save()
+    api_key = ApiKey.objects.for_institution(institution).create(
+        name=name, prefix=prefix, key_hash=_hash(raw_key), scopes=scopes, service_user=service_user,
+        created_by=created_by, expires_at=expires_at, rate_per_minute=rate_per_minute,
+    )
+    return api_key, raw_key
+
+
+@transaction.atomic
+def api_key_revoke(*, institution: Institution, api_key: ApiKey) -> ApiKey:
+    if api_key.institution_id != institution.pk:
+        raise ValueError("key belongs to another institution")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at", "updated_at"])
+        get_user_model().objects.filter(pk=api_key.service_user_id).update(is_active=False)
+    return api_key
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The active key matching ``raw_key``, or None. Touches ``last_used_at`` at most once a minute."""
+    parts = raw_key.split("_", 3)
+    if len(parts) != 4 or parts[0] != KEY_PREFIX or not parts[1].isdigit():
+        return None
+    institution_id, prefix = int(parts[1]), parts[2]
+    # Resolving the credential is what establishes the scope, so it reads across institutions
+    # on purpose (like access_membership), through the (institution, prefix) unique index.
+    api_key = (
+        ApiKey.objects.unscoped().select_related("institution", "service_user")
+        .filter(institution_id=institution_id, prefix=prefix).first()
+    )
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, _hash(raw_key)):
+        return None
+    if not api_key.is_active or not api_key.service_user.is_active:
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
+        ApiKey.objects.unscoped().filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
