@@ -2,10 +2,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect
 from django.views.generic import TemplateView
 
-from students.selectors import student_outcome_counts
-
 from .selectors import membership_list_for_user
-from .view_mixins import InstitutionPageMixin
 
 
 class HomeView(LoginRequiredMixin, TemplateView):
@@ -18,13 +15,3 @@ class HomeView(LoginRequiredMixin, TemplateView):
         if len(memberships) == 1:
             return redirect("institution-home", institution_slug=memberships[0].institution.slug)
         return self.render_to_response(self.get_context_data(memberships=memberships))
-
-
-class InstitutionHomeView(InstitutionPageMixin, TemplateView):
-    template_name = "institutions/home.html"
-    required_capability = "view_aggregates"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["counts"] = student_outcome_counts(institution=self.institution)
-        return context

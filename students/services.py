@@ -103,3 +103,12 @@ def feature_definition_save(
         definition.full_clean(exclude=["institution"])
         definition.save()
     return definition
+
+
+def students_unassign_advisor(*, institution: Institution, user_id: int, actor=None) -> int:
+    """Clear the advisor on every student of ``user_id`` in the institution; record each change."""
+    students = list(Student.objects.for_institution(institution).filter(advisor_id=user_id))
+    for student in students:
+        student_save(institution=institution, student=student, data={"advisor": None}, source=ChangeSource.WEB,
+                     actor=actor)
+    return len(students)

@@ -1,11 +1,23 @@
 from django.shortcuts import get_object_or_404
-from django.views.generic import DetailView, ListView
+from django.views.generic import DetailView, ListView, TemplateView
 
 from institutions.view_mixins import InstitutionPageMixin
 
 from .feature_values import out_of_range_keys
 from .models import Student
-from .selectors import feature_definition_list, student_search
+from .selectors import feature_definition_list, student_outcome_counts, student_search
+
+
+class InstitutionHomeView(InstitutionPageMixin, TemplateView):
+    """The institution's landing page: how many students, and what is known of their outcomes."""
+
+    template_name = "institutions/home.html"
+    required_capability = "view_aggregates"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["counts"] = student_outcome_counts(institution=self.institution)
+        return context
 
 
 class StudentListView(InstitutionPageMixin, ListView):

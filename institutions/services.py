@@ -1,0 +1,81 @@
+"""Writes about institutions and who belongs to them."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .models import Institution, Membership, Role
+from .signals import membership_removed
+
+User = get_user_model()
+
+
+class MembershipError(ValidationError):
+    """A membership change that would leave the institution in a bad state."""
+
+
+@transaction.atomic
+def membership_add(
+    *, institution: Institution, username: str, email: str = "", role: str, first_name: str = "",
+    last_name: str = "",
+) -> tuple[Membership, str | None]:
+    """Add a user to the institution, creating the account if it does not exist yet.
+
+    Returns the membership and, for a new account, a one-time password to hand over (the
+    user changes it after logging in). An existing member is refused, not silently changed.
+    """
+    if role not in Role.values:
+        raise MembershipError(f"Unknown role {role!r}.")
+    username = username.strip()
+    if not username:
+        raise MembershipError("A username is required.")
+    user = User.objects.filter(username=username).first()
+    temporary_password = None
+    if user is None:
+        user = User(username=username, email=email.strip(), first_name=first_name.strip(),
+                    last_name=last_name.strip())
+        temporary_password = secrets.token_urlsafe(11)
+        user.set_password(temporary_password)
+        user.full_clean(exclude=["password"])
+        user.save()
+    elif Membership.objects.for_institution(institution).filter(user=user).exists():
+        raise MembershipError(f"{username} is already a member of {institution.name}.")
+    membership = Membership.objects.for_institution(institution).create(user=user, role=role)
+    return membership, temporary_password
+
+
+def _admins_left_after(institution: Institution, membership: Membership) -> int:
+    return Membership.objects.for_institution(institution).filter(role=Role.ADMIN).exclude(
+        pk=membership.pk
+    ).count()
+
+
+@transaction.atomic
+def membership_change_role(*, institution: Institution, membership: Membership, role: str) -> Membership:
+    if role not in Role.values:
+        raise MembershipError(f"Unknown role {role!r}.")
+    if membership.institution_id != institution.pk:
+        raise MembershipError("That membership belongs to another institution.")
+    if membership.role == Role.ADMIN and role != Role.ADMIN and _admins_left_after(institution, membership) == 0:
+        raise MembershipError("An institution needs at least one administrator; promote someone else first.")
+    membership.role = role
+    membership.save(update_fields=["role", "updated_at"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, institution: Institution, membership: Membership, actor: AbstractBaseUser) -> None:
+    """Remove a member. Their students stay, without an advisor, for an admin to reassign."""
+    if membership.institution_id != institution.pk:
+        raise MembershipError("That membership belongs to another institution.")
+    if membership.role == Role.ADMIN and _admins_left_after(institution, membership) == 0:
+        raise MembershipError("An institution needs at least one administrator; promote someone else first.")
+    user_id = membership.user_id
+    membership.delete()
+    # Higher apps react (students: unassign the caseload) without institutions importing them.
+    membership_removed.send(sender=Membership, institution=institution, user_id=user_id, actor=actor)
