@@ -7,6 +7,7 @@ list of messages. A 404 for another institution's object is byte-for-byte a real
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
@@ -24,8 +25,16 @@ def error_body(*, code: str, message: str, errors: dict | None = None) -> dict:
     return {"code": code, "message": message, "errors": errors or {}}
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is larger than the API accepts; send fewer records per request."
+    default_code = "request_too_large"
+
+
 def api_exception_handler(exc, context):
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)

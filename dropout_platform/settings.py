@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "institutions.api.request_limits.ApiRequestLimitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -141,6 +142,12 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 # --- Celery -------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", default="")
+# Shared by every web worker (API rate limits count per key across processes); per-process in the demo.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                "KEY_PREFIX": "dp-cache"}
+    if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
@@ -179,7 +186,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "dropout_platform.api_pagination.StablePageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "dropout_platform.api_pagination.InstitutionPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["institutions.api.throttling.ApiKeyRateThrottle"],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "dropout_platform.api_errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
@@ -197,6 +205,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "DEFAULT_GENERATOR_CLASS": "institutions.api.schema.TenantAwareSchemaGenerator",
+    # Two different "outcome" choice sets (a student's, an intervention's): name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "StudentOutcomeEnum": "students.models.Outcome",
+        "InterventionOutcomeEnum": "interventions.models.InterventionOutcome",
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from the installed sidecar package: the docs page works with no internet.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -9,9 +9,13 @@ viewset cannot accidentally serve another institution's rows.
 
 from __future__ import annotations
 
-from django.http import Http404
+import hashlib
+
+from django.http import Http404, HttpResponseNotModified
+from django.utils.http import parse_etags
 from rest_framework import permissions, viewsets
 from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
 
 from ..access import NOT_FOUND_MESSAGE, access_membership
 from ..api_keys import api_scope_family
@@ -99,6 +103,36 @@ class InstitutionScopeMixin:
         context["institution"] = getattr(self, "institution", None)
         return context
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        return conditional_read_response(request, response)
+
+
+def conditional_read_response(request, response):
+    """Give successful reads an ``ETag`` and answer a matching ``If-None-Match`` with 304.
+
+    The tag is a hash of the rendered body, so it changes exactly when what the caller would
+    receive changes (including rows becoming visible or hidden). Rendering happens here, inside
+    the institution scope, and Django does not render the response a second time.
+    """
+    if request.method not in ("GET", "HEAD") or response.status_code != 200 or not isinstance(response, Response):
+        return response
+    response.render()
+    digest = hashlib.sha256(response.content)
+    digest.update(str(response.get("Content-Type", "")).encode())
+    etag = f'"{digest.hexdigest()[:40]}"'
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
+    if if_none_match:
+        wanted = parse_etags(if_none_match)
+        if "*" in wanted or any(tag.removeprefix("W/") == etag for tag in wanted):
+            not_modified = HttpResponseNotModified()
+            not_modified["ETag"] = etag
+            not_modified["Cache-Control"] = "private, no-cache"
+            return not_modified
+    return response
+
 
 class InstitutionViewSet(InstitutionScopeMixin, viewsets.GenericViewSet):
     model = None
@@ -114,6 +148,10 @@ class InstitutionViewSet(InstitutionScopeMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         if self.model is None:
             raise TypeError(f"{type(self).__name__}.model is not set")
+        if getattr(self, "swagger_fake_view", False):
+            # Schema generation introspects the model with no request and no institution; it
+            # reads no rows, so the base manager's empty queryset is safe here.
+            return self.model.all_institutions.none()
         return self.filter_scoped_queryset(self.model.objects.for_institution(self.institution))
 
     def filter_scoped_queryset(self, queryset):
