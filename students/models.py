@@ -141,3 +141,69 @@ class StudentChange(TenantModel):
     class Meta(TenantModel.Meta):
         ordering = ["-changed_at", "-id"]
         indexes = [models.Index(fields=["institution", "student", "-changed_at"], name="change_inst_student")]
+
+
+class ImportMapping(TenantModel):
+    """The column mapping an institution last used, remembered to suggest it for the next upload.
+
+    ``columns`` maps a header (as written in the file) to its target spec; it grows as new
+    exports are mapped, so several export formats of one institution are all remembered.
+    """
+
+    columns = models.JSONField(default=dict, blank=True)
+    outcome_values = models.JSONField(default=dict, blank=True, help_text='{"Dropout": "dropped_out", ...}')
+    options = models.JSONField(default=dict, blank=True, help_text="id_columns, id_row_prefix, delimiter")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution"], name="import_mapping_one_per_institution"),
+        ]
+
+
+class ImportUploadStatus(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded"
+    VALIDATING = "validating", "Validating"
+    VALIDATED = "validated", "Ready to import"
+    INVALID = "invalid", "Has errors"
+    COMMITTING = "committing", "Importing"
+    COMMITTED = "committed", "Imported"
+    FAILED = "failed", "Failed"
+    DISCARDED = "discarded", "Discarded"
+
+
+class ImportUpload(TenantModel):
+    """An uploaded file on its way through preview, mapping, validation and commit.
+
+    The file itself lives under ``MEDIA_ROOT/imports/<institution id>/`` until the commit job
+    ends or the upload is discarded; the reports stay on the jobs.
+    """
+
+    original_name = models.CharField(max_length=255)
+    stored_name = models.CharField(max_length=255, help_text="Path relative to MEDIA_ROOT")
+    size = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=ImportUploadStatus.choices, default=ImportUploadStatus.UPLOADED)
+    mapping = models.JSONField(default=dict, blank=True, help_text="The mapping chosen for this file")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    validation_job = models.ForeignKey(
+        "institutions.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    commit_job = models.ForeignKey(
+        "institutions.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["institution", "-created_at"], name="import_upload_inst_created")]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.status})"

@@ -1,0 +1,320 @@
+"""Which column of a file goes where, and the suggestion made from the headers.
+
+A mapping is plain JSON (the page form, the API and ``--mapping mapping.json`` all speak it)::
+
+    {"columns": {"<header>": {"target": "external_id" | "name" | "email" | "program" | "cohort"
+                                        | "outcome" | "status" | "outcome_date"
+                                        | "feature" | "new_feature" | "ignore",
+                              "feature": "<key>",            # feature / new_feature
+                              "label": "...", "kind": "numeric|categorical|boolean",
+                              "min_value": 0, "max_value": 20, "categories": [{"value", "label"}],
+                              "protected": false, "actionable": false, "unit": ""}},
+     "outcome_values": {"Dropout": "dropped_out", "Graduate": "graduated", "Enrolled": "enrolled"},
+     "id_columns": ["code_module", "code_presentation", "id_student"],   # compose the id, joined by "-"
+     "id_row_prefix": "UCI",                                              # or number the rows: UCI-00001
+     "delimiter": ";"}                                                    # optional; sniffed otherwise
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from django.utils.text import slugify
+
+from ..models import FeatureDefinition, FeatureKind, Outcome
+from ..uci_schema import UCI_COLUMNS, UCI_OUTCOMES, UCI_TARGET_HEADER
+from .errors import ImportFileError
+
+STUDENT_TARGETS = ("external_id", "name", "email", "program", "cohort", "outcome", "status", "outcome_date")
+FEATURE_TARGETS = ("feature", "new_feature")
+TARGETS = (*STUDENT_TARGETS, *FEATURE_TARGETS, "ignore")
+TARGET_LABELS = {
+    "external_id": "External id (the student's id)", "name": "Name", "email": "Email", "program": "Program",
+    "cohort": "Cohort / entry term", "outcome": "Outcome", "status": "Enrolment status",
+    "outcome_date": "Outcome date", "feature": "Existing feature", "new_feature": "New feature",
+    "ignore": "Ignore this column",
+}
+ID_JOIN = "-"
+
+# Outcome words understood without being mapped (compared case-insensitively).
+KNOWN_OUTCOME_WORDS: dict[str, str] = {
+    "dropout": Outcome.DROPPED_OUT, "dropped out": Outcome.DROPPED_OUT, "dropped_out": Outcome.DROPPED_OUT,
+    "withdrawn": Outcome.DROPPED_OUT, "withdrew": Outcome.DROPPED_OUT,
+    "graduate": Outcome.GRADUATED, "graduated": Outcome.GRADUATED, "completed": Outcome.GRADUATED,
+    "pass": Outcome.GRADUATED, "distinction": Outcome.GRADUATED,
+    "enrolled": Outcome.ENROLLED, "still enrolled": Outcome.ENROLLED, "continuing": Outcome.ENROLLED,
+    "transferred": Outcome.TRANSFERRED, "transfer": Outcome.TRANSFERRED,
+    "fail": Outcome.OTHER, "other": Outcome.OTHER,
+}
+
+_HEADER_HINTS: dict[str, set[str]] = {
+    "external_id": {"external_id", "student_id", "id_student", "studentid", "student_number", "student_no", "id",
+                    "sis_id", "matricula", "student"},
+    "name": {"name", "full_name", "student_name", "fullname"},
+    "email": {"email", "e_mail", "email_address", "mail"},
+    "program": {"program", "programme", "program_name", "degree", "major", "code_module", "module"},
+    "cohort": {"cohort", "entry_term", "intake", "code_presentation", "entry_year", "start_term", "term"},
+    "outcome": {"outcome", "target", "final_result", "result"},
+    "status": {"status", "enrolment_status", "enrollment_status"},
+    "outcome_date": {"outcome_date", "exit_date", "date_left"},
+}
+_PROTECTED_HINTS = {"gender", "sex", "age", "age_band", "nationality", "disability", "ethnicity", "race",
+                    "religion", "marital_status", "imd_band"}
+_BOOLEAN_WORDS = {"yes", "no", "y", "n", "true", "false", "t", "f"}
+_UCI_BY_HEADER = {column.header: column for column in UCI_COLUMNS}
+OULAD_ID_COLUMNS = ["code_module", "code_presentation", "id_student"]
+
+
+def normalise_header(header: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", header.strip().lower()).strip("_")
+
+
+def feature_key_for(header: str) -> str:
+    return slugify(normalise_header(header)).replace("-", "_")[:80] or "column"
+
+
+@dataclass
+class ColumnSpec:
+    target: str
+    feature: str = ""
+    label: str = ""
+    kind: str = ""
+    min_value: float | None = None
+    max_value: float | None = None
+    categories: list[dict] = field(default_factory=list)
+    protected: bool = False
+    actionable: bool = False
+    unit: str = ""
+
+    def as_dict(self) -> dict:
+        if self.target == "new_feature":
+            return {"target": self.target, "feature": self.feature, "label": self.label, "kind": self.kind,
+                    "min_value": self.min_value, "max_value": self.max_value, "categories": self.categories,
+                    "protected": self.protected, "actionable": self.actionable, "unit": self.unit}
+        if self.target == "feature":
+            return {"target": self.target, "feature": self.feature}
+        return {"target": self.target}
+
+
+@dataclass
+class ImportMappingSpec:
+    columns: dict[str, ColumnSpec]
+    outcome_values: dict[str, str] = field(default_factory=dict)
+    id_columns: list[str] = field(default_factory=list)
+    id_row_prefix: str = ""
+    delimiter: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "columns": {header: spec.as_dict() for header, spec in self.columns.items()},
+            "outcome_values": dict(self.outcome_values), "id_columns": list(self.id_columns),
+            "id_row_prefix": self.id_row_prefix, "delimiter": self.delimiter,
+        }
+
+    def columns_for(self, target: str) -> list[str]:
+        return [header for header, spec in self.columns.items() if spec.target == target]
+
+
+def _invalid(message: str) -> ImportFileError:
+    return ImportFileError("invalid_mapping", message)
+
+
+def mapping_from_dict(data: Mapping) -> ImportMappingSpec:
+    """Parse mapping JSON, rejecting anything malformed with a message naming the problem."""
+    if not isinstance(data, Mapping):
+        raise _invalid("The mapping must be a JSON object with a \"columns\" object.")
+    raw_columns = data.get("columns", {})
+    if not isinstance(raw_columns, Mapping):
+        raise _invalid('"columns" must map each header to {"target": ...}.')
+    columns: dict[str, ColumnSpec] = {}
+    for header, raw in raw_columns.items():
+        if isinstance(raw, str):
+            raw = {"target": raw}
+        if not isinstance(raw, Mapping) or raw.get("target") not in TARGETS:
+            raise _invalid(f"Column {header!r}: target must be one of {', '.join(TARGETS)}.")
+        spec = ColumnSpec(target=raw["target"])
+        if spec.target in FEATURE_TARGETS:
+            spec.feature = str(raw.get("feature") or (feature_key_for(header) if spec.target == "new_feature" else ""))
+            if not spec.feature:
+                raise _invalid(f"Column {header!r}: name the existing feature it fills (\"feature\": key).")
+        if spec.target == "new_feature":
+            spec.label = str(raw.get("label") or header.strip())[:200]
+            spec.kind = str(raw.get("kind") or FeatureKind.CATEGORICAL)
+            if spec.kind not in FeatureKind.values:
+                raise _invalid(f"Column {header!r}: kind must be one of {', '.join(FeatureKind.values)}.")
+            if not re.fullmatch(r"[-a-zA-Z0-9_]+", spec.feature):
+                raise _invalid(f"Column {header!r}: feature key {spec.feature!r} may only hold letters, digits, "
+                               "_ and -.")
+            for bound in ("min_value", "max_value"):
+                value = raw.get(bound)
+                if value is not None:
+                    try:
+                        setattr(spec, bound, float(value))
+                    except (TypeError, ValueError):
+                        raise _invalid(f"Column {header!r}: {bound} must be a number.") from None
+            categories = raw.get("categories") or []
+            if not isinstance(categories, list) or not all(
+                isinstance(item, Mapping) and "value" in item for item in categories
+            ):
+                raise _invalid(f'Column {header!r}: categories must be a list of {{"value", "label"}} objects.')
+            spec.categories = [{"value": str(item["value"]), "label": str(item.get("label") or item["value"])}
+                               for item in categories]
+            spec.protected = bool(raw.get("protected", False))
+            spec.actionable = bool(raw.get("actionable", False))
+            spec.unit = str(raw.get("unit") or "")[:40]
+        columns[str(header)] = spec
+    outcome_values = data.get("outcome_values") or {}
+    if not isinstance(outcome_values, Mapping) or any(v not in Outcome.values for v in outcome_values.values()):
+        raise _invalid(f"outcome_values must map file values to one of {', '.join(Outcome.values)}.")
+    id_columns = data.get("id_columns") or []
+    if not isinstance(id_columns, list) or not all(isinstance(name, str) for name in id_columns):
+        raise _invalid("id_columns must be a list of header names.")
+    delimiter = data.get("delimiter") or ""
+    if delimiter not in ("", ",", ";", "\t", "|"):
+        raise _invalid("delimiter must be one of , ; | or a tab.")
+    return ImportMappingSpec(
+        columns=columns, outcome_values={str(k): str(v) for k, v in outcome_values.items()},
+        id_columns=list(id_columns), id_row_prefix=str(data.get("id_row_prefix") or "")[:40],
+        delimiter=delimiter,
+    )
+
+
+def check_mapping(spec: ImportMappingSpec, header: Sequence[str], definitions: Mapping[str, FeatureDefinition]) -> None:
+    """Refuse a mapping that cannot work with this header and schema (before reading any row)."""
+    present = set(header)
+    unknown = [name for name in (*spec.columns, *spec.id_columns) if name not in present]
+    if unknown:
+        raise _invalid(f"The mapping names columns the file does not have: {', '.join(sorted(set(unknown)))}.")
+    id_sources = len(spec.columns_for("external_id")) + bool(spec.id_columns) + bool(spec.id_row_prefix)
+    if id_sources == 0:
+        raise ImportFileError(
+            "missing_id_column",
+            "No column is mapped to the external id, so students cannot be matched. Map the column holding "
+            "the student's id (or compose it from several columns, or number the rows for a file without ids).",
+        )
+    if id_sources > 1 or len(spec.columns_for("external_id")) > 1:
+        raise _invalid("Choose one way to identify students: one id column, several id columns, or row numbers.")
+    for target in STUDENT_TARGETS:
+        if len(spec.columns_for(target)) > 1:
+            raise _invalid(f"Only one column may be mapped to {TARGET_LABELS[target].lower()}: "
+                           f"{', '.join(spec.columns_for(target))}.")
+    seen_keys: dict[str, str] = {}
+    for header_name, column in spec.columns.items():
+        if column.target == "feature" and column.feature not in definitions:
+            raise _invalid(f"Column {header_name!r} is mapped to feature {column.feature!r}, which this "
+                           "institution does not have. Map it to a new feature instead.")
+        if column.target == "new_feature" and column.feature in definitions:
+            if definitions[column.feature].kind == column.kind:
+                # Created by an earlier import with this same mapping: fill the existing feature.
+                spec.columns[header_name] = ColumnSpec(target="feature", feature=column.feature)
+                continue
+            raise _invalid(f"Column {header_name!r} would create feature {column.feature!r}, which exists "
+                           f"already as a {definitions[column.feature].kind} feature. Map it to the existing "
+                           "feature or choose another key.")
+        if column.target in FEATURE_TARGETS:
+            if column.feature in seen_keys:
+                raise _invalid(f"Columns {seen_keys[column.feature]!r} and {header_name!r} both fill "
+                               f"feature {column.feature!r}.")
+            seen_keys[column.feature] = header_name
+
+
+def _parses_as_number(value: str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
+def infer_kind(values: Iterable[str]) -> str:
+    present = [value.strip() for value in values if value and value.strip()]
+    if not present:
+        return FeatureKind.CATEGORICAL
+    if all(_parses_as_number(value) for value in present):
+        return FeatureKind.NUMERIC
+    if {value.lower() for value in present} <= _BOOLEAN_WORDS:
+        return FeatureKind.BOOLEAN
+    return FeatureKind.CATEGORICAL
+
+
+def _uci_spec(column, definitions: Mapping[str, FeatureDefinition]) -> ColumnSpec:
+    if column.key in definitions:
+        return ColumnSpec(target="feature", feature=column.key)
+    return ColumnSpec(
+        target="new_feature", feature=column.key, label=column.label, kind=column.kind,
+        min_value=column.min_value, max_value=column.max_value,
+        categories=[{"value": code, "label": label} for code, label in column.code_labels.items()],
+        protected=column.protected, actionable=column.actionable, unit=column.unit,
+    )
+
+
+def suggest_mapping(
+    *, header: Sequence[str], sample_rows: Sequence[Sequence[str]], definitions: Mapping[str, FeatureDefinition],
+    remembered: Mapping | None = None,
+) -> ImportMappingSpec:
+    """Propose a mapping: what this institution chose before, else UCI/OULAD knowledge, else names."""
+    remembered = remembered or {}
+    remembered_columns = remembered.get("columns", {}) if isinstance(remembered, Mapping) else {}
+    by_label = {normalise_header(d.label): key for key, d in definitions.items()}
+    columns: dict[str, ColumnSpec] = {}
+    used_student_targets: set[str] = set()
+    is_uci = sum(name in _UCI_BY_HEADER for name in header) >= len(_UCI_BY_HEADER) // 2
+    normalised = {name: normalise_header(name) for name in header}
+    is_oulad = set(OULAD_ID_COLUMNS) <= set(normalised.values())
+
+    for index, name in enumerate(header):
+        norm = normalised[name]
+        spec: ColumnSpec | None = None
+        if name in remembered_columns:
+            try:
+                spec = mapping_from_dict({"columns": {name: remembered_columns[name]}}).columns[name]
+            except ImportFileError:
+                spec = None
+            if spec is not None and spec.target == "new_feature" and spec.feature in definitions:
+                spec = ColumnSpec(target="feature", feature=spec.feature)
+            if spec is not None and spec.target == "feature" and spec.feature not in definitions:
+                spec = None
+        if spec is None and name in _UCI_BY_HEADER:
+            spec = _uci_spec(_UCI_BY_HEADER[name], definitions)
+        if spec is None and name == UCI_TARGET_HEADER and is_uci:
+            spec = ColumnSpec(target="outcome")
+        if spec is None and is_oulad and norm == "id_student":
+            spec = ColumnSpec(target="ignore")  # part of the composed id (see id_columns)
+        if spec is None:
+            for target, hints in _HEADER_HINTS.items():
+                if norm in hints and target not in used_student_targets:
+                    if target == "external_id" and is_oulad:
+                        continue
+                    spec = ColumnSpec(target=target)
+                    break
+        if spec is None and (norm in definitions or norm in by_label):
+            spec = ColumnSpec(target="feature", feature=norm if norm in definitions else by_label[norm])
+        if spec is None:
+            values = [row[index] for row in sample_rows if index < len(row)]
+            key = feature_key_for(name)
+            spec = ColumnSpec(target="new_feature", feature=key, label=name.strip()[:200], kind=str(infer_kind(values)),
+                              protected=key in _PROTECTED_HINTS)
+        if spec.target in STUDENT_TARGETS:
+            if spec.target in used_student_targets:
+                spec = ColumnSpec(target="ignore")
+            used_student_targets.add(spec.target)
+        columns[name] = spec
+
+    outcome_values = {str(k): str(v) for k, v in (remembered.get("outcome_values") or {}).items()}
+    if is_uci:
+        outcome_values = {**UCI_OUTCOMES, **outcome_values}
+    options = remembered.get("options", {}) if isinstance(remembered, Mapping) else {}
+    id_columns: list[str] = []
+    id_row_prefix = ""
+    if "external_id" not in used_student_targets:
+        remembered_ids = [c for c in options.get("id_columns", []) if c in header]
+        if remembered_ids and len(remembered_ids) == len(options.get("id_columns", [])):
+            id_columns = remembered_ids
+        elif is_oulad:
+            id_columns = [next(n for n in header if normalised[n] == key) for key in OULAD_ID_COLUMNS]
+        elif options.get("id_row_prefix") or is_uci:
+            id_row_prefix = options.get("id_row_prefix") or "UCI"
+    return ImportMappingSpec(columns=columns, outcome_values=outcome_values, id_columns=id_columns,
+                             id_row_prefix=id_row_prefix, delimiter="")

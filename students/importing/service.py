@@ -1,0 +1,303 @@
+"""The one import service behind the upload page, the API and ``manage.py import_students``.
+
+Two passes over the file keep memory bounded whatever its size: the first validates every row
+(chunk by chunk, keeping only ids and errors), the second re-reads it and upserts chunk by chunk
+inside one transaction. Nothing is written unless the whole file is valid, or the caller chose
+explicitly to import only the valid rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from institutions.models import Institution
+
+from ..models import ChangeSource, FeatureDefinition, FeatureKind, ImportMapping
+from .errors import CellError, ImportFileError
+from .mapping import ImportMappingSpec, check_mapping, mapping_from_dict, suggest_mapping
+from .reading import TableInfo, TableReader, check_size
+from .upsert import ChunkCounts, ChunkWriter
+from .validation import RowCleaner, new_feature_definition
+
+CHUNK_ROWS = 2000
+MAX_REPORTED_ERRORS = 5000
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    valid_rows: int = 0
+    error_rows: int = 0
+    error_count: int = 0
+    errors: list[CellError] = field(default_factory=list)
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    new_features: list[str] = field(default_factory=list)
+    committed: bool = False
+    valid_rows_only: bool = False
+    format: str = ""
+    encoding: str = ""
+    delimiter: str = ""
+    seconds: float = 0.0
+
+    @property
+    def has_errors(self) -> bool:
+        return self.error_count > 0
+
+    @property
+    def errors_truncated(self) -> bool:
+        return self.error_count > len(self.errors)
+
+    @property
+    def summary(self) -> str:
+        if self.has_errors and not self.committed:
+            return (f"{self.error_count} problem(s) in {self.error_rows} of {self.rows} rows; nothing was imported. "
+                    "Fix the file (or choose to import only the valid rows) and try again.")
+        verb = "Imported" if self.committed else "Ready to import"
+        text = f"{verb}: {self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+        if self.skipped:
+            text += f", {self.skipped} invalid rows skipped"
+        if self.committed and not self.created and not self.updated:
+            text += " (the file matches what is stored: nothing changed)"
+        return text + "."
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["errors"] = [error.as_dict() for error in self.errors]
+        data["summary"] = self.summary
+        data["errors_truncated"] = self.errors_truncated
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ImportReport:
+        known = set(cls.__dataclass_fields__)
+        report = cls(**{k: v for k, v in data.items() if k in known and k != "errors"})
+        report.errors = [CellError(**error) for error in data.get("errors", [])]
+        return report
+
+
+@dataclass
+class Preview:
+    info: TableInfo
+    rows: list[list[str]]
+    mapping: ImportMappingSpec
+    estimated_rows: int
+
+
+def _definitions(institution: Institution) -> dict[str, FeatureDefinition]:
+    return {d.key: d for d in FeatureDefinition.objects.for_institution(institution)}
+
+
+def import_mapping_remembered(*, institution: Institution) -> dict:
+    mapping = ImportMapping.objects.for_institution(institution).first()
+    if mapping is None:
+        return {}
+    return {"columns": mapping.columns, "outcome_values": mapping.outcome_values, "options": mapping.options}
+
+
+def import_mapping_remember(*, institution: Institution, spec: ImportMappingSpec, user=None) -> ImportMapping:
+    """Merge this mapping into the institution's remembered one (headers seen before keep theirs)."""
+    mapping, _ = ImportMapping.objects.for_institution(institution).get_or_create(institution=institution)
+    data = spec.as_dict()
+    mapping.columns = {**mapping.columns, **data["columns"]}
+    mapping.outcome_values = {**mapping.outcome_values, **data["outcome_values"]}
+    mapping.options = {"id_columns": data["id_columns"], "id_row_prefix": data["id_row_prefix"],
+                       "delimiter": data["delimiter"]}
+    mapping.updated_by = user
+    mapping.save()
+    return mapping
+
+
+def _estimate_rows(path: Path, info: TableInfo) -> int:
+    if info.format == "xlsx":
+        return 0
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return max(0, lines - (last == b"\n"))
+
+
+def import_preview(*, institution: Institution, path: Path | str, original_name: str | None = None,
+                   delimiter: str | None = None, rows: int = 10, sample_rows: int = 500) -> Preview:
+    """The detected format, the first rows and the suggested mapping (remembered one first)."""
+    path = Path(path)
+    check_size(path.stat().st_size, settings.IMPORT_MAX_FILE_BYTES)
+    reader = TableReader(path, original_name=original_name, delimiter=delimiter)
+    info = reader.open()
+    sample: list[list[str]] = []
+    for _number, cells in reader.rows():
+        sample.append(cells)
+        if len(sample) >= sample_rows:
+            break
+    spec = suggest_mapping(header=info.header, sample_rows=sample, definitions=_definitions(institution),
+                           remembered=import_mapping_remembered(institution=institution))
+    spec.delimiter = delimiter or ""
+    return Preview(info=info, rows=sample[:rows], mapping=spec, estimated_rows=_estimate_rows(path, info))
+
+
+def _sorted_categories(values: set[str]) -> list[str]:
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def import_file(
+    *, institution: Institution, path: Path | str, mapping: ImportMappingSpec | Mapping, commit: bool,
+    original_name: str | None = None, valid_rows_only: bool = False, source: str = ChangeSource.IMPORT,
+    actor=None, job=None, progress: Progress | None = None, chunk_rows: int = CHUNK_ROWS,
+) -> ImportReport:
+    """Validate the whole file, then (``commit``) upsert it. Raises :class:`ImportFileError`.
+
+    Without ``commit`` this is a dry run: the report counts what would be created, updated and
+    left unchanged. Invalid rows make the report list them and nothing is written, unless
+    ``valid_rows_only`` is set explicitly.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    spec = mapping if isinstance(mapping, ImportMappingSpec) else mapping_from_dict(mapping)
+    check_size(path.stat().st_size, settings.IMPORT_MAX_FILE_BYTES)
+    reader = TableReader(path, original_name=original_name, delimiter=spec.delimiter or None)
+    info = reader.open()
+    definitions = _definitions(institution)
+    check_mapping(spec, info.header, definitions)
+    report = ImportReport(format=info.format, encoding=info.encoding, delimiter=info.delimiter,
+                          valid_rows_only=valid_rows_only)
+    estimate = _estimate_rows(path, info)
+    passes = 2
+    report_progress = progress or (lambda stage, done, total: None)
+
+    # Pass 1: validate everything; keep ids (for duplicates), bad row numbers and the first errors.
+    cleaner = RowCleaner(spec=spec, header=info.header, definitions=definitions)
+    width = len(info.header)
+    first_row_of: dict[str, int] = {}
+    duplicates: dict[str, list[int]] = {}
+    ragged: list[tuple[int, int]] = []
+    bad_rows: set[int] = set()
+    errors: list[CellError] = []
+    report_progress("validating", 0, estimate * passes)
+    data_index = 0
+    for number, cells in reader.rows():
+        data_index += 1
+        if len(cells) != width:
+            ragged.append((number, len(cells)))
+            continue
+        id_ok, external_id = cleaner.external_id(number, cells, data_index)
+        if id_ok:
+            first = first_row_of.setdefault(external_id, number)
+            if first != number:
+                duplicates.setdefault(external_id, [first]).append(number)
+        row_errors: list[CellError] = []
+        if cleaner.clean(number, cells, data_index, row_errors) is None:
+            bad_rows.add(number)
+            report.error_count += len(row_errors)
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors.extend(row_errors[:MAX_REPORTED_ERRORS - len(errors)])
+        if data_index % chunk_rows == 0:
+            report_progress("validating", data_index, max(estimate, data_index) * passes)
+    report.rows = data_index
+    if ragged:
+        shown = ", ".join(f"line {line} has {count}" for line, count in ragged[:10])
+        raise ImportFileError(
+            "ragged_rows",
+            f"{len(ragged)} row(s) do not have the {width} fields the header has ({shown}"
+            f"{', ...' if len(ragged) > 10 else ''}). Look for a stray delimiter or an unclosed quote.",
+            details=[{"row": line, "fields": count} for line, count in ragged[:100]],
+        )
+    if data_index == 0:
+        raise ImportFileError("header_only", "The file has a header but no data rows: there is nothing to import.")
+    if duplicates:
+        shown = "; ".join(f"{key!r} on rows {', '.join(map(str, rows[:5]))}" for key, rows in
+                          list(duplicates.items())[:5])
+        hint = ""
+        if not spec.id_columns and not spec.id_row_prefix:
+            hint = (" If one student appears once per module or term (as in OULAD's studentInfo.csv), compose the id "
+                    "from several columns, e.g. code_module + code_presentation + id_student.")
+        raise ImportFileError(
+            "duplicate_ids",
+            f"{len(duplicates)} id(s) appear more than once in the file, so it is unclear which row wins: {shown}"
+            f"{' ...' if len(duplicates) > 5 else ''}.{hint}",
+            details=[{"external_id": key, "rows": rows} for key, rows in list(duplicates.items())[:100]],
+        )
+    overflow = cleaner.category_overflow()
+    if overflow:
+        raise ImportFileError(
+            "too_many_categories",
+            f"Column(s) mapped to new categorical features hold too many distinct values: {', '.join(overflow)}. "
+            "Map them as numeric, to a student field, or ignore them.",
+        )
+    report.errors = errors
+    report.error_rows = len(bad_rows)
+    report.valid_rows = report.rows - report.error_rows
+    if report.has_errors and not valid_rows_only:
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+    report.skipped = report.error_rows
+
+    # Pass 2: upsert (or, for a dry run, only compare) chunk by chunk in one transaction.
+    total = report.rows * passes
+    report_progress("writing" if commit else "comparing", report.rows, total)
+    writer = ChunkWriter(institution=institution, source=source, job_id=getattr(job, "pk", None),
+                         actor_id=getattr(actor, "pk", None), dry_run=not commit)
+    with transaction.atomic():
+        if commit:
+            # One import at a time per institution: a second one waits here instead of racing.
+            Institution.objects.select_for_update().filter(pk=institution.pk).first()
+            report.new_features = _create_new_features(institution, spec, cleaner)
+        chunk = []
+        done = 0
+        data_index = 0
+        for number, cells in reader.rows():
+            data_index += 1
+            if number in bad_rows:
+                continue
+            record = cleaner.clean(number, cells, data_index, None)
+            chunk.append(record)
+            if len(chunk) >= chunk_rows:
+                _add(report, writer.write(chunk))
+                done += len(chunk)
+                chunk = []
+                report_progress("writing" if commit else "comparing", report.rows + done, total)
+        _add(report, writer.write(chunk))
+    report.committed = commit
+    report.seconds = round(time.perf_counter() - started, 3)
+    report_progress("done", total, total)
+    return report
+
+
+def _add(report: ImportReport, counts: ChunkCounts) -> None:
+    report.created += counts.created
+    report.updated += counts.updated
+    report.unchanged += counts.unchanged
+
+
+def _create_new_features(institution: Institution, spec: ImportMappingSpec, cleaner: RowCleaner) -> list[str]:
+    existing = FeatureDefinition.objects.for_institution(institution)
+    position = max((d.position for d in existing), default=-1) + 1
+    created = []
+    for column in spec.columns.values():
+        if column.target != "new_feature":
+            continue
+        definition = new_feature_definition(column)
+        definition.institution = institution
+        definition.position = position
+        position += 1
+        if definition.kind == FeatureKind.CATEGORICAL:
+            labels = {item["value"]: item["label"] for item in column.categories}
+            values = _sorted_categories(set(labels) | cleaner.new_categories.get(column.feature, set()))
+            definition.categories = [{"value": value, "label": labels.get(value, value)} for value in values]
+        created.append(definition)
+    FeatureDefinition.objects.for_institution(institution).bulk_create(created)
+    return [definition.key for definition in created]

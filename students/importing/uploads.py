@@ -1,0 +1,166 @@
+"""Uploaded files on disk, and the import job that validates or commits one.
+
+Files live under ``MEDIA_ROOT/imports/<institution id>/`` (never served by URL) until the job
+that commits them ends, or the upload is discarded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from institutions.jobs import job_create, job_dispatch, job_fail, job_mark_running, job_progress, job_succeed
+from institutions.models import Institution, Job, JobKind
+
+from ..models import ChangeSource, ImportUpload, ImportUploadStatus
+from ..signals import import_committed
+from .errors import ImportFileError
+from .mapping import ImportMappingSpec
+from .reading import check_size
+from .service import ImportReport, import_file
+
+logger = logging.getLogger(__name__)
+_ALLOWED_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
+
+
+def upload_path(upload: ImportUpload) -> Path:
+    return Path(settings.MEDIA_ROOT) / upload.stored_name
+
+
+def _stored_name(institution: Institution, original_name: str) -> str:
+    suffix = Path(original_name).suffix.lower()
+    suffix = suffix if suffix in _ALLOWED_SUFFIXES else ".csv"
+    return f"imports/{institution.pk}/{uuid.uuid4().hex}{suffix}"
+
+
+def import_upload_create(*, institution: Institution, uploaded_file, user=None) -> ImportUpload:
+    """Store an uploaded file (Django ``UploadedFile``) after checking its size. Raises ImportFileError."""
+    check_size(uploaded_file.size, settings.IMPORT_MAX_FILE_BYTES)
+    stored = _stored_name(institution, uploaded_file.name)
+    target = Path(settings.MEDIA_ROOT) / stored
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as handle:
+        for chunk in uploaded_file.chunks():
+            handle.write(chunk)
+    return ImportUpload.objects.for_institution(institution).create(
+        original_name=Path(uploaded_file.name).name[:255], stored_name=stored, size=uploaded_file.size,
+        uploaded_by=user,
+    )
+
+
+def import_upload_create_from_path(*, institution: Institution, path: Path, user=None) -> ImportUpload:
+    """The CLI's entry: copy a local file into the institution's upload folder."""
+    path = Path(path)
+    check_size(path.stat().st_size, settings.IMPORT_MAX_FILE_BYTES)
+    stored = _stored_name(institution, path.name)
+    target = Path(settings.MEDIA_ROOT) / stored
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return ImportUpload.objects.for_institution(institution).create(
+        original_name=path.name[:255], stored_name=stored, size=path.stat().st_size, uploaded_by=user,
+    )
+
+
+def _delete_file(upload: ImportUpload) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(upload_path(upload))
+
+
+def import_upload_discard(*, upload: ImportUpload) -> None:
+    _delete_file(upload)
+    ImportUpload.objects.for_institution(upload.institution).filter(pk=upload.pk).update(
+        status=ImportUploadStatus.DISCARDED
+    )
+    upload.status = ImportUploadStatus.DISCARDED
+
+
+def import_upload_set_mapping(*, upload: ImportUpload, spec: ImportMappingSpec) -> None:
+    upload.mapping = spec.as_dict()
+    upload.status = ImportUploadStatus.UPLOADED
+    upload.save(update_fields=["mapping", "status", "updated_at"])
+
+
+def import_upload_start(
+    *, upload: ImportUpload, commit: bool, valid_rows_only: bool = False, user=None, triggered_by: str = "user",
+    dispatch: bool = True,
+) -> Job:
+    """Create the import job (validate, or validate + commit) for an upload and queue it."""
+    with transaction.atomic():
+        job, _ = job_create(
+            institution=upload.institution, kind=JobKind.IMPORT, created_by=user, triggered_by=triggered_by,
+            params={"upload_id": upload.pk, "commit": commit, "valid_rows_only": valid_rows_only,
+                    "file": upload.original_name},
+        )
+        if commit:
+            upload.commit_job = job
+            upload.status = ImportUploadStatus.COMMITTING
+        else:
+            upload.validation_job = job
+            upload.status = ImportUploadStatus.VALIDATING
+        upload.save(update_fields=["commit_job", "validation_job", "status", "updated_at"])
+        if dispatch:
+            job_dispatch(job)
+    return job
+
+
+def import_job_run(*, institution: Institution, job: Job, progress=None) -> ImportReport | None:
+    """Run one import job to the end (the Celery task and the CLI both call this).
+
+    Returns the report, or None when the file was refused as a whole (the job says why).
+    """
+    params = job.params
+    upload = ImportUpload.objects.for_institution(institution).get(pk=params["upload_id"])
+    commit = bool(params.get("commit"))
+    job_mark_running(job, stage="validating")
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        job_progress(job, done=done, total=total, stage=stage)
+        if progress is not None:
+            progress(stage, done, total)
+
+    report = None
+    try:
+        report = import_file(
+            institution=institution, path=upload_path(upload), original_name=upload.original_name,
+            mapping=upload.mapping, commit=commit, valid_rows_only=bool(params.get("valid_rows_only")),
+            source=ChangeSource.IMPORT if job.triggered_by != "api" else ChangeSource.API,
+            actor=job.created_by, job=job, progress=on_progress,
+        )
+    except ImportFileError as exc:
+        job_fail(job, error=exc.message)
+        Job.objects.for_institution(institution).filter(pk=job.pk).update(
+            result={"file_error": exc.as_dict()}
+        )
+        _finish_upload(upload, ImportUploadStatus.FAILED if commit else ImportUploadStatus.INVALID, commit)
+        return None
+    except Exception:
+        job_fail(job, error="The import stopped on an unexpected error; nothing was written. "
+                            "The operators have been told.")
+        _finish_upload(upload, ImportUploadStatus.FAILED, commit)
+        raise
+    counts = {key: getattr(report, key) for key in ("rows", "created", "updated", "unchanged", "error_rows",
+                                                    "skipped")}
+    if report.has_errors and not report.committed:
+        job_fail(job, error=report.summary, counts=counts)
+        Job.objects.for_institution(institution).filter(pk=job.pk).update(result=report.as_dict())
+        _finish_upload(upload, ImportUploadStatus.INVALID, commit)
+        return report
+    job_succeed(job, counts=counts, result=report.as_dict())
+    _finish_upload(upload, ImportUploadStatus.COMMITTED if commit else ImportUploadStatus.VALIDATED, commit)
+    if commit:
+        import_committed.send(sender=ImportUpload, institution_id=institution.pk, job_id=job.pk)
+    return report
+
+
+def _finish_upload(upload: ImportUpload, status: str, commit: bool) -> None:
+    if commit:
+        _delete_file(upload)
+    ImportUpload.objects.for_institution(upload.institution).filter(pk=upload.pk).update(status=status)
+    upload.status = status

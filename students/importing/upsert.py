@@ -1,0 +1,236 @@
+"""Write a chunk of clean records: compare with what is stored, insert the new, update the changed.
+
+Every created or changed student gets one ``StudentChange`` row naming the job, the source and
+the actor, with ``{"field": [old, new]}`` for what changed; unchanged students get nothing.
+On PostgreSQL the rows go in with ``COPY`` (new students and change rows) and one
+``UPDATE ... FROM`` a temporary table (changed students); elsewhere with Django's bulk methods.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connection
+from django.utils import timezone
+
+from institutions.models import Institution
+
+from ..models import EnrolmentStatus, Outcome, Student, StudentChange
+from .validation import CleanRecord
+
+TEXT_FIELDS = ("name", "email", "program", "cohort")
+FIELDS = (*TEXT_FIELDS, "status", "outcome", "outcome_date")
+
+
+@dataclass
+class ChunkCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def _same(old, new) -> bool:
+    # 1 == 1.0 == True in Python; a stored boolean and a number are still different values.
+    return old == new and isinstance(old, bool) == isinstance(new, bool)
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _new_student_values(record: CleanRecord) -> dict:
+    values = {"name": "", "email": "", "program": "", "cohort": "", "outcome": Outcome.ENROLLED,
+              "outcome_date": None}
+    values.update(record.fields)
+    if "status" not in record.fields:
+        # Without a status column, a student with a final outcome is no longer studying.
+        values["status"] = EnrolmentStatus.ACTIVE if values["outcome"] == Outcome.ENROLLED \
+            else EnrolmentStatus.INACTIVE
+    values["features"] = dict(record.features)
+    return values
+
+
+def _diff(existing: dict, record: CleanRecord) -> tuple[dict, dict]:
+    """(changes for the audit row, the student's full new values) — changes empty if nothing differs."""
+    changes: dict[str, list] = {}
+    values = dict(existing)
+    for name, new in record.fields.items():
+        old = existing[name]
+        if old != new:
+            changes[name] = [_text(old), _text(new)]
+            values[name] = new
+    features = existing["features"]
+    merged = None
+    for key, new in record.features.items():
+        old = features.get(key)
+        if key not in features or not _same(old, new):
+            if merged is None:
+                merged = dict(features)
+            merged[key] = new
+            changes[f"features.{key}"] = [old, new]
+    values["features"] = merged if merged is not None else features
+    return changes, values
+
+
+class ChunkWriter:
+    """Upserts chunks for one institution inside the caller's transaction."""
+
+    def __init__(self, *, institution: Institution, source: str, job_id: int | None, actor_id: int | None,
+                 dry_run: bool = False):
+        self.institution = institution
+        self.source = source
+        self.job_id = job_id
+        self.actor_id = actor_id
+        self.dry_run = dry_run
+        self.postgres = connection.vendor == "postgresql"
+        self._temp_ready = False
+
+    def _existing(self, external_ids: Sequence[str]) -> dict[str, dict]:
+        rows = Student.objects.for_institution(self.institution).filter(external_id__in=external_ids).values_list(
+            "id", "external_id", *FIELDS, "features"
+        )
+        names = ("id", "external_id", *FIELDS, "features")
+        return {row[1]: dict(zip(names, row, strict=True)) for row in rows}
+
+    def write(self, records: Sequence[CleanRecord]) -> ChunkCounts:
+        counts = ChunkCounts()
+        if not records:
+            return counts
+        existing = self._existing([record.external_id for record in records])
+        creates: list[tuple[CleanRecord, dict]] = []
+        updates: list[tuple[dict, dict]] = []
+        for record in records:
+            current = existing.get(record.external_id)
+            if current is None:
+                creates.append((record, _new_student_values(record)))
+                continue
+            changes, values = _diff(current, record)
+            if changes:
+                updates.append((values, changes))
+            else:
+                counts.unchanged += 1
+        counts.created, counts.updated = len(creates), len(updates)
+        if self.dry_run:
+            return counts
+        if self.postgres:
+            self._write_postgres(creates, updates)
+        else:
+            self._write_portable(creates, updates)
+        return counts
+
+    # --- any database ------------------------------------------------------------------------
+
+    def _write_portable(self, creates, updates) -> None:
+        students = Student.objects.for_institution(self.institution)
+        change_rows = []
+        if creates:
+            created = students.bulk_create(
+                [Student(institution=self.institution, external_id=record.external_id, **values)
+                 for record, values in creates], batch_size=1000,
+            )
+            if any(student.pk is None for student in created):  # backends that cannot return ids
+                ids = dict(students.filter(external_id__in=[s.external_id for s in created]).values_list(
+                    "external_id", "id"))
+                for student in created:
+                    student.pk = ids[student.external_id]
+            change_rows += [self._change(student.pk, True, {"external_id": [None, student.external_id]})
+                            for student in created]
+        if updates:
+            objects = []
+            now = timezone.now()
+            for values, changes in updates:
+                student = Student(institution=self.institution, pk=values["id"], external_id=values["external_id"],
+                                  updated_at=now, **{name: values[name] for name in (*FIELDS, "features")})
+                objects.append(student)
+                change_rows.append(self._change(values["id"], False, changes))
+            students.bulk_update(objects, [*FIELDS, "features", "updated_at"], batch_size=500)
+        StudentChange.objects.for_institution(self.institution).bulk_create(change_rows, batch_size=1000)
+
+    def _change(self, student_id: int, created: bool, changes: dict) -> StudentChange:
+        return StudentChange(institution=self.institution, student_id=student_id, source=self.source,
+                             job_id=self.job_id, actor_id=self.actor_id, created=created, changes=changes)
+
+    # --- PostgreSQL: COPY ---------------------------------------------------------------------
+
+    def _write_postgres(self, creates, updates) -> None:
+        # SQL text holds only table/column names taken from the models; every value is a parameter or COPY data.
+        now = timezone.now().isoformat()
+        inst = str(self.institution.pk)
+        student_table = Student._meta.db_table
+        change_rows: list[tuple] = []
+        with connection.cursor() as cursor:
+            if creates:
+                buffer = _copy_buffer(
+                    (inst, record.external_id, *(values[name] for name in FIELDS), json.dumps(values["features"]),
+                     None, now, now)
+                    for record, values in creates
+                )
+                cursor.copy_expert(
+                    f"COPY {student_table} (institution_id, external_id, {', '.join(FIELDS)}, features, advisor_id, "
+                    "created_at, updated_at) FROM STDIN", buffer,
+                )
+                cursor.execute(
+                    f"SELECT external_id, id FROM {student_table} WHERE institution_id = %s AND external_id = ANY(%s)",  # noqa: S608
+                    [self.institution.pk, [record.external_id for record, _ in creates]],
+                )
+                new_ids = dict(cursor.fetchall())
+                change_rows += [(new_ids[record.external_id], True, {"external_id": [None, record.external_id]})
+                                for record, _ in creates]
+            if updates:
+                if not self._temp_ready:
+                    cursor.execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS import_student_update (id bigint, name text, email text, "
+                        "program text, cohort text, status text, outcome text, outcome_date date, features jsonb) "
+                        "ON COMMIT DROP"
+                    )
+                    self._temp_ready = True
+                cursor.execute("TRUNCATE import_student_update")
+                buffer = _copy_buffer(
+                    (values["id"], *(values[name] for name in FIELDS), json.dumps(values["features"]))
+                    for values, _ in updates
+                )
+                cursor.copy_expert(f"COPY import_student_update (id, {', '.join(FIELDS)}, features) FROM STDIN",
+                                   buffer)
+                assignments = ", ".join(f"{name} = u.{name}" for name in (*FIELDS, "features"))
+                cursor.execute(
+                    f"UPDATE {student_table} s SET {assignments}, updated_at = %s FROM import_student_update u "  # noqa: S608
+                    "WHERE s.id = u.id AND s.institution_id = %s",
+                    [now, self.institution.pk],
+                )
+                change_rows += [(values["id"], False, changes) for values, changes in updates]
+            if change_rows:
+                buffer = _copy_buffer(
+                    (inst, student_id, self.source, self.job_id, self.actor_id, "t" if created else "f",
+                     json.dumps(changes), now)
+                    for student_id, created, changes in change_rows
+                )
+                cursor.copy_expert(
+                    f"COPY {StudentChange._meta.db_table} (institution_id, student_id, source, job_id, actor_id, "
+                    "created, changes, changed_at) FROM STDIN", buffer,
+                )
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value).translate(_ESCAPES)
+
+
+def _copy_buffer(rows) -> io.StringIO:
+    """Rows in PostgreSQL's COPY text format (tab-separated, \\N for NULL)."""
+    buffer = io.StringIO()
+    write = buffer.write
+    for row in rows:
+        write("\t".join(_copy_value(value) for value in row))
+        write("\n")
+    buffer.seek(0)
+    return buffer

@@ -1,0 +1,9 @@
+"""Signals students sends; higher apps connect receivers (students never imports them).
+
+``import_committed(sender, institution_id, job_id)``: an import job has committed new or changed
+students. Predictions connects a receiver that queues a rescore.
+"""
+
+import django.dispatch
+
+import_committed = django.dispatch.Signal()
