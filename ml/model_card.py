@@ -1,0 +1,222 @@
+"""The model card as data: what the web app renders on a model's page.
+
+Written for an administrator deciding whether to trust and promote a model: what it was trained
+on, how it was evaluated (and why the figures are honest), what it beat, how well its risks are
+calibrated, how it treats each protected group, what drives it, and what it must not be used
+for. ``docs/model_card.md`` explains how to read each part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ml.config import TrainingConfig
+from ml.encoding import FeatureEncoder
+from ml.metrics import summarise_folds
+from ml.schema import FeatureSpec
+
+if TYPE_CHECKING:
+    from ml.training import FittedPipeline
+
+MODEL_CARD_VERSION = 1
+
+INTENDED_USE = (
+    "Rank and flag currently enrolled students of this institution by their risk of dropping out, so "
+    "that advisors can offer support early and spend their limited time where it matters most. The "
+    "risk and its factors are a prompt for a conversation, not a verdict."
+)
+
+OUT_OF_SCOPE = [
+    "Admission, funding, grading or disciplinary decisions about a student.",
+    "Students of another institution, or of programmes and cohorts unlike those it was trained on.",
+    "Judging a student's ability or worth: it predicts an outcome that support can change.",
+]
+
+
+def _comparison_row(name: str, fold_summary: dict[str, Any], pooled: dict[str, Any]) -> dict[str, Any]:
+    def mean(metric: str) -> float | None:
+        entry = fold_summary.get(metric)
+        return entry["mean"] if entry else None
+
+    def std(metric: str) -> float | None:
+        entry = fold_summary.get(metric)
+        return entry["std"] if entry else None
+
+    top = pooled.get("top_k", {})
+    return {
+        "model": name,
+        "roc_auc_mean": mean("roc_auc"),
+        "roc_auc_std": std("roc_auc"),
+        "pr_auc_mean": mean("pr_auc"),
+        "brier_mean": mean("brier"),
+        "ece_pooled": pooled.get("ece"),
+        "precision_at_top_10pct": top.get("top_10pct", {}).get("precision"),
+        "recall_at_top_20pct": top.get("top_20pct", {}).get("recall"),
+    }
+
+
+def _limitations(*, n_rows: int, positives: int, holdout_info: dict[str, Any], config: TrainingConfig,
+                 excluded: Sequence[dict[str, str]], fairness: dict[str, Any]) -> list[str]:
+    notes = [
+        "Trained on this institution's past students only; it reflects how students left in the past, "
+        "including any past inequities in support.",
+        "Risks are calibrated on past cohorts. If the student population, programmes or data entry change, "
+        "calibration can drift: compare new cohorts' outcomes with the reliability table.",
+        "Explanations describe what the model uses, not causes. Changing an actionable factor in a what-if "
+        "shows the model's response, not a guaranteed effect of an intervention.",
+    ]
+    if n_rows < 1000 or min(positives, n_rows - positives) < 100:
+        notes.append(
+            f"Small training set ({n_rows} students, {positives} dropped out): metrics vary noticeably between "
+            "folds; read the fold spread before trusting a single figure."
+        )
+    if holdout_info.get("kind") != "out_of_time":
+        notes.append(
+            "No out-of-time check: without a cohort/entry term the holdout is a random sample, which can "
+            "overstate how well the model will do on next year's students."
+        )
+    if not config.include_protected and any(e["reason"].startswith("protected") for e in excluded):
+        notes.append(
+            "Protected attributes are left out of the inputs, but other features can act as proxies for "
+            "them; the fairness audit is the check on outcomes, not the exclusion."
+        )
+    for section in fairness.values():
+        if not section:
+            continue
+        for name, attribute in section["attributes"].items():
+            if attribute["small_groups"]:
+                notes.append(
+                    f"Fairness for {name}: groups {', '.join(attribute['small_groups'])} are too small "
+                    "for stable figures and are left out of the largest gaps."
+                )
+        break
+    return notes
+
+
+def build_model_card(
+    *,
+    config: TrainingConfig,
+    specs: Sequence[FeatureSpec],
+    used_specs: Sequence[FeatureSpec],
+    excluded: Sequence[dict[str, str]],
+    encoder: FeatureEncoder,
+    n_rows: int,
+    y: np.ndarray,
+    dev_rows: int,
+    holdout_info: dict[str, Any],
+    cohort_range: dict[str, Any] | None,
+    fold_metrics: Sequence[dict[str, Any]],
+    fold_details: Sequence[dict[str, Any]],
+    pooled: dict[str, Any],
+    pooled_uncalibrated: dict[str, Any],
+    holdout_metrics: dict[str, Any],
+    baselines: dict[str, dict[str, Any]],
+    final: FittedPipeline,
+    threshold: float,
+    threshold_rule: str,
+    fairness: dict[str, Any],
+    importance: Sequence[dict[str, Any]],
+    fingerprint: str,
+    versions: dict[str, str],
+    summary_metrics: Sequence[str],
+) -> dict[str, Any]:
+    positives = int(np.sum(y))
+    fold_summary = summarise_folds(fold_metrics, [*summary_metrics, "brier_uncalibrated"])
+    comparison = [_comparison_row("lightgbm", fold_summary, pooled)]
+    comparison += [_comparison_row(name, entry["fold_summary"], entry["pooled"]) for name, entry in baselines.items()]
+    derived = [
+        {
+            "feature": column.source,
+            "derived": f"{column.source} / {column.denominator}",
+            "why": "declared in the schema as a count out of another count (out_of)",
+        }
+        for column in encoder.columns
+        if column.role == "ratio"
+    ]
+    return {
+        "card_version": MODEL_CARD_VERSION,
+        "model": {
+            "type": "LightGBM gradient-boosted decision trees with a calibrated probability output",
+            "target": "1 = dropped out, 0 = completed",
+            "flag_threshold": threshold,
+            "flag_threshold_rule": threshold_rule,
+        },
+        "data": {
+            "rows": n_rows,
+            "dropped_out": positives,
+            "completed": n_rows - positives,
+            "dropout_rate": positives / n_rows if n_rows else None,
+            "development_rows": dev_rows,
+            "holdout_rows": holdout_info["rows"],
+            "cohorts": cohort_range,
+            "fingerprint_sha256": fingerprint,
+        },
+        "features": {
+            "used": [
+                {"feature": s.key, "label": s.label, "kind": s.kind, "actionable": s.actionable,
+                 "protected": s.protected}
+                for s in used_specs
+            ],
+            "excluded": list(excluded),
+            "derived": derived,
+            "model_columns": encoder.n_columns,
+            "encoding": (
+                "Categories shared by fewer than "
+                f"{config.min_category_count} training students are grouped with unseen ones as 'other'; "
+                "missing values are encoded explicitly. Choices use feature values only, never outcomes."
+            ),
+        },
+        "evaluation": {
+            "method": (
+                f"Nested cross-validation: {config.n_folds} stratified outer folds; in each, the hyperparameter "
+                f"search ({config.search_iterations} candidates, {config.inner_folds}-fold inner CV), the number "
+                "of trees, the calibration method and the category levels were chosen on the training part "
+                "only, and the outer fold was only predicted. The holdout was never used for any choice."
+            ),
+            "folds": config.n_folds,
+            "cross_validated": {"fold_summary": fold_summary, "pooled": pooled, "folds": list(fold_details)},
+            "holdout": {**holdout_info, "metrics": holdout_metrics},
+        },
+        "baselines": {
+            "note": "Same outer folds and inputs as LightGBM; standard settings, no search.",
+            "comparison": comparison,
+            "models": baselines,
+        },
+        "calibration": {
+            "method": final.calibrator.method,
+            "chosen_by": "lowest cross-validated Brier score on out-of-fold scores of the training rows",
+            "cv_brier_by_method": final.calibration_report["cv_brier_by_method"],
+            "methods_by_fold": [d["calibration_method"] for d in fold_details],
+            "brier_uncalibrated_pooled": pooled_uncalibrated["brier"],
+            "brier_calibrated_pooled": pooled["brier"],
+            "ece_uncalibrated_pooled": pooled_uncalibrated["ece"],
+            "ece_calibrated_pooled": pooled["ece"],
+            "reliability": pooled.get("reliability"),
+        },
+        "fairness": {
+            "threshold": threshold,
+            "protected_attributes": [s.key for s in specs if s.protected],
+            "protected_in_inputs": bool(config.include_protected),
+            **fairness,
+        },
+        "global_importance": list(importance),
+        "intended_use": INTENDED_USE,
+        "out_of_scope": OUT_OF_SCOPE,
+        "limitations": _limitations(n_rows=n_rows, positives=positives, holdout_info=holdout_info,
+                                    config=config, excluded=excluded, fairness=fairness),
+        "parameters": {
+            "lightgbm": final.params,
+            "search": {
+                "iterations": config.search_iterations,
+                "inner_folds": config.inner_folds,
+                "tuning_rows": final.search.tuning_rows,
+                "trials": final.search.trials,
+            },
+            "config": config.to_dict(),
+        },
+        "library_versions": versions,
+        "training_fingerprint": fingerprint,
+    }

@@ -1,0 +1,61 @@
+"""Fairness audit numbers on a case small enough to compute by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ml import fairness_audit
+
+# Group a: 4 students. Risks 0.9, 0.6, 0.4, 0.1 with outcomes 1, 0, 1, 0; threshold 0.5 flags the
+#   first two. TP=1, FP=1, FN=1, TN=1 -> selection 0.5, TPR 0.5, FPR 0.5, precision 0.5,
+#   mean risk 0.5, observed 0.5, calibration gap 0.
+# Group b: 3 students. Risks 0.8, 0.7, 0.2 with outcomes 1, 1, 0; flags the first two.
+#   TP=2, FP=0, TN=1 -> selection 2/3, TPR 1, FPR 0, precision 1,
+#   mean risk 1.7/3, observed 2/3, calibration gap 1.7/3 - 2/3 = -0.1.
+Y = [1, 0, 1, 0, 1, 1, 0]
+RISK = [0.9, 0.6, 0.4, 0.1, 0.8, 0.7, 0.2]
+GROUP = pd.Series(["a", "a", "a", "a", "b", "b", "b"])
+
+
+def test_per_group_rates_match_a_hand_computed_case():
+    audit = fairness_audit(Y, RISK, {"gender": GROUP}, threshold=0.5, min_group_size=1)
+    groups = audit["attributes"]["gender"]["groups"]
+    assert groups["a"] == pytest.approx({"count": 4, "selection_rate": 0.5, "tpr": 0.5, "fpr": 0.5,
+                                         "precision": 0.5, "mean_risk": 0.5, "observed_rate": 0.5,
+                                         "calibration_gap": 0.0})
+    assert groups["b"] == pytest.approx({"count": 3, "selection_rate": 2 / 3, "tpr": 1.0, "fpr": 0.0,
+                                         "precision": 1.0, "mean_risk": 1.7 / 3, "observed_rate": 2 / 3,
+                                         "calibration_gap": -0.1})
+
+
+def test_largest_gap_per_metric_names_the_groups():
+    audit = fairness_audit(Y, RISK, {"gender": GROUP}, threshold=0.5, min_group_size=1)
+    gaps = audit["attributes"]["gender"]["largest_gap"]
+    assert gaps["tpr"] == pytest.approx({"gap": 0.5, "highest_group": "b", "lowest_group": "a"})
+    assert gaps["fpr"] == pytest.approx({"gap": 0.5, "highest_group": "a", "lowest_group": "b"})
+    assert gaps["selection_rate"]["gap"] == pytest.approx(2 / 3 - 0.5)
+    assert gaps["calibration_gap"] == pytest.approx({"gap": 0.1, "highest_group": "a", "lowest_group": "b"})
+
+
+def test_groups_below_the_minimum_size_are_listed_but_not_in_the_gaps():
+    audit = fairness_audit(Y, RISK, {"gender": GROUP}, threshold=0.5, min_group_size=4)
+    attribute = audit["attributes"]["gender"]
+    assert attribute["small_groups"] == ["b"]
+    assert attribute["largest_gap"]["tpr"] is None
+
+
+def test_undefined_rates_are_none_not_nan_and_missing_values_form_a_group():
+    groups = pd.Series(["x", "x", None, None])
+    audit = fairness_audit([0, 0, 1, 0], [0.1, 0.2, 0.9, 0.8], {"g": groups}, threshold=0.5, min_group_size=1)
+    x = audit["attributes"]["g"]["groups"]["x"]
+    assert x["tpr"] is None and x["precision"] is None
+    assert audit["attributes"]["g"]["groups"]["not recorded"]["count"] == 2
+
+
+def test_trained_model_card_audits_each_protected_attribute(trained):
+    fairness = trained.model_card["fairness"]
+    assert set(fairness["cross_validated"]["attributes"]) == {"age", "gender"}
+    assert fairness["threshold"] == trained.threshold
+    ages = fairness["cross_validated"]["attributes"]["age"]["groups"]
+    assert len(ages) >= 3  # numeric age is cut into bands named by their values

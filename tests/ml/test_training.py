@@ -1,0 +1,117 @@
+"""train_model: refusals, determinism, feature choice, holdout and progress."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import DataInsufficientError, FeatureSpec, TrainingConfig, train_model
+from tests.ml.conftest import FAST_CONFIG
+from tests.ml.synthetic_students import synthetic_schema, synthetic_students
+
+TINY_CONFIG = TrainingConfig(
+    n_folds=2, inner_folds=2, search_iterations=1, learning_rate=0.2, max_boost_rounds=60,
+    early_stopping_rounds=10, baselines=(), min_students_per_outcome=30,
+)
+
+
+def test_one_class_data_is_refused_with_counts_in_the_message():
+    frame, _, _ = synthetic_students(200, seed=1)
+    everyone_completed = pd.Series(0, index=frame.index)
+    with pytest.raises(DataInsufficientError, match=r"needs at least 30 students with each outcome; "
+                                                    r"has 0 who dropped out and 200 who completed"):
+        train_model(frame, everyone_completed, synthetic_schema(), TINY_CONFIG)
+
+
+def test_tiny_data_is_refused_before_any_training():
+    frame, outcome, _ = synthetic_students(40, seed=2)
+    with pytest.raises(DataInsufficientError, match=r"needs at least 30 students with each outcome; has \d+"):
+        train_model(frame, outcome, synthetic_schema(), TINY_CONFIG)
+
+
+def test_same_seed_gives_identical_predictions_and_artifact():
+    frame, outcome, _ = synthetic_students(400, seed=3)
+    first = train_model(frame, outcome, synthetic_schema(), TINY_CONFIG)
+    second = train_model(frame, outcome, synthetic_schema(), TINY_CONFIG)
+    assert np.array_equal(first.predict_risk(frame), second.predict_risk(frame))
+    assert first.sha256 == second.sha256
+
+
+def test_different_seed_changes_the_model():
+    frame, outcome, _ = synthetic_students(400, seed=3)
+    first = train_model(frame, outcome, synthetic_schema(), TINY_CONFIG)
+    second = train_model(frame, outcome, synthetic_schema(), replace(TINY_CONFIG, seed=7))
+    assert not np.array_equal(first.predict_risk(frame), second.predict_risk(frame))
+
+
+def test_protected_attributes_are_left_out_of_inputs_by_default(trained):
+    assert "age" not in trained.feature_keys
+    assert "gender" not in trained.feature_keys
+    excluded = {entry["feature"]: entry["reason"] for entry in trained.model_card["features"]["excluded"]}
+    assert excluded["age"].startswith("protected")
+
+
+def test_protected_attributes_are_inputs_when_the_institution_opts_in():
+    frame, outcome, _ = synthetic_students(400, seed=4)
+    model = train_model(frame, outcome, synthetic_schema(), replace(TINY_CONFIG, include_protected=True))
+    assert {"age", "gender"} <= set(model.feature_keys)
+
+
+def test_constant_and_empty_columns_are_excluded_with_a_reason():
+    frame, outcome, _ = synthetic_students(400, seed=5)
+    frame = frame.assign(campus="main", notes=np.nan)
+    schema = [*synthetic_schema(),
+              FeatureSpec("campus", "Campus", "categorical"),
+              FeatureSpec("notes", "Notes score", "numeric")]
+    model = train_model(frame, outcome, schema, TINY_CONFIG)
+    excluded = {entry["feature"]: entry["reason"] for entry in model.model_card["features"]["excluded"]}
+    assert excluded["campus"] == "the same value for every student"
+    assert excluded["notes"] == "no values recorded"
+    assert "campus" not in model.feature_keys
+
+
+def test_cohort_gives_an_out_of_time_holdout_of_the_newest_entry_year(synthetic_data, trained):
+    _, _, cohort = synthetic_data
+    held = cohort.loc[trained.holdout_index]
+    assert set(held.unique()) == {2022}
+    assert len(held) == int((cohort == 2022).sum())
+    holdout = trained.model_card["evaluation"]["holdout"]
+    assert holdout["kind"] == "out_of_time"
+    assert trained.holdout_metrics["n"] == len(held)
+
+
+def test_without_cohort_the_holdout_is_stratified_and_the_rest_is_developed_on():
+    frame, outcome, _ = synthetic_students(400, seed=6)
+    model = train_model(frame, outcome, synthetic_schema(), TINY_CONFIG)
+    held = outcome.loc[model.holdout_index]
+    assert len(held) == 80
+    assert abs(held.mean() - outcome.mean()) < 0.03
+    assert model.model_card["evaluation"]["holdout"]["kind"] == "stratified"
+
+
+def test_progress_is_reported_from_zero_to_one_in_order():
+    frame, outcome, _ = synthetic_students(300, seed=8)
+    seen: list[tuple[float, str]] = []
+    train_model(frame, outcome, synthetic_schema(), TINY_CONFIG, progress=lambda f, s: seen.append((f, s)))
+    fractions = [f for f, _ in seen]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert fractions == sorted(fractions)
+    assert any("fold" in stage for _, stage in seen)
+
+
+def test_learns_the_known_mechanism_of_the_synthetic_institution(trained):
+    auc = trained.model_card["evaluation"]["cross_validated"]["fold_summary"]["roc_auc"]["mean"]
+    assert auc > 0.75
+    top = [item["feature"] for item in trained.global_importance[:2]]
+    assert "units_approved" in top
+
+
+def test_model_card_reports_baselines_on_the_same_folds(trained):
+    comparison = trained.model_card["baselines"]["comparison"]
+    assert [row["model"] for row in comparison] == ["lightgbm", *FAST_CONFIG.baselines]
+    for name in FAST_CONFIG.baselines:
+        folds = trained.model_card["baselines"]["models"][name]["fold_summary"]["roc_auc"]["folds"]
+        assert len(folds) == FAST_CONFIG.n_folds
