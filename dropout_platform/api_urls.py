@@ -4,6 +4,7 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from institutions.api.views import InstitutionDetailView, JobViewSet, MyInstitutionListView
+from institutions.api.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from interventions.api import CaseloadAssignmentView, FlagViewSet, InterventionTypeViewSet, InterventionViewSet
 from students.api import FeatureDefinitionViewSet, StudentViewSet
 
@@ -11,6 +12,8 @@ router = SimpleRouter()
 router.register("students", StudentViewSet, basename="api-student")
 router.register("features", FeatureDefinitionViewSet, basename="api-feature")
 router.register("jobs", JobViewSet, basename="api-job")
+router.register("webhooks", WebhookEndpointViewSet, basename="api-webhook")
+router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="api-webhook-delivery")
 router.register("intervention-types", InterventionTypeViewSet, basename="api-intervention-type")
 router.register("interventions", InterventionViewSet, basename="api-intervention")
 router.register("flags", FlagViewSet, basename="api-flag")

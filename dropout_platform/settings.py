@@ -137,6 +137,13 @@ IMPORT_MAX_FILE_BYTES = env_int("IMPORT_MAX_FILE_BYTES", default=50 * 1024 * 102
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", default=20 * 1024 * 1024)
 
+# Webhooks: HTTPS only and never to private addresses, except on a debug laptop or in tests.
+WEBHOOK_ALLOW_HTTP_LOOPBACK = env_bool("WEBHOOK_ALLOW_HTTP_LOOPBACK", default=DEBUG)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=DEBUG)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", default=10)
+
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
@@ -173,6 +180,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # per-institution schedules are rows created by predictions.services.prediction_schedule_sync.
 CELERY_BEAT_SCHEDULE = {
     "dispatch-pending-jobs": {"task": "institutions.tasks.dispatch_pending_jobs", "schedule": 60.0},
+    "dispatch-due-webhooks": {"task": "institutions.tasks.dispatch_due_webhooks", "schedule": 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -210,6 +218,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StudentOutcomeEnum": "students.models.Outcome",
         "InterventionOutcomeEnum": "interventions.models.InterventionOutcome",
+        "EnrolmentStatusEnum": "students.models.EnrolmentStatus",
+        "JobStatusEnum": "institutions.models.JobStatus",
+        "WebhookDeliveryStatusEnum": "institutions.models.DeliveryStatus",
+        "InterventionStatusEnum": "interventions.models.InterventionStatus",
+        "ImportUploadStatusEnum": "students.models.ImportUploadStatus",
     },
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from the installed sidecar package: the docs page works with no internet.

@@ -9,6 +9,9 @@ import os
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
+# Webhook tests post to a receiver on 127.0.0.1.
+os.environ.setdefault("WEBHOOK_ALLOW_HTTP_LOOPBACK", "1")
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_TARGETS", "1")
 
 from .settings import *  # noqa: F403
 from .settings import MEDIA_ROOT

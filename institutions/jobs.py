@@ -17,6 +17,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from .models import ACTIVE_JOB_STATUSES, Institution, Job, JobStatus
+from .webhooks import webhook_emit
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def job_succeed(job: Job, *, counts: dict | None = None, result: dict | None = N
         progress_done=F("progress_total"), stage="done",
     )
     job.refresh_from_db()
+    _emit_job_finished(job)
 
 
 def job_fail(job: Job, *, error: str, counts: dict | None = None) -> None:
@@ -129,3 +131,11 @@ def job_fail(job: Job, *, error: str, counts: dict | None = None) -> None:
         fields["counts"] = counts
     Job.objects.for_institution(job.institution).filter(pk=job.pk).update(**fields)
     job.refresh_from_db()
+    _emit_job_finished(job)
+
+
+def _emit_job_finished(job: Job) -> None:
+    webhook_emit(institution=job.institution, event="job.finished", payload={"job": {
+        "id": job.pk, "kind": job.kind, "status": job.status, "counts": job.counts, "error": job.error,
+        "triggered_by": job.triggered_by, "started_at": job.started_at, "finished_at": job.finished_at,
+    }})
