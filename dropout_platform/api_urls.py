@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 from institutions.api.views import InstitutionDetailView, JobViewSet, MyInstitutionListView
 from institutions.api.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from interventions.api import CaseloadAssignmentView, FlagViewSet, InterventionTypeViewSet, InterventionViewSet
+from predictions.api import ModelVersionViewSet, StudentLatestPredictionView, StudentPredictionHistoryView
 from students.api import FeatureDefinitionViewSet, StudentViewSet
 
 router = SimpleRouter()
@@ -17,11 +18,16 @@ router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="api-webh
 router.register("intervention-types", InterventionTypeViewSet, basename="api-intervention-type")
 router.register("interventions", InterventionViewSet, basename="api-intervention")
 router.register("flags", FlagViewSet, basename="api-flag")
+router.register("model-versions", ModelVersionViewSet, basename="api-model-version")
 
 urlpatterns = [
     path("institutions/", MyInstitutionListView.as_view(), name="api-institution-list"),
     path("institutions/<slug:institution_slug>/", InstitutionDetailView.as_view(), name="api-institution-detail"),
     path("institutions/<slug:institution_slug>/caseload-assignments/", CaseloadAssignmentView.as_view(),
          name="api-caseload-assignment"),
+    path("institutions/<slug:institution_slug>/students/<int:student_id>/prediction/",
+         StudentLatestPredictionView.as_view(), name="api-student-prediction"),
+    path("institutions/<slug:institution_slug>/students/<int:student_id>/predictions/",
+         StudentPredictionHistoryView.as_view(), name="api-student-prediction-history"),
     path("institutions/<slug:institution_slug>/", include(router.urls)),
 ]

@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class PredictionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "predictions"
+
+    def ready(self) -> None:
+        from students.signals import import_committed
+
+        # Registers the retrain/rescore job runners with institutions.jobs.
+        from . import tasks  # noqa: F401
+        from .receivers import queue_rescore_after_import
+
+        import_committed.connect(queue_rescore_after_import, dispatch_uid="predictions-rescore-after-import")

@@ -1,0 +1,192 @@
+"""REST API of the model registry and stored predictions (``/api/v1/institutions/<slug>/...``)."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
+from institutions.api.serializers import JobSerializer
+from students.models import Student
+
+from . import services
+from .models import LatestPrediction, ModelVersion, Prediction
+from .selectors import latest_prediction_for_student, prediction_history
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id", "number", "status", "artifact_sha256", "artifact_bytes", "training_size", "training_counts",
+            "feature_keys", "metrics", "holdout_metrics", "baselines", "fairness", "gate", "threshold", "trigger",
+            "created_by", "decided_by", "decided_at", "decision_note", "promoted_at", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ModelVersionDetailSerializer(ModelVersionSerializer):
+    class Meta(ModelVersionSerializer.Meta):
+        fields = [*ModelVersionSerializer.Meta.fields, "model_card"]
+        read_only_fields = fields
+
+
+class DecisionSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class RescoreRequestSerializer(serializers.Serializer):
+    full = serializers.BooleanField(required=False, default=False,
+                                    help_text="Rescore every current student, not only those whose data changed.")
+
+
+def _accepted(view, job, created: bool) -> Response:
+    data = JobSerializer(job, context={"institution": view.institution}).data
+    data["joined_active_job"] = not created
+    url = reverse("api-job-detail", kwargs={"institution_slug": view.institution.slug, "pk": job.pk})
+    return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+
+class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionViewSet):
+    """The institution's model versions with metrics, baselines, fairness and the gate's verdict."""
+
+    model = ModelVersion
+    read_capability = "view_aggregates"
+    write_capability = "manage_models"
+    lookup_field = "number"
+    lookup_value_regex = r"\d+"
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.defer("artifact").select_related("created_by", "decided_by").order_by("-number")
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return ModelVersionDetailSerializer
+        if self.action in ("promote", "reject"):
+            return DecisionSerializer
+        if self.action == "rescore":
+            return RescoreRequestSerializer
+        return ModelVersionSerializer
+
+    def _decide(self, request, decide):
+        version = self.get_object()
+        serializer = DecisionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            version = decide(institution=self.institution, version=version, user=request.user,
+                             note=serializer.validated_data["note"])
+        except services.ModelDecisionError as exc:
+            raise ValidationError({"status": [str(exc)]}) from None
+        return Response(ModelVersionSerializer(version).data)
+
+    @extend_schema(request=DecisionSerializer, responses=ModelVersionSerializer)
+    @action(detail=True, methods=["post"])
+    def promote(self, request, *args, **kwargs):
+        """Make this version live (the current live one is retired) and queue a rescore."""
+        return self._decide(request, services.model_version_promote)
+
+    @extend_schema(request=DecisionSerializer, responses=ModelVersionSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, *args, **kwargs):
+        return self._decide(request, services.model_version_reject)
+
+    @extend_schema(request=None, responses=ModelVersionSerializer)
+    @action(detail=False, methods=["post"])
+    def rollback(self, request, *args, **kwargs):
+        """Put the previously live version back in production."""
+        try:
+            version = services.model_version_rollback(institution=self.institution, user=request.user)
+        except services.ModelDecisionError as exc:
+            raise ValidationError({"status": [str(exc)]}) from None
+        return Response(ModelVersionSerializer(version).data)
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    @action(detail=False, methods=["post"])
+    def retrain(self, request, *args, **kwargs):
+        """Queue a retrain (or join the one running); poll the returned job."""
+        job, created = services.retrain_request(institution=self.institution, created_by=request.user,
+                                                triggered_by="api")
+        return _accepted(self, job, created)
+
+    @extend_schema(request=RescoreRequestSerializer, responses={202: JobSerializer})
+    @action(detail=False, methods=["post"])
+    def rescore(self, request, *args, **kwargs):
+        """Queue a rescore of current students with the live model (or join the one running)."""
+        serializer = RescoreRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job, created = services.rescore_request(
+            institution=self.institution, full=serializer.validated_data["full"], created_by=request.user,
+            triggered_by="api",
+        )
+        return _accepted(self, job, created)
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    model_version = serializers.IntegerField(source="model_version.number", read_only=True)
+
+    class Meta:
+        model = Prediction
+        fields = ["id", "risk", "band", "model_version", "job", "input_fingerprint", "base_value", "factors",
+                  "created_at"]
+        read_only_fields = fields
+
+
+class PredictionHistoryItemSerializer(PredictionSerializer):
+    class Meta(PredictionSerializer.Meta):
+        fields = ["id", "risk", "band", "model_version", "job", "input_fingerprint", "created_at"]
+        read_only_fields = fields
+
+
+class LatestPredictionSerializer(serializers.ModelSerializer):
+    student = serializers.IntegerField(source="student_id", read_only=True)
+    model_version = serializers.IntegerField(source="model_version.number", read_only=True)
+    base_value = serializers.FloatField(source="prediction.base_value", read_only=True)
+    factors = serializers.JSONField(source="prediction.factors", read_only=True)
+    job = serializers.IntegerField(source="prediction.job_id", read_only=True)
+
+    class Meta:
+        model = LatestPrediction
+        fields = ["student", "risk", "band", "rank", "percentile", "flagged", "model_version", "job",
+                  "input_fingerprint", "scored_at", "base_value", "factors"]
+        read_only_fields = fields
+
+
+class _StudentPredictionMixin(InstitutionScopeMixin):
+    read_capability = "view_students"
+
+    def student(self) -> Student:
+        return get_object_or_404(Student.objects.for_institution(self.institution), pk=self.kwargs["student_id"])
+
+
+class StudentLatestPredictionView(_StudentPredictionMixin, generics.GenericAPIView):
+    """The student's current risk, band, rank and flag with the explanation (top factors)."""
+
+    serializer_class = LatestPredictionSerializer
+
+    @extend_schema(responses={200: LatestPredictionSerializer, 404: inline_serializer(
+        "PredictionNotFound", {"code": serializers.CharField(), "message": serializers.CharField()})})
+    def get(self, request, *args, **kwargs):
+        latest = latest_prediction_for_student(institution=self.institution, student=self.student())
+        if latest is None:
+            return Response({"code": "not_scored", "message": "This student has no prediction yet.", "errors": {}},
+                            status=status.HTTP_404_NOT_FOUND)
+        return Response(LatestPredictionSerializer(latest).data)
+
+
+class StudentPredictionHistoryView(_StudentPredictionMixin, generics.ListAPIView):
+    """Every stored prediction of the student, newest first: the risk over time."""
+
+    serializer_class = PredictionHistoryItemSerializer
+
+    def get_queryset(self):
+        return prediction_history(institution=self.institution, student=self.student())
+
+

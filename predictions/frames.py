@@ -1,0 +1,93 @@
+"""From the database to the frames ``ml`` reads: the schema, training rows and scoring rows.
+
+The feature set is data (each institution's ``FeatureDefinition`` rows), so the frame's columns
+are the institution's feature keys and ``ml`` receives a matching list of ``FeatureSpec``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from institutions.models import Institution
+from ml import FeatureSpec
+from students.models import KNOWN_TRAINING_OUTCOMES, Outcome, Student
+from students.selectors import current_students, feature_definition_list
+
+
+class NoFeatureSchema(ValueError):
+    """The institution has not described any feature yet, so there is nothing to learn from."""
+
+
+def feature_specs(*, institution: Institution) -> list[FeatureSpec]:
+    specs = [
+        FeatureSpec(
+            key=definition.key,
+            label=definition.label,
+            kind=definition.kind,
+            min_value=definition.min_value,
+            max_value=definition.max_value,
+            categories=definition.category_values or None,
+            category_labels=definition.category_labels,
+            unit=definition.unit,
+            protected=definition.protected,
+            actionable=definition.actionable,
+            description=definition.description,
+        )
+        for definition in feature_definition_list(institution=institution)
+    ]
+    if not specs:
+        raise NoFeatureSchema("this institution has no features defined yet; add its data schema first")
+    return specs
+
+
+def features_frame(values: Sequence[dict], keys: Sequence[str]) -> pd.DataFrame:
+    """One row per student, one column per feature key; absent values are missing (None/NaN)."""
+    return pd.DataFrame.from_records(list(values), columns=list(keys))
+
+
+@dataclass
+class TrainingData:
+    frame: pd.DataFrame
+    outcome: pd.Series
+    cohort: pd.Series | None
+    student_ids: np.ndarray
+
+    @property
+    def counts(self) -> dict[str, int]:
+        dropped = int(self.outcome.sum())
+        return {"dropped_out": dropped, "graduated": int(len(self.outcome) - dropped)}
+
+
+def training_data(*, institution: Institution, keys: Sequence[str]) -> TrainingData:
+    """Students whose outcome is known: dropped out (1) or graduated (0)."""
+    rows = list(
+        Student.objects.for_institution(institution)
+        .filter(outcome__in=KNOWN_TRAINING_OUTCOMES)
+        .order_by("id")
+        .values_list("id", "outcome", "cohort", "features")
+    )
+    frame = features_frame([row[3] for row in rows], keys)
+    outcome = pd.Series([1 if row[1] == Outcome.DROPPED_OUT else 0 for row in rows], dtype=int)
+    cohorts = [row[2] for row in rows]
+    # Out-of-time evaluation only makes sense when several cohorts are recorded.
+    cohort = pd.Series(cohorts, dtype=object) if len({c for c in cohorts if c}) > 1 else None
+    return TrainingData(frame=frame, outcome=outcome, cohort=cohort,
+                        student_ids=np.array([row[0] for row in rows], dtype=np.int64))
+
+
+def current_student_values(*, institution: Institution) -> tuple[np.ndarray, list[dict]]:
+    """Ids and feature values of every student the model scores, ordered by id."""
+    rows = list(current_students(institution=institution).order_by("id").values_list("id", "features"))
+    return np.array([row[0] for row in rows], dtype=np.int64), [row[1] or {} for row in rows]
+
+
+def input_fingerprint(values: dict, keys: Sequence[str]) -> str:
+    """A short hash of exactly the values the model reads; equal inputs give equal fingerprints."""
+    payload = json.dumps([values.get(key) for key in keys], separators=(",", ":"), default=str)
+    return hashlib.sha1(payload.encode(), usedforsecurity=False).hexdigest()

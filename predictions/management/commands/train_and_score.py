@@ -1,0 +1,78 @@
+"""Train a model and score current students for one or more institutions, in this process.
+
+For operators and the demo (``make demo`` runs it for the demo institutions): no worker needed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+import ml
+from institutions.jobs import job_create, job_mark_running, job_succeed
+from institutions.models import Institution, JobKind
+from institutions.scoping import institution_scope
+from predictions.frames import NoFeatureSchema
+from predictions.models import ModelStatus, ModelTrigger
+from predictions.selectors import model_version_live
+from predictions.services import model_version_train, predictions_rescore
+
+
+class Command(BaseCommand):
+    help = "Train (unless a live model exists and --retrain is not given) and score institutions in-process."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slugs", nargs="+", help="institution slugs")
+        parser.add_argument("--retrain", action="store_true", help="train a new version even if one is live")
+        parser.add_argument("--full", action="store_true", help="rescore every current student")
+        parser.add_argument("--search-iterations", type=int, default=None,
+                            help="hyper-parameter candidates to try (fewer is faster)")
+
+    def handle(self, *args, slugs, retrain, full, search_iterations, **options):
+        for slug in slugs:
+            institution = Institution.objects.filter(slug=slug).first()
+            if institution is None:
+                raise CommandError(f"no institution with slug {slug!r}")
+            with institution_scope(institution):
+                self._run(institution, retrain=retrain, full=full, search_iterations=search_iterations)
+
+    def _progress(self, label: str):
+        def report(fraction: float, stage: str) -> None:
+            filled = int(30 * max(0.0, min(1.0, fraction)))
+            sys.stdout.write(f"\r  {label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {stage[:40]:<40}")
+            sys.stdout.flush()
+        return report
+
+    def _run(self, institution: Institution, *, retrain: bool, full: bool, search_iterations: int | None) -> None:
+        self.stdout.write(f"{institution.name} ({institution.slug})")
+        if retrain or model_version_live(institution=institution) is None:
+            job, _ = job_create(institution=institution, kind=JobKind.RETRAIN, triggered_by="command")
+            job_mark_running(job, total=100, stage="training")
+            started = time.monotonic()
+            try:
+                version = model_version_train(
+                    institution=institution, trigger=ModelTrigger.DEMO, job=job,
+                    search_iterations=search_iterations, progress=self._progress("training"),
+                )
+            except (ml.DataInsufficientError, NoFeatureSchema) as exc:
+                self.stdout.write("")
+                raise CommandError(f"{institution.slug}: {exc}") from None
+            job_succeed(job, counts={"training_size": version.training_size},
+                        result={"model_version": version.number, "status": version.status})
+            self.stdout.write(f"\n  model v{version.number}: {version.status}, ROC-AUC "
+                              f"{version.auc if version.auc is not None else 'n/a'} "
+                              f"({time.monotonic() - started:.1f} s)")
+            if version.status != ModelStatus.LIVE:
+                self.stdout.write("  the new version did not pass the promotion gate; an admin decides")
+        job, _ = job_create(institution=institution, kind=JobKind.RESCORE, params={"full": full},
+                            triggered_by="command", join_active=True)
+        job_mark_running(job, stage="scoring")
+        started = time.monotonic()
+        outcome = predictions_rescore(institution=institution, job=job, full=full)
+        job_succeed(job, counts=outcome.counts(), result={"model_version": outcome.model_version,
+                                                          "message": outcome.message})
+        self.stdout.write(f"  scored {outcome.scored} of {outcome.current} current students, "
+                          f"{outcome.flagged} flagged ({time.monotonic() - started:.1f} s)"
+                          + (f"; {outcome.message}" if outcome.message else ""))

@@ -1,0 +1,217 @@
+"""The model registry, the institution's prediction settings, and stored predictions.
+
+``ModelVersion`` holds one trained model per row (artifact bytes as produced by
+``ml.Model.to_artifact()``: JSON text, never a pickle) with its sha256, quality figures and the
+promotion decision. ``Prediction`` is the history: one row per student per scoring run in which
+the student's inputs or the model changed. ``LatestPrediction`` is one row per current student,
+rewritten by every run (rank, percentile and flag depend on everyone else's risk), so that a
+dashboard of 50,000 students reads one indexed table instead of searching the history.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from institutions.scoping import TenantModel
+
+
+class ModelStatus(models.TextChoices):
+    CANDIDATE = "candidate", "Candidate (awaiting decision)"
+    LIVE = "live", "Live"
+    RETIRED = "retired", "Retired"
+    REJECTED = "rejected", "Rejected"
+
+
+class ModelTrigger(models.TextChoices):
+    USER = "user", "An administrator (web)"
+    API = "api", "API"
+    SCHEDULE = "schedule", "Schedule"
+    IMPORT = "import", "After an import"
+    DEMO = "demo", "Demo set-up"
+
+
+class ModelVersion(TenantModel):
+    """One trained model of one institution and the decision taken about it."""
+
+    number = models.PositiveIntegerField(help_text="1, 2, 3... within the institution")
+    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.CANDIDATE)
+    artifact = models.BinaryField(help_text="ml artifact: one UTF-8 JSON document (no pickle)")
+    artifact_sha256 = models.CharField(max_length=64)
+    artifact_bytes = models.PositiveIntegerField(default=0)
+    training_size = models.PositiveIntegerField(default=0)
+    training_counts = models.JSONField(default=dict, blank=True, help_text='{"dropped_out": n, "graduated": n}')
+    feature_keys = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, blank=True, help_text="cross-validated metrics of the model")
+    holdout_metrics = models.JSONField(default=dict, blank=True)
+    baselines = models.JSONField(default=dict, blank=True)
+    fairness = models.JSONField(default=dict, blank=True)
+    model_card = models.JSONField(default=dict, blank=True)
+    gate = models.JSONField(default=dict, blank=True, help_text="the promotion gate's checks and verdict")
+    threshold = models.FloatField(null=True, blank=True)
+    trigger = models.CharField(max_length=16, choices=ModelTrigger.choices, default=ModelTrigger.USER)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    job = models.ForeignKey(
+        "institutions.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=300, blank=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "number"], name="modelversion_unique_number"),
+            models.UniqueConstraint(
+                fields=["institution"], condition=Q(status="live"), name="modelversion_one_live_per_institution"
+            ),
+        ]
+        indexes = [models.Index(fields=["institution", "status"], name="modelversion_inst_status")]
+
+    def __str__(self) -> str:
+        return f"Model v{self.number} ({self.status})"
+
+    @property
+    def auc(self) -> float | None:
+        return (self.metrics or {}).get("roc_auc")
+
+
+class FlagRule(models.TextChoices):
+    THRESHOLD = "threshold", "Risk at or above a threshold"
+    CAPACITY = "capacity", "The top k students (advisors' capacity)"
+
+
+class ScheduleFrequency(models.TextChoices):
+    OFF = "off", "Off"
+    DAILY = "daily", "Every day"
+    WEEKLY = "weekly", "Every week (Monday)"
+    MONTHLY = "monthly", "Every month (1st)"
+
+
+class PredictionSettings(TenantModel):
+    """What an institution's administrators decide: flagging, bands, the promotion gate, schedules."""
+
+    flag_rule = models.CharField(max_length=16, choices=FlagRule.choices, default=FlagRule.THRESHOLD)
+    flag_threshold = models.FloatField(
+        default=0.5, validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
+        help_text="Flag students whose risk is at least this (threshold rule).",
+    )
+    flag_capacity = models.PositiveIntegerField(
+        default=100, validators=[MinValueValidator(1)],
+        help_text="How many students the advisors can contact (top-k rule).",
+    )
+    band_medium_from = models.FloatField(default=0.3, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    band_high_from = models.FloatField(default=0.6, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    auto_promote = models.BooleanField(
+        default=True, help_text="Promote a new model that passes every gate check without waiting for an admin."
+    )
+    min_training_size = models.PositiveIntegerField(
+        default=200, help_text="Students with a known outcome a model must learn from."
+    )
+    max_auc_drop = models.FloatField(
+        default=0.01, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="How much lower than the live model's ROC-AUC (same holdout) a candidate may score.",
+    )
+    max_fairness_gap = models.FloatField(
+        default=0.2, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Largest allowed gap between groups of a protected attribute (selection rate, TPR, FPR).",
+    )
+    search_iterations = models.PositiveIntegerField(
+        default=8, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Hyper-parameter candidates tried per training (more is slower and rarely much better).",
+    )
+    rescore_schedule = models.CharField(
+        max_length=16, choices=ScheduleFrequency.choices, default=ScheduleFrequency.DAILY
+    )
+    retrain_schedule = models.CharField(
+        max_length=16, choices=ScheduleFrequency.choices, default=ScheduleFrequency.WEEKLY
+    )
+    schedule_hour = models.PositiveSmallIntegerField(
+        default=2, validators=[MaxValueValidator(23)], help_text="Hour of day, in the institution's time zone."
+    )
+    rescore_after_import = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        verbose_name_plural = "prediction settings"
+        constraints = [
+            models.UniqueConstraint(fields=["institution"], name="predictionsettings_one_per_institution"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Prediction settings of institution {self.institution_id}"
+
+    def clean(self) -> None:
+        if self.band_medium_from >= self.band_high_from:
+            raise ValidationError({"band_high_from": "The high band must start above the medium band."})
+
+
+class RiskBand(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class Prediction(TenantModel):
+    """A student's risk as scored by one run: kept forever as the student's risk history."""
+
+    student = models.ForeignKey("students.Student", on_delete=models.CASCADE, related_name="+", db_index=False)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_index=False)
+    job = models.ForeignKey("institutions.Job", on_delete=models.PROTECT, related_name="+", db_index=False)
+    risk = models.FloatField()
+    band = models.CharField(max_length=8, choices=RiskBand.choices)
+    base_value = models.FloatField(help_text="the model's average output (log-odds) the factors start from")
+    factors = models.JSONField(default=list, help_text="top factors from ml's explanation, largest first")
+    input_fingerprint = models.CharField(max_length=40, help_text="hash of the feature values scored")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A retried chunk of a run can never store a student twice.
+            models.UniqueConstraint(fields=["institution", "job", "student"], name="prediction_unique_per_run"),
+        ]
+        indexes = [models.Index(fields=["institution", "student", "-created_at"], name="prediction_inst_student")]
+
+    def __str__(self) -> str:
+        return f"{self.student_id}: {self.risk:.2f} (run {self.job_id})"
+
+
+class LatestPrediction(TenantModel):
+    """Each current student's most recent prediction plus where it stands in the institution now."""
+
+    student = models.ForeignKey("students.Student", on_delete=models.CASCADE, related_name="+", db_index=False)
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+", db_index=False)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_index=False)
+    risk = models.FloatField()
+    band = models.CharField(max_length=8, choices=RiskBand.choices)
+    input_fingerprint = models.CharField(max_length=40)
+    rank = models.PositiveIntegerField(default=0, help_text="1 = highest risk in the institution")
+    percentile = models.FloatField(default=0.0, help_text="share of current students with lower risk, 0-100")
+    flagged = models.BooleanField(default=False)
+    scored_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["rank", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "student"], name="latestprediction_one_per_student"),
+        ]
+        indexes = [
+            models.Index(fields=["institution", "rank"], name="latest_inst_rank"),
+            models.Index(fields=["institution", "flagged", "rank"], name="latest_inst_flagged"),
+            models.Index(fields=["institution", "band", "rank"], name="latest_inst_band"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id}: {self.risk:.2f} (#{self.rank})"

@@ -1,0 +1,175 @@
+"""Reads of the model registry and of stored predictions, always for one institution.
+
+Dashboards read :func:`latest_predictions` (one indexed row per current student, already
+ranked and flagged); a student's risk over time comes from :func:`prediction_history`.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from institutions.models import Institution, Job, JobKind
+from students.models import Student
+
+from .models import LatestPrediction, ModelStatus, ModelVersion, Prediction, PredictionSettings
+
+
+def prediction_settings_get(*, institution: Institution) -> PredictionSettings:
+    """The institution's settings, or the defaults (unsaved) if its admins never changed them."""
+    found = PredictionSettings.objects.for_institution(institution).first()
+    return found or PredictionSettings(institution=institution)
+
+
+def model_version_list(*, institution: Institution) -> QuerySet[ModelVersion]:
+    """Every version, newest first, without the artifact bytes (they can be megabytes)."""
+    return ModelVersion.objects.for_institution(institution).defer("artifact").select_related(
+        "created_by", "decided_by"
+    ).order_by("-number")
+
+
+def model_version_live(*, institution: Institution) -> ModelVersion | None:
+    return model_version_list(institution=institution).filter(status=ModelStatus.LIVE).first()
+
+
+def model_version_latest_candidate(*, institution: Institution) -> ModelVersion | None:
+    return model_version_list(institution=institution).filter(status=ModelStatus.CANDIDATE).first()
+
+
+def model_version_rollback_target(*, institution: Institution) -> ModelVersion | None:
+    """The version that was live before the current one: what "roll back" returns to."""
+    return model_version_list(institution=institution).filter(
+        status=ModelStatus.RETIRED, promoted_at__isnull=False
+    ).order_by("-promoted_at").first()
+
+
+def latest_predictions(*, institution: Institution) -> QuerySet[LatestPrediction]:
+    """Each current student's latest prediction with rank, percentile, band and flag; rank order.
+
+    One row per current student (students who left are removed by the next scoring run). Join
+    the student cheaply with ``.select_related("student")``; filter with ``flagged=True``,
+    ``band="high"``, ``student__advisor=user``...
+    """
+    return LatestPrediction.objects.for_institution(institution).order_by("rank", "id")
+
+
+def latest_prediction_for_student(*, institution: Institution, student: Student) -> LatestPrediction | None:
+    return latest_predictions(institution=institution).filter(student=student).select_related(
+        "prediction", "model_version"
+    ).first()
+
+
+def prediction_history(*, institution: Institution, student: Student) -> QuerySet[Prediction]:
+    """Every stored prediction of the student, newest first (its risk over time)."""
+    return Prediction.objects.for_institution(institution).filter(student=student).select_related(
+        "model_version"
+    ).order_by("-created_at", "-id")
+
+
+def prediction_job_list(*, institution: Institution) -> QuerySet[Job]:
+    return Job.objects.for_institution(institution).filter(
+        kind__in=(JobKind.RETRAIN, JobKind.RESCORE)
+    ).select_related("created_by").order_by("-created_at", "-id")
+
+
+def prediction_counts(*, institution: Institution) -> dict[str, int]:
+    latest = latest_predictions(institution=institution)
+    return {
+        "scored": latest.count(),
+        "flagged": latest.filter(flagged=True).count(),
+        "high": latest.filter(band="high").count(),
+    }
+
+
+SCHEDULED_TASKS = {
+    "rescore": "predictions.tasks.scheduled_rescore",
+    "retrain": "predictions.tasks.scheduled_retrain",
+}
+
+
+def periodic_task_name(institution: Institution, kind: str) -> str:
+    return f"predictions:{kind}:institution-{institution.pk}"
+
+
+def prediction_schedule_list(*, institution: Institution) -> list[dict]:
+    """The institution's beat entries (rescore, retrain) with their last run, for the schedule page."""
+    from django_celery_beat.models import PeriodicTask
+
+    rows = []
+    for kind in SCHEDULED_TASKS:
+        task = PeriodicTask.objects.filter(name=periodic_task_name(institution, kind)).select_related(
+            "crontab"
+        ).first()
+        rows.append({"kind": kind, "task": task, "last_run_at": task.last_run_at if task else None})
+    return rows
+
+
+METRIC_COLUMNS = (
+    ("roc_auc_mean", "ROC-AUC"),
+    ("pr_auc_mean", "PR-AUC"),
+    ("brier_mean", "Brier"),
+    ("ece_pooled", "Calibration error"),
+    ("precision_at_top_10pct", "Precision, top 10%"),
+    ("recall_at_top_20pct", "Recall, top 20%"),
+)
+MODEL_NAMES = {
+    "lightgbm": "LightGBM (this model)", "logistic_regression": "Logistic regression",
+    "decision_tree": "Decision tree", "random_forest": "Random forest", "svm": "Support vector machine",
+}
+FAIRNESS_METRIC_NAMES = {
+    "selection_rate": "Share flagged", "tpr": "Leavers caught (TPR)", "fpr": "Stayers flagged (FPR)",
+    "precision": "Flags that were right (precision)", "calibration_gap": "Calibration gap",
+}
+
+
+def model_version_report(version: ModelVersion) -> dict:
+    """What the model page shows of one version, read from its model card (as ml wrote it)."""
+    card = version.model_card or {}
+    comparison = version.baselines or []
+    metric_rows = [
+        {"name": MODEL_NAMES.get(row.get("model"), row.get("model")), "is_model": row.get("model") == "lightgbm",
+         "values": [row.get(key) for key, _ in METRIC_COLUMNS]}
+        for row in comparison
+    ]
+    reliability = [b for b in ((card.get("calibration") or {}).get("reliability") or []) if b.get("count")]
+    fairness_audit = (version.fairness or {}).get("cross_validated") or (version.fairness or {}).get("holdout") or {}
+    fairness_rows = []
+    for attribute, report in (fairness_audit.get("attributes") or {}).items():
+        for metric, entry in (report.get("largest_gap") or {}).items():
+            fairness_rows.append({
+                "attribute": attribute, "metric": FAIRNESS_METRIC_NAMES.get(metric, metric),
+                "gap": entry.get("gap") if entry else None,
+                "highest": entry.get("highest_group") if entry else None,
+                "lowest": entry.get("lowest_group") if entry else None,
+            })
+    dom_id = f"model-v{version.number}"
+    sections = []
+    for key, title in (("intended_use", "Intended use"), ("out_of_scope", "Out of scope"),
+                       ("limitations", "Limitations")):
+        value = card.get(key)
+        if value:
+            sections.append({"title": title, "items": value if isinstance(value, list) else None,
+                             "text": value if not isinstance(value, list) else ""})
+    return {
+        "number": version.number,
+        "dom_id": dom_id,
+        "calibration_data_id": f"{dom_id}-calibration-data",
+        "importance_data_id": f"{dom_id}-importance-data",
+        "metric_columns": [{"key": key, "label": label} for key, label in METRIC_COLUMNS],
+        "metric_rows": metric_rows,
+        "calibration": {
+            "predicted": [b["mean_predicted"] for b in reliability],
+            "observed": [b["observed_rate"] for b in reliability],
+            "counts": [b["count"] for b in reliability],
+        } if reliability else None,
+        "calibration_rows": [
+            {"predicted": b["mean_predicted"], "observed": b["observed_rate"], "count": b["count"]}
+            for b in reliability
+        ],
+        "importance": [
+            {"label": item.get("label") or item.get("feature"), "value": item.get("mean_abs_shap")}
+            for item in (card.get("global_importance") or [])[:15]
+        ],
+        "fairness": fairness_rows,
+        "gate": version.gate or {},
+        "card_sections": sections,
+    }

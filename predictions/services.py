@@ -1,0 +1,485 @@
+"""Training, the promotion gate, scoring and scheduling: every write of the predictions app.
+
+Scoring is written for crash safety. A run works through the students in chunks; each chunk
+is one transaction that stores the chunk's predictions, moves the students' latest-prediction
+rows and records the job's progress together. A worker killed mid-run leaves whole chunks or
+nothing; the redelivered task skips students that already have a prediction for this run
+(``unique(institution, job, student)`` guarantees it could not store them twice anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+
+import ml
+from institutions.jobs import job_create, job_dispatch, job_progress
+from institutions.models import Institution, Job, JobKind
+from students.selectors import current_students
+
+from . import frames
+from .model_store import artifact_sha256, load_model, remember_model
+from .models import (
+    FlagRule,
+    LatestPrediction,
+    ModelStatus,
+    ModelTrigger,
+    ModelVersion,
+    Prediction,
+    PredictionSettings,
+    RiskBand,
+)
+from .selectors import (
+    SCHEDULED_TASKS,
+    model_version_live,
+    model_version_rollback_target,
+    periodic_task_name,
+    prediction_settings_get,
+)
+
+logger = logging.getLogger(__name__)
+
+SCORING_CHUNK_SIZE = 2000
+TOP_FACTORS = 5
+
+
+class ModelDecisionError(ValueError):
+    """A promote/reject/rollback that does not apply to the version's current state."""
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def prediction_settings_update(*, institution: Institution, data: dict) -> PredictionSettings:
+    """Validate and save the institution's prediction settings, then bring its schedules in line."""
+    settings = prediction_settings_get(institution=institution)
+    for field, value in data.items():
+        setattr(settings, field, value)
+    settings.full_clean(exclude=["institution"])
+    with transaction.atomic():
+        settings.save()
+        prediction_schedule_sync(institution=institution, settings=settings)
+    return settings
+
+
+# --- requests for work ----------------------------------------------------------------------
+
+
+def retrain_request(
+    *, institution: Institution, created_by=None, triggered_by: str = "user"
+) -> tuple[Job, bool]:
+    """Queue a retrain, or join the one already queued or running. Returns ``(job, created)``."""
+    job, created = job_create(
+        institution=institution, kind=JobKind.RETRAIN, created_by=created_by, triggered_by=triggered_by,
+        join_active=True,
+    )
+    if created:
+        job_dispatch(job)
+    return job, created
+
+
+def rescore_request(
+    *, institution: Institution, full: bool = False, created_by=None, triggered_by: str = "user"
+) -> tuple[Job, bool]:
+    """Queue a rescore (incremental unless ``full``), or join the active one."""
+    job, created = job_create(
+        institution=institution, kind=JobKind.RESCORE, params={"full": bool(full)}, created_by=created_by,
+        triggered_by=triggered_by, join_active=True,
+    )
+    if created:
+        job_dispatch(job)
+    return job, created
+
+
+def rescore_after_import(*, institution: Institution, import_job_id: int) -> Job | None:
+    """An import committed changes: queue an (incremental) rescore if there is a model to score with."""
+    settings = prediction_settings_get(institution=institution)
+    if not settings.rescore_after_import or model_version_live(institution=institution) is None:
+        return None
+    job, _ = rescore_request(institution=institution, triggered_by="import")
+    return job
+
+
+# --- training and the promotion gate --------------------------------------------------------
+
+
+def _next_version_number(institution: Institution) -> int:
+    last = ModelVersion.objects.for_institution(institution).order_by("-number").values_list(
+        "number", flat=True
+    ).first()
+    return (last or 0) + 1
+
+
+def _training_config(settings: PredictionSettings, *, search_iterations: int | None) -> ml.TrainingConfig:
+    return ml.TrainingConfig(
+        search_iterations=search_iterations or settings.search_iterations,
+        flag_threshold=settings.flag_threshold if settings.flag_rule == FlagRule.THRESHOLD else None,
+        capacity=settings.flag_capacity if settings.flag_rule == FlagRule.CAPACITY else None,
+    )
+
+
+def model_version_train(
+    *,
+    institution: Institution,
+    trigger: str = ModelTrigger.USER,
+    created_by=None,
+    job: Job | None = None,
+    search_iterations: int | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> ModelVersion:
+    """Train a candidate on the students with known outcomes, store it, and run the gate.
+
+    Raises ``ml.DataInsufficientError`` (nothing stored) when there are too few outcomes.
+    """
+    settings = prediction_settings_get(institution=institution)
+    specs = frames.feature_specs(institution=institution)
+    data = frames.training_data(institution=institution, keys=[spec.key for spec in specs])
+    model = ml.train_model(
+        data.frame, data.outcome, specs, _training_config(settings, search_iterations=search_iterations),
+        cohort=data.cohort, progress=progress,
+    )
+    artifact = model.to_artifact()
+    card = model.model_card
+    with transaction.atomic():
+        version = ModelVersion.objects.for_institution(institution).create(
+            number=_next_version_number(institution),
+            artifact=artifact,
+            artifact_sha256=artifact_sha256(artifact),
+            artifact_bytes=len(artifact),
+            training_size=len(data.outcome),
+            training_counts=data.counts,
+            feature_keys=list(model.feature_keys),
+            metrics=_headline_metrics(card),
+            holdout_metrics=_json_metrics(model.holdout_metrics or {}),
+            baselines=(card.get("baselines") or {}).get("comparison", []),
+            fairness=card.get("fairness") or {},
+            model_card=card,
+            threshold=model.threshold,
+            trigger=trigger,
+            created_by=created_by,
+            job=job,
+        )
+    remember_model(version, model)
+    gate = model_gate_evaluate(institution=institution, candidate=version, model=model, data=data, settings=settings)
+    ModelVersion.objects.for_institution(institution).filter(pk=version.pk).update(gate=gate)
+    version.gate = gate
+    if gate["passed"] and settings.auto_promote:
+        model_version_promote(institution=institution, version=version, note="passed the promotion gate")
+        version.refresh_from_db()
+    return version
+
+
+# The gate bounds the gaps in who gets flagged and who is caught; precision and calibration gaps
+# are shown on the model card but are too noisy on small groups to block a model on their own.
+GATE_FAIRNESS_METRICS = ("selection_rate", "tpr", "fpr")
+
+
+def _largest_fairness_gaps(fairness: dict) -> dict[str, float]:
+    """``{"<attribute>: <metric>": gap}`` from ml's fairness audit (``attributes.*.largest_gap``)."""
+    gaps: dict[str, float] = {}
+    # Cross-validated figures cover every training row; the holdout alone is often too small.
+    audit = fairness.get("cross_validated") or fairness.get("holdout") or fairness
+    for attribute, report in (audit.get("attributes") or {}).items():
+        for metric in GATE_FAIRNESS_METRICS:
+            entry = (report.get("largest_gap") or {}).get(metric)
+            if entry and isinstance(entry.get("gap"), int | float) and math.isfinite(entry["gap"]):
+                gaps[f"{attribute}: {metric}"] = float(entry["gap"])
+    return gaps
+
+
+def model_gate_evaluate(
+    *, institution: Institution, candidate: ModelVersion, model, data: frames.TrainingData,
+    settings: PredictionSettings,
+) -> dict:
+    """The promotion gate: minimum training size, AUC against the live model, fairness gaps.
+
+    Candidate and live model are compared on the same rows: the candidate's holdout (students
+    its final fit never saw).
+    """
+    checks = []
+    checks.append({
+        "name": "training_size",
+        "label": "Enough students with a known outcome",
+        "passed": candidate.training_size >= settings.min_training_size,
+        "detail": f"{candidate.training_size} students (minimum {settings.min_training_size})",
+    })
+    live = model_version_live(institution=institution)
+    comparison = None
+    if live is not None and live.pk != candidate.pk:
+        holdout = list(model.holdout_index)
+        frame, outcome = data.frame.loc[holdout], data.outcome.loc[holdout]
+        live_metrics = load_model(live).evaluate(frame, outcome)
+        candidate_metrics = model.evaluate(frame, outcome)
+        drop = float(live_metrics["roc_auc"]) - float(candidate_metrics["roc_auc"])
+        comparison = {"live_version": live.number, "rows": len(outcome),
+                      "live": _json_metrics(live_metrics), "candidate": _json_metrics(candidate_metrics)}
+        checks.append({
+            "name": "auc_vs_live",
+            "label": f"Not worse than live model v{live.number} on the same holdout",
+            "passed": drop <= settings.max_auc_drop,
+            "detail": f"ROC-AUC {candidate_metrics['roc_auc']:.3f} vs {live_metrics['roc_auc']:.3f} "
+                      f"(allowed drop {settings.max_auc_drop:.3f})",
+        })
+    gaps = _largest_fairness_gaps(candidate.fairness)
+    worst = max(gaps.items(), key=lambda item: item[1]) if gaps else None
+    checks.append({
+        "name": "fairness",
+        "label": "Fairness gaps within bounds",
+        "passed": worst is None or worst[1] <= settings.max_fairness_gap,
+        "detail": (f"largest gap {worst[1]:.3f} ({worst[0]}); bound {settings.max_fairness_gap:.3f}"
+                   if worst else "no protected attribute to audit"),
+    })
+    return {"passed": all(check["passed"] for check in checks), "checks": checks, "comparison": comparison,
+            "evaluated_at": timezone.now().isoformat()}
+
+
+def _headline_metrics(card: dict) -> dict:
+    """The LightGBM row of the model card's comparison table, named plainly (roc_auc, pr_auc...)."""
+    rows = (card.get("baselines") or {}).get("comparison") or []
+    row = next((r for r in rows if r.get("model") == "lightgbm"), {})
+    return {
+        "roc_auc": row.get("roc_auc_mean"), "roc_auc_std": row.get("roc_auc_std"), "pr_auc": row.get("pr_auc_mean"),
+        "brier": row.get("brier_mean"), "ece": row.get("ece_pooled"),
+        "precision_at_top_10pct": row.get("precision_at_top_10pct"),
+        "recall_at_top_20pct": row.get("recall_at_top_20pct"),
+    }
+
+
+def _json_metrics(metrics: dict) -> dict:
+    return {key: float(value) for key, value in metrics.items() if isinstance(value, int | float | np.floating)}
+
+
+def _lock_versions(institution: Institution) -> None:
+    # Serialise decisions per institution: two admins promoting at once cannot both win.
+    list(ModelVersion.objects.for_institution(institution).select_for_update().values_list("pk", flat=True))
+
+
+def model_version_promote(
+    *, institution: Institution, version: ModelVersion, user=None, note: str = "", rescore: bool = True
+) -> ModelVersion:
+    """Make ``version`` the live model (the previous live one is retired) and queue a rescore."""
+    with transaction.atomic():
+        _lock_versions(institution)
+        version = ModelVersion.objects.for_institution(institution).defer("artifact").get(pk=version.pk)
+        if version.status == ModelStatus.LIVE:
+            raise ModelDecisionError(f"model v{version.number} is already live")
+        if version.status == ModelStatus.REJECTED and user is None:
+            raise ModelDecisionError(f"model v{version.number} was rejected")
+        now = timezone.now()
+        ModelVersion.objects.for_institution(institution).filter(status=ModelStatus.LIVE).update(
+            status=ModelStatus.RETIRED, updated_at=now
+        )
+        ModelVersion.objects.for_institution(institution).filter(pk=version.pk).update(
+            status=ModelStatus.LIVE, promoted_at=now, decided_by=user, decided_at=now,
+            decision_note=note[:300], updated_at=now,
+        )
+        if rescore:
+            rescore_request(institution=institution, created_by=user, triggered_by="promotion")
+    version.refresh_from_db()
+    return version
+
+
+def model_version_reject(*, institution: Institution, version: ModelVersion, user=None, note: str = "") -> ModelVersion:
+    with transaction.atomic():
+        _lock_versions(institution)
+        version = ModelVersion.objects.for_institution(institution).defer("artifact").get(pk=version.pk)
+        if version.status != ModelStatus.CANDIDATE:
+            raise ModelDecisionError(f"only a candidate can be rejected; model v{version.number} is {version.status}")
+        now = timezone.now()
+        ModelVersion.objects.for_institution(institution).filter(pk=version.pk).update(
+            status=ModelStatus.REJECTED, decided_by=user, decided_at=now, decision_note=note[:300], updated_at=now
+        )
+    version.refresh_from_db()
+    return version
+
+
+def model_version_rollback(*, institution: Institution, user=None) -> ModelVersion:
+    """Put the previously live version back in production, in one action."""
+    target = model_version_rollback_target(institution=institution)
+    if target is None:
+        raise ModelDecisionError("there is no earlier live version to roll back to")
+    return model_version_promote(institution=institution, version=target, user=user, note="rollback")
+
+
+# --- scoring --------------------------------------------------------------------------------
+
+
+def risk_band(risk: float, settings: PredictionSettings) -> str:
+    if risk >= settings.band_high_from:
+        return RiskBand.HIGH
+    if risk >= settings.band_medium_from:
+        return RiskBand.MEDIUM
+    return RiskBand.LOW
+
+
+@dataclass
+class RescoreOutcome:
+    current: int
+    scored: int
+    unchanged: int
+    flagged: int
+    model_version: int | None
+    message: str = ""
+
+    def counts(self) -> dict[str, int]:
+        return {"current": self.current, "scored": self.scored, "unchanged": self.unchanged, "flagged": self.flagged}
+
+
+def predictions_rescore(
+    *, institution: Institution, job: Job, full: bool = False, chunk_size: int = SCORING_CHUNK_SIZE,
+    after_chunk: Callable[[int], None] | None = None,
+) -> RescoreOutcome:
+    """Score current students with the live model; ``full`` rescoring everyone, else only changes.
+
+    Re-running the same job (a redelivered task) continues where the last committed chunk
+    ended. ``after_chunk`` is called with the number of students stored so far, after each commit.
+    """
+    live = model_version_live(institution=institution)
+    student_ids, values = frames.current_student_values(institution=institution)
+    if live is None:
+        return RescoreOutcome(len(student_ids), 0, 0, 0, None, "No live model yet: train a model first.")
+    model = load_model(live)
+    settings = prediction_settings_get(institution=institution)
+    keys = [spec.key for spec in model.schema]
+    # Only what the model reads: a change to a value it ignores (a protected attribute) is no reason to rescore.
+    model_keys = list(model.feature_keys)
+    fingerprints = [frames.input_fingerprint(row, model_keys) for row in values]
+
+    done = set(Prediction.objects.for_institution(institution).filter(job=job).values_list("student_id", flat=True))
+    previous = {
+        student_id: (version_id, fingerprint)
+        for student_id, version_id, fingerprint in LatestPrediction.objects.for_institution(institution)
+        .values_list("student_id", "model_version_id", "input_fingerprint")
+    }
+    todo = [
+        i for i, student_id in enumerate(student_ids.tolist())
+        if student_id not in done
+        and (full or previous.get(student_id) != (live.pk, fingerprints[i]))
+    ]
+    stored = len(done)
+    job_progress(job, done=stored, total=stored + len(todo), stage=f"scoring with model v{live.number}")
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start:start + chunk_size]
+        explanations = model.explain(frames.features_frame([values[i] for i in chunk], keys), top_k=TOP_FACTORS)
+        _store_chunk(institution=institution, job=job, version=live, settings=settings,
+                     student_ids=[int(student_ids[i]) for i in chunk], fingerprints=[fingerprints[i] for i in chunk],
+                     explanations=explanations, done_after=stored + len(chunk))
+        stored += len(chunk)
+        if after_chunk is not None:
+            after_chunk(stored)
+    job_progress(job, done=stored, stage="ranking")
+    with transaction.atomic():
+        # Students who graduated, left or went inactive are no longer ranked or flagged.
+        LatestPrediction.objects.for_institution(institution).exclude(
+            student_id__in=current_students(institution=institution).values("id")
+        ).delete()
+        flagged = latest_predictions_rank(institution=institution, settings=settings)
+    return RescoreOutcome(len(student_ids), len(todo), len(student_ids) - len(todo), flagged, live.number)
+
+
+def _store_chunk(
+    *, institution: Institution, job: Job, version: ModelVersion, settings: PredictionSettings,
+    student_ids: Sequence[int], fingerprints: Sequence[str], explanations: Sequence[dict], done_after: int,
+) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        # Idempotent: a row this run already stored for one of these students is replaced.
+        Prediction.objects.for_institution(institution).filter(job=job, student_id__in=student_ids).delete()
+        predictions = Prediction.objects.for_institution(institution).bulk_create(
+            [
+                Prediction(
+                    institution=institution, student_id=student_id, model_version=version, job=job,
+                    risk=float(explanation["risk"]), band=risk_band(float(explanation["risk"]), settings),
+                    base_value=float(explanation["base_value"]), factors=explanation["factors"],
+                    input_fingerprint=fingerprint, created_at=now,
+                )
+                for student_id, fingerprint, explanation in zip(student_ids, fingerprints, explanations, strict=True)
+            ],
+            batch_size=1000,
+        )
+        if predictions and predictions[0].pk is None:
+            ids = dict(Prediction.objects.for_institution(institution).filter(job=job, student_id__in=student_ids)
+                       .values_list("student_id", "id"))
+            for prediction in predictions:
+                prediction.pk = ids[prediction.student_id]
+        LatestPrediction.objects.for_institution(institution).bulk_create(
+            [
+                LatestPrediction(
+                    institution=institution, student_id=p.student_id, prediction_id=p.pk, model_version=version,
+                    risk=p.risk, band=p.band, input_fingerprint=p.input_fingerprint, scored_at=now, updated_at=now,
+                )
+                for p in predictions
+            ],
+            batch_size=1000, update_conflicts=True, unique_fields=["institution", "student"],
+            update_fields=["prediction", "model_version", "risk", "band", "input_fingerprint", "scored_at",
+                           "updated_at"],
+        )
+        job_progress(job, done=done_after)
+
+
+def latest_predictions_rank(*, institution: Institution, settings: PredictionSettings) -> int:
+    """Recompute rank, percentile, band and flag of every current student in one statement.
+
+    Returns how many students are flagged. Set-based SQL (window functions), so ranking 100,000
+    students costs one statement rather than 100,000 row updates from Python.
+    """
+    table = LatestPrediction._meta.db_table
+    if settings.flag_rule == FlagRule.CAPACITY:
+        flag_sql, flag_param = "r.position <= %s", settings.flag_capacity
+    else:
+        flag_sql, flag_param = f"{table}.risk >= %s", settings.flag_threshold
+    sql = f"""
+        UPDATE {table} SET
+            rank = r.position,
+            percentile = r.pct,
+            band = CASE WHEN {table}.risk >= %s THEN 'high' WHEN {table}.risk >= %s THEN 'medium' ELSE 'low' END,
+            flagged = CASE WHEN {flag_sql} THEN TRUE ELSE FALSE END
+        FROM (
+            SELECT id,
+                   ROW_NUMBER() OVER (ORDER BY risk DESC, student_id) AS position,
+                   100.0 * PERCENT_RANK() OVER (ORDER BY risk) AS pct
+            FROM {table} WHERE institution_id = %s
+        ) AS r
+        WHERE {table}.id = r.id AND {table}.institution_id = %s
+    """  # noqa: S608 - table name from model meta, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [settings.band_high_from, settings.band_medium_from, flag_param,
+                             institution.pk, institution.pk])
+    return LatestPrediction.objects.for_institution(institution).filter(flagged=True).count()
+
+
+# --- schedules ------------------------------------------------------------------------------
+
+
+
+def prediction_schedule_sync(*, institution: Institution, settings: PredictionSettings) -> None:
+    """Create, change or remove the institution's beat entries (django-celery-beat rows)."""
+    import json
+
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    for kind, frequency in (("rescore", settings.rescore_schedule), ("retrain", settings.retrain_schedule)):
+        name = periodic_task_name(institution, kind)
+        if frequency == "off":
+            PeriodicTask.objects.filter(name=name).delete()
+            continue
+        # Retraining runs an hour after rescoring would, so the two never compete at night.
+        hour = (settings.schedule_hour + (1 if kind == "retrain" else 0)) % 24
+        crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute="0", hour=str(hour),
+            day_of_week="1" if frequency == "weekly" else "*",
+            day_of_month="1" if frequency == "monthly" else "*",
+            month_of_year="*", timezone=institution.timezone,
+        )
+        PeriodicTask.objects.update_or_create(
+            name=name,
+            defaults={"task": SCHEDULED_TASKS[kind], "crontab": crontab, "interval": None,
+                      "kwargs": json.dumps({"institution_id": institution.pk}), "enabled": True,
+                      "description": f"{kind} for {institution.name} ({frequency})"},
+        )

@@ -1,0 +1,202 @@
+"""Model registry and scoring pages (``/i/<slug>/models/...``): thin, every write goes through services."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.views.generic import DetailView, FormView, ListView, TemplateView, View
+
+from institutions.models import Job
+from institutions.view_mixins import InstitutionPageMixin
+
+from . import services
+from .forms import DecisionForm, PredictionSettingsForm, RescoreForm
+from .selectors import (
+    model_version_latest_candidate,
+    model_version_list,
+    model_version_live,
+    model_version_report,
+    model_version_rollback_target,
+    prediction_counts,
+    prediction_job_list,
+    prediction_schedule_list,
+    prediction_settings_get,
+)
+
+
+def _queued_message(job: Job, created: bool, what: str) -> str:
+    if not created:
+        return f"A {what} is already {job.status}; your request joined it (job #{job.pk})."
+    if job.dispatch_error:
+        return (f"The {what} is saved as job #{job.pk} but the task queue is unreachable right now; "
+                "it will start automatically when the queue is back.")
+    return f"The {what} is queued as job #{job.pk}."
+
+
+class ModelVersionListView(InstitutionPageMixin, TemplateView):
+    template_name = "predictions/model_list.html"
+    required_capability = "view_aggregates"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        live = model_version_live(institution=self.institution)
+        candidate = model_version_latest_candidate(institution=self.institution)
+        context.update(
+            versions=model_version_list(institution=self.institution),
+            live=live,
+            candidate=candidate,
+            live_report=model_version_report(live) if live else None,
+            candidate_report=model_version_report(candidate) if candidate else None,
+            rollback_target=model_version_rollback_target(institution=self.institution),
+            counts=prediction_counts(institution=self.institution),
+            can_manage=self.membership.can("manage_models"),
+            rescore_form=RescoreForm(),
+            jobs=prediction_job_list(institution=self.institution)[:5],
+        )
+        return context
+
+
+class ModelVersionDetailView(InstitutionPageMixin, DetailView):
+    template_name = "predictions/model_detail.html"
+    required_capability = "view_aggregates"
+    context_object_name = "version"
+
+    def get_object(self, queryset=None):
+        return get_object_or_404(model_version_list(institution=self.institution), number=self.kwargs["number"])
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        live = model_version_live(institution=self.institution)
+        context.update(
+            report=model_version_report(self.object),
+            live=live,
+            live_report=model_version_report(live) if live and live.pk != self.object.pk else None,
+            can_manage=self.membership.can("manage_models"),
+            decision_form=DecisionForm(),
+        )
+        return context
+
+
+class _ModelActionView(InstitutionPageMixin, View):
+    required_capability = "manage_models"
+    http_method_names = ["post"]
+
+    def version(self):
+        return get_object_or_404(model_version_list(institution=self.institution), number=self.kwargs["number"])
+
+    def done(self):
+        return redirect("model-list", institution_slug=self.institution.slug)
+
+
+class _DecisionView(_ModelActionView):
+    decide = None  # a services.model_version_* function taking institution, version, user, note
+    done_message = ""
+
+    def post(self, request, *args, **kwargs):
+        form = DecisionForm(request.POST)
+        form.is_valid()
+        version = self.version()
+        try:
+            type(self).decide(institution=self.institution, version=version, user=request.user,
+                              note=form.cleaned_data.get("note", ""))
+        except services.ModelDecisionError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, self.done_message.format(number=version.number))
+        return self.done()
+
+
+class PromoteView(_DecisionView):
+    decide = services.model_version_promote
+    done_message = "Model v{number} is live; students are being rescored with it."
+
+
+class RejectView(_DecisionView):
+    decide = services.model_version_reject
+    done_message = "Model v{number} was rejected."
+
+
+class RollbackView(_ModelActionView):
+    def post(self, request, *args, **kwargs):
+        try:
+            version = services.model_version_rollback(institution=self.institution, user=request.user)
+        except services.ModelDecisionError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Rolled back: model v{version.number} is live again.")
+        return self.done()
+
+
+class RetrainView(_ModelActionView):
+    def post(self, request, *args, **kwargs):
+        job, created = services.retrain_request(institution=self.institution, created_by=request.user)
+        messages.info(request, _queued_message(job, created, "retrain"))
+        return redirect("prediction-job-list", institution_slug=self.institution.slug)
+
+
+class RescoreView(_ModelActionView):
+    def post(self, request, *args, **kwargs):
+        form = RescoreForm(request.POST)
+        form.is_valid()
+        job, created = services.rescore_request(
+            institution=self.institution, full=form.cleaned_data.get("full", False), created_by=request.user
+        )
+        messages.info(request, _queued_message(job, created, "rescore"))
+        return redirect("prediction-job-list", institution_slug=self.institution.slug)
+
+
+class PredictionSettingsView(InstitutionPageMixin, FormView):
+    template_name = "predictions/settings.html"
+    required_capability = "manage_models"
+    form_class = PredictionSettingsForm
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs["instance"] = prediction_settings_get(institution=self.institution)
+        return kwargs
+
+    def form_valid(self, form):
+        services.prediction_settings_update(
+            institution=self.institution,
+            data={field: form.cleaned_data[field] for field in form.Meta.fields},
+        )
+        messages.success(self.request, "Settings saved; schedules updated.")
+        return redirect("prediction-settings", institution_slug=self.institution.slug)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["schedules"] = prediction_schedule_list(institution=self.institution)
+        return context
+
+
+class PredictionJobListView(InstitutionPageMixin, ListView):
+    template_name = "predictions/job_list.html"
+    required_capability = "view_aggregates"
+    context_object_name = "jobs"
+    paginate_by = 25
+
+    def get_queryset(self):
+        return prediction_job_list(institution=self.institution)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["can_manage"] = self.membership.can("manage_models")
+        context["rescore_form"] = RescoreForm()
+        return context
+
+
+class JobProgressView(InstitutionPageMixin, DetailView):
+    """The progress fragment htmx polls every second while a job is active."""
+
+    template_name = "predictions/_job_progress.html"
+    required_capability = "view_aggregates"
+    context_object_name = "job"
+
+    def get_object(self, queryset=None):
+        job = prediction_job_list(institution=self.institution).filter(pk=self.kwargs["pk"]).first()
+        if job is None:
+            raise Http404("Not found.")
+        return job
+
+
