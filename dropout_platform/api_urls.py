@@ -8,6 +8,7 @@ from institutions.api.webhooks import WebhookDeliveryViewSet, WebhookEndpointVie
 from interventions.api import CaseloadAssignmentView, FlagViewSet, InterventionTypeViewSet, InterventionViewSet
 from predictions.api import ModelVersionViewSet, StudentLatestPredictionView, StudentPredictionHistoryView
 from students.api import FeatureDefinitionViewSet, StudentViewSet
+from students.api_activity import ActivityEventViewSet
 
 router = SimpleRouter()
 router.register("students", StudentViewSet, basename="api-student")
@@ -15,6 +16,7 @@ router.register("features", FeatureDefinitionViewSet, basename="api-feature")
 router.register("jobs", JobViewSet, basename="api-job")
 router.register("webhooks", WebhookEndpointViewSet, basename="api-webhook")
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="api-webhook-delivery")
+router.register("activity-events", ActivityEventViewSet, basename="api-activity-event")
 router.register("intervention-types", InterventionTypeViewSet, basename="api-intervention-type")
 router.register("interventions", InterventionViewSet, basename="api-intervention")
 router.register("flags", FlagViewSet, basename="api-flag")

@@ -223,6 +223,7 @@ SPECTACULAR_SETTINGS = {
         "WebhookDeliveryStatusEnum": "institutions.models.DeliveryStatus",
         "InterventionStatusEnum": "interventions.models.InterventionStatus",
         "ImportUploadStatusEnum": "students.models.ImportUploadStatus",
+        "ModelVersionStatusEnum": "predictions.models.ModelStatus",
     },
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from the installed sidecar package: the docs page works with no internet.

@@ -89,6 +89,7 @@ class JobKind(models.TextChoices):
     RETRAIN = "retrain", "Retrain model"
     RESCORE = "rescore", "Rescore students"
     WEBHOOK = "webhook", "Webhook delivery"
+    ACTIVITY_FEATURES = "activity", "Activity features"
     HEALTH_CHECK = "health_check", "Worker health check"
 
 

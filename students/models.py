@@ -207,3 +207,36 @@ class ImportUpload(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.status})"
+
+
+class ActivityEvent(TenantModel):
+    """One learning-platform interaction (or a day's clicks on one item) reported by an LMS.
+
+    Per-student features (total activity, active days, activity by third of the term...) are
+    derived from these by ``students.activity.activity_features_recompute``.
+    """
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="+", db_index=False)
+    occurred_at = models.DateTimeField()
+    kind = models.CharField(max_length=32, help_text="view, submit, forum, login, quiz, ...")
+    course = models.CharField(max_length=100, blank=True)
+    count = models.PositiveIntegerField(default=1, help_text="Interactions this row stands for (e.g. clicks)")
+    event_id = models.CharField(
+        max_length=100, blank=True, help_text="The LMS's id; when given, re-sending the event is a no-op"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "occurred_at", "id"]
+        indexes = [
+            models.Index(fields=["institution", "student", "occurred_at"], name="activity_inst_student_time"),
+            models.Index(fields=["institution", "occurred_at"], name="activity_inst_time"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["institution", "event_id"], condition=~models.Q(event_id=""), name="activity_unique_event_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} x{self.count} @ {self.occurred_at:%Y-%m-%d}"
