@@ -4,8 +4,8 @@ A shown 30% should mean about 30 in 100 such students leave. Both calibrators ar
 out-of-fold raw scores (never on rows the booster was fitted on) and the method is chosen by
 cross-validated Brier score. Leaving the scores as they are ("none") is always a candidate: on
 small data a well-regularised booster can already be as calibrated as a fitted map can make it,
-and a calibrator fitted on a few hundred scores would then only add noise. Both are stored as a handful of numbers so an artifact needs no
-pickle.
+and a calibrator fitted on a few hundred scores would then only add noise. Calibrators are
+stored as a handful of numbers, so an artifact needs no pickle.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from ml.boosting import thread_count
 from ml.schema import FeatureSpec, category_string, is_missing
 
 # Below this many rows the fixed set-up cost of FastTreeSHAP v2 outweighs its speed.
@@ -51,14 +52,15 @@ class TreeShapComputer:
             if values.ndim == 3:  # some versions return [negative class, positive class]
                 values = values[-1]
             return values, base
-        contributions = self.booster.predict(matrix, pred_contrib=True)
+        contributions = self.booster.predict(matrix, pred_contrib=True,
+                                             num_threads=thread_count(len(matrix), self.n_jobs))
         if len(matrix) == 0:
             return np.zeros((0, self.booster.num_feature())), self.expected_value()
         return contributions[:, :-1], float(contributions[0, -1])
 
     def expected_value(self) -> float:
         probe = np.zeros((1, self.booster.num_feature()))
-        return float(self.booster.predict(probe, pred_contrib=True)[0, -1])
+        return float(self.booster.predict(probe, pred_contrib=True, num_threads=1)[0, -1])
 
 
 def format_number(value: float) -> str:

@@ -15,11 +15,11 @@ import numpy as np
 
 from ml.config import TrainingConfig
 from ml.encoding import FeatureEncoder
-from ml.metrics import summarise_folds
 from ml.schema import FeatureSpec
 
 if TYPE_CHECKING:
-    from ml.training import FittedPipeline
+    from ml.evaluation import CrossValidationResult
+    from ml.pipeline import FittedPipeline
 
 MODEL_CARD_VERSION = 1
 
@@ -108,12 +108,8 @@ def build_model_card(
     dev_rows: int,
     holdout_info: dict[str, Any],
     cohort_range: dict[str, Any] | None,
-    fold_metrics: Sequence[dict[str, Any]],
-    fold_details: Sequence[dict[str, Any]],
-    pooled: dict[str, Any],
-    pooled_uncalibrated: dict[str, Any],
+    cv: CrossValidationResult,
     holdout_metrics: dict[str, Any],
-    baselines: dict[str, dict[str, Any]],
     final: FittedPipeline,
     threshold: float,
     threshold_rule: str,
@@ -121,10 +117,10 @@ def build_model_card(
     importance: Sequence[dict[str, Any]],
     fingerprint: str,
     versions: dict[str, str],
-    summary_metrics: Sequence[str],
 ) -> dict[str, Any]:
     positives = int(np.sum(y))
-    fold_summary = summarise_folds(fold_metrics, [*summary_metrics, "brier_uncalibrated"])
+    fold_summary, pooled, pooled_uncalibrated = cv.fold_summary, cv.pooled, cv.pooled_uncalibrated
+    fold_details, baselines = cv.fold_details, cv.baselines
     comparison = [_comparison_row("lightgbm", fold_summary, pooled)]
     comparison += [_comparison_row(name, entry["fold_summary"], entry["pooled"]) for name, entry in baselines.items()]
     derived = [

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml.artifact import decode_document, encode_document, sha256_hex
+from ml.boosting import thread_count
 from ml.calibration import Calibrator
 from ml.config import TrainingConfig
 from ml.encoding import FeatureEncoder
@@ -83,7 +84,8 @@ class TrainedModel:
     def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
         """Booster log-odds before calibration (what SHAP values add up to)."""
         matrix = self.encoder.transform(frame)
-        return np.asarray(self.booster.predict(matrix, raw_score=True), dtype=float)
+        threads = thread_count(len(matrix), self.config.n_jobs)
+        return np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=threads), dtype=float)
 
     def predict_risk(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated P(dropout) per row."""

@@ -12,82 +12,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import train_test_split
 
 from ml.artifact import data_fingerprint, library_versions, to_jsonable
-from ml.baselines import baseline_scores
-from ml.boosting import SearchResult, fit_booster, lightgbm_params, search_hyperparameters
-from ml.calibration import Calibrator, choose_calibrator
 from ml.config import TrainingConfig
-from ml.encoding import FeatureEncoder, boolean_values, category_values, numeric_values
+from ml.encoding import boolean_values, category_values, numeric_values
 from ml.errors import DataInsufficientError, SchemaError
+from ml.evaluation import nested_cross_validation
 from ml.explanation import format_number
 from ml.fairness import fairness_audit
-from ml.metrics import classification_metrics, rank_metrics, summarise_folds
+from ml.metrics import classification_metrics
 from ml.model_card import build_model_card
+from ml.pipeline import fit_pipeline
 from ml.schema import FeatureSpec, validate_schema
 from ml.trained_model import TrainedModel
 
 ProgressCallback = Callable[[float, str], None]
-SUMMARY_METRICS = ("roc_auc", "pr_auc", "brier", "ece", "log_loss")
-
-
-@dataclass
-class FittedPipeline:
-    """One complete fit (encoder, tuned booster, calibrator) on some training rows."""
-
-    encoder: FeatureEncoder
-    booster_text: str
-    calibrator: Calibrator
-    search: SearchResult
-    calibration_report: dict[str, Any]
-    params: dict[str, Any]
-
-    def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
-        import lightgbm as lgb
-
-        booster = lgb.Booster(model_str=self.booster_text)
-        return np.asarray(booster.predict(self.encoder.transform(frame), raw_score=True), dtype=float)
-
-
-def fit_pipeline(frame: pd.DataFrame, y: np.ndarray, specs: Sequence[FeatureSpec],
-                 config: TrainingConfig) -> FittedPipeline:
-    """Encode, tune, calibrate and fit on these rows only (used for each outer fold and the final model)."""
-    encoder = FeatureEncoder.fit(frame, specs, min_category_count=config.min_category_count,
-                                 derive_ratios=config.derive_ratios)
-    matrix = encoder.transform(frame)
-    search = search_hyperparameters(
-        matrix,
-        y,
-        iterations=config.search_iterations,
-        inner_folds=config.inner_folds,
-        seed=config.seed,
-        n_jobs=config.n_jobs,
-        learning_rate=config.learning_rate,
-        max_rounds=config.max_boost_rounds,
-        early_stopping_rounds=config.early_stopping_rounds,
-        max_rows=config.tuning_max_rows,
-    )
-    calibrator, report = choose_calibrator(
-        search.oof_raw, y[search.oof_index], methods=config.calibration_methods, seed=config.seed
-    )
-    params = lightgbm_params(search.candidate, y=y, seed=config.seed, n_jobs=config.n_jobs,
-                             learning_rate=config.learning_rate)
-    booster = fit_booster(matrix, y, params, search.num_rounds)
-    return FittedPipeline(
-        encoder=encoder,
-        booster_text=booster.model_to_string(),
-        calibrator=calibrator,
-        search=search,
-        calibration_report=report,
-        params={**params, "num_boost_round": search.num_rounds},
-    )
 
 
 # -- input checks ----------------------------------------------------------------------------------
@@ -304,51 +248,8 @@ def train_model(
     dev_y = y[dev_positions]
     check_enough_data(dev_y, config.min_students_per_outcome, where=" after setting aside the holdout")
 
-    # -- outer cross-validation: these rows are only ever predicted --------------------------------
-    outer = StratifiedKFold(config.n_folds, shuffle=True, random_state=config.seed)
-    oof_risk = np.zeros(len(dev_y))
-    oof_uncalibrated = np.zeros(len(dev_y))
-    fold_metrics: list[dict[str, Any]] = []
-    fold_details: list[dict[str, Any]] = []
-    baseline_scores_oof = {name: np.zeros(len(dev_y)) for name in config.baselines}
-    baseline_fold_metrics: dict[str, list[dict[str, Any]]] = {name: [] for name in config.baselines}
-    baseline_is_probability: dict[str, bool] = {}
-    baseline_details: dict[str, dict[str, Any]] = {}
-    folds = list(outer.split(np.zeros(len(dev_y)), dev_y))
-    for fold_number, (train_idx, test_idx) in enumerate(folds, start=1):
-        report(0.05 + 0.7 * (fold_number - 1) / len(folds), f"cross-validating (fold {fold_number} of {len(folds)})")
-        fitted = fit_pipeline(dev_frame.iloc[train_idx], dev_y[train_idx], used_specs, config)
-        raw = fitted.raw_score(dev_frame.iloc[test_idx])
-        risk = fitted.calibrator.apply(raw)
-        oof_risk[test_idx] = risk
-        oof_uncalibrated[test_idx] = expit(raw)
-        metrics = classification_metrics(dev_y[test_idx], risk, top_k_fractions=config.top_k_fractions,
-                                         capacity=None, with_reliability=False)
-        metrics["brier_uncalibrated"] = float(np.mean((expit(raw) - dev_y[test_idx]) ** 2))
-        fold_metrics.append(metrics)
-        fold_details.append({
-            "fold": fold_number,
-            "train_rows": len(train_idx),
-            "test_rows": len(test_idx),
-            "calibration_method": fitted.calibrator.method,
-            "calibration_cv_brier": fitted.calibration_report["cv_brier_by_method"],
-            "chosen_parameters": fitted.search.candidate,
-            "num_boost_round": fitted.search.num_rounds,
-        })
-        if config.baselines:
-            X_train = fitted.encoder.transform(dev_frame.iloc[train_idx])
-            X_test = fitted.encoder.transform(dev_frame.iloc[test_idx])
-            for name in config.baselines:
-                scores, is_probability, detail = baseline_scores(name, X_train, dev_y[train_idx], X_test, config)
-                baseline_scores_oof[name][test_idx] = scores
-                baseline_is_probability[name] = is_probability
-                baseline_details[name] = detail
-                if is_probability:
-                    bm = classification_metrics(dev_y[test_idx], scores, top_k_fractions=config.top_k_fractions,
-                                                with_reliability=False)
-                else:
-                    bm = rank_metrics(dev_y[test_idx], scores, top_k_fractions=config.top_k_fractions)
-                baseline_fold_metrics[name].append(bm)
+    cv = nested_cross_validation(dev_frame, dev_y, used_specs, config, progress=report, span=(0.05, 0.78))
+    oof_risk = cv.oof_risk
 
     # -- final model on all development rows -------------------------------------------------------
     report(0.78, "fitting the final model")
@@ -394,24 +295,6 @@ def train_model(
         "holdout": fairness_audit(holdout_y, holdout_risk, groups_holdout, threshold) if groups_holdout else None,
     }
 
-    pooled = classification_metrics(dev_y, oof_risk, top_k_fractions=config.top_k_fractions,
-                                    capacity=config.capacity)
-    pooled_uncalibrated = classification_metrics(dev_y, oof_uncalibrated, top_k_fractions=config.top_k_fractions,
-                                                 with_reliability=True)
-    baselines = {}
-    for name in config.baselines:
-        if baseline_is_probability.get(name):
-            pooled_baseline = classification_metrics(dev_y, baseline_scores_oof[name],
-                                                     top_k_fractions=config.top_k_fractions, with_reliability=False)
-        else:
-            pooled_baseline = rank_metrics(dev_y, baseline_scores_oof[name], top_k_fractions=config.top_k_fractions)
-        baselines[name] = {
-            "fold_summary": summarise_folds(baseline_fold_metrics[name], SUMMARY_METRICS),
-            "pooled": pooled_baseline,
-            "gives_probabilities": baseline_is_probability.get(name, False),
-            **baseline_details.get(name, {}),
-        }
-
     holdout_index = [to_jsonable(label) for label in frame.index[holdout_positions]]
     cohort_range = None
     if cohort is not None and cohort.notna().any():
@@ -430,12 +313,8 @@ def train_model(
         dev_rows=len(dev_y),
         holdout_info=holdout_info,
         cohort_range=cohort_range,
-        fold_metrics=fold_metrics,
-        fold_details=fold_details,
-        pooled=pooled,
-        pooled_uncalibrated=pooled_uncalibrated,
+        cv=cv,
         holdout_metrics=holdout_metrics,
-        baselines=baselines,
         final=final,
         threshold=threshold,
         threshold_rule=threshold_rule,
@@ -443,7 +322,6 @@ def train_model(
         importance=importance,
         fingerprint=fingerprint,
         versions=library_versions(),
-        summary_metrics=SUMMARY_METRICS,
     )
     model.metadata = to_jsonable({
         "model_card": card,

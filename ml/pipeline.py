@@ -1,0 +1,75 @@
+"""One complete fit — encoder, tuned booster, calibrator — on a given set of training rows.
+
+The same function serves every outer fold of the evaluation and the final model, so the figures
+on the model card describe exactly the procedure that produced the model in use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from ml.boosting import SearchResult, fit_booster, lightgbm_params, search_hyperparameters, thread_count
+from ml.calibration import Calibrator, choose_calibrator
+from ml.config import TrainingConfig
+from ml.encoding import FeatureEncoder
+from ml.schema import FeatureSpec
+
+
+@dataclass
+class FittedPipeline:
+    """One complete fit (encoder, tuned booster, calibrator) on some training rows."""
+
+    encoder: FeatureEncoder
+    booster_text: str
+    calibrator: Calibrator
+    search: SearchResult
+    calibration_report: dict[str, Any]
+    params: dict[str, Any]
+    n_jobs: int = 1
+
+    def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
+        booster = lgb.Booster(model_str=self.booster_text)
+        matrix = self.encoder.transform(frame)
+        threads = thread_count(len(matrix), self.n_jobs)
+        return np.asarray(booster.predict(matrix, raw_score=True, num_threads=threads), dtype=float)
+
+
+def fit_pipeline(frame: pd.DataFrame, y: np.ndarray, specs: Sequence[FeatureSpec],
+                 config: TrainingConfig) -> FittedPipeline:
+    """Encode, tune, calibrate and fit on these rows only (used for each outer fold and the final model)."""
+    encoder = FeatureEncoder.fit(frame, specs, min_category_count=config.min_category_count,
+                                 derive_ratios=config.derive_ratios)
+    matrix = encoder.transform(frame)
+    search = search_hyperparameters(
+        matrix,
+        y,
+        iterations=config.search_iterations,
+        inner_folds=config.inner_folds,
+        seed=config.seed,
+        n_jobs=config.n_jobs,
+        learning_rate=config.learning_rate,
+        max_rounds=config.max_boost_rounds,
+        early_stopping_rounds=config.early_stopping_rounds,
+        max_rows=config.tuning_max_rows,
+    )
+    calibrator, report = choose_calibrator(
+        search.oof_raw, y[search.oof_index], methods=config.calibration_methods, seed=config.seed
+    )
+    params = lightgbm_params(search.candidate, y=y, seed=config.seed, n_jobs=config.n_jobs,
+                             learning_rate=config.learning_rate)
+    booster = fit_booster(matrix, y, params, search.num_rounds)
+    return FittedPipeline(
+        encoder=encoder,
+        booster_text=booster.model_to_string(),
+        calibrator=calibrator,
+        search=search,
+        calibration_report=report,
+        params={**params, "num_boost_round": search.num_rounds},
+        n_jobs=config.n_jobs,
+    )
