@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class InterventionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "interventions"
+
+    def ready(self) -> None:
+        from celery.signals import task_success
+
+        from .receivers import snapshot_after_rescore
+
+        task_success.connect(snapshot_after_rescore, weak=False, dispatch_uid="interventions-snapshot-after-rescore")

@@ -144,3 +144,31 @@ class Flag(TenantModel):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+class RiskSnapshot(TenantModel):
+    """How many students were flagged (and who) after one scoring run: the dashboard's history.
+
+    The predictions app keeps only the latest ranking; this app records, after each run, what the
+    advisors' workload looked like, to chart it over time and to tell who was newly flagged.
+    """
+
+    job = models.ForeignKey("institutions.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                            db_index=False)
+    taken_at = models.DateTimeField()
+    scored = models.PositiveIntegerField(default=0)
+    flagged = models.PositiveIntegerField(default=0)
+    high = models.PositiveIntegerField(default=0)
+    medium = models.PositiveIntegerField(default=0)
+    low = models.PositiveIntegerField(default=0)
+    flagged_student_ids = models.JSONField(default=list, blank=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-taken_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "job"], name="risksnapshot_one_per_run"),
+        ]
+        indexes = [models.Index(fields=["institution", "-taken_at"], name="risksnapshot_inst_taken")]
+
+    def __str__(self) -> str:
+        return f"{self.flagged} flagged at {self.taken_at:%Y-%m-%d %H:%M}"

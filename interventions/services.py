@@ -13,11 +13,13 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Count, Q
 from django.http import Http404
 from django.utils import timezone
 
 from institutions.access import access_member_user
-from institutions.models import Institution, Membership
+from institutions.models import Institution, Job, JobKind, JobStatus, Membership
+from predictions.selectors import latest_predictions
 from students.models import ChangeSource, Student, StudentChange
 
 from .models import (
@@ -28,6 +30,7 @@ from .models import (
     InterventionOutcome,
     InterventionStatus,
     InterventionType,
+    RiskSnapshot,
 )
 
 
@@ -292,3 +295,41 @@ def caseload_assign(
             batch_size=1000,
         )
     return CaseloadAssignment(advisor_id=new_id, assigned=len(changing), unchanged=len(ids) - len(changing))
+
+
+# --- risk snapshots -------------------------------------------------------------------------
+
+def risk_snapshot_record(*, institution: Institution, job: Job | None) -> RiskSnapshot | None:
+    """Record the flagged workload as it stands after a scoring run (idempotent per run).
+
+    Called when a rescore job succeeds (see :mod:`interventions.tasks`) and, as a catch-up, when
+    the dashboard finds the latest finished run without a snapshot.
+    """
+    snapshots = RiskSnapshot.objects.for_institution(institution)
+    if job is not None and snapshots.filter(job=job).exists():
+        return None
+    latest = latest_predictions(institution=institution).order_by()
+    counts = latest.aggregate(
+        scored=Count("id"), flagged=Count("id", filter=Q(flagged=True)), high=Count("id", filter=Q(band="high")),
+        medium=Count("id", filter=Q(band="medium")), low=Count("id", filter=Q(band="low")),
+    )
+    flagged_ids = sorted(latest.filter(flagged=True).values_list("student_id", flat=True))
+    taken_at = (job.finished_at if job is not None and job.finished_at else None) or timezone.now()
+    created = snapshots.bulk_create(
+        [RiskSnapshot(institution=institution, job=job, taken_at=taken_at, flagged_student_ids=flagged_ids,
+                      **{key: value or 0 for key, value in counts.items()})],
+        ignore_conflicts=True,
+    )
+    return created[0]
+
+
+def risk_snapshot_catch_up(*, institution: Institution) -> None:
+    """Snapshot the latest successful rescore if nobody recorded it yet (e.g. runs made in-process)."""
+    job = (
+        Job.objects.for_institution(institution)
+        .filter(kind=JobKind.RESCORE, status=JobStatus.SUCCEEDED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    if job is not None:
+        risk_snapshot_record(institution=institution, job=job)

@@ -1,0 +1,89 @@
+"""Forms of the advisor workspace. Choice fields are filled from scoped selectors by the view,
+never from a model's default manager (which would fail closed, or worse, read every institution)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils import timezone
+
+from .models import InterventionOutcome
+
+
+class InterventionForm(forms.Form):
+    intervention_type = forms.TypedChoiceField(label="Type", coerce=int)
+    date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), initial=timezone.localdate)
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=20000)
+    confidential = forms.BooleanField(
+        required=False, help_text="Only you and the institution's administrators will be able to read the notes."
+    )
+    follow_up_date = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Follow up on",
+        help_text="Leave empty if no follow-up is needed.",
+    )
+
+    def __init__(self, *args, type_choices: list[tuple[int, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["intervention_type"].choices = type_choices
+
+
+class InterventionCloseForm(forms.Form):
+    outcome = forms.ChoiceField(choices=[("", "Choose how it ended"), *InterventionOutcome.choices])
+    outcome_notes = forms.CharField(
+        label="What happened", widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=20000
+    )
+
+
+class FlagForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
+        help_text="Why does this student need attention? Colleagues will see this.",
+    )
+
+
+class FlagResolveForm(forms.Form):
+    resolution = forms.CharField(
+        label="How was it resolved?", widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
+        help_text="The person who raised the flag will see this.",
+    )
+
+
+class CaseloadAssignForm(forms.Form):
+    advisor = forms.TypedChoiceField(coerce=int, empty_value=None, required=False,
+                                     help_text="Choose nobody to unassign.")
+    students = forms.CharField(widget=forms.MultipleHiddenInput, required=False)
+
+    def __init__(self, *args, advisor_choices: list[tuple[int, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["advisor"].choices = [("", "Nobody (unassign)"), *advisor_choices]
+
+
+class InterventionTypeForm(forms.Form):
+    key = forms.SlugField(max_length=60, help_text="Short machine name, e.g. home_visit")
+    label = forms.CharField(max_length=120)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class WorklistFilterForm(forms.Form):
+    """The filters of the flagged list and the caseload (GET)."""
+
+    q = forms.CharField(required=False, label="Search", max_length=100)
+    band = forms.ChoiceField(required=False, choices=[("", "Any band"), ("high", "High"), ("medium", "Medium"),
+                                                      ("low", "Low")])
+    program = forms.ChoiceField(required=False)
+    cohort = forms.ChoiceField(required=False)
+    advisor = forms.ChoiceField(required=False)
+    open_intervention = forms.ChoiceField(
+        required=False, label="Open intervention",
+        choices=[("", "Either"), ("yes", "Has one open"), ("no", "None open")],
+    )
+    no_contact_days = forms.IntegerField(required=False, min_value=0, max_value=3650, label="No contact for (days)")
+    sort = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, programs: list[str], cohorts: list[str], advisors: list[tuple[int, str]],
+                 sorts: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["program"].choices = [("", "Any program"), *[(p, p) for p in programs]]
+        self.fields["cohort"].choices = [("", "Any cohort"), *[(c, c) for c in cohorts]]
+        self.fields["advisor"].choices = [("", "Any advisor"), ("none", "Unassigned"),
+                                          *[(str(pk), name) for pk, name in advisors]]
+        self.fields["sort"].choices = sorts
