@@ -9,6 +9,7 @@ from interventions.api import CaseloadAssignmentView, FlagViewSet, InterventionT
 from predictions.api import ModelVersionViewSet, StudentLatestPredictionView, StudentPredictionHistoryView
 from students.api import FeatureDefinitionViewSet, StudentViewSet
 from students.api_activity import ActivityEventViewSet
+from students.api_bulk import StudentBulkUpsertView
 
 router = SimpleRouter()
 router.register("students", StudentViewSet, basename="api-student")
@@ -25,6 +26,8 @@ router.register("model-versions", ModelVersionViewSet, basename="api-model-versi
 urlpatterns = [
     path("institutions/", MyInstitutionListView.as_view(), name="api-institution-list"),
     path("institutions/<slug:institution_slug>/", InstitutionDetailView.as_view(), name="api-institution-detail"),
+    path("institutions/<slug:institution_slug>/students/bulk-upsert/", StudentBulkUpsertView.as_view(),
+         name="api-student-bulk-upsert"),
     path("institutions/<slug:institution_slug>/caseload-assignments/", CaseloadAssignmentView.as_view(),
          name="api-caseload-assignment"),
     path("institutions/<slug:institution_slug>/students/<int:student_id>/prediction/",
