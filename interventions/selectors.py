@@ -385,7 +385,12 @@ def student_feature_rows(*, institution: Institution, student: Student) -> list[
     rows = []
     for definition in definitions:
         value = student.features.get(definition.key)
-        display = definition.category_labels.get(str(value), value) if definition.categories else value
+        if definition.categories:
+            display = definition.category_labels.get(str(value), value)
+        elif isinstance(value, bool):
+            display = "Yes" if value else "No"
+        else:
+            display = value
         rows.append({"definition": definition, "value": value, "display": display,
                      "out_of_range": definition.key in bad})
     return rows

@@ -1,0 +1,92 @@
+"""An advisor's day, in a real browser: caseload -> a flagged student -> why -> what-if -> log -> timeline."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from institutions.jobs import job_create
+from institutions.models import JobKind
+from institutions.scoping import institution_scope
+from interventions.services import caseload_assign, flag_raise
+from predictions.tasks import rescore_students
+from students.selectors import current_students
+from tests.interventions.conftest import trained_a  # noqa: F401 - fixture
+
+from .conftest import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def advisor_world(trained_a):  # noqa: F811 - the fixture imported above
+    a = trained_a
+    job, _ = job_create(institution=a.institution, kind=JobKind.RESCORE, params={"full": True})
+    rescore_students.apply(kwargs={"institution_id": a.institution.pk, "job_id": job.pk})
+    with institution_scope(a.institution):
+        ids = list(current_students(institution=a.institution).values_list("pk", flat=True))
+        caseload_assign(institution=a.institution, student_ids=ids, advisor=a.advisor, actor=a.admin)
+        flag_raise(institution=a.institution, student=ids[-1], reason="Missed the last three tutorials",
+                   raised_by=a.admin)
+    return a
+
+
+def test_advisor_works_a_flagged_student_from_caseload_to_timeline(live_server, page, screenshot, advisor_world):
+    log_in(page, live_server, "alpha-advisor")
+    # Home is the caseload.
+    assert page.url.endswith("/i/alpha/caseload/")
+    page.get_by_role("heading", name="My caseload").wait_for()
+    screenshot(page, "caseload")
+    rows = page.locator("table.worklist tbody tr")
+    assert rows.count() == 50  # one page of the caseload, highest risk first
+    first = rows.first
+    first.locator(".badge", has_text="model").wait_for()
+    name = first.locator("td a").first.inner_text()
+    first.locator("td a").first.click()
+
+    # The profile: risk, band, the factors behind it.
+    page.get_by_role("heading", name=name).wait_for()
+    risk_text = page.locator("#risk-value").inner_text()
+    risk_now = float(risk_text.rstrip("%"))
+    assert page.locator("#risk-band").inner_text().endswith("risk")
+    factors = page.locator("li.factor")
+    assert factors.count() >= 2
+    assert factors.filter(has_text="raises").count() + factors.filter(has_text="lowers").count() >= 1
+    screenshot(page, "student-profile")
+
+    # What if every unit were approved and fees paid up? The live model answers.
+    page.get_by_label("Units approved").fill("30")
+    page.get_by_label("Tuition up to date").select_option("true")
+    page.get_by_role("button", name="Recompute risk").click()
+    page.locator("#what-if-risk").wait_for()
+    risk_after = float(page.locator("#what-if-risk").inner_text().rstrip("%"))
+    assert risk_after < risk_now
+    assert f"instead of {risk_now:.1f}%" in page.locator("#what-if-result").inner_text()
+
+    # Log a phone call with a follow-up; it appears on the timeline.
+    page.get_by_label("Type").select_option(label="Phone call")
+    page.get_by_label("Notes").fill("Called about the unpaid fees; agreed a payment plan.")
+    page.get_by_label("Follow up on").fill("2031-01-15")
+    page.get_by_role("button", name="Save intervention").click()
+    page.wait_for_url(re.compile(r".*/students/\d+/#timeline$"))
+    timeline = page.locator("#timeline")
+    timeline.get_by_text("Called about the unpaid fees; agreed a payment plan.").wait_for()
+    assert "Phone call" in timeline.inner_text() and "follow up 2031-01-15" in timeline.inner_text()
+    assert "Intervention logged." in page.locator("main").inner_text()
+
+
+def test_admin_and_viewer_pages_render_in_the_browser(live_server, page, screenshot, advisor_world):
+    log_in(page, live_server, "alpha-admin")
+    assert page.url.endswith("/i/alpha/")
+    page.get_by_role("heading", name=re.compile("dashboard")).wait_for()
+    assert int(page.locator("[data-figure=flagged]").inner_text().replace(",", "")) > 0
+    page.wait_for_function("document.querySelector('#chart-histogram').width > 0")
+    screenshot(page, "dashboard")
+    page.goto(f"{live_server.url}/i/alpha/flagged/")
+    page.get_by_role("heading", name="Flagged students").wait_for()
+    assert page.locator("table.worklist tbody tr").count() > 0
+    screenshot(page, "flagged-list")
+    page.goto(f"{live_server.url}/i/alpha/effectiveness/")
+    page.get_by_text("This is observational").wait_for()
+    screenshot(page, "effectiveness")
