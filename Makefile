@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 demo: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py build_demo
+	$(DEMO_ENV) $(PY) manage.py train_and_score demo northfield --search-iterations 4
 
 run: demo
 	@echo ""

@@ -124,7 +124,8 @@ class PredictionSettings(TenantModel):
     )
     max_fairness_gap = models.FloatField(
         default=0.2, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="Largest allowed gap between groups of a protected attribute (selection rate, TPR, FPR).",
+        help_text="Largest allowed gap between groups of a protected attribute in leavers caught (TPR) "
+                  "or stayers flagged (FPR).",
     )
     search_iterations = models.PositiveIntegerField(
         default=8, validators=[MinValueValidator(1), MaxValueValidator(100)],

@@ -16,16 +16,16 @@ from institutions.models import Institution, JobKind
 from institutions.scoping import institution_scope
 from predictions.frames import NoFeatureSchema
 from predictions.models import ModelStatus, ModelTrigger
-from predictions.selectors import model_version_live
+from predictions.selectors import model_version_list
 from predictions.services import model_version_train, predictions_rescore
 
 
 class Command(BaseCommand):
-    help = "Train (unless a live model exists and --retrain is not given) and score institutions in-process."
+    help = "Train (unless a version exists and --retrain is not given) and score institutions in-process."
 
     def add_arguments(self, parser):
         parser.add_argument("slugs", nargs="+", help="institution slugs")
-        parser.add_argument("--retrain", action="store_true", help="train a new version even if one is live")
+        parser.add_argument("--retrain", action="store_true", help="train a new version even if one exists")
         parser.add_argument("--full", action="store_true", help="rescore every current student")
         parser.add_argument("--search-iterations", type=int, default=None,
                             help="hyper-parameter candidates to try (fewer is faster)")
@@ -47,7 +47,7 @@ class Command(BaseCommand):
 
     def _run(self, institution: Institution, *, retrain: bool, full: bool, search_iterations: int | None) -> None:
         self.stdout.write(f"{institution.name} ({institution.slug})")
-        if retrain or model_version_live(institution=institution) is None:
+        if retrain or not model_version_list(institution=institution).exists():
             job, _ = job_create(institution=institution, kind=JobKind.RETRAIN, triggered_by="command")
             job_mark_running(job, total=100, stage="training")
             started = time.monotonic()
