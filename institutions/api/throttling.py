@@ -1,25 +1,38 @@
 """Per-key rate limits: each API key has its own requests-per-minute (``ApiKey.rate_per_minute``).
 
-Counted in the Django cache (Redis when ``REDIS_URL`` is set, so every web worker shares the
-count). Over the limit the API answers 429 with ``Retry-After`` (see dropout_platform.api_errors).
-Session users (the browser UI) are not limited here.
+A fixed one-minute window counted with the cache's atomic ``incr`` (Redis when ``REDIS_URL`` is
+set, so every web worker shares the count): one cache round trip per request, whatever the
+rate. Over the limit the API answers 429 with ``Retry-After`` = seconds until the window ends
+(see dropout_platform.api_errors). Session users (the browser UI) are not limited here.
 """
 
 from __future__ import annotations
 
-from rest_framework.throttling import SimpleRateThrottle
+import time
+
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
+
+WINDOW_SECONDS = 60
 
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
-    rate = "600/min"  # replaced by the key's own rate in allow_request
-
-    def allow_request(self, request, view):
+class ApiKeyRateThrottle(BaseThrottle):
+    def allow_request(self, request, view) -> bool:
         api_key = request.auth if getattr(request.auth, "is_api_key", False) else None
         if api_key is None:
             return True
-        self.num_requests, self.duration = api_key.rate_per_minute, 60
-        return super().allow_request(request, view)
-
-    def get_cache_key(self, request, view):
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
         # The prefix is random per key, so counts never carry over to a re-used database id.
-        return f"throttle:apikey:{request.auth.pk}:{request.auth.prefix}"
+        key = f"throttle:apikey:{api_key.pk}:{api_key.prefix}:{window}"
+        cache.add(key, 0, timeout=2 * WINDOW_SECONDS)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=2 * WINDOW_SECONDS)
+            count = 1
+        self._wait = (window + 1) * WINDOW_SECONDS - now
+        return count <= api_key.rate_per_minute
+
+    def wait(self) -> float:
+        return self._wait

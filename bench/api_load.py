@@ -1,0 +1,236 @@
+"""API load: gunicorn on PostgreSQL, an institution of 10,000 students, 20 concurrent clients.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/dp_api_bench nice -n 5 .venv/bin/python bench/api_load.py
+
+Creates the database if needed, migrates it, builds the institution ``bench-load`` (10,000
+students with feature values; kept between runs), creates an API key with every scope, starts
+``gunicorn`` with ``--workers`` sync workers (default 4; at least 2) on a loopback port, and runs
+a closed-loop load generator: ``--clients`` threads (default 20), each sending its next request
+as soon as the previous answer arrives, for ``--seconds`` per scenario:
+
+1. student detail (``GET /students/<id>/``, random students);
+2. a 50-item list page (``GET /students/?page=<n>&page_size=50``, random pages);
+3. an incremental-sync page (``GET /students/?updated_since=...&page_size=50``, cursor mode).
+
+Prints requests/s, p50/p95/p99 latency and the error count per scenario, and checks the targets
+(detail p95 <= 50 ms, list p95 <= 100 ms, zero errors). ``REDIS_URL`` is passed on when set (rate
+limits then count in Redis, as in production). The load generator runs on the same machine and
+shares its CPUs with the server: the figures are an upper bound on what the server costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dropout_platform.settings")
+os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret")
+
+SLUG = "bench-load"
+STUDENTS = 10_000
+TARGETS_MS = {"detail": 50.0, "list": 100.0}
+
+
+def ensure_database(url: str) -> None:
+    import psycopg2
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = psycopg2.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username or "postgres",
+                             password=parts.password or None, dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+
+
+def build_institution() -> tuple[str, list[int]]:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    from institutions.api_keys import ALL_SCOPES, api_key_create
+    from institutions.models import Institution
+    from students.models import FeatureDefinition, FeatureKind, Student
+
+    institution, _ = Institution.objects.get_or_create(slug=SLUG, defaults={"name": "Bench University"})
+    students = Student.objects.for_institution(institution)
+    if students.count() < STUDENTS:
+        started = time.perf_counter()
+        definitions = FeatureDefinition.objects.for_institution(institution)
+        if not definitions.exists():
+            definitions.bulk_create([
+                FeatureDefinition(institution=institution, key="units_approved", label="Units approved",
+                                  kind=FeatureKind.NUMERIC, min_value=0, max_value=30, position=1),
+                FeatureDefinition(institution=institution, key="grade_average", label="Grade average",
+                                  kind=FeatureKind.NUMERIC, min_value=0, max_value=20, position=2),
+                FeatureDefinition(institution=institution, key="tuition_up_to_date", label="Tuition up to date",
+                                  kind=FeatureKind.BOOLEAN, position=3),
+            ])
+        rng = random.Random(7)
+        have = set(students.values_list("external_id", flat=True))
+        new = [
+            Student(institution=institution, external_id=f"B{i:06d}", name=f"Student {i}",
+                    email=f"s{i}@bench.example.edu", program=rng.choice(["Nursing", "Law", "Informatics", "Design"]),
+                    cohort=str(rng.choice([2022, 2023, 2024, 2025])),
+                    features={"units_approved": float(rng.randint(0, 30)),
+                              "grade_average": round(rng.uniform(8, 18), 2),
+                              "tuition_up_to_date": rng.random() > 0.15})
+            for i in range(STUDENTS) if f"B{i:06d}" not in have
+        ]
+        students.bulk_create(new, batch_size=2000)
+        print(f"built {len(new)} students in {time.perf_counter() - started:.1f} s")
+    _key, raw_key = api_key_create(institution=institution, name="bench", scopes=list(ALL_SCOPES),
+                                   rate_per_minute=10_000_000)
+    ids = list(students.values_list("pk", flat=True))
+    return raw_key, ids
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen(
+        [gunicorn, "dropout_platform.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning", "--backlog", "256"],
+        cwd=ROOT, env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def run_scenario(*, port: int, raw_key: str, clients: int, seconds: float, make_path) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+    headers = {"Authorization": f"Bearer {raw_key}", "Accept": "application/json"}
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        mine, my_errors = [], []
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.perf_counter() < stop_at:
+            path = make_path(rng)
+            started = time.perf_counter()
+            try:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+                elapsed = time.perf_counter() - started
+                if response.status != 200:
+                    my_errors.append(f"{response.status} {path} {body[:200]!r}")
+                else:
+                    json.loads(body)
+                    mine.append(elapsed)
+                if response.getheader("Connection", "").lower() == "close" or response.will_close:
+                    connection.close()
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            except (OSError, http.client.HTTPException) as exc:
+                my_errors.append(f"{type(exc).__name__}: {exc}")
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+            errors.extend(my_errors)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    wall = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - wall
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return 1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
+
+    return {"requests": len(latencies) + len(errors), "rps": (len(latencies) + len(errors)) / wall,
+            "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
+            "mean": 1000 * statistics.fmean(latencies) if latencies else float("nan"),
+            "errors": len(errors), "first_errors": errors[:3]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    if args.workers < 2:
+        parser.error("--workers must be at least 2")
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        parser.error("set DATABASE_URL to a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/dp_api_bench")
+    ensure_database(url)
+    raw_key, ids = build_institution()
+    pages = (len(ids) + 49) // 50
+    base = f"/api/v1/institutions/{SLUG}/students/"
+    scenarios = {
+        "detail": lambda rng: f"{base}{rng.choice(ids)}/",
+        "list": lambda rng: f"{base}?page={rng.randint(1, pages)}&page_size=50",
+        "sync": lambda rng: f"{base}?updated_since=2000-01-01T00:00:00Z&page_size=50",
+    }
+    port = free_port()
+    server = start_gunicorn(port, args.workers)
+    print(f"gunicorn: {args.workers} sync workers on 127.0.0.1:{port}; {len(ids)} students; "
+          f"{args.clients} closed-loop clients, {args.seconds:.0f} s per scenario; "
+          f"rate-limit cache: {'Redis' if os.environ.get('REDIS_URL') else 'per-process memory'}")
+    failed = False
+    try:
+        run_scenario(port=port, raw_key=raw_key, clients=4, seconds=3, make_path=scenarios["list"])  # warm-up
+        for name, make_path in scenarios.items():
+            result = run_scenario(port=port, raw_key=raw_key, clients=args.clients, seconds=args.seconds,
+                                  make_path=make_path)
+            target = TARGETS_MS.get(name)
+            verdict = ""
+            if target is not None:
+                ok = result["p95"] <= target and result["errors"] == 0
+                failed |= not ok
+                verdict = f"  target p95 <= {target:.0f} ms, 0 errors: {'PASS' if ok else 'FAIL'}"
+            print(f"{name:7s} {result['requests']:6d} requests  {result['rps']:7.1f} req/s  "
+                  f"p50 {result['p50']:6.1f} ms  p95 {result['p95']:6.1f} ms  p99 {result['p99']:6.1f} ms  "
+                  f"errors {result['errors']}{verdict}")
+            for line in result["first_errors"]:
+                print("   ", line)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
