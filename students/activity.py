@@ -63,6 +63,16 @@ class IngestResult:
     duplicates: int
 
 
+def _optional_text(raw: Mapping, field: str, errors: dict[str, list[str]]) -> str:
+    value = raw.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > 100 or "\x00" in value:
+        errors[field] = ["must be text of at most 100 characters"]
+        return ""
+    return value
+
+
 def _clean_event(raw: object, *, students: Mapping[str, int]) -> tuple[dict, dict[str, list[str]]]:
     errors: dict[str, list[str]] = {}
     if not isinstance(raw, Mapping):
@@ -83,19 +93,11 @@ def _clean_event(raw: object, *, students: Mapping[str, int]) -> tuple[dict, dic
     kind = raw.get("type")
     if not isinstance(kind, str) or not KIND_PATTERN.match(kind):
         errors["type"] = ["required: a lower-case word such as view, submit, forum or login (max 32 chars)"]
-    course = raw.get("course", "")
-    if course is None:
-        course = ""
-    if not isinstance(course, str) or len(course) > 100 or "\x00" in course:
-        errors["course"] = ["must be text of at most 100 characters"]
+    course = _optional_text(raw, "course", errors)
     count = raw.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000:
         errors["count"] = ["must be a whole number from 1 to 1000000"]
-    event_id = raw.get("id", "")
-    if event_id is None:
-        event_id = ""
-    if not isinstance(event_id, str) or len(event_id) > 100 or "\x00" in event_id:
-        errors["id"] = ["must be text of at most 100 characters"]
+    event_id = _optional_text(raw, "id", errors)
     unknown = sorted(set(raw) - {"student", "timestamp", "type", "course", "count", "id"})
     if unknown:
         errors["non_field_errors"] = [f"unknown fields: {', '.join(map(str, unknown))}"]

@@ -52,6 +52,19 @@ def test_key_of_a_gets_404_on_every_resource_of_b(tenants, client_a, prefix, bas
     assert response.json() == missing.json() == {"code": "not_found", "message": "Not found.", "errors": {}}
 
 
+@pytest.mark.parametrize("path", [
+    "students/bulk-upsert/", "caseload-assignments/", "activity-events/recompute-features/",
+    "students/{student}/prediction/", "students/{student}/predictions/",
+])
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_key_of_a_gets_404_on_bs_non_router_endpoints(tenants, client_a, path, method):
+    _a, b = tenants
+    url = "/api/v1/institutions/beta/" + path.format(student=b.students[0].pk)
+    response = getattr(client_a, method)(url, {}, format="json")
+    assert response.status_code == 404, (url, response.status_code)
+    assert response.json() == {"code": "not_found", "message": "Not found.", "errors": {}}
+
+
 @pytest.mark.parametrize("method", ["get", "patch", "put", "delete"])
 def test_key_of_a_gets_404_on_bs_student_through_either_url(tenants, client_a, method):
     _a, b = tenants
