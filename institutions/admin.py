@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Institution, Job, Membership
+from .models import ApiKey, Institution, Job, Membership, WebhookDelivery, WebhookEndpoint
 
 
 class MembershipInline(admin.TabularInline):
@@ -30,3 +30,28 @@ class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "institution", "kind", "status", "percent", "created_at", "finished_at"]
     list_filter = ["kind", "status", "institution"]
     readonly_fields = [f.name for f in Job._meta.fields]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Platform staff see keys and can revoke them; the secret itself was never stored."""
+
+    list_display = ["name", "display_prefix", "institution", "state", "last_used_at", "created_at"]
+    list_filter = ["institution"]
+    readonly_fields = [f.name for f in ApiKey._meta.fields if f.name != "revoked_at"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "institution", "is_active", "created_at"]
+    list_filter = ["is_active", "institution"]
+    exclude = ["secret"]
+    # Staff may pause an endpoint; its URL and events are the institution's to change.
+    readonly_fields = ["institution", "url", "description", "events", "created_by", "created_at", "updated_at"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "institution", "event", "status", "attempts", "response_status", "created_at"]
+    list_filter = ["status", "event", "institution"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
