@@ -24,15 +24,27 @@ class ApiKeyRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         # The prefix is random per key, so counts never carry over to a re-used database id.
-        key = f"throttle:apikey:{api_key.pk}:{api_key.prefix}:{window}"
-        cache.add(key, 0, timeout=2 * WINDOW_SECONDS)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=2 * WINDOW_SECONDS)
-            count = 1
+        count = _count(f"throttle:apikey:{api_key.pk}:{api_key.prefix}:{window}")
         self._wait = (window + 1) * WINDOW_SECONDS - now
         return count <= api_key.rate_per_minute
 
     def wait(self) -> float:
         return self._wait
+
+
+def _count(key: str) -> int:
+    """Increment the window's counter; on Redis in a single round trip (INCR + EXPIRE pipelined)."""
+    backend = getattr(cache, "_cache", None)
+    if hasattr(backend, "get_client"):  # django.core.cache.backends.redis.RedisCache
+        full_key = cache.make_and_validate_key(key)
+        pipeline = backend.get_client(full_key, write=True).pipeline()
+        pipeline.incr(full_key)
+        pipeline.expire(full_key, 2 * WINDOW_SECONDS)
+        count, _ = pipeline.execute()
+        return int(count)
+    cache.add(key, 0, timeout=2 * WINDOW_SECONDS)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=2 * WINDOW_SECONDS)
+        return 1
