@@ -214,6 +214,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "DEFAULT_GENERATOR_CLASS": "institutions.api.schema.TenantAwareSchemaGenerator",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "institutions.api.schema.add_error_responses",
+    ],
     # Two different "outcome" choice sets (a student's, an intervention's): name each enum.
     "ENUM_NAME_OVERRIDES": {
         "StudentOutcomeEnum": "students.models.Outcome",

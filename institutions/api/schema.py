@@ -26,3 +26,42 @@ class TenantAwareSchemaGenerator(SchemaGenerator):
             # lazily (spectacular only reads queryset.model, it never evaluates the queryset).
             view.institution = Institution(pk=0, slug="schema", name="schema")
         return view
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "The one error body of the API.",
+    "properties": {
+        "code": {"type": "string", "description": "Machine-readable, e.g. invalid, not_found, throttled"},
+        "message": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": True,
+                   "description": "Field (or bulk row index) -> messages; empty unless code is invalid"},
+    },
+    "required": ["code", "message", "errors"],
+}
+ERROR_RESPONSES = {
+    "400": "Malformed JSON or invalid fields",
+    "401": "Missing, unknown, expired or revoked credentials",
+    "403": "The key's scopes or the user's role do not allow this",
+    "404": "Not found, or belonging to another institution",
+    "413": "Request body too large",
+    "429": "Rate limit exceeded; see Retry-After",
+}
+
+
+def add_error_responses(result, generator, request, public):
+    """Postprocessing hook: document the shared error body on every operation that lacks it."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    reference = {"$ref": "#/components/schemas/Error"}
+    for path_item in result.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, description in ERROR_RESPONSES.items():
+                if status == "413" and method == "get":
+                    continue
+                responses.setdefault(status, {
+                    "description": description, "content": {"application/json": {"schema": reference}},
+                })
+    return result
