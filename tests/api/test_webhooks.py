@@ -299,3 +299,25 @@ def test_real_worker_delivers_a_signed_event_to_the_receiver(celery_worker_proce
     while time.monotonic() < deadline and _deliveries(tenant_a)[0].status != DeliveryStatus.SUCCEEDED:
         time.sleep(0.1)
     assert _deliveries(tenant_a)[0].status == DeliveryStatus.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_sweep_sends_deliveries_whose_task_never_reached_the_queue(tenant_a, receiver):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from institutions.webhooks import webhook_dispatch_due
+
+    endpoint = _endpoint(tenant_a, receiver)
+    # What a broker outage leaves behind: a pending row whose task was never queued.
+    stale = WebhookDelivery.objects.for_institution(tenant_a.institution).create(
+        endpoint=endpoint, event_id="6f1c2b9e-8a6f-4c59-9d3e-1b2c3d4e5f60", event="job.finished", payload={})
+    fresh = WebhookDelivery.objects.for_institution(tenant_a.institution).create(
+        endpoint=endpoint, event_id="7f1c2b9e-8a6f-4c59-9d3e-1b2c3d4e5f60", event="job.finished", payload={})
+    WebhookDelivery.objects.for_institution(tenant_a.institution).filter(pk=stale.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=5))
+    assert webhook_dispatch_due() == 1
+    assert [json.loads(r.body)["id"] for r in receiver.requests] == [str(stale.event_id)]
+    fresh.refresh_from_db()
+    assert fresh.status == DeliveryStatus.PENDING
