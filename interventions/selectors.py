@@ -20,6 +20,7 @@ from django.db.models import (
     Subquery,
     Value,
     When,
+    Window,
 )
 from django.utils import timezone
 
@@ -245,10 +246,22 @@ def worklist_students(*, institution: Institution, today: datetime.date | None =
     return annotate_worklist(students, institution=institution, today=today)
 
 
-def worklist_filter(students: QuerySet[Student], filters: WorklistFilters,
+def flagged_condition(*, institution: Institution) -> Q:
+    """Flagged by the model in its latest run, or by staff with a flag still open.
+
+    Written as two ``IN (subquery)`` tests so PostgreSQL hashes each set once instead of probing
+    both tables for every student of the institution.
+    """
+    model_flagged = latest_predictions(institution=institution).filter(flagged=True).order_by().values("student_id")
+    staff_flagged = Flag.objects.for_institution(institution).filter(resolved_at__isnull=True).order_by() \
+        .values("student_id")
+    return Q(pk__in=model_flagged) | Q(pk__in=staff_flagged)
+
+
+def worklist_filter(students: QuerySet[Student], filters: WorklistFilters, *, institution: Institution,
                     today: datetime.date | None = None) -> QuerySet[Student]:
     if filters.flagged_only:
-        students = students.filter(Q(model_flagged=True) | Q(has_open_flag=True))
+        students = students.filter(flagged_condition(institution=institution))
     if filters.band:
         students = students.filter(risk_band=filters.band)
     return apply_worklist_filters(students, filters, today=today)
@@ -262,7 +275,7 @@ def caseload_students(*, institution: Institution, advisor: AbstractBaseUser, fi
                       sort: str = "") -> QuerySet[Student]:
     """An advisor's students; overdue follow-ups come first, then the chosen order (risk by default)."""
     students = worklist_filter(
-        worklist_students(institution=institution).filter(advisor=advisor), filters
+        worklist_students(institution=institution).filter(advisor=advisor), filters, institution=institution
     )
     order = WORKLIST_SORTS.get(sort, WORKLIST_SORTS["risk"])[1]
     return students.order_by(F("has_overdue_follow_up").desc(), *order)
@@ -315,11 +328,10 @@ def dashboard_summary(*, institution: Institution, filters: DashboardFilters,
         overdue=Count("id", filter=Q(status=InterventionStatus.OPEN, follow_up_date__lt=today)),
     )
     cutoff = today - datetime.timedelta(days=filters.no_contact_days)
-    flagged_students = worklist_filter(
-        worklist_students(institution=institution, today=today),
-        WorklistFilters(program=filters.program, cohort=filters.cohort, flagged_only=True), today=today,
-    )
-    no_contact = flagged_students.filter(Q(last_contact__isnull=True) | Q(last_contact__lt=cutoff)).count()
+    # Lean on purpose: only the semi-joins this count needs, none of the list's annotations.
+    no_contact = students.filter(flagged_condition(institution=institution)).exclude(
+        Exists(Intervention.objects.for_institution(institution).filter(student_id=OuterRef("pk"), date__gte=cutoff))
+    ).count()
 
     snapshots = list(
         RiskSnapshot.objects.for_institution(institution).defer("flagged_student_ids").order_by("-taken_at", "-id")[:30]
@@ -339,37 +351,48 @@ def dashboard_summary(*, institution: Institution, filters: DashboardFilters,
     }
 
 
+def _page_with_total(queryset, limit: int) -> tuple[list, int]:
+    """The first ``limit`` rows and the number of all rows, in one query (COUNT(*) OVER ())."""
+    rows = list(queryset.annotate(total_rows=Window(Count("id")))[:limit])
+    return rows, (rows[0].total_rows if rows else 0)
+
+
 def newly_flagged(*, institution: Institution, filters: DashboardFilters, limit: int = 10) -> dict:
     """Students flagged in the latest recorded run but not in the one before it."""
     pair = list(RiskSnapshot.objects.for_institution(institution).order_by("-taken_at", "-id")[:2])
     if len(pair) < 2:
         return {"count": 0, "students": [], "since": None, "known": False}
     new_ids = set(pair[0].flagged_student_ids) - set(pair[1].flagged_student_ids)
-    students = worklist_students(institution=institution).filter(pk__in=new_ids).filter(_student_filter(filters))
-    return {
-        "count": students.count(),
-        "students": list(students.order_by(F("risk").desc(nulls_last=True), "id")[:limit]),
-        "since": pair[1].taken_at,
-        "known": True,
-    }
+    latest = latest_predictions(institution=institution).filter(student_id=OuterRef("pk")).order_by()
+    students = (
+        current_students(institution=institution).filter(pk__in=new_ids).filter(_student_filter(filters))
+        .annotate(risk=Subquery(latest.values("risk")[:1]))
+        .order_by(F("risk").desc(nulls_last=True), "id")
+    )
+    rows, total = _page_with_total(students, limit)
+    return {"count": total, "students": rows, "since": pair[1].taken_at, "known": True}
 
 
 def sharp_rises(*, institution: Institution, filters: DashboardFilters, limit: int = 10) -> dict:
     """Students whose risk in the latest run rose by at least ``filters.sharp_rise`` over their previous score."""
     last_run = latest_predictions(institution=institution).order_by("-scored_at").values("prediction__job_id")[:1]
+    # The latest prediction is the student's newest stored one, so the previous score is the second newest.
     previous = Prediction.objects.for_institution(institution).filter(
-        student_id=OuterRef("student_id"), created_at__lt=OuterRef("prediction__created_at")
-    ).order_by("-created_at", "-id").values("risk")[:1]
+        student_id=OuterRef("student_id")
+    ).order_by("-created_at", "-id").values("risk")[1:2]
     rises = (
         latest_predictions(institution=institution)
-        .filter(prediction__job_id=Subquery(last_run))
+        # A rise of x needs a risk of at least x: skip the lookup for everyone below it.
+        .filter(prediction__job_id=Subquery(last_run), risk__gte=filters.sharp_rise)
         .filter(_student_filter(filters, "student__"))
         .annotate(previous_risk=Subquery(previous))
         .annotate(rise=F("risk") - F("previous_risk"))
         .filter(rise__gte=filters.sharp_rise)
         .select_related("student")
+        .order_by("-rise", "id")
     )
-    return {"count": rises.count(), "rows": list(rises.order_by("-rise", "id")[:limit])}
+    rows, total = _page_with_total(rises, limit)
+    return {"count": total, "rows": rows}
 
 
 def live_model_summary(*, institution: Institution):

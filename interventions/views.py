@@ -174,7 +174,9 @@ class FlaggedListView(WorklistMixin, InstitutionPageMixin, ListView):
 
     def get_queryset(self):
         filters = self.get_filters(flagged_only=True)
-        students = selectors.worklist_filter(selectors.worklist_students(institution=self.institution), filters)
+        students = selectors.worklist_filter(
+            selectors.worklist_students(institution=self.institution), filters, institution=self.institution
+        )
         return selectors.worklist_sort(students, self.get_sort())
 
     def get_context_data(self, **kwargs):
@@ -489,6 +491,7 @@ class EffectivenessView(InstitutionPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        services.intervention_type_ensure_defaults(institution=self.institution)
         context["effects"] = effectiveness_report(institution=self.institution)
         context["min_sample"] = MIN_SAMPLE
         return context

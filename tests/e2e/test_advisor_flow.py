@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import pytest
@@ -9,8 +10,16 @@ import pytest
 from institutions.jobs import job_create
 from institutions.models import JobKind
 from institutions.scoping import institution_scope
-from interventions.services import caseload_assign, flag_raise
+from interventions.models import InterventionType
+from interventions.services import (
+    caseload_assign,
+    flag_raise,
+    intervention_create,
+    intervention_type_ensure_defaults,
+)
+from predictions.models import LatestPrediction
 from predictions.tasks import rescore_students
+from students.models import Outcome, Student
 from students.selectors import current_students
 from tests.interventions.conftest import trained_a  # noqa: F401 - fixture
 
@@ -87,6 +96,21 @@ def test_admin_and_viewer_pages_render_in_the_browser(live_server, page, screens
     page.get_by_role("heading", name="Flagged students").wait_for()
     assert page.locator("table.worklist tbody tr").count() > 0
     screenshot(page, "flagged-list")
+    # A term later: some scored students got a meeting, and outcomes became known.
+    a = advisor_world
+    with institution_scope(a.institution):
+        intervention_type_ensure_defaults(institution=a.institution)
+        meeting = InterventionType.objects.get(key="meeting")
+        ranked = list(LatestPrediction.objects.order_by("rank").values_list("student_id", flat=True))
+        for student_id in ranked[::3]:
+            intervention_create(institution=a.institution, student=student_id, intervention_type=meeting,
+                                date=datetime.date.today(), author=a.advisor)
+        for i, student_id in enumerate(ranked):
+            outcome = Outcome.DROPPED_OUT if (i < len(ranked) // 2) == (i % 4 != 0) else Outcome.GRADUATED
+            Student.objects.filter(pk=student_id).update(outcome=outcome)
     page.goto(f"{live_server.url}/i/alpha/effectiveness/")
     page.get_by_text("This is observational").wait_for()
+    row = page.locator("tr[data-type=meeting]")
+    assert row.locator("td").nth(0).inner_text() == str(len(ranked[::3]))
+    assert "Not enough students to conclude" in row.inner_text()
     screenshot(page, "effectiveness")
