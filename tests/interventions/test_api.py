@@ -281,3 +281,31 @@ def test_only_admins_assign_caseloads(api_client, world):
     response = api_client.post(url("api-caseload-assignment", "beta"),
                                {"advisor": a.advisor.pk, "students": [a.students[0].pk]})
     assert response.status_code == 404
+
+
+def test_api_key_reads_interventions_without_confidential_notes_and_writes_as_its_service_user(world):
+    from rest_framework.test import APIClient
+
+    from institutions.api_keys import api_key_create
+
+    a, _b = world
+    InterventionFactory(institution=a.institution, student=a.students[3], intervention_type=a.meeting,
+                        author=a.advisor, notes="Family bereavement", confidential=True)
+    api_key, raw = api_key_create(institution=a.institution, name="CRM", created_by=a.admin,
+                                  scopes=["interventions:write", "students:read"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    rows = client.get(url("api-intervention-list", "alpha")).json()["results"]
+    assert len(rows) == 2 and not any("Family bereavement" in row["notes"] for row in rows)
+    assert client.get(url("api-intervention-list", "beta")).status_code == 404
+    response = client.post(url("api-intervention-list", "alpha"), {
+        "student": a.students[2].pk, "intervention_type": a.meeting.pk, "date": str(TODAY), "notes": "From the CRM"})
+    assert response.status_code == 201, response.json()
+    assert response.json()["author"] == api_key.service_user_id
+    _read_only, raw_read = api_key_create(institution=a.institution, name="BI", created_by=a.admin,
+                                         scopes=["interventions:read"])
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_read}")
+    assert client.post(url("api-intervention-list", "alpha"), {
+        "student": a.students[2].pk, "intervention_type": a.meeting.pk, "date": str(TODAY)}).status_code == 403
+    assert client.post(url("api-caseload-assignment", "alpha"),
+                       {"advisor": a.advisor.pk, "students": [a.students[0].pk]}).status_code == 403
