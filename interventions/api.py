@@ -17,6 +17,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
+from institutions.api.filters import UtcIsoDateTimeFilter
 from students.models import ChangeSource
 
 from . import services
@@ -147,7 +148,7 @@ class InterventionFilter(django_filters.FilterSet):
     date_from = django_filters.DateFilter(field_name="date", lookup_expr="gte")
     date_to = django_filters.DateFilter(field_name="date", lookup_expr="lte")
     overdue = django_filters.BooleanFilter(method="filter_overdue")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     def filter_overdue(self, queryset, name, value):
         overdue = Q(status=InterventionStatus.OPEN, follow_up_date__lt=timezone.localdate())
@@ -246,7 +247,7 @@ class FlagFilter(django_filters.FilterSet):
     source = django_filters.ChoiceFilter(choices=FlagSource.choices)
     raised_by = django_filters.NumberFilter(field_name="raised_by_id")
     is_open = django_filters.BooleanFilter(field_name="resolved_at", lookup_expr="isnull")
-    resolved_since = django_filters.IsoDateTimeFilter(field_name="resolved_at", lookup_expr="gte")
+    resolved_since = UtcIsoDateTimeFilter(field_name="resolved_at", lookup_expr="gte")
 
 
 class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, InstitutionViewSet):

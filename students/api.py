@@ -9,6 +9,7 @@ from rest_framework import mixins, serializers
 
 from institutions.access import access_member_user
 from institutions.api.base import InstitutionViewSet
+from institutions.api.filters import UtcIsoDateTimeFilter
 
 from . import services
 from .feature_values import FeatureValuesInvalid, clean_feature_values
@@ -94,7 +95,7 @@ class StudentFilter(django_filters.FilterSet):
     program = django_filters.CharFilter()
     cohort = django_filters.CharFilter()
     advisor = django_filters.NumberFilter(field_name="advisor_id")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
 
 class StudentViewSet(

@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from institutions.api.base import InstitutionViewSet
+from institutions.api.filters import UtcIsoDateTimeFilter
 from institutions.api.serializers import JobSerializer
 from institutions.jobs import job_create, job_dispatch
 from institutions.models import JobKind
@@ -60,8 +61,8 @@ class ActivityRecomputeSerializer(serializers.Serializer):
 
 class ActivityEventFilter(django_filters.FilterSet):
     student = django_filters.CharFilter(field_name="student__external_id", help_text="External id")
-    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
     type = django_filters.CharFilter(field_name="kind")
 
 

@@ -84,8 +84,8 @@ def _uses_real_services() -> bool:
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker):
-    """A real ``celery worker`` process on the configured Redis, using the test database.
+def celery_worker_session(django_db_setup, django_db_blocker):
+    """A real ``celery worker`` process on the configured Redis, using the test database (started once).
 
     Only for tests marked ``worker``; they are skipped unless REDIS_URL and a PostgreSQL
     DATABASE_URL are set (CI sets both).
@@ -118,14 +118,24 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     else:
         process.kill()
         raise RuntimeError(f"celery worker did not answer a ping within 60 s; see {log.name}")
-    previous = (app.conf.task_always_eager, app.conf.task_default_queue)
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = queue
     yield {"process": process, "queue": queue, "env": env, "log": log.name}
-    app.conf.task_always_eager, app.conf.task_default_queue = previous
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+@pytest.fixture
+def celery_worker_process(celery_worker_session):
+    """Send this test's tasks to the real worker; every other test keeps running them in-process."""
+    from dropout_platform.celery import app
+
+    previous = (app.conf.task_always_eager, app.conf.task_default_queue)
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = celery_worker_session["queue"]
+    try:
+        yield celery_worker_session
+    finally:
+        app.conf.task_always_eager, app.conf.task_default_queue = previous

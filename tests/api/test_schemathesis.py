@@ -20,6 +20,23 @@ MAX_EXAMPLES = 12
 pytestmark = pytest.mark.slow  # about a minute; runs in `make test` like everything else
 
 
+@pytest.fixture(autouse=True)
+def keep_the_test_transactions_connection_open():
+    """Requests go straight to the WSGI app, so Django's request signals close "old" database
+    connections; inside the test's transaction that would close the connection under the test
+    (PostgreSQL). Django's own test client disconnects the same handler for the same reason."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
 @pytest.fixture
 def admin_key(tenant_a, tenant_b):
     # A generous rate: the fuzzer sends hundreds of requests, and 429s are tested elsewhere.
