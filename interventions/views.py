@@ -161,6 +161,12 @@ class WorklistMixin:
         query.pop("export", None)
         context["filter_form"] = self.get_filter_form()
         context["export_query"] = query.urlencode()
+        context["current_sort"] = self.get_sort() or "risk"
+        sort_links = {}
+        for key in selectors.WORKLIST_SORTS:
+            query["sort"] = key
+            sort_links[key] = "?" + query.urlencode()
+        context["sort_links"] = sort_links
         context["settings"] = prediction_settings_get(institution=self.institution)
         return context
 

@@ -18,3 +18,15 @@ def band_class(band) -> str:
     return {"high": "text-bg-danger", "medium": "text-bg-warning", "low": "text-bg-success"}.get(
         str(band or ""), "text-bg-secondary"
     )
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key, "") if mapping else ""
+
+
+@register.simple_tag
+def worklist_columns():
+    """(sort key or "", header) for the worklist table, in display order."""
+    return [("name", "Student"), ("program", "Program"), ("cohort", "Cohort"), ("risk", "Risk"), ("", "Rank"),
+            ("", "Flags"), ("", "Advisor"), ("last_contact", "Last contact"), ("follow_up", "Next follow-up")]

@@ -395,3 +395,17 @@ def test_dashboard_filters_by_program_and_cohort(client, world):
     assert law["scored"] == 1 and law["bands"]["high"] == 1 and law["open_interventions"] == 1
     nursing_2023 = client.get(url, {"program": "Nursing", "cohort": "2023"}).context["summary"]
     assert nursing_2023["scored"] == 0
+
+
+def test_column_headers_sort_the_list_and_keep_the_filters(client, world):
+    a, _ = world
+    client.force_login(a.admin)
+    url = reverse("flagged-list", args=["alpha"])
+    response = client.get(url, {"band": "high"})
+    link = response.context["sort_links"]["last_contact"]
+    assert "band=high" in link and "sort=last_contact" in link
+    assert f'href="{link.replace("&", "&amp;")}"'.encode() in response.content
+    by_contact = client.get(url + link)
+    # Never contacted first (students[1]), then the one contacted today (students[0]).
+    assert [s.pk for s in by_contact.context["students"]] == [a.students[1].pk, a.students[0].pk]
+    assert b'aria-sort="ascending"' in by_contact.content
