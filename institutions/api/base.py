@@ -156,3 +156,10 @@ class InstitutionViewSet(InstitutionScopeMixin, viewsets.GenericViewSet):
 
     def filter_scoped_queryset(self, queryset):
         return queryset
+
+    def filter_queryset(self, queryset):
+        # Query-string filters narrow lists; on a single object (retrieve/update/delete) they
+        # would only cost a FilterSet per request (measured: the largest CPU item of a detail GET).
+        if self.kwargs.get(self.lookup_url_kwarg or self.lookup_field) is not None:
+            return queryset
+        return super().filter_queryset(queryset)
