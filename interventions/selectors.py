@@ -127,17 +127,6 @@ def overdue_follow_ups(
     return interventions.select_related("student", "intervention_type").order_by("follow_up_date", "id")
 
 
-def intervention_counts(*, institution: Institution, today: datetime.date | None = None) -> dict[str, int]:
-    today = today or timezone.localdate()
-    counts = Intervention.objects.for_institution(institution).aggregate(
-        total=Count("id"),
-        open=Count("id", filter=Q(status=InterventionStatus.OPEN)),
-        overdue=Count("id", filter=Q(status=InterventionStatus.OPEN, follow_up_date__lt=today)),
-        closed=Count("id", filter=Q(status=InterventionStatus.CLOSED)),
-    )
-    return {key: value or 0 for key, value in counts.items()}
-
-
 def annotate_worklist(students: QuerySet[Student], *, institution: Institution,
                       today: datetime.date | None = None) -> QuerySet[Student]:
     """Add what an advisor needs on each row as correlated subqueries: last contact, open
@@ -393,10 +382,6 @@ def sharp_rises(*, institution: Institution, filters: DashboardFilters, limit: i
     )
     rows, total = _page_with_total(rises, limit)
     return {"count": total, "rows": rows}
-
-
-def live_model_summary(*, institution: Institution):
-    return model_version_live(institution=institution)
 
 
 # --- the student profile --------------------------------------------------------------------

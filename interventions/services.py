@@ -202,27 +202,6 @@ def flag_raise(*, institution: Institution, student: Student | int, reason: str,
     )
 
 
-def flag_sync_model_flags(
-    *, institution: Institution, flagged_student_ids: Iterable[int], reason: str = "Predicted risk above the threshold"
-) -> dict[str, int]:
-    """Open a model flag for every newly flagged student (idempotent; one open model flag each).
-
-    Called by whoever orchestrates a scoring run once its predictions are stored. Model flags for
-    students no longer flagged stay open until a person resolves them: someone should look.
-    """
-    flags = Flag.objects.for_institution(institution)
-    wanted = set(flagged_student_ids)
-    already = set(flags.filter(source=FlagSource.MODEL, resolved_at__isnull=True, student_id__in=wanted)
-                  .values_list("student_id", flat=True))
-    valid = set(Student.objects.for_institution(institution).filter(pk__in=wanted - already)
-                .values_list("pk", flat=True))
-    flags.bulk_create(
-        [Flag(institution=institution, student_id=pk, source=FlagSource.MODEL, reason=reason) for pk in sorted(valid)],
-        ignore_conflicts=True,
-    )
-    return {"opened": len(valid), "already_open": len(already)}
-
-
 def flag_resolve(*, institution: Institution, flag: Flag, resolution: str, resolved_by: AbstractBaseUser) -> Flag:
     if flag.institution_id != institution.pk:
         raise Http404("Not found.")
