@@ -22,7 +22,7 @@ from students.models import ChangeSource
 
 from . import services
 from .models import Flag, FlagSource, Intervention, InterventionOutcome, InterventionStatus, InterventionType
-from .selectors import intervention_list
+from .selectors import caseload_summary, intervention_list
 
 
 def _rule_error(exc: services.InterventionRuleError) -> serializers.ValidationError:
@@ -292,12 +292,26 @@ class CaseloadAssignmentResultSerializer(serializers.Serializer):
     unchanged = serializers.IntegerField()
 
 
-class CaseloadAssignmentView(InstitutionScopeMixin, GenericAPIView):
-    """Assign students to an advisor in bulk (administrators). Any id from elsewhere: 400, nothing written."""
+class CaseloadSummarySerializer(serializers.Serializer):
+    advisor = serializers.IntegerField(allow_null=True, help_text="null: students nobody is assigned to")
+    students = serializers.IntegerField()
+    flagged = serializers.IntegerField()
+    overdue_follow_ups = serializers.IntegerField()
 
-    read_capability = "assign_caseloads"
+
+class CaseloadAssignmentView(InstitutionScopeMixin, GenericAPIView):
+    """``GET``: each advisor's caseload size (current students, flagged, overdue follow-ups).
+    ``POST``: assign students to an advisor in bulk (administrators); any id from elsewhere is a 400
+    and nothing is written."""
+
+    read_capability = "view_students"
     write_capability = "assign_caseloads"
     serializer_class = CaseloadAssignmentSerializer
+
+    @extend_schema(responses=CaseloadSummarySerializer(many=True))
+    def get(self, request, *args, **kwargs):
+        rows = caseload_summary(institution=self.institution)
+        return Response(CaseloadSummarySerializer(rows, many=True).data)
 
     @extend_schema(request=CaseloadAssignmentSerializer, responses=CaseloadAssignmentResultSerializer)
     def post(self, request, *args, **kwargs):

@@ -270,6 +270,25 @@ def caseload_students(*, institution: Institution, advisor: AbstractBaseUser, fi
     return students.order_by(F("has_overdue_follow_up").desc(), *order)
 
 
+def caseload_summary(*, institution: Institution, today: datetime.date | None = None) -> list[dict]:
+    """Per advisor (and "nobody"): current students, how many are flagged, overdue follow-ups. One query."""
+    today = today or timezone.localdate()
+    overdue = Intervention.objects.for_institution(institution).filter(
+        student_id=OuterRef("pk"), status=InterventionStatus.OPEN, follow_up_date__lt=today
+    )
+    rows = (
+        current_students(institution=institution)
+        .annotate(is_flagged=Case(When(flagged_condition(institution=institution), then=Value(1)), default=Value(0)),
+                  is_overdue=Exists(overdue))
+        .order_by().values("advisor_id")
+        .annotate(students=Count("id"), flagged=Count("id", filter=Q(is_flagged=1)),
+                  overdue_follow_ups=Count("id", filter=Q(is_overdue=True)))
+        .order_by(F("advisor_id").asc(nulls_last=True))
+    )
+    return [{"advisor": row["advisor_id"], "students": row["students"], "flagged": row["flagged"],
+             "overdue_follow_ups": row["overdue_follow_ups"]} for row in rows]
+
+
 # --- the dashboard --------------------------------------------------------------------------
 
 RISK_HISTOGRAM_BINS = 10

@@ -309,3 +309,20 @@ def test_api_key_reads_interventions_without_confidential_notes_and_writes_as_it
         "student": a.students[2].pk, "intervention_type": a.meeting.pk, "date": str(TODAY)}).status_code == 403
     assert client.post(url("api-caseload-assignment", "alpha"),
                        {"advisor": a.advisor.pk, "students": [a.students[0].pk]}).status_code == 403
+
+
+def test_caseload_summary_counts_each_advisors_students_flags_and_overdue_follow_ups(api_client, world):
+    a, b = world
+    InterventionFactory(institution=a.institution, student=a.students[1], intervention_type=a.meeting,
+                        author=a.advisor, date=TODAY - datetime.timedelta(days=9),
+                        follow_up_date=TODAY - datetime.timedelta(days=2))
+    Student.objects.for_institution(a.institution).filter(pk=a.students[4].pk).update(advisor=None)
+    api_client.force_authenticate(a.advisor)
+    rows = api_client.get(url("api-caseload-assignment", "alpha")).json()
+    # Current students are 0, 1, 3, 4 (2 and 5 dropped out); students[1] has a staff flag.
+    assert rows == [{"advisor": a.advisor.pk, "students": 3, "flagged": 1, "overdue_follow_ups": 1},
+                    {"advisor": None, "students": 1, "flagged": 0, "overdue_follow_ups": 0}]
+    api_client.force_authenticate(a.viewer)
+    assert api_client.get(url("api-caseload-assignment", "alpha")).status_code == 403
+    api_client.force_authenticate(b.admin)
+    assert api_client.get(url("api-caseload-assignment", "alpha")).status_code == 404
