@@ -14,6 +14,7 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 # Depth is capped so that exact TreeSHAP stays fast and memory-bounded at scoring time.
@@ -179,7 +180,8 @@ def search_hyperparameters(
             losses.append(_log_loss_from_raw(y_tune[valid_idx], oof[valid_idx]))
         mean_loss = float(np.mean(losses))
         mean_rounds = round(float(np.mean(rounds)))
-        trials.append({**candidate, "cv_log_loss": mean_loss, "rounds": mean_rounds})
+        auc = float(roc_auc_score(y_tune, oof))
+        trials.append({**candidate, "cv_log_loss": mean_loss, "cv_roc_auc": auc, "rounds": mean_rounds})
         if best is None or mean_loss < best[0]:
             best = (mean_loss, mean_rounds, oof)
             best_candidate = candidate

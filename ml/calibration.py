@@ -85,6 +85,8 @@ def fit_isotonic(raw_score: np.ndarray, y: np.ndarray) -> Calibrator:
 
 
 def fit_calibrator(method: str, raw_score: np.ndarray, y: np.ndarray) -> Calibrator:
+    if method == "none":
+        return Calibrator("none")
     if method == "sigmoid":
         return fit_sigmoid(raw_score, y)
     if method == "isotonic":
@@ -111,9 +113,7 @@ def choose_calibrator(
     splits = max(2, min(n_splits, minority))
     methods = [m for m in methods if m != "isotonic" or len(raw) >= ISOTONIC_MIN_SCORES] or ["sigmoid"]
     folds = list(StratifiedKFold(splits, shuffle=True, random_state=seed).split(raw.reshape(-1, 1), y))
-    scores: dict[str, float] = {"none": float(np.mean(
-        [np.mean((Calibrator("none").apply(raw[test_idx]) - y[test_idx]) ** 2) for _, test_idx in folds]
-    ))}
+    scores: dict[str, float] = {}
     for method in methods:
         losses = []
         for train_idx, test_idx in folds:
@@ -121,10 +121,9 @@ def choose_calibrator(
             risk = calibrator.apply(raw[test_idx])
             losses.append(float(np.mean((risk - y[test_idx]) ** 2)))
         scores[method] = float(np.mean(losses))
-    # Ties go to the simpler choice: no map, then the first listed method (sigmoid by default).
-    candidates = ["none", *methods]
-    chosen = min(candidates, key=lambda m: (round(scores[m], 12), candidates.index(m)))
-    calibrator = Calibrator("none") if chosen == "none" else fit_calibrator(chosen, raw, y)
+    # Ties go to the first listed method (the simpler one in the default order).
+    chosen = min(methods, key=lambda m: (round(scores[m], 12), methods.index(m)))
+    calibrator = fit_calibrator(chosen, raw, y)
     report = {
         "method": chosen,
         "cv_brier_by_method": scores,

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 BASELINE_NAMES: tuple[str, ...] = ("logistic_regression", "decision_tree", "random_forest", "svm")
-CALIBRATION_METHODS: tuple[str, ...] = ("sigmoid", "isotonic")
+CALIBRATION_METHODS: tuple[str, ...] = ("none", "sigmoid", "isotonic")
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,10 @@ class TrainingConfig:
     derive_ratios: bool = True
     min_category_count: int = 10
     tuning_max_rows: int = 20_000
-    max_boost_rounds: int = 1000
+    max_boost_rounds: int = 2000
     early_stopping_rounds: int = 50
-    learning_rate: float = 0.05
-    calibration_methods: tuple[str, ...] = CALIBRATION_METHODS
+    learning_rate: float = 0.03
+    calibration_methods: tuple[str, ...] = ("sigmoid", "isotonic")
     baselines: tuple[str, ...] = BASELINE_NAMES
     baseline_max_train_rows: int = 20_000
     svm_kernel_max_rows: int = 5_000
