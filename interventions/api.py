@@ -307,6 +307,9 @@ class CaseloadAssignmentView(InstitutionScopeMixin, GenericAPIView):
     read_capability = "view_students"
     write_capability = "assign_caseloads"
     serializer_class = CaseloadAssignmentSerializer
+    # A summary, not a model list: no filters or pagination (and none for the schema to introspect).
+    filter_backends: list = []
+    pagination_class = None
 
     @extend_schema(responses=CaseloadSummarySerializer(many=True))
     def get(self, request, *args, **kwargs):
