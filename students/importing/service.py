@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from institutions.models import Institution
 
-from ..models import ChangeSource, FeatureDefinition, FeatureKind, ImportMapping
+from ..models import ChangeSource, FeatureDefinition, FeatureKind, ImportMapping, Student, StudentChange
 from .errors import CellError, ImportFileError
 from .mapping import ImportMappingSpec, check_mapping, mapping_from_dict, suggest_mapping
 from .reading import TableInfo, TableReader, check_size
@@ -27,6 +27,7 @@ from .validation import RowCleaner, new_feature_definition
 
 CHUNK_ROWS = 2000
 MAX_REPORTED_ERRORS = 5000
+ANALYZE_AFTER_ROWS = 10_000
 Progress = Callable[[str, int, int], None]
 
 
@@ -179,34 +180,101 @@ def import_file(
     passes = 2
     report_progress = progress or (lambda stage, done, total: None)
 
-    # Pass 1: validate everything; keep ids (for duplicates), bad row numbers and the first errors.
+    writer = ChunkWriter(institution=institution, source=source, job_id=getattr(job, "pk", None),
+                         actor_id=getattr(actor, "pk", None), dry_run=not commit)
+    changes_before = _last_change_id(institution)
+    pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes, chunk_rows,
+                                    report_progress)
+    if pending is None:  # errors, and no explicit choice to import the valid rows
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+    total = report.rows * passes
+    if commit:
+        with transaction.atomic():
+            # One import at a time per institution: a second one waits here instead of racing.
+            Institution.objects.select_for_update().filter(pk=institution.pk).first()
+            everything = _last_change_id(institution) != changes_before  # students changed since pass 1
+            report.new_features = _create_new_features(institution, spec, pending.cleaner)
+            if pending.rows or everything:
+                # Pass 2: re-read the rows that create or change a student (all, if others wrote meanwhile).
+                written = ImportReport()
+                for numbers, indexes, rows, _ragged in _chunks(reader, len(info.header), chunk_rows):
+                    last = indexes[-1] if indexes else 0
+                    keep = [p for p, number in enumerate(numbers)
+                            if (everything and number not in pending.bad_rows) or number in pending.rows]
+                    if keep:
+                        numbers, indexes, rows = ([seq[p] for p in keep] for seq in (numbers, indexes, rows))
+                        _add(written, writer.write(pending.cleaner.clean_chunk(numbers, indexes, rows).records))
+                    report_progress("writing", report.rows + last, total)
+                report.created, report.updated = written.created, written.updated
+                report.unchanged = report.valid_rows - written.created - written.updated
+        if report.created + report.updated >= ANALYZE_AFTER_ROWS:
+            _refresh_statistics()
+    report.committed = commit
+    report.seconds = round(time.perf_counter() - started, 3)
+    report_progress("done", total, total)
+    return report
+
+
+def _refresh_statistics() -> None:
+    """ANALYZE after a bulk load: with stale statistics PostgreSQL scans the whole institution for
+    each chunk of the next import instead of using the (institution, external_id) index."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    with connection.cursor() as cursor:
+        for model in (Student, StudentChange):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
+
+
+def _last_change_id(institution: Institution) -> int:
+    last = StudentChange.objects.for_institution(institution).order_by("-id").values_list("id", flat=True).first()
+    return last or 0
+
+
+@dataclass
+class _Pending:
+    cleaner: RowCleaner
+    rows: set[int]  # line numbers whose student is new or changed
+    bad_rows: set[int]  # line numbers with rejected cells (skipped when importing only the valid rows)
+
+
+def _validate_and_compare(reader, info, spec, definitions, report: ImportReport, writer: ChunkWriter, estimate: int,
+                          passes: int, chunk_rows: int, report_progress) -> _Pending | None:
+    """Pass 1: validate every row and compare the valid ones with what is stored.
+
+    Keeps only ids (for duplicates), bad and pending line numbers and the first errors, so memory
+    does not grow with the file. None when there are errors and ``valid_rows_only`` is not set.
+    """
     cleaner = RowCleaner(spec=spec, header=info.header, definitions=definitions)
     width = len(info.header)
     first_row_of: dict[str, int] = {}
     duplicates: dict[str, list[int]] = {}
     ragged: list[tuple[int, int]] = []
     bad_rows: set[int] = set()
+    pending: set[int] = set()
     errors: list[CellError] = []
     report_progress("validating", 0, estimate * passes)
     data_index = 0
-    for number, cells in reader.rows():
-        data_index += 1
-        if len(cells) != width:
-            ragged.append((number, len(cells)))
-            continue
-        id_ok, external_id = cleaner.external_id(number, cells, data_index)
-        if id_ok:
-            first = first_row_of.setdefault(external_id, number)
-            if first != number:
-                duplicates.setdefault(external_id, [first]).append(number)
-        row_errors: list[CellError] = []
-        if cleaner.clean(number, cells, data_index, row_errors) is None:
-            bad_rows.add(number)
-            report.error_count += len(row_errors)
-            if len(errors) < MAX_REPORTED_ERRORS:
-                errors.extend(row_errors[:MAX_REPORTED_ERRORS - len(errors)])
-        if data_index % chunk_rows == 0:
-            report_progress("validating", data_index, max(estimate, data_index) * passes)
+    for numbers, indexes, rows, skipped in _chunks(reader, width, chunk_rows):
+        ragged.extend(skipped)
+        result = cleaner.clean_chunk(numbers, indexes, rows)
+        for number, external_id in zip(numbers, result.ids, strict=True):
+            if external_id is not None:
+                first = first_row_of.setdefault(external_id, number)
+                if first != number:
+                    duplicates.setdefault(external_id, [first]).append(number)
+        bad_rows |= result.bad_rows
+        report.error_count += len(result.errors)
+        if len(errors) < MAX_REPORTED_ERRORS:
+            errors.extend(result.errors[:MAX_REPORTED_ERRORS - len(errors)])
+        if not ragged and not duplicates and (report.valid_rows_only or not report.error_count):
+            counts, creates, updates = writer.compare(result.records)
+            _add(report, counts)
+            pending.update(record.row for record, _values in creates)
+            pending.update(record.row for _values, _changes, record in updates)
+        data_index = indexes[-1] if indexes else data_index
+        report_progress("validating", data_index, max(estimate, data_index) * passes)
+    del first_row_of
     report.rows = data_index
     if ragged:
         shown = ", ".join(f"line {line} has {count}" for line, count in ragged[:10])
@@ -241,40 +309,33 @@ def import_file(
     report.errors = errors
     report.error_rows = len(bad_rows)
     report.valid_rows = report.rows - report.error_rows
-    if report.has_errors and not valid_rows_only:
-        report.seconds = round(time.perf_counter() - started, 3)
-        return report
+    if report.has_errors and not report.valid_rows_only:
+        report.created = report.updated = report.unchanged = 0
+        return None
     report.skipped = report.error_rows
+    return _Pending(cleaner=cleaner, rows=pending, bad_rows=bad_rows)
 
-    # Pass 2: upsert (or, for a dry run, only compare) chunk by chunk in one transaction.
-    total = report.rows * passes
-    report_progress("writing" if commit else "comparing", report.rows, total)
-    writer = ChunkWriter(institution=institution, source=source, job_id=getattr(job, "pk", None),
-                         actor_id=getattr(actor, "pk", None), dry_run=not commit)
-    with transaction.atomic():
-        if commit:
-            # One import at a time per institution: a second one waits here instead of racing.
-            Institution.objects.select_for_update().filter(pk=institution.pk).first()
-            report.new_features = _create_new_features(institution, spec, cleaner)
-        chunk = []
-        done = 0
-        data_index = 0
-        for number, cells in reader.rows():
-            data_index += 1
-            if number in bad_rows:
-                continue
-            record = cleaner.clean(number, cells, data_index, None)
-            chunk.append(record)
-            if len(chunk) >= chunk_rows:
-                _add(report, writer.write(chunk))
-                done += len(chunk)
-                chunk = []
-                report_progress("writing" if commit else "comparing", report.rows + done, total)
-        _add(report, writer.write(chunk))
-    report.committed = commit
-    report.seconds = round(time.perf_counter() - started, 3)
-    report_progress("done", total, total)
-    return report
+
+def _chunks(reader: TableReader, width: int, size: int):
+    """``(line numbers, data-row indexes, rows, ragged (line, fields))`` per chunk of rows."""
+    numbers: list[int] = []
+    indexes: list[int] = []
+    rows: list[list[str]] = []
+    ragged: list[tuple[int, int]] = []
+    data_index = 0
+    for number, cells in reader.rows():
+        data_index += 1
+        if len(cells) != width:
+            ragged.append((number, len(cells)))
+            continue
+        numbers.append(number)
+        indexes.append(data_index)
+        rows.append(cells)
+        if len(rows) >= size:
+            yield numbers, indexes, rows, ragged
+            numbers, indexes, rows, ragged = [], [], [], []
+    if rows or ragged:
+        yield numbers, indexes, rows, ragged
 
 
 def _add(report: ImportReport, counts: ChunkCounts) -> None:

@@ -14,7 +14,8 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.utils import timezone
 
 from institutions.jobs import job_create, job_dispatch, job_fail, job_mark_running, job_progress, job_succeed
 from institutions.models import Institution, Job, JobKind
@@ -32,6 +33,10 @@ _ALLOWED_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
 
 def upload_path(upload: ImportUpload) -> Path:
     return Path(settings.MEDIA_ROOT) / upload.stored_name
+
+
+def import_upload_path_exists(upload: ImportUpload) -> bool:
+    return upload_path(upload).is_file()
 
 
 def _stored_name(institution: Institution, original_name: str) -> str:
@@ -107,6 +112,9 @@ def import_upload_start(
         upload.save(update_fields=["commit_job", "validation_job", "status", "updated_at"])
         if dispatch:
             job_dispatch(job)
+        else:
+            # Run in this process (the CLI): mark it sent so the re-dispatcher never queues it too.
+            Job.objects.for_institution(upload.institution).filter(pk=job.pk).update(dispatched_at=timezone.now())
     return job
 
 
@@ -120,8 +128,10 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
     commit = bool(params.get("commit"))
     job_mark_running(job, stage="validating")
 
+    reporter = _JobProgress(job)
+
     def on_progress(stage: str, done: int, total: int) -> None:
-        job_progress(job, done=done, total=total, stage=stage)
+        reporter(stage, done, total)
         if progress is not None:
             progress(stage, done, total)
 
@@ -134,6 +144,7 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
             actor=job.created_by, job=job, progress=on_progress,
         )
     except ImportFileError as exc:
+        reporter.close()
         job_fail(job, error=exc.message)
         Job.objects.for_institution(institution).filter(pk=job.pk).update(
             result={"file_error": exc.as_dict()}
@@ -141,10 +152,12 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
         _finish_upload(upload, ImportUploadStatus.FAILED if commit else ImportUploadStatus.INVALID, commit)
         return None
     except Exception:
+        reporter.close()
         job_fail(job, error="The import stopped on an unexpected error; nothing was written. "
                             "The operators have been told.")
         _finish_upload(upload, ImportUploadStatus.FAILED, commit)
         raise
+    reporter.close()
     counts = {key: getattr(report, key) for key in ("rows", "created", "updated", "unchanged", "error_rows",
                                                     "skipped")}
     if report.has_errors and not report.committed:
@@ -157,6 +170,38 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
     if commit:
         import_committed.send(sender=ImportUpload, institution_id=institution.pk, job_id=job.pk)
     return report
+
+
+class _JobProgress:
+    """Job progress that pollers can see even while the import's transaction is open.
+
+    Inside the write transaction the update goes through a second connection (PostgreSQL only:
+    SQLite allows one writer, so there the bar jumps when the transaction commits).
+    """
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.side = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not connection.in_atomic_block:
+            job_progress(self.job, done=done, total=total, stage=stage)
+            return
+        if connection.vendor != "postgresql":
+            return
+        if self.side is None:
+            self.side = connections.create_connection(DEFAULT_DB_ALIAS)
+        with self.side.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Job._meta.db_table} SET progress_done = %s, progress_total = %s, stage = %s, "  # noqa: S608
+                "updated_at = %s WHERE id = %s AND institution_id = %s",
+                [done, total, stage, timezone.now(), self.job.pk, self.job.institution_id],
+            )
+
+    def close(self) -> None:
+        if self.side is not None:
+            self.side.close()
+            self.side = None
 
 
 def _finish_upload(upload: ImportUpload, status: str, commit: bool) -> None:

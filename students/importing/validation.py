@@ -102,18 +102,6 @@ def _feature_cleaner(definition: FeatureDefinition) -> Callable[[str], Verdict]:
     return clean
 
 
-def _cached(cleaner: Callable[[str], Verdict]) -> Callable[[str], Verdict]:
-    cache: dict[str, Verdict] = {}
-
-    def clean(raw: str) -> Verdict:
-        try:
-            return cache[raw]
-        except KeyError:
-            verdict = cache[raw] = cleaner(raw)
-            return verdict
-    return clean
-
-
 @dataclass
 class CleanRecord:
     row: int
@@ -123,13 +111,46 @@ class CleanRecord:
 
 
 @dataclass
+class ChunkResult:
+    records: list[CleanRecord]
+    ids: list[str | None]  # per row of the chunk; None where the id itself is unusable
+    bad_rows: set[int]  # line numbers with at least one rejected cell
+    errors: list[CellError]
+
+
+@dataclass
+class _Column:
+    index: int
+    header: str
+    destination: str  # a Student field, or the feature key
+    is_feature: bool
+    cleaner: Callable[[str], Verdict]
+    good: dict = field(default_factory=dict)  # raw -> cleaned, for every valid raw value seen
+    bad: dict = field(default_factory=dict)  # raw -> reason
+
+    def clean_column(self, values: Sequence[str]) -> list:
+        """Cleaned values for a whole column; each distinct raw value is judged once."""
+        good, bad = self.good, self.bad
+        unseen = set(values).difference(good)
+        if bad:
+            unseen.difference_update(bad)
+        for raw in unseen:
+            ok, value = self.cleaner(raw)
+            if ok:
+                good[raw] = value
+            else:
+                bad[raw] = value
+        return list(map(good.get, values))
+
+
+@dataclass
 class RowCleaner:
-    """Compiled for one mapping, one header and one schema; call :meth:`clean` per row."""
+    """Compiled for one mapping, one header and one schema; cleans chunks of rows column by column."""
 
     spec: ImportMappingSpec
     header: Sequence[str]
     definitions: Mapping[str, FeatureDefinition]
-    plan: list[tuple[int, str, str, Callable[[str], Verdict]]] = field(default_factory=list)
+    columns: list[_Column] = field(default_factory=list)
     new_categories: dict[str, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -140,9 +161,9 @@ class RowCleaner:
         for name, column in self.spec.columns.items():
             if column.target in ("ignore", "external_id"):
                 continue
+            is_feature = column.target in ("feature", "new_feature")
             if column.target == "feature":
                 cleaner = _feature_cleaner(self.definitions[column.feature])
-                destination = f"features.{column.feature}"
             elif column.target == "new_feature":
                 definition = new_feature_definition(column)
                 if definition.kind == FeatureKind.CATEGORICAL:
@@ -150,62 +171,85 @@ class RowCleaner:
                     definition.categories = []
                     self.new_categories[column.feature] = set()
                 cleaner = _feature_cleaner(definition)
-                destination = f"features.{column.feature}"
             elif column.target == "outcome":
-                cleaner, destination = _outcome_cleaner(self.spec.outcome_values), "outcome"
+                cleaner = _outcome_cleaner(self.spec.outcome_values)
             elif column.target == "status":
-                cleaner, destination = _status, "status"
+                cleaner = _status
             elif column.target == "outcome_date":
-                cleaner, destination = _date, "outcome_date"
+                cleaner = _date
             elif column.target == "email":
-                cleaner, destination = _email, "email"
+                cleaner = _email
             else:
-                cleaner, destination = _text_cleaner(column.target), column.target
-            self.plan.append((index[name], name, destination, _cached(cleaner)))
+                cleaner = _text_cleaner(column.target)
+            self.columns.append(_Column(index[name], name, column.feature if is_feature else column.target,
+                                        is_feature, cleaner))
         self.id_limit = _max_length("external_id")
         self.id_header = " + ".join(self.spec.id_columns) or next(iter(self.spec.columns_for("external_id")), "")
 
-    def external_id(self, row_number: int, cells: Sequence[str], data_index: int) -> Verdict:
+    def _ids(self, columns: list[tuple], data_indexes: Sequence[int]) -> tuple[list, list[str]]:
+        """(id or None per row, the reason per row where None)."""
         if self.spec.id_row_prefix:
-            return True, f"{self.spec.id_row_prefix}-{data_index:05d}"
-        parts = [cells[i].strip() for i in self.id_indexes]
-        if not all(parts):
-            return False, "the student's id is missing"
-        value = ID_JOIN.join(parts)
-        if len(value) > self.id_limit:
-            return False, f"the id is longer than {self.id_limit} characters"
-        return True, value
+            prefix = self.spec.id_row_prefix
+            return [f"{prefix}-{i:05d}" for i in data_indexes], []
+        parts = [columns[i] for i in self.id_indexes]
+        if len(parts) == 1:
+            ids = [value.strip() for value in parts[0]]
+        else:
+            ids = [ID_JOIN.join(p.strip() for p in row) if all(p.strip() for p in row) else ""
+                   for row in zip(*parts, strict=True)]
+        reasons = [""] * len(ids)
+        for position, value in enumerate(ids):
+            if not value:
+                ids[position], reasons[position] = None, "the student's id is missing"
+            elif len(value) > self.id_limit:
+                ids[position], reasons[position] = None, f"the id is longer than {self.id_limit} characters"
+        return ids, reasons
 
-    def clean(self, row_number: int, cells: Sequence[str], data_index: int,
-              errors: list[CellError] | None) -> CleanRecord | None:
-        """The cleaned record, or None when any cell is rejected (each rejection appended to errors)."""
-        ok, external_id = self.external_id(row_number, cells, data_index)
-        failed = not ok
-        if failed and errors is not None:
-            errors.append(CellError(row_number, self.id_header, ID_JOIN.join(cells[i] for i in self.id_indexes),
-                                    external_id))
-        fields: dict = {}
-        features: dict = {}
-        for position, name, destination, cleaner in self.plan:
-            raw = cells[position]
-            ok, value = cleaner(raw)
-            if not ok:
-                failed = True
-                if errors is not None:
-                    errors.append(CellError(row_number, name, raw, value))
-                continue
-            if value is _MISSING:
-                continue
-            if destination.startswith("features."):
-                key = destination[9:]
-                features[key] = value
-                if key in self.new_categories and value is not None:
-                    self.new_categories[key].add(value)
+    def clean_chunk(self, numbers: Sequence[int], data_indexes: Sequence[int],
+                    rows: Sequence[Sequence[str]]) -> ChunkResult:
+        """Clean rows of the header's width; rows with any rejected cell yield no record."""
+        if not rows:
+            return ChunkResult([], [], set(), [])
+        columns = list(zip(*rows, strict=True))
+        ids, id_reasons = self._ids(columns, data_indexes)
+        problems: list[tuple[int, int, CellError]] = []
+        for position, value in enumerate(ids):
+            if value is None:
+                raw = ID_JOIN.join(rows[position][i] for i in self.id_indexes)
+                problems.append((position, -1, CellError(numbers[position], self.id_header, raw,
+                                                         id_reasons[position])))
+        feature_keys, feature_values, field_names, field_values = [], [], [], []
+        for order, column in enumerate(self.columns):
+            raw_values = columns[column.index]
+            cleaned = column.clean_column(raw_values)
+            if column.bad and not column.bad.keys().isdisjoint(raw_values):
+                for position, raw in enumerate(raw_values):
+                    if raw in column.bad:
+                        problems.append((position, order, CellError(numbers[position], column.header, raw,
+                                                                    column.bad[raw])))
+            if column.is_feature:
+                feature_keys.append(column.destination)
+                feature_values.append(cleaned)
+                if column.destination in self.new_categories:
+                    self.new_categories[column.destination].update(
+                        value for value in set(cleaned) if value is not None)
             else:
-                fields[destination] = value
-        if failed:
-            return None
-        return CleanRecord(row_number, external_id, fields, features)
+                field_names.append(column.destination)
+                field_values.append(cleaned)
+        problems.sort(key=lambda item: (item[0], item[1]))
+        bad_positions = {position for position, _order, _error in problems}
+        if feature_values:
+            features = [dict(zip(feature_keys, values, strict=True)) for values in zip(*feature_values, strict=True)]
+        else:
+            features = [{} for _ in rows]
+        if field_values:
+            fields = [{name: value for name, value in zip(field_names, values, strict=True) if value is not _MISSING}
+                      for values in zip(*field_values, strict=True)]
+        else:
+            fields = [{} for _ in rows]
+        records = [CleanRecord(numbers[p], ids[p], fields[p], features[p])
+                   for p in range(len(rows)) if p not in bad_positions]
+        return ChunkResult(records, ids, {numbers[p] for p in bad_positions}, [error for *_, error in problems])
 
     def category_overflow(self) -> list[str]:
         return [key for key, values in self.new_categories.items() if len(values) > MAX_NEW_CATEGORIES]

@@ -1,0 +1,205 @@
+"""Import pages: upload -> preview and mapping -> validation report -> commit, each step a job."""
+
+from __future__ import annotations
+
+import io
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.views import View
+from django.views.generic import FormView, TemplateView
+
+from institutions.models import Job, JobStatus
+from institutions.view_mixins import InstitutionPageMixin
+
+from . import tasks  # noqa: F401 - registers the import job runner
+from .import_forms import ImportMappingForm, ImportUploadForm
+from .importing import ImportFileError, ImportReport, import_mapping_remember, import_preview
+from .importing.mapping import check_mapping
+from .importing.reports import write_error_csv
+from .importing.selectors import import_error_rows, import_outcome_words, import_upload_list
+from .importing.uploads import (
+    import_upload_create,
+    import_upload_discard,
+    import_upload_path_exists,
+    import_upload_set_mapping,
+    import_upload_start,
+    upload_path,
+)
+from .models import ImportUpload, ImportUploadStatus
+from .selectors import feature_definition_list
+
+
+class ImportPageMixin(InstitutionPageMixin):
+    required_capability = "manage_data"
+
+    def get_upload(self) -> ImportUpload:
+        return get_object_or_404(self.scoped(ImportUpload), pk=self.kwargs["pk"])
+
+
+class ImportUploadView(ImportPageMixin, FormView):
+    template_name = "students/import_upload.html"
+    form_class = ImportUploadForm
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["uploads"] = import_upload_list(institution=self.institution)[:10]
+        return context
+
+    def form_valid(self, form):
+        try:
+            upload = import_upload_create(institution=self.institution, uploaded_file=form.cleaned_data["file"],
+                                          user=self.request.user)
+        except ImportFileError as exc:
+            form.add_error("file", exc.message)
+            return self.form_invalid(form)
+        return redirect("import-mapping", self.institution.slug, upload.pk)
+
+
+class ImportMappingView(ImportPageMixin, TemplateView):
+    template_name = "students/import_mapping.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        return super().dispatch(request, *args, **kwargs)
+
+    def _prepare(self):
+        self.upload = self.get_upload()
+        if self.upload.status in (ImportUploadStatus.COMMITTED, ImportUploadStatus.DISCARDED,
+                                  ImportUploadStatus.COMMITTING) or not import_upload_path_exists(self.upload):
+            raise Http404("This upload is no longer available.")
+        self.preview = import_preview(institution=self.institution, path=upload_path(self.upload),
+                                      original_name=self.upload.original_name)
+        if self.upload.mapping:  # the admin is coming back to fix the mapping: start from their choice
+            from .importing import mapping_from_dict
+
+            self.preview.mapping = mapping_from_dict(self.upload.mapping)
+        self.definitions = list(feature_definition_list(institution=self.institution))
+
+    def _form(self, data=None):
+        words = import_outcome_words(upload=self.upload, spec=self.preview.mapping, header=self.preview.info.header)
+        return ImportMappingForm(data, header=self.preview.info.header, suggestion=self.preview.mapping,
+                                 definitions=self.definitions, outcome_words=words)
+
+    def get(self, request, *args, **kwargs):
+        try:
+            self._prepare()
+        except ImportFileError as exc:
+            return self._refused(exc)
+        return self.render_to_response(self.get_context_data(form=self._form()))
+
+    def post(self, request, *args, **kwargs):
+        try:
+            self._prepare()
+        except ImportFileError as exc:
+            return self._refused(exc)
+        form = self._form(request.POST)
+        if form.is_valid():
+            spec = form.to_spec()
+            try:
+                check_mapping(spec, self.preview.info.header, {d.key: d for d in self.definitions})
+            except ImportFileError as exc:
+                form.add_error(None, exc.message)
+            else:
+                import_upload_set_mapping(upload=self.upload, spec=spec)
+                import_mapping_remember(institution=self.institution, spec=spec, user=request.user)
+                import_upload_start(upload=self.upload, commit=False, user=request.user)
+                return redirect("import-detail", self.institution.slug, self.upload.pk)
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+    def _refused(self, exc: ImportFileError):
+        import_upload_discard(upload=self.upload)
+        messages.error(self.request, f"{self.upload.original_name}: {exc.message}")
+        return redirect("import-upload", self.institution.slug)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = kwargs["form"]
+        context.update(
+            upload=self.upload, preview=self.preview,
+            columns=[{"name": name, "target": form[f"target_{i}"], "label": form[f"label_{i}"],
+                      "kind": form[f"kind_{i}"]} for i, name in form.column_rows],
+            outcome_fields=[form[f"outcome_{i}"] for i in range(len(form.outcome_words))],
+        )
+        return context
+
+
+def _report(job: Job | None) -> ImportReport | None:
+    if job is None or not job.result or "file_error" in job.result:
+        return None
+    return ImportReport.from_dict(job.result)
+
+
+class ImportDetailView(ImportPageMixin, TemplateView):
+    """Where the upload stands: the running job's progress, then the report and the next step."""
+
+    def get_template_names(self):
+        if self.request.headers.get("HX-Request"):
+            return ["students/_import_status.html"]
+        return ["students/import_detail.html"]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        upload = self.get_upload()
+        job = upload.commit_job or upload.validation_job
+        report = _report(job)
+        validation_report = _report(upload.validation_job)
+        context.update(
+            upload=upload, job=job, report=report,
+            file_error=(job.result or {}).get("file_error") if job else None,
+            running=job is not None and not job.is_finished,
+            can_commit=upload.status == ImportUploadStatus.VALIDATED,
+            can_commit_valid_rows=(upload.status == ImportUploadStatus.INVALID and validation_report is not None
+                                   and validation_report.valid_rows > 0),
+            validation_report=validation_report,
+            error_rows=import_error_rows(upload=upload, report=validation_report)
+            if validation_report and validation_report.has_errors and upload.commit_job is None else [],
+        )
+        return context
+
+
+class ImportCommitView(ImportPageMixin, View):
+    def post(self, request, *args, **kwargs):
+        upload = self.get_upload()
+        valid_rows_only = request.POST.get("valid_rows_only") == "1"
+        allowed = upload.status == ImportUploadStatus.VALIDATED or (
+            valid_rows_only and upload.status == ImportUploadStatus.INVALID
+            and request.POST.get("confirm_skip") == "1"
+        )
+        if not allowed:
+            messages.error(request, "This file cannot be imported as it is: see the report. To import only the "
+                                    "valid rows, tick the confirmation box.")
+            return redirect("import-detail", self.institution.slug, upload.pk)
+        import_upload_start(upload=upload, commit=True, valid_rows_only=valid_rows_only, user=request.user)
+        return redirect("import-detail", self.institution.slug, upload.pk)
+
+
+class ImportDiscardView(ImportPageMixin, View):
+    def post(self, request, *args, **kwargs):
+        upload = self.get_upload()
+        if upload.status in (ImportUploadStatus.COMMITTING, ImportUploadStatus.VALIDATING):
+            messages.error(request, "The file is being processed; wait for the job to finish.")
+            return redirect("import-detail", self.institution.slug, upload.pk)
+        import_upload_discard(upload=upload)
+        messages.info(request, f"{upload.original_name} was discarded.")
+        return redirect("import-upload", self.institution.slug)
+
+
+class ImportErrorsCsvView(ImportPageMixin, View):
+    """The validation report as CSV: row, column, value, reason."""
+
+    def get(self, request, *args, **kwargs):
+        upload = self.get_upload()
+        report = _report(upload.validation_job)
+        if report is None or upload.validation_job.status not in (JobStatus.FAILED, JobStatus.SUCCEEDED):
+            raise Http404("No report for this upload yet.")
+        buffer = io.StringIO()
+        write_error_csv(buffer, report)
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="import-{upload.pk}-errors.csv"'
+        return response
+
+
+def import_detail_url(upload: ImportUpload) -> str:
+    return reverse("import-detail", args=[upload.institution.slug, upload.pk])
