@@ -10,6 +10,7 @@ from predictions.api import ModelVersionViewSet, StudentLatestPredictionView, St
 from students.api import FeatureDefinitionViewSet, StudentViewSet
 from students.api_activity import ActivityEventViewSet
 from students.api_bulk import StudentBulkUpsertView
+from students.api_imports import ImportFileView
 
 router = SimpleRouter()
 router.register("students", StudentViewSet, basename="api-student")
@@ -28,6 +29,7 @@ urlpatterns = [
     path("institutions/<slug:institution_slug>/", InstitutionDetailView.as_view(), name="api-institution-detail"),
     path("institutions/<slug:institution_slug>/students/bulk-upsert/", StudentBulkUpsertView.as_view(),
          name="api-student-bulk-upsert"),
+    path("institutions/<slug:institution_slug>/imports/", ImportFileView.as_view(), name="api-import-file"),
     path("institutions/<slug:institution_slug>/caseload-assignments/", CaseloadAssignmentView.as_view(),
          name="api-caseload-assignment"),
     path("institutions/<slug:institution_slug>/students/<int:student_id>/prediction/",

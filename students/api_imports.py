@@ -1,0 +1,101 @@
+"""File imports over the API: upload a CSV/XLSX, get 202 and a job to poll (``/jobs/<id>/``).
+
+The same service, mapping and report as the upload page and ``manage.py import_students``: the
+job validates the whole file and, unless ``dry_run``, commits it; its ``result`` holds the report
+(counts and every problem with row, column, value and reason) and ``result.file_error`` says why
+a file was refused as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, parsers, serializers, status
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+
+from dropout_platform.api_errors import error_body
+from institutions.api.base import InstitutionScopeMixin
+
+from . import tasks  # noqa: F401 - registers the import job runner
+from .importing import ImportFileError, import_mapping_remember, import_preview, mapping_from_dict
+from .importing.mapping import check_mapping
+from .importing.uploads import (
+    import_upload_create,
+    import_upload_discard,
+    import_upload_set_mapping,
+    import_upload_start,
+    upload_path,
+)
+from .models import FeatureDefinition
+
+FILE_ERROR_STATUS = {"file_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE}
+
+
+class ImportFileRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True,  # the import says why an empty file is refused
+                                 help_text="CSV (any common delimiter, UTF-8 or Windows-1252) or XLSX")
+    mapping = serializers.CharField(
+        required=False,
+        help_text="Mapping JSON (see docs/imports.md); default: the institution's remembered mapping, else the "
+                  "one suggested from the headers",
+    )
+    dry_run = serializers.BooleanField(required=False, default=False, help_text="Validate and count; write nothing")
+    valid_rows_only = serializers.BooleanField(
+        required=False, default=False, help_text="Import the valid rows even if others have errors (never the default)"
+    )
+
+
+class ImportFileView(InstitutionScopeMixin, generics.GenericAPIView):
+    """Upload a file to import; answers 202 with the import job to poll."""
+
+    read_capability = "manage_data"
+    write_capability = "manage_data"
+    api_scope = "imports"
+    serializer_class = ImportFileRequestSerializer
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ImportFileRequestSerializer},
+        responses={202: inline_serializer("ImportAccepted", {
+            "job_id": serializers.IntegerField(), "job_url": serializers.URLField(),
+            "upload_id": serializers.IntegerField(), "mapping": serializers.JSONField(),
+        })},
+    )
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            upload = import_upload_create(institution=self.institution, uploaded_file=data["file"],
+                                          user=request.user if request.user.is_authenticated else None)
+        except ImportFileError as exc:
+            return self._refused(exc)
+        try:
+            preview = import_preview(institution=self.institution, path=upload_path(upload),
+                                     original_name=upload.original_name)
+            spec = preview.mapping
+            if data.get("mapping"):
+                try:
+                    spec = mapping_from_dict(json.loads(data["mapping"]))
+                except ValueError as exc:
+                    raise ImportFileError("invalid_mapping", f"The mapping is not valid JSON: {exc}.") from None
+            definitions = {d.key: d for d in FeatureDefinition.objects.for_institution(self.institution)}
+            check_mapping(spec, preview.info.header, definitions)
+        except ImportFileError as exc:
+            import_upload_discard(upload=upload)
+            return self._refused(exc)
+        import_upload_set_mapping(upload=upload, spec=spec)
+        if data.get("mapping"):
+            import_mapping_remember(institution=self.institution, spec=spec)
+        user = request.user if getattr(request.user, "pk", None) and request.user.is_authenticated else None
+        job = import_upload_start(upload=upload, commit=not data["dry_run"], valid_rows_only=data["valid_rows_only"],
+                                  user=user, triggered_by="api")
+        job_url = reverse("api-job-detail", args=[self.institution.slug, job.pk], request=request)
+        return Response({"job_id": job.pk, "job_url": job_url, "upload_id": upload.pk, "mapping": spec.as_dict()},
+                        status=status.HTTP_202_ACCEPTED, headers={"Location": job_url})
+
+    def _refused(self, exc: ImportFileError) -> Response:
+        return Response(error_body(code=exc.code, message=exc.message, errors={"file": [exc.message]}),
+                        status=FILE_ERROR_STATUS.get(exc.code, status.HTTP_400_BAD_REQUEST))
