@@ -9,13 +9,17 @@ nothing; the redelivered task skips students that already have a prediction for 
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import connection, transaction
+import orjson
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 import ml
@@ -335,23 +339,23 @@ class RescoreOutcome:
 
 def predictions_rescore(
     *, institution: Institution, job: Job, full: bool = False, chunk_size: int = SCORING_CHUNK_SIZE,
-    after_chunk: Callable[[int], None] | None = None,
 ) -> RescoreOutcome:
     """Score current students with the live model; ``full`` rescoring everyone, else only changes.
 
-    Re-running the same job (a redelivered task) continues where the last committed chunk
-    ended. ``after_chunk`` is called with the number of students stored so far, after each commit.
+    A student is rescored when the model changed or the values the model reads changed (their
+    fingerprint differs from the latest prediction's). Re-running the same job (a redelivered
+    task) continues after the last committed chunk. Rank, percentile, band and flag are then
+    recomputed for every current student.
     """
     live = model_version_live(institution=institution)
-    student_ids, values = frames.current_student_values(institution=institution)
     if live is None:
-        return RescoreOutcome(len(student_ids), 0, 0, 0, None, "No live model yet: train a model first.")
+        current = current_students(institution=institution).count()
+        return RescoreOutcome(current, 0, 0, 0, None, "No live model yet: train a model first.")
     model = load_model(live)
     settings = prediction_settings_get(institution=institution)
     keys = [spec.key for spec in model.schema]
     # Only what the model reads: a change to a value it ignores (a protected attribute) is no reason to rescore.
-    model_keys = list(model.feature_keys)
-    fingerprints = [frames.input_fingerprint(row, model_keys) for row in values]
+    fingerprints = frames.current_student_fingerprints(institution=institution, keys=list(model.feature_keys))
 
     done = set(Prediction.objects.for_institution(institution).filter(job=job).values_list("student_id", flat=True))
     previous = {
@@ -360,21 +364,20 @@ def predictions_rescore(
         .values_list("student_id", "model_version_id", "input_fingerprint")
     }
     todo = [
-        i for i, student_id in enumerate(student_ids.tolist())
-        if student_id not in done
-        and (full or previous.get(student_id) != (live.pk, fingerprints[i]))
+        (student_id, fingerprint) for student_id, fingerprint in fingerprints
+        if student_id not in done and (full or previous.get(student_id) != (live.pk, fingerprint))
     ]
     stored = len(done)
     job_progress(job, done=stored, total=stored + len(todo), stage=f"scoring with model v{live.number}")
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start:start + chunk_size]
-        explanations = model.explain(frames.features_frame([values[i] for i in chunk], keys), top_k=TOP_FACTORS)
-        _store_chunk(institution=institution, job=job, version=live, settings=settings,
-                     student_ids=[int(student_ids[i]) for i in chunk], fingerprints=[fingerprints[i] for i in chunk],
-                     explanations=explanations, done_after=stored + len(chunk))
-        stored += len(chunk)
-        if after_chunk is not None:
-            after_chunk(stored)
+    with _ChunkWriter() as writer:
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start:start + chunk_size]
+            ids = [student_id for student_id, _ in chunk]
+            values = frames.student_feature_values(institution=institution, ids=ids)
+            explanations = model.explain(frames.features_frame([values[i] for i in ids], keys), top_k=TOP_FACTORS)
+            stored += len(chunk)
+            writer.write(_store_chunk, institution=institution, job=job, version=live, settings=settings,
+                         chunk=chunk, explanations=explanations, done_after=stored)
     job_progress(job, done=stored, stage="ranking")
     with transaction.atomic():
         # Students who graduated, left or went inactive are no longer ranked or flagged.
@@ -382,73 +385,168 @@ def predictions_rescore(
             student_id__in=current_students(institution=institution).values("id")
         ).delete()
         flagged = latest_predictions_rank(institution=institution, settings=settings)
-    return RescoreOutcome(len(student_ids), len(todo), len(student_ids) - len(todo), flagged, live.number)
+    return RescoreOutcome(len(fingerprints), len(todo), len(fingerprints) - len(todo), flagged, live.number)
+
+
+class _ChunkWriter:
+    """Writes chunks in order on a second database connection while the next chunk is computed.
+
+    Explaining is CPU work in this process and storing is mostly the database's work, so doing
+    them side by side roughly halves a large run. Each chunk is still its own transaction; at
+    most one write is in flight; an error in a write is raised here. Used only on PostgreSQL and
+    only when the caller holds no transaction (another connection could not see its rows);
+    otherwise chunks are written inline.
+    """
+
+    def __init__(self) -> None:
+        overlap = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-writer") if overlap else None
+        self._pending: Future | None = None
+
+    def __enter__(self) -> _ChunkWriter:
+        return self
+
+    def write(self, store: Callable[..., None], **kwargs) -> None:
+        if self._executor is None:
+            store(**kwargs)
+            return
+        self._wait()
+        self._pending = self._executor.submit(store, **kwargs)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __exit__(self, *exc_info) -> None:
+        if self._executor is None:
+            return
+        try:
+            if exc_info[0] is None:
+                self._wait()
+            elif self._pending is not None:
+                self._pending.exception()  # let the chunk in flight commit or roll back before leaving
+        finally:
+            self._executor.submit(connections.close_all).result()
+            self._executor.shutdown()
 
 
 def _store_chunk(
     *, institution: Institution, job: Job, version: ModelVersion, settings: PredictionSettings,
-    student_ids: Sequence[int], fingerprints: Sequence[str], explanations: Sequence[dict], done_after: int,
+    chunk: Sequence[tuple[int, str]], explanations: Sequence[dict], done_after: int,
 ) -> None:
+    """One transaction: the chunk's predictions, its students' latest rows, the job's progress.
+
+    Idempotent: rows this run already stored for these students are replaced, never duplicated.
+    """
     now = timezone.now()
+    rows = [
+        (student_id, fingerprint, float(explanation["risk"]), float(explanation["base_value"]),
+         explanation["factors"])
+        for (student_id, fingerprint), explanation in zip(chunk, explanations, strict=True)
+    ]
     with transaction.atomic():
-        # Idempotent: a row this run already stored for one of these students is replaced.
-        Prediction.objects.for_institution(institution).filter(job=job, student_id__in=student_ids).delete()
-        predictions = Prediction.objects.for_institution(institution).bulk_create(
-            [
-                Prediction(
-                    institution=institution, student_id=student_id, model_version=version, job=job,
-                    risk=float(explanation["risk"]), band=risk_band(float(explanation["risk"]), settings),
-                    base_value=float(explanation["base_value"]), factors=explanation["factors"],
-                    input_fingerprint=fingerprint, created_at=now,
-                )
-                for student_id, fingerprint, explanation in zip(student_ids, fingerprints, explanations, strict=True)
-            ],
-            batch_size=1000,
-        )
-        if predictions and predictions[0].pk is None:
-            ids = dict(Prediction.objects.for_institution(institution).filter(job=job, student_id__in=student_ids)
-                       .values_list("student_id", "id"))
-            for prediction in predictions:
-                prediction.pk = ids[prediction.student_id]
-        LatestPrediction.objects.for_institution(institution).bulk_create(
-            [
-                LatestPrediction(
-                    institution=institution, student_id=p.student_id, prediction_id=p.pk, model_version=version,
-                    risk=p.risk, band=p.band, input_fingerprint=p.input_fingerprint, scored_at=now, updated_at=now,
-                )
-                for p in predictions
-            ],
-            batch_size=1000, update_conflicts=True, unique_fields=["institution", "student"],
-            update_fields=["prediction", "model_version", "risk", "band", "input_fingerprint", "scored_at",
-                           "updated_at"],
-        )
+        if connection.vendor == "postgresql":
+            _store_chunk_postgres(institution=institution, job=job, version=version, settings=settings, rows=rows,
+                                  now=now)
+        else:
+            _store_chunk_orm(institution=institution, job=job, version=version, settings=settings, rows=rows, now=now)
         job_progress(job, done=done_after)
+
+
+def _store_chunk_orm(*, institution, job, version, settings, rows, now) -> None:
+    student_ids = [row[0] for row in rows]
+    Prediction.objects.for_institution(institution).filter(job=job, student_id__in=student_ids).delete()
+    Prediction.objects.for_institution(institution).bulk_create(
+        [
+            Prediction(institution=institution, student_id=student_id, model_version=version, job=job, risk=risk,
+                       band=risk_band(risk, settings), base_value=base_value, factors=factors,
+                       input_fingerprint=fingerprint, created_at=now)
+            for student_id, fingerprint, risk, base_value, factors in rows
+        ],
+        batch_size=1000,
+    )
+    stored = Prediction.objects.for_institution(institution).filter(job=job, student_id__in=student_ids)
+    LatestPrediction.objects.for_institution(institution).bulk_create(
+        [
+            LatestPrediction(institution=institution, student_id=p.student_id, prediction_id=p.pk,
+                             model_version=version, risk=p.risk, band=p.band, input_fingerprint=p.input_fingerprint,
+                             scored_at=now, updated_at=now)
+            for p in stored.only("id", "student_id", "risk", "band", "input_fingerprint")
+        ],
+        batch_size=1000, update_conflicts=True, unique_fields=["institution", "student"],
+        update_fields=["prediction", "model_version", "risk", "band", "input_fingerprint", "scored_at", "updated_at"],
+    )
+
+
+def _store_chunk_postgres(*, institution, job, version, settings, rows, now) -> None:
+    # COPY for the history rows, then one set-based upsert of the latest rows from them. SQL text
+    # holds only table and column names from the models; every value is a parameter or COPY data.
+    predictions = Prediction._meta.db_table
+    latest = LatestPrediction._meta.db_table
+    student_ids = [row[0] for row in rows]
+    stamp = now.isoformat()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows(
+        (institution.pk, student_id, version.pk, job.pk, repr(risk), risk_band(risk, settings), repr(base_value),
+         orjson.dumps(factors).decode(), fingerprint, stamp)
+        for student_id, fingerprint, risk, base_value, factors in rows
+    )
+    buffer.seek(0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {predictions} WHERE institution_id = %s AND job_id = %s AND student_id = ANY(%s)",  # noqa: S608
+            [institution.pk, job.pk, student_ids],
+        )
+        cursor.copy_expert(
+            f"COPY {predictions} (institution_id, student_id, model_version_id, job_id, risk, band, base_value, "
+            "factors, input_fingerprint, created_at) FROM STDIN WITH (FORMAT csv)", buffer,
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {latest} (institution_id, student_id, prediction_id, model_version_id, risk, band,
+                                  input_fingerprint, rank, percentile, flagged, scored_at, updated_at)
+            SELECT institution_id, student_id, id, model_version_id, risk, band, input_fingerprint, 0, 0, FALSE,
+                   created_at, created_at
+            FROM {predictions} WHERE institution_id = %s AND job_id = %s AND student_id = ANY(%s)
+            ON CONFLICT (institution_id, student_id) DO UPDATE SET
+                prediction_id = EXCLUDED.prediction_id, model_version_id = EXCLUDED.model_version_id,
+                risk = EXCLUDED.risk, band = EXCLUDED.band, input_fingerprint = EXCLUDED.input_fingerprint,
+                scored_at = EXCLUDED.scored_at, updated_at = EXCLUDED.updated_at
+            """,  # noqa: S608
+            [institution.pk, job.pk, student_ids],
+        )
 
 
 def latest_predictions_rank(*, institution: Institution, settings: PredictionSettings) -> int:
     """Recompute rank, percentile, band and flag of every current student in one statement.
 
     Returns how many students are flagged. Set-based SQL (window functions), so ranking 100,000
-    students costs one statement rather than 100,000 row updates from Python.
+    students is one statement, not 100,000 updates from Python; rows whose standing did not
+    change are not rewritten.
     """
     table = LatestPrediction._meta.db_table
     if settings.flag_rule == FlagRule.CAPACITY:
-        flag_sql, flag_param = "r.position <= %s", settings.flag_capacity
+        flag_sql, flag_param = "w.position <= %s", settings.flag_capacity
     else:
-        flag_sql, flag_param = f"{table}.risk >= %s", settings.flag_threshold
+        flag_sql, flag_param = "w.risk >= %s", settings.flag_threshold
     sql = f"""
-        UPDATE {table} SET
-            rank = r.position,
-            percentile = r.pct,
-            band = CASE WHEN {table}.risk >= %s THEN 'high' WHEN {table}.risk >= %s THEN 'medium' ELSE 'low' END,
-            flagged = CASE WHEN {flag_sql} THEN TRUE ELSE FALSE END
+        UPDATE {table} SET rank = r.position, percentile = r.pct, band = r.band, flagged = r.flagged
         FROM (
-            SELECT id,
-                   ROW_NUMBER() OVER (ORDER BY risk DESC, student_id) AS position,
-                   100.0 * PERCENT_RANK() OVER (ORDER BY risk) AS pct
-            FROM {table} WHERE institution_id = %s
+            SELECT w.id, w.position, w.pct,
+                   CASE WHEN w.risk >= %s THEN 'high' WHEN w.risk >= %s THEN 'medium' ELSE 'low' END AS band,
+                   CASE WHEN {flag_sql} THEN TRUE ELSE FALSE END AS flagged
+            FROM (
+                SELECT id, risk,
+                       ROW_NUMBER() OVER (ORDER BY risk DESC, student_id) AS position,
+                       100.0 * PERCENT_RANK() OVER (ORDER BY risk) AS pct
+                FROM {table} WHERE institution_id = %s
+            ) AS w
         ) AS r
         WHERE {table}.id = r.id AND {table}.institution_id = %s
+          AND ({table}.rank <> r.position OR {table}.percentile <> r.pct OR {table}.band <> r.band
+               OR {table}.flagged <> r.flagged)
     """  # noqa: S608 - table name from model meta, values are parameters
     with connection.cursor() as cursor:
         cursor.execute(sql, [settings.band_high_from, settings.band_medium_from, flag_param,
