@@ -32,7 +32,7 @@ from students.feature_values import FeatureValuesInvalid, clean_feature_values, 
 from students.models import Student
 from students.selectors import current_students, feature_definition_list
 
-from .models import Flag, Intervention, InterventionStatus, InterventionType, RiskSnapshot
+from .models import Flag, FlagSource, Intervention, InterventionStatus, InterventionType, RiskSnapshot
 
 CONFIDENTIAL_PLACEHOLDER = "Confidential note: visible to its author and administrators."
 
@@ -236,12 +236,17 @@ def worklist_students(*, institution: Institution, today: datetime.date | None =
 
 
 def flagged_condition(*, institution: Institution) -> Q:
-    """Flagged by the model in its latest run, or by staff with a flag still open.
+    """Flagged by the model in its latest run (and not reviewed by staff since that score), or by staff
+    with a flag still open.
 
     Written as two ``IN (subquery)`` tests so PostgreSQL hashes each set once instead of probing
     both tables for every student of the institution.
     """
-    model_flagged = latest_predictions(institution=institution).filter(flagged=True).order_by().values("student_id")
+    reviewed = Flag.objects.for_institution(institution).filter(
+        student_id=OuterRef("student_id"), source=FlagSource.MODEL, resolved_at__gte=OuterRef("scored_at")
+    )
+    model_flagged = latest_predictions(institution=institution).filter(flagged=True).exclude(Exists(reviewed)) \
+        .order_by().values("student_id")
     staff_flagged = Flag.objects.for_institution(institution).filter(resolved_at__isnull=True).order_by() \
         .values("student_id")
     return Q(pk__in=model_flagged) | Q(pk__in=staff_flagged)
@@ -401,6 +406,15 @@ def sharp_rises(*, institution: Institution, filters: DashboardFilters, limit: i
     )
     rows, total = _page_with_total(rises, limit)
     return {"count": total, "rows": rows}
+
+
+def model_flag_review(*, institution: Institution, student: Student, scored_at) -> Flag | None:
+    """Staff's review of the model's current flag on the student (one made since the latest score)."""
+    if scored_at is None:
+        return None
+    return flag_list(institution=institution).filter(
+        student=student, source=FlagSource.MODEL, resolved_at__gte=scored_at
+    ).order_by("-resolved_at").first()
 
 
 # --- the student profile --------------------------------------------------------------------

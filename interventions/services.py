@@ -217,6 +217,28 @@ def flag_resolve(*, institution: Institution, flag: Flag, resolution: str, resol
     return flag
 
 
+def flag_review_model_flag(
+    *, institution: Institution, student: Student | int, resolution: str, reviewed_by: AbstractBaseUser
+) -> Flag:
+    """Record that staff dealt with the model's flag on a student, with a reason.
+
+    The student leaves the flagged list until the model scores them again with changed inputs
+    (a newer latest prediction): then the model's flag stands anew and someone should look again.
+    """
+    student = _resolve_student(institution, student)
+    resolution = (resolution or "").strip()
+    latest = latest_predictions(institution=institution).filter(student=student, flagged=True).first()
+    if latest is None:
+        raise InterventionRuleError({"non_field_errors": "the model does not flag this student"})
+    if not resolution:
+        raise InterventionRuleError({"resolution": "say what was done about it"})
+    now = timezone.now()
+    return Flag.objects.for_institution(institution).create(
+        student=student, source=FlagSource.MODEL, raised_by=None, resolved_at=now, resolved_by=reviewed_by,
+        reason=f"Flagged by the model: risk {100 * latest.risk:.1f}%, rank {latest.rank}", resolution=resolution,
+    )
+
+
 # --- caseloads ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ urlpatterns = [
     path("students/<int:pk>/what-if/", views.StudentWhatIfView.as_view(), name="student-what-if"),
     path("students/<int:pk>/interventions/new/", views.InterventionCreateView.as_view(), name="intervention-create"),
     path("students/<int:pk>/flags/new/", views.FlagCreateView.as_view(), name="flag-create"),
+    path("students/<int:pk>/flags/review-model/", views.ModelFlagReviewView.as_view(), name="model-flag-review"),
     path("interventions/", views.InterventionListView.as_view(), name="intervention-list"),
     path("interventions/<int:pk>/", views.InterventionEditView.as_view(), name="intervention-edit"),
     path("flags/<int:pk>/resolve/", views.FlagResolveView.as_view(), name="flag-resolve"),

@@ -273,6 +273,9 @@ class StudentProfileView(StudentObjectMixin, InstitutionPageMixin, TemplateView)
                 institution=self.institution, student=student, user=self.request.user, membership=self.membership
             ),
             flags=selectors.flag_list(institution=self.institution).filter(student=student),
+            model_flag_review=selectors.model_flag_review(
+                institution=self.institution, student=student, scored_at=latest.scored_at if latest else None
+            ) if latest and latest.flagged else None,
             settings=prediction_settings_get(institution=self.institution),
             can_edit=self.membership.can("edit_interventions"),
             can_edit_all=self.membership.can("view_confidential_notes"),
@@ -434,6 +437,26 @@ class FlagCreateView(StudentObjectMixin, InstitutionPageMixin, View):
             messages.success(request, "Flag raised. You will see here when someone resolves it.")
         else:
             messages.error(request, "Say why this student needs attention.")
+        return HttpResponseRedirect(reverse("student-detail", args=[self.institution.slug, student.pk]) + "#flags")
+
+
+class ModelFlagReviewView(StudentObjectMixin, InstitutionPageMixin, View):
+    """Staff record what they did about the model's flag; the student leaves the flagged list until rescored."""
+
+    required_capability = "edit_interventions"
+
+    def post(self, request, *args, **kwargs):
+        student = self.get_student()
+        form = FlagResolveForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Say what was done about the model's flag.")
+        else:
+            try:
+                services.flag_review_model_flag(institution=self.institution, student=student,
+                                                reviewed_by=request.user, resolution=form.cleaned_data["resolution"])
+                messages.success(request, "Model flag marked as reviewed.")
+            except services.InterventionRuleError as exc:
+                messages.error(request, " ".join(" ".join(v) for v in exc.errors.values()))
         return HttpResponseRedirect(reverse("student-detail", args=[self.institution.slug, student.pk]) + "#flags")
 
 

@@ -57,6 +57,7 @@ def post_pages(slug, t):
         (reverse("intervention-edit", args=[slug, t.intervention.pk]), {"action": "close", "outcome": "resolved"}),
         (reverse("flag-create", args=[slug, t.students[0].pk]), {"reason": "x"}),
         (reverse("flag-resolve", args=[slug, t.flag.pk]), {"resolution": "x"}),
+        (reverse("model-flag-review", args=[slug, t.students[0].pk]), {"resolution": "x"}),
         (reverse("intervention-types", args=[slug]), {"key": "x", "label": "X"}),
     ]
 
@@ -409,3 +410,29 @@ def test_column_headers_sort_the_list_and_keep_the_filters(client, world):
     # Never contacted first (students[1]), then the one contacted today (students[0]).
     assert [s.pk for s in by_contact.context["students"]] == [a.students[1].pk, a.students[0].pk]
     assert b'aria-sort="ascending"' in by_contact.content
+
+
+def test_reviewing_the_models_flag_takes_the_student_off_the_list_until_the_next_score(client, world):
+    a, b = world
+    url = reverse("flagged-list", args=["alpha"])
+    review = reverse("model-flag-review", args=["alpha", a.students[1].pk])
+    client.force_login(a.advisor)
+    assert client.post(review, {"resolution": ""}).status_code == 302
+    assert not Flag.objects.for_institution(a.institution).filter(source="model").exists()
+    client.post(review, {"resolution": "Talked it through; fees are being paid"})
+    flag = Flag.objects.for_institution(a.institution).get(source="model")
+    assert flag.student_id == a.students[1].pk and flag.resolved_by == a.advisor and "75.0%" in flag.reason
+    assert a.students[1].pk not in {s.pk for s in client.get(url).context["students"]}
+    profile = client.get(reverse("student-detail", args=["alpha", a.students[1].pk]))
+    assert profile.context["model_flag_review"] == flag and b"fees are being paid" in profile.content
+    # A student the model does not flag cannot be "reviewed"; nothing is written.
+    client.post(reverse("model-flag-review", args=["alpha", a.students[3].pk]), {"resolution": "x"})
+    assert Flag.objects.for_institution(a.institution).filter(source="model").count() == 1
+    # The next score flags the student again: back on the list.
+    record_run(a.institution, {a.students[1]: 0.8})
+    assert a.students[1].pk in {s.pk for s in client.get(url).context["students"]}
+    # B's list was never affected, and the viewer may not review.
+    client.force_login(b.admin)
+    assert b.students[1].pk in {s.pk for s in client.get(reverse("flagged-list", args=["beta"])).context["students"]}
+    client.force_login(a.viewer)
+    assert client.post(review, {"resolution": "x"}).status_code == 403
