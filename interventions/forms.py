@@ -48,13 +48,19 @@ class FlagResolveForm(forms.Form):
 
 
 class CaseloadAssignForm(forms.Form):
-    advisor = forms.TypedChoiceField(coerce=int, empty_value=None, required=False,
-                                     help_text="Choose nobody to unassign.")
+    """Who gets the ticked students; unassigning is an explicit choice, never the default."""
+
+    advisor = forms.ChoiceField(help_text="Choose “Nobody” to unassign.")
     students = forms.CharField(widget=forms.MultipleHiddenInput, required=False)
 
     def __init__(self, *args, advisor_choices: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["advisor"].choices = [("", "Nobody (unassign)"), *advisor_choices]
+        self.fields["advisor"].choices = [("", "Choose an advisor…"), ("none", "Nobody (unassign)"),
+                                          *[(str(pk), name) for pk, name in advisor_choices]]
+
+    def clean_advisor(self) -> int | None:
+        value = self.cleaned_data["advisor"]
+        return None if value == "none" else int(value)
 
 
 class InterventionTypeForm(forms.Form):

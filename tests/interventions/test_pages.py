@@ -436,3 +436,13 @@ def test_reviewing_the_models_flag_takes_the_student_off_the_list_until_the_next
     assert b.students[1].pk in {s.pk for s in client.get(reverse("flagged-list", args=["beta"])).context["students"]}
     client.force_login(a.viewer)
     assert client.post(review, {"resolution": "x"}).status_code == 403
+
+
+def test_bulk_assignment_needs_an_explicit_choice_and_nobody_unassigns(client, world):
+    a, _ = world
+    client.force_login(a.admin)
+    ids = [a.students[0].pk, a.students[1].pk]
+    client.post(reverse("caseload-assign", args=["alpha"]), {"advisor": "", "students": ids})
+    assert Student.objects.for_institution(a.institution).filter(pk__in=ids, advisor=a.advisor).count() == 2
+    client.post(reverse("caseload-assign", args=["alpha"]), {"advisor": "none", "students": ids})
+    assert Student.objects.for_institution(a.institution).filter(pk__in=ids, advisor__isnull=True).count() == 2
