@@ -5,8 +5,10 @@
 Creates the database if needed, migrates it, builds the institution ``bench-load`` (10,000
 students with feature values; kept between runs), creates an API key with every scope, starts
 ``gunicorn`` with ``--workers`` sync workers (default 4; at least 2) on a loopback port, and runs
-a closed-loop load generator: ``--clients`` threads (default 20), each sending its next request
-as soon as the previous answer arrives, for ``--seconds`` per scenario:
+a load generator of ``--clients`` threads (default 20), for ``--seconds`` per scenario, twice:
+closed loop (each client sends its next request as soon as the previous answer arrives: the
+server's saturation point) and paced (each client pauses 0.25-0.75 s between requests, as
+Locust's users do by default):
 
 1. student detail (``GET /students/<id>/``, random students);
 2. a 50-item list page (``GET /students/?page=<n>&page_size=50``, random pages);
@@ -130,7 +132,24 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
-def run_scenario(*, port: int, raw_key: str, clients: int, seconds: float, make_path) -> dict:
+def server_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU of gunicorn's workers (children of the master), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def run_scenario(*, port: int, raw_key: str, clients: int, seconds: float, make_path,
+                 think: tuple[float, float] = (0.0, 0.0)) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -142,6 +161,8 @@ def run_scenario(*, port: int, raw_key: str, clients: int, seconds: float, make_
         mine, my_errors = [], []
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         while time.perf_counter() < stop_at:
+            if think[1]:
+                time.sleep(rng.uniform(*think))
             path = make_path(rng)
             started = time.perf_counter()
             try:
@@ -189,6 +210,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--think-min", type=float, default=0.25, help="paced mode: shortest pause (s)")
+    parser.add_argument("--think-max", type=float, default=0.75, help="paced mode: longest pause (s)")
     args = parser.parse_args()
     if args.workers < 2:
         parser.error("--workers must be at least 2")
@@ -206,26 +229,36 @@ def main() -> int:
     }
     port = free_port()
     server = start_gunicorn(port, args.workers)
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
     print(f"gunicorn: {args.workers} sync workers on 127.0.0.1:{port}; {len(ids)} students; "
-          f"{args.clients} closed-loop clients, {args.seconds:.0f} s per scenario; "
+          f"{args.clients} clients, {args.seconds:.0f} s per scenario; "
           f"rate-limit cache: {'Redis' if os.environ.get('REDIS_URL') else 'per-process memory'}")
     failed = False
+    modes = {
+        "closed loop (no pause)": (0.0, 0.0),
+        f"paced ({args.think_min:.2f}-{args.think_max:.2f} s pause, like Locust users)": (args.think_min,
+                                                                                          args.think_max),
+    }
     try:
         run_scenario(port=port, raw_key=raw_key, clients=4, seconds=3, make_path=scenarios["list"])  # warm-up
-        for name, make_path in scenarios.items():
-            result = run_scenario(port=port, raw_key=raw_key, clients=args.clients, seconds=args.seconds,
-                                  make_path=make_path)
-            target = TARGETS_MS.get(name)
-            verdict = ""
-            if target is not None:
-                ok = result["p95"] <= target and result["errors"] == 0
-                failed |= not ok
-                verdict = f"  target p95 <= {target:.0f} ms, 0 errors: {'PASS' if ok else 'FAIL'}"
-            print(f"{name:7s} {result['requests']:6d} requests  {result['rps']:7.1f} req/s  "
-                  f"p50 {result['p50']:6.1f} ms  p95 {result['p95']:6.1f} ms  p99 {result['p99']:6.1f} ms  "
-                  f"errors {result['errors']}{verdict}")
-            for line in result["first_errors"]:
-                print("   ", line)
+        for mode, think in modes.items():
+            print(f"-- {args.clients} clients, {mode}")
+            for name, make_path in scenarios.items():
+                cpu_before = server_cpu_seconds(server.pid)
+                result = run_scenario(port=port, raw_key=raw_key, clients=args.clients, seconds=args.seconds,
+                                      make_path=make_path, think=think)
+                cpu_ms = 1000 * (server_cpu_seconds(server.pid) - cpu_before) / max(1, result["requests"])
+                target = TARGETS_MS.get(name)
+                verdict = ""
+                if target is not None:
+                    ok = result["p95"] <= target and result["errors"] == 0
+                    failed |= not ok
+                    verdict = f"  target p95 <= {target:.0f} ms, 0 errors: {'PASS' if ok else 'FAIL'}"
+                print(f"{name:7s} {result['requests']:6d} requests  {result['rps']:7.1f} req/s  "
+                      f"p50 {result['p50']:6.1f} ms  p95 {result['p95']:6.1f} ms  p99 {result['p99']:6.1f} ms  "
+                      f"errors {result['errors']}  web-worker CPU {cpu_ms:.1f} ms/request{verdict}")
+                for line in result["first_errors"]:
+                    print("   ", line)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
