@@ -73,12 +73,13 @@ def fresh_institution(prefix: str) -> Institution:
 
 
 def timed_import(label: str, institution: Institution, path: Path, mapping) -> float:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = import_file(institution=institution, path=path, mapping=mapping, commit=True)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(f"{label:<34} {report.rows:>8,} rows {seconds:7.2f} s {report.rows / seconds:>9,.0f} rows/s   "
           f"created {report.created:,} updated {report.updated:,} unchanged {report.unchanged:,} "
-          f"errors {report.error_count}   peak RSS {peak_rss_mb():.0f} MB")
+          f"errors {report.error_count}   python CPU {cpu:.1f} s   peak RSS {peak_rss_mb():.0f} MB   "
+          f"load {os.getloadavg()[0]:.1f}")
     assert report.error_count == 0, report.errors[:5]
     return seconds
 

@@ -9,11 +9,16 @@ from rest_framework.response import Response
 
 from institutions.api.base import InstitutionScopeMixin
 
-from . import services
 from .api import StudentSerializer
+from .feature_values import FeatureValuesInvalid, clean_feature_values
+from .importing.service import CHUNK_ROWS
+from .importing.upsert import ChunkWriter
+from .importing.validation import CleanRecord
 from .models import ChangeSource, Student
+from .selectors import feature_definition_list
+from .services import STUDENT_FIELDS
 
-MAX_STUDENTS_PER_REQUEST = 1000
+MAX_STUDENTS_PER_REQUEST = 10_000
 
 
 class StudentUpsertItemSerializer(StudentSerializer):
@@ -24,6 +29,21 @@ class StudentUpsertItemSerializer(StudentSerializer):
         if not value:
             raise serializers.ValidationError("must not be blank")
         return value
+
+    def validate_features(self, value):
+        # The schema is read once per request (context), not once per student.
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be an object mapping feature keys to values")
+        try:
+            return clean_feature_values(self.context["definitions"], value)
+        except FeatureValuesInvalid as exc:
+            raise serializers.ValidationError(exc.errors) from None
+
+    def validate_advisor(self, value):
+        advisors = self.context["advisors"]
+        if value not in advisors:
+            advisors[value] = super().validate_advisor(value)  # raises for anyone outside the institution
+        return advisors[value]
 
 
 class StudentBulkUpsertSerializer(serializers.Serializer):
@@ -57,35 +77,51 @@ class StudentBulkUpsertView(InstitutionScopeMixin, generics.GenericAPIView):
         if len(rows) > MAX_STUDENTS_PER_REQUEST:
             raise serializers.ValidationError({"students": [
                 f"at most {MAX_STUDENTS_PER_REQUEST} students per request; got {len(rows)}"]})
-        context = self.get_serializer_context()
-        cleaned, errors, seen = [], {}, set()
-        for index, row in enumerate(rows):
-            item = StudentUpsertItemSerializer(data=row, context=context, partial=True)
-            if not item.is_valid():
-                errors[str(index)] = item.errors
-                continue
-            external_id = item.validated_data.get("external_id")
+        context = {**self.get_serializer_context(), "advisors": {},
+                   "definitions": list(feature_definition_list(institution=self.institution))}
+        # One child serializer validates every row (many=True): per-row field set-up would dominate 10,000 rows.
+        batch = StudentUpsertItemSerializer(data=rows, many=True, partial=True, context=context)
+        errors: dict[str, object] = {}
+        if not batch.is_valid():
+            # Partial list validation reports {index: errors}; full validation a list aligned with the rows.
+            found = batch.errors.items() if isinstance(batch.errors, dict) else enumerate(batch.errors)
+            errors = {str(index): row_errors for index, row_errors in found if row_errors}
+        seen: set[str] = set()
+        for index, row in enumerate(rows):  # the key checks, reported beside any field errors
+            raw = row.get("external_id") if isinstance(row, dict) else None
+            external_id = "" if raw is None else str(raw).strip()
             if not external_id:
-                errors[str(index)] = {"external_id": ["required: the key students are matched on"]}
+                errors.setdefault(str(index), {"external_id": ["required: the key students are matched on"]})
             elif external_id in seen:
-                errors[str(index)] = {"external_id": ["appears twice in this batch"]}
-            else:
-                seen.add(external_id)
-                cleaned.append(item)
+                errors.setdefault(str(index), {"external_id": ["appears twice in this batch"]})
+            seen.add(external_id)
         if errors:
             raise serializers.ValidationError(errors)
-        existing = {s.external_id: s for s in Student.objects.for_institution(self.institution).filter(
-            external_id__in=seen)}
-        results, counts = [], {"created": 0, "updated": 0, "unchanged": 0}
+        records = [_record(index, data) for index, data in enumerate(batch.validated_data)]
+        results: list[dict] = []
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        writer = ChunkWriter(institution=self.institution, source=ChangeSource.API, job_id=None,
+                             actor_id=request.user.pk if getattr(request.user, "is_authenticated", False) else None)
         with transaction.atomic():
-            for item in cleaned:
-                data = item._service_data(item.validated_data)
-                current = existing.get(data["external_id"])
-                student, changed = services.student_save(
-                    institution=self.institution, student=current, data=data, source=ChangeSource.API,
-                    actor=request.user,
-                )
-                result = "created" if current is None else ("updated" if changed else "unchanged")
-                counts[result] += 1
-                results.append({"external_id": student.external_id, "id": student.pk, "result": result})
+            for start in range(0, len(records), CHUNK_ROWS):
+                chunk = records[start:start + CHUNK_ROWS]
+                chunk_counts, creates, updates = writer.compare(chunk)
+                outcome = {record.external_id: "created" for record, _values in creates}
+                outcome.update({record.external_id: "updated" for _values, _changes, record in updates})
+                writer.write(chunk)
+                counts["created"] += chunk_counts.created
+                counts["updated"] += chunk_counts.updated
+                counts["unchanged"] += chunk_counts.unchanged
+                ids = dict(Student.objects.for_institution(self.institution).filter(
+                    external_id__in=[record.external_id for record in chunk]).values_list("external_id", "id"))
+                results += [{"external_id": record.external_id, "id": ids[record.external_id],
+                             "result": outcome.get(record.external_id, "unchanged")} for record in chunk]
         return Response({**counts, "results": results}, status=status.HTTP_200_OK)
+
+
+def _record(index: int, data: dict) -> CleanRecord:
+    fields = {name: data[name] for name in STUDENT_FIELDS if name in data}
+    if "advisor_id" in data:
+        advisor = data["advisor_id"]
+        fields["advisor_id"] = advisor.pk if advisor is not None else None
+    return CleanRecord(row=index, external_id=data["external_id"], fields=fields, features=data.get("features", {}))

@@ -23,7 +23,7 @@ from ..models import EnrolmentStatus, Outcome, Student, StudentChange
 from .validation import CleanRecord
 
 TEXT_FIELDS = ("name", "email", "program", "cohort")
-FIELDS = (*TEXT_FIELDS, "status", "outcome", "outcome_date")
+FIELDS = (*TEXT_FIELDS, "status", "outcome", "outcome_date", "advisor_id")
 
 
 @dataclass
@@ -44,7 +44,7 @@ def _text(value) -> str | None:
 
 def _new_student_values(record: CleanRecord) -> dict:
     values = {"name": "", "email": "", "program": "", "cohort": "", "outcome": Outcome.ENROLLED,
-              "outcome_date": None}
+              "outcome_date": None, "advisor_id": None}
     values.update(record.fields)
     if "status" not in record.fields:
         # Without a status column, a student with a final outcome is no longer studying.
@@ -61,7 +61,10 @@ def _diff(existing: dict, record: CleanRecord) -> tuple[dict, dict]:
     for name, new in record.fields.items():
         old = existing[name]
         if old != new:
-            changes[name] = [_text(old), _text(new)]
+            if name == "advisor_id":  # recorded like single-record saves: {"advisor": [old id, new id]}
+                changes["advisor"] = [old, new]
+            else:
+                changes[name] = [_text(old), _text(new)]
             values[name] = new
     features = existing["features"]
     incoming = record.features
@@ -185,11 +188,11 @@ class ChunkWriter:
             if creates:
                 buffer = _copy_buffer(
                     (inst, record.external_id, *(values[name] for name in FIELDS), _json(values["features"]),
-                     None, now, now)
+                     now, now)
                     for record, values in creates
                 )
                 cursor.copy_expert(
-                    f"COPY {student_table} (institution_id, external_id, {', '.join(FIELDS)}, features, advisor_id, "
+                    f"COPY {student_table} (institution_id, external_id, {', '.join(FIELDS)}, features, "
                     "created_at, updated_at) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer,
                 )
                 cursor.execute(
@@ -203,7 +206,8 @@ class ChunkWriter:
                 if not self._temp_ready:
                     cursor.execute(
                         "CREATE TEMP TABLE IF NOT EXISTS import_student_update (id bigint, name text, email text, "
-                        "program text, cohort text, status text, outcome text, outcome_date date, features jsonb) "
+                        "program text, cohort text, status text, outcome text, outcome_date date, advisor_id bigint, "
+                        "features jsonb) "
                         "ON COMMIT DROP"
                     )
                     self._temp_ready = True

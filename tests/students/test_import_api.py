@@ -128,3 +128,24 @@ def test_page_cli_and_api_produce_the_same_students(client, api_client, tenants,
             for i in (a.institution, b.institution, c_institution)]
     assert [job.counts["created"] for job in jobs] == [4424, 4424, 4424]
     assert {job.triggered_by for job in jobs} == {"user", "cli", "api"}
+
+
+BULK_URL = "/api/v1/institutions/{}/students/bulk-upsert/"
+
+
+def test_bulk_upsert_takes_10000_students_in_one_request_and_refuses_more(api_client, tenants):
+    a, b = tenants
+    api_client.force_authenticate(a.admin)
+    batch = [{"external_id": f"B{n:05d}", "cohort": "2026", "features": {"units_approved": n % 31, "gender": "m"}}
+             for n in range(10_000)]
+
+    response = api_client.post(BULK_URL.format("alpha"), {"students": batch}, format="json")
+
+    assert response.status_code == 200, response.content[:300]
+    assert (response.json()["created"], len(response.json()["results"])) == (10_000, 10_000)
+    assert Student.objects.for_institution(a.institution).filter(external_id__startswith="B").count() == 10_000
+    again = api_client.post(BULK_URL.format("alpha"), {"students": batch}, format="json").json()
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 10_000)
+    too_many = api_client.post(BULK_URL.format("alpha"), {"students": batch + [{"external_id": "X"}]}, format="json")
+    assert too_many.status_code == 400 and "at most 10000 students" in str(too_many.json()["errors"])
+    assert not Student.objects.for_institution(b.institution).filter(external_id__startswith="B").exists()
