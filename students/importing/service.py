@@ -204,7 +204,8 @@ def import_file(
                             if (everything and number not in pending.bad_rows) or number in pending.rows]
                     if keep:
                         numbers, indexes, rows = ([seq[p] for p in keep] for seq in (numbers, indexes, rows))
-                        _add(written, writer.write(pending.cleaner.clean_chunk(numbers, indexes, rows).records))
+                        records = pending.cleaner.clean_chunk(numbers, indexes, rows).records
+                        _add(written, writer.write(records, known_new=() if everything else pending.creates))
                     report_progress("writing", report.rows + last, total)
                 report.created, report.updated = written.created, written.updated
                 report.unchanged = report.valid_rows - written.created - written.updated
@@ -235,6 +236,7 @@ def _last_change_id(institution: Institution) -> int:
 class _Pending:
     cleaner: RowCleaner
     rows: set[int]  # line numbers whose student is new or changed
+    creates: set[int]  # the new ones among them
     bad_rows: set[int]  # line numbers with rejected cells (skipped when importing only the valid rows)
 
 
@@ -252,6 +254,7 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
     ragged: list[tuple[int, int]] = []
     bad_rows: set[int] = set()
     pending: set[int] = set()
+    new_rows: set[int] = set()
     errors: list[CellError] = []
     report_progress("validating", 0, estimate * passes)
     data_index = 0
@@ -270,6 +273,7 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
         if not ragged and not duplicates and (report.valid_rows_only or not report.error_count):
             counts, creates, updates = writer.compare(result.records)
             _add(report, counts)
+            new_rows.update(record.row for record, _values in creates)
             pending.update(record.row for record, _values in creates)
             pending.update(record.row for _values, _changes, record in updates)
         data_index = indexes[-1] if indexes else data_index
@@ -313,7 +317,7 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
         report.created = report.updated = report.unchanged = 0
         return None
     report.skipped = report.error_rows
-    return _Pending(cleaner=cleaner, rows=pending, bad_rows=bad_rows)
+    return _Pending(cleaner=cleaner, rows=pending, creates=new_rows, bad_rows=bad_rows)
 
 
 def _chunks(reader: TableReader, width: int, size: int):

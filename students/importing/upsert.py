@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -96,6 +96,8 @@ class ChunkWriter:
 
     def _existing(self, external_ids: Sequence[str]) -> dict[str, dict]:
         names = ("id", "external_id", *FIELDS, "features")
+        if not external_ids:
+            return {}
         if self.postgres:
             # Raw SQL with orjson: the ORM's per-row JSON decoding is the bottleneck of a no-op re-import.
             with connection.cursor() as cursor:
@@ -112,12 +114,16 @@ class ChunkWriter:
         )
         return {row[1]: dict(zip(names, row, strict=True)) for row in rows}
 
-    def compare(self, records: Sequence[CleanRecord]) -> tuple[ChunkCounts, list, list]:
-        """Counts, the students to create and the ones to update (with their changes); writes nothing."""
+    def compare(self, records: Sequence[CleanRecord], *, known_new: Container[int] = ()) -> tuple[ChunkCounts, list,
+                                                                                                  list]:
+        """Counts, the students to create and the ones to update (with their changes); writes nothing.
+
+        ``known_new``: rows pass 1 found new, with no student written since (so not looked up again).
+        """
         counts = ChunkCounts()
         if not records:
             return counts, [], []
-        existing = self._existing([record.external_id for record in records])
+        existing = self._existing([record.external_id for record in records if record.row not in known_new])
         creates: list[tuple[CleanRecord, dict]] = []
         updates: list[tuple[dict, dict, CleanRecord]] = []
         for record in records:
@@ -133,8 +139,8 @@ class ChunkWriter:
         counts.created, counts.updated = len(creates), len(updates)
         return counts, creates, updates
 
-    def write(self, records: Sequence[CleanRecord]) -> ChunkCounts:
-        counts, creates, updates = self.compare(records)
+    def write(self, records: Sequence[CleanRecord], *, known_new: Container[int] = ()) -> ChunkCounts:
+        counts, creates, updates = self.compare(records, known_new=known_new)
         if self.dry_run or not (creates or updates):
             return counts
         updates = [(values, changes) for values, changes, _record in updates]
@@ -178,6 +184,21 @@ class ChunkWriter:
 
     # --- PostgreSQL: COPY ---------------------------------------------------------------------
 
+    def _create_temp_tables(self, cursor) -> None:
+        if self._temp_ready:
+            return
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS import_student_update (id bigint, name text, email text, "
+            "program text, cohort text, status text, outcome text, outcome_date date, advisor_id bigint, "
+            "features jsonb) ON COMMIT DROP"
+        )
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS import_student_new (institution_id bigint, external_id text, "
+            "name text, email text, program text, cohort text, status text, outcome text, outcome_date date, "
+            "advisor_id bigint, features jsonb, created_at timestamptz, updated_at timestamptz) ON COMMIT DROP"
+        )
+        self._temp_ready = True
+
     def _write_postgres(self, creates, updates) -> None:
         # SQL text holds only table/column names taken from the models; every value is a parameter or COPY data.
         now = timezone.now().isoformat()
@@ -185,32 +206,28 @@ class ChunkWriter:
         student_table = Student._meta.db_table
         change_rows: list[tuple] = []
         with connection.cursor() as cursor:
+            if creates or updates:
+                self._create_temp_tables(cursor)
             if creates:
+                # COPY into a temporary table, then INSERT ... RETURNING: the new ids come back without
+                # a lookup (which, on an institution without statistics yet, would scan it per chunk).
+                cursor.execute("TRUNCATE import_student_new")
                 buffer = _copy_buffer(
                     (inst, record.external_id, *(values[name] for name in FIELDS), _json(values["features"]),
                      now, now)
                     for record, values in creates
                 )
-                cursor.copy_expert(
-                    f"COPY {student_table} (institution_id, external_id, {', '.join(FIELDS)}, features, "
-                    "created_at, updated_at) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer,
-                )
+                columns = f"institution_id, external_id, {', '.join(FIELDS)}, features, created_at, updated_at"
+                cursor.copy_expert(f"COPY import_student_new ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
+                                   buffer)
                 cursor.execute(
-                    f"SELECT external_id, id FROM {student_table} WHERE institution_id = %s AND external_id = ANY(%s)",  # noqa: S608
-                    [self.institution.pk, [record.external_id for record, _ in creates]],
+                    f"INSERT INTO {student_table} ({columns}) SELECT {columns} FROM import_student_new "  # noqa: S608
+                    "RETURNING external_id, id"
                 )
                 new_ids = dict(cursor.fetchall())
                 change_rows += [(new_ids[record.external_id], True, {"external_id": [None, record.external_id]})
                                 for record, _ in creates]
             if updates:
-                if not self._temp_ready:
-                    cursor.execute(
-                        "CREATE TEMP TABLE IF NOT EXISTS import_student_update (id bigint, name text, email text, "
-                        "program text, cohort text, status text, outcome text, outcome_date date, advisor_id bigint, "
-                        "features jsonb) "
-                        "ON COMMIT DROP"
-                    )
-                    self._temp_ready = True
                 cursor.execute("TRUNCATE import_student_update")
                 buffer = _copy_buffer(
                     (values["id"], *(values[name] for name in FIELDS), _json(values["features"]))
