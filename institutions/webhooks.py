@@ -293,6 +293,12 @@ def webhook_deliver(*, institution: Institution, delivery_id: int) -> float | No
 
 
 def webhook_schedule_retry(*, institution_id: int, delivery_id: int, delay: float) -> bool:
+    from .tasks import deliver_webhook
+
+    if deliver_webhook.app.conf.task_always_eager and not _setting("WEBHOOK_EAGER_RETRIES", False):
+        # In-process mode (the laptop demo) ignores countdowns: retrying here would block the
+        # request for every attempt. The row stays "retrying"; the log offers Redeliver.
+        return False
     return _dispatch(institution_id, delivery_id, countdown=delay)
 
 

@@ -68,7 +68,9 @@ def test_failed_job_is_reported_too(tenant_a, receiver, django_capture_on_commit
 
 
 @pytest.mark.django_db
-def test_a_failing_receiver_is_retried_until_it_answers(tenant_a, receiver, django_capture_on_commit_callbacks):
+def test_a_failing_receiver_is_retried_until_it_answers(tenant_a, receiver, settings,
+                                                        django_capture_on_commit_callbacks):
+    settings.WEBHOOK_EAGER_RETRIES = True  # in-process tasks ignore countdowns: run the retries inline
     receiver.statuses = [500, 503]
     _endpoint(tenant_a, receiver, events=["student.flagged"])
     with django_capture_on_commit_callbacks(execute=True):
@@ -83,6 +85,7 @@ def test_a_failing_receiver_is_retried_until_it_answers(tenant_a, receiver, djan
 def test_delivery_gives_up_after_max_attempts_and_records_why(tenant_a, receiver, settings,
                                                               django_capture_on_commit_callbacks):
     settings.WEBHOOK_MAX_ATTEMPTS = 3
+    settings.WEBHOOK_EAGER_RETRIES = True
     receiver.statuses = [500] * 10
     _endpoint(tenant_a, receiver, events=["student.risk_band_changed"])
     with django_capture_on_commit_callbacks(execute=True):
@@ -91,6 +94,21 @@ def test_delivery_gives_up_after_max_attempts_and_records_why(tenant_a, receiver
     [delivery] = _deliveries(tenant_a)
     assert (delivery.status, delivery.attempts, delivery.error) == (DeliveryStatus.FAILED, 3, "HTTP 500")
     assert delivery.response_body == "receiver is down"
+
+
+@pytest.mark.django_db
+def test_in_process_mode_makes_one_attempt_and_schedules_the_next(tenant_a, receiver,
+                                                                  django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    receiver.statuses = [500]
+    _endpoint(tenant_a, receiver, events=["student.flagged"])
+    with django_capture_on_commit_callbacks(execute=True):
+        webhook_emit(institution=tenant_a.institution, event="student.flagged", payload={})
+    assert len(receiver.requests) == 1  # the demo's request is not held up by retries
+    [delivery] = _deliveries(tenant_a)
+    assert delivery.status == DeliveryStatus.RETRYING and delivery.attempts == 1
+    assert 25 <= (delivery.next_attempt_at - timezone.now()).total_seconds() <= 31
 
 
 def test_backoff_doubles_from_the_configured_base(settings):
