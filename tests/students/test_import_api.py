@@ -146,6 +146,6 @@ def test_bulk_upsert_takes_10000_students_in_one_request_and_refuses_more(api_cl
     assert Student.objects.for_institution(a.institution).filter(external_id__startswith="B").count() == 10_000
     again = api_client.post(BULK_URL.format("alpha"), {"students": batch}, format="json").json()
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 10_000)
-    too_many = api_client.post(BULK_URL.format("alpha"), {"students": batch + [{"external_id": "X"}]}, format="json")
+    too_many = api_client.post(BULK_URL.format("alpha"), {"students": [*batch, {"external_id": "X"}]}, format="json")
     assert too_many.status_code == 400 and "at most 10000 students" in str(too_many.json()["errors"])
     assert not Student.objects.for_institution(b.institution).filter(external_id__startswith="B").exists()

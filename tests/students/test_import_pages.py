@@ -204,3 +204,27 @@ def test_upload_list_shows_only_own_institutions_uploads(client, tenants):
     upload(client, a.institution.slug, "mine-a.csv", GOOD_CSV.encode())
     page = client.get(reverse("import-upload", args=[a.institution.slug])).content.decode()
     assert "mine-a.csv" in page and "secret-b.csv" not in page
+
+
+def test_import_committed_is_sent_once_after_a_commit_and_never_for_validation_or_errors(
+    client, tenant_a, django_capture_on_commit_callbacks
+):
+    from students.signals import import_committed
+
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append(kwargs)
+
+    import_committed.connect(receiver)
+    try:
+        client.force_login(tenant_a.admin)
+        upload(client, tenant_a.institution.slug, "bad.csv", GOOD_CSV.replace(",12,", ",99,").encode())
+        validate(client, tenant_a.institution, latest_upload(tenant_a.institution), django_capture_on_commit_callbacks)
+        assert received == []
+        upload_obj = import_through_pages(client, tenant_a, "good.csv", GOOD_CSV.encode(),
+                                          django_capture_on_commit_callbacks)
+    finally:
+        import_committed.disconnect(receiver)
+    assert received == [{"signal": import_committed, "institution_id": tenant_a.institution.pk,
+                         "job_id": upload_obj.commit_job_id}]
