@@ -223,8 +223,7 @@ def _refresh_statistics() -> None:
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return
     with connection.cursor() as cursor:
-        for model in (Student, StudentChange):
-            cursor.execute(f"ANALYZE {model._meta.db_table}")
+        cursor.execute(f"ANALYZE {Student._meta.db_table}")
 
 
 def _last_change_id(institution: Institution) -> int:
