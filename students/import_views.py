@@ -7,7 +7,6 @@ import io
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
@@ -16,7 +15,7 @@ from institutions.view_mixins import InstitutionPageMixin
 
 from . import tasks  # noqa: F401 - registers the import job runner
 from .import_forms import ImportMappingForm, ImportUploadForm
-from .importing import ImportFileError, ImportReport, import_mapping_remember, import_preview
+from .importing import ImportFileError, ImportReport, import_mapping_remember, import_preview, mapping_from_dict
 from .importing.mapping import check_mapping
 from .importing.reports import write_error_csv
 from .importing.selectors import import_error_rows, import_outcome_words, import_upload_list
@@ -61,9 +60,6 @@ class ImportUploadView(ImportPageMixin, FormView):
 class ImportMappingView(ImportPageMixin, TemplateView):
     template_name = "students/import_mapping.html"
 
-    def dispatch(self, request, *args, **kwargs):
-        return super().dispatch(request, *args, **kwargs)
-
     def _prepare(self):
         self.upload = self.get_upload()
         if self.upload.status in (ImportUploadStatus.COMMITTED, ImportUploadStatus.DISCARDED,
@@ -72,8 +68,6 @@ class ImportMappingView(ImportPageMixin, TemplateView):
         self.preview = import_preview(institution=self.institution, path=upload_path(self.upload),
                                       original_name=self.upload.original_name)
         if self.upload.mapping:  # the admin is coming back to fix the mapping: start from their choice
-            from .importing import mapping_from_dict
-
             self.preview.mapping = mapping_from_dict(self.upload.mapping)
         self.definitions = list(feature_definition_list(institution=self.institution))
 
@@ -200,6 +194,3 @@ class ImportErrorsCsvView(ImportPageMixin, View):
         response["Content-Disposition"] = f'attachment; filename="import-{upload.pk}-errors.csv"'
         return response
 
-
-def import_detail_url(upload: ImportUpload) -> str:
-    return reverse("import-detail", args=[upload.institution.slug, upload.pk])
