@@ -116,6 +116,7 @@ def activity_events_ingest(*, institution: Institution, events: Iterable[object]
         raise ActivityEventsInvalid({"events": {"non_field_errors": [
             f"at most {MAX_EVENTS_PER_REQUEST} events per request; got {len(events)}"]}})
     wanted = {str(e.get("student")).strip() for e in events if isinstance(e, Mapping) and e.get("student")}
+    wanted = {external_id for external_id in wanted if "\x00" not in external_id}  # PostgreSQL rejects NUL
     students = dict(
         Student.objects.for_institution(institution).filter(external_id__in=wanted).values_list("external_id", "pk")
     )

@@ -55,6 +55,15 @@ def test_a_bad_event_refuses_the_whole_batch_with_reasons_per_item(tenant_a, cli
     assert not ActivityEvent.objects.for_institution(tenant_a.institution).exists()
 
 
+def test_nul_characters_are_refused_not_a_server_error(tenant_a, client_a):
+    # Found by fuzzing on PostgreSQL, which cannot store or compare strings containing NUL.
+    batch = [{"student": "S0\x0001", "timestamp": "2026-02-01T00:00:00Z", "type": "view", "course": "A\x00",
+              "id": "x\x00"}]
+    response = client_a.post(URL.format("alpha"), {"events": batch}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()["errors"]["0"]) == {"student", "course", "id"}
+
+
 @pytest.mark.parametrize("body", [{}, {"events": "many"}, {"events": []}, [1, 2]])
 def test_malformed_batches_are_400(tenant_a, client_a, body):
     response = client_a.post(URL.format("alpha"), body, format="json")
