@@ -446,3 +446,19 @@ def test_bulk_assignment_needs_an_explicit_choice_and_nobody_unassigns(client, w
     assert Student.objects.for_institution(a.institution).filter(pk__in=ids, advisor=a.advisor).count() == 2
     client.post(reverse("caseload-assign", args=["alpha"]), {"advisor": "none", "students": ids})
     assert Student.objects.for_institution(a.institution).filter(pk__in=ids, advisor__isnull=True).count() == 2
+
+
+def test_author_edits_notes_and_follow_up_on_the_edit_page(client, world):
+    a, _ = world
+    url = reverse("intervention-edit", args=["alpha", a.intervention.pk])
+    client.force_login(a.advisor)
+    page = client.get(url)
+    assert page.status_code == 200 and page.context["form"].initial["notes"] == "alpha note"
+    response = client.post(url, {"action": "edit", "intervention_type": a.meeting.pk, "date": str(TODAY),
+                                 "notes": "Rescheduled to Friday", "follow_up_date": str(TODAY)})
+    assert response.status_code == 302
+    a.intervention.refresh_from_db()
+    assert a.intervention.notes == "Rescheduled to Friday" and a.intervention.follow_up_date == TODAY
+    bad = client.post(url, {"action": "edit", "intervention_type": a.meeting.pk, "date": str(TODAY),
+                            "follow_up_date": str(TODAY - datetime.timedelta(days=1))})
+    assert bad.status_code == 400 and "follow_up_date" in bad.context["form"].errors
