@@ -166,7 +166,8 @@ def main() -> None:
         wait_ready(app, queue, worker)
         full_seconds, full_job = timed_rescore(institution, full=True)
         print(f"full rescore, {full_job.counts['scored']} students with explanations stored: "
-              f"{full_seconds:.1f} s end to end (job {full_job.duration_seconds:.1f} s on the worker)")
+              f"{full_seconds:.1f} s end to end (job {full_job.duration_seconds:.1f} s on the worker; "
+              f"stages {full_job.result.get('seconds')})")
 
         with institution_scope(institution):
             current = Student.objects.filter(outcome=Outcome.ENROLLED).order_by("id")
@@ -180,7 +181,8 @@ def main() -> None:
             Student.objects.bulk_update(students, ["features"], batch_size=2000)
         inc_seconds, inc_job = timed_rescore(institution, full=False)
         print(f"incremental rescore, {inc_job.counts['scored']} changed of {inc_job.counts['current']}: "
-              f"{inc_seconds:.1f} s end to end (job {inc_job.duration_seconds:.1f} s on the worker)")
+              f"{inc_seconds:.1f} s end to end (job {inc_job.duration_seconds:.1f} s on the worker; "
+              f"stages {inc_job.result.get('seconds')})")
     finally:
         worker.terminate()
         worker.wait(timeout=30)

@@ -204,14 +204,17 @@ class LatestPrediction(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(TenantModel.Meta):
-        ordering = ["rank", "id"]
+        # Rank order: rank is the position in exactly this order (see services.latest_predictions_rank).
+        ordering = ["-risk", "student_id"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "student"], name="latestprediction_one_per_student"),
         ]
+        # Indexed by risk, not rank: a run rewrites many rows' rank and percentile, and keeping those
+        # columns out of every index lets PostgreSQL update them in place (HOT, with fillfactor 70).
         indexes = [
-            models.Index(fields=["institution", "rank"], name="latest_inst_rank"),
-            models.Index(fields=["institution", "flagged", "rank"], name="latest_inst_flagged"),
-            models.Index(fields=["institution", "band", "rank"], name="latest_inst_band"),
+            models.Index(fields=["institution", "-risk", "student"], name="latest_inst_risk"),
+            models.Index(fields=["institution", "flagged", "-risk", "student"], name="latest_inst_flagged_risk"),
+            models.Index(fields=["institution", "band", "-risk", "student"], name="latest_inst_band_risk"),
         ]
 
     def __str__(self) -> str:

@@ -49,7 +49,7 @@ def latest_predictions(*, institution: Institution) -> QuerySet[LatestPrediction
     the student cheaply with ``.select_related("student")``; filter with ``flagged=True``,
     ``band="high"``, ``student__advisor=user``...
     """
-    return LatestPrediction.objects.for_institution(institution).order_by("rank", "id")
+    return LatestPrediction.objects.for_institution(institution).order_by("-risk", "student_id")
 
 
 def latest_prediction_for_student(*, institution: Institution, student: Student) -> LatestPrediction | None:

@@ -13,9 +13,10 @@ import csv
 import io
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -63,8 +64,8 @@ class ModelDecisionError(ValueError):
 def prediction_settings_update(*, institution: Institution, data: dict) -> PredictionSettings:
     """Validate and save the institution's prediction settings, then bring its schedules in line."""
     settings = prediction_settings_get(institution=institution)
-    for field, value in data.items():
-        setattr(settings, field, value)
+    for name, value in data.items():
+        setattr(settings, name, value)
     settings.full_clean(exclude=["institution"])
     with transaction.atomic():
         settings.save()
@@ -332,6 +333,7 @@ class RescoreOutcome:
     flagged: int
     model_version: int | None
     message: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {"current": self.current, "scored": self.scored, "unchanged": self.unchanged, "flagged": self.flagged}
@@ -347,6 +349,7 @@ def predictions_rescore(
     task) continues after the last committed chunk. Rank, percentile, band and flag are then
     recomputed for every current student.
     """
+    started = time.monotonic()
     live = model_version_live(institution=institution)
     if live is None:
         current = current_students(institution=institution).count()
@@ -369,49 +372,76 @@ def predictions_rescore(
     ]
     stored = len(done)
     job_progress(job, done=stored, total=stored + len(todo), stage=f"scoring with model v{live.number}")
-    with _ChunkWriter() as writer:
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start:start + chunk_size]
+    timings = {"plan": time.monotonic() - started, "load": 0.0, "explain": 0.0, "write_wait": 0.0}
+    chunks = [todo[start:start + chunk_size] for start in range(0, len(todo), chunk_size)]
+    with _ChunkPipeline() as pipeline:
+
+        def read(index: int) -> Future | None:
+            if index >= len(chunks):
+                return None
+            return pipeline.read(frames.student_feature_values, institution=institution,
+                                 ids=[student_id for student_id, _ in chunks[index]])
+
+        next_values = read(0)
+        for index, chunk in enumerate(chunks):
             ids = [student_id for student_id, _ in chunk]
-            values = frames.student_feature_values(institution=institution, ids=ids)
+            mark = time.monotonic()
+            values = next_values.result()
+            next_values = read(index + 1)
+            timings["load"] += time.monotonic() - mark
+            mark = time.monotonic()
             explanations = model.explain(frames.features_frame([values[i] for i in ids], keys), top_k=TOP_FACTORS)
+            timings["explain"] += time.monotonic() - mark
             stored += len(chunk)
-            writer.write(_store_chunk, institution=institution, job=job, version=live, settings=settings,
-                         chunk=chunk, explanations=explanations, done_after=stored)
+            mark = time.monotonic()
+            pipeline.write(_store_chunk, institution=institution, job=job, version=live, settings=settings,
+                           chunk=chunk, explanations=explanations, done_after=stored)
+            timings["write_wait"] += time.monotonic() - mark
     job_progress(job, done=stored, stage="ranking")
+    mark = time.monotonic()
     with transaction.atomic():
         # Students who graduated, left or went inactive are no longer ranked or flagged.
         LatestPrediction.objects.for_institution(institution).exclude(
             student_id__in=current_students(institution=institution).values("id")
         ).delete()
         flagged = latest_predictions_rank(institution=institution, settings=settings)
-    return RescoreOutcome(len(fingerprints), len(todo), len(fingerprints) - len(todo), flagged, live.number)
+    timings["rank"] = time.monotonic() - mark
+    return RescoreOutcome(len(fingerprints), len(todo), len(fingerprints) - len(todo), flagged, live.number,
+                          timings={key: round(value, 2) for key, value in timings.items()})
 
 
-class _ChunkWriter:
-    """Writes chunks in order on a second database connection while the next chunk is computed.
+class _ChunkPipeline:
+    """Reads the next chunk and writes the previous one on other connections while one is explained.
 
-    Explaining is CPU work in this process and storing is mostly the database's work, so doing
-    them side by side roughly halves a large run. Each chunk is still its own transaction; at
-    most one write is in flight; an error in a write is raised here. Used only on PostgreSQL and
-    only when the caller holds no transaction (another connection could not see its rows);
-    otherwise chunks are written inline.
+    Explaining is CPU work in this process; reading and storing are mostly the database's work,
+    so overlapping them shortens a large run. Each chunk is still written in its own transaction,
+    in order, with at most one write in flight; an error in a read or write is raised here. Used
+    only on PostgreSQL and only when the caller holds no transaction (another connection could
+    not see its rows); otherwise everything runs inline.
     """
 
     def __init__(self) -> None:
-        overlap = connection.vendor == "postgresql" and not connection.in_atomic_block
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-writer") if overlap else None
+        self.overlap = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-writer") if self.overlap else None
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-reader") if self.overlap else None
         self._pending: Future | None = None
 
-    def __enter__(self) -> _ChunkWriter:
+    def __enter__(self) -> _ChunkPipeline:
         return self
 
+    def read(self, load: Callable[..., dict], **kwargs) -> Future:
+        if self._reader is None:
+            future: Future = Future()
+            future.set_result(load(**kwargs))
+            return future
+        return self._reader.submit(load, **kwargs)
+
     def write(self, store: Callable[..., None], **kwargs) -> None:
-        if self._executor is None:
+        if self._writer is None:
             store(**kwargs)
             return
         self._wait()
-        self._pending = self._executor.submit(store, **kwargs)
+        self._pending = self._writer.submit(store, **kwargs)
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -419,7 +449,7 @@ class _ChunkWriter:
             pending.result()
 
     def __exit__(self, *exc_info) -> None:
-        if self._executor is None:
+        if not self.overlap:
             return
         try:
             if exc_info[0] is None:
@@ -427,8 +457,9 @@ class _ChunkWriter:
             elif self._pending is not None:
                 self._pending.exception()  # let the chunk in flight commit or roll back before leaving
         finally:
-            self._executor.submit(connections.close_all).result()
-            self._executor.shutdown()
+            for executor in (self._writer, self._reader):
+                executor.submit(connections.close_all).result()
+                executor.shutdown()
 
 
 def _store_chunk(

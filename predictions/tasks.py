@@ -94,7 +94,8 @@ def rescore_students(*, institution_id: int, job_id: int) -> None:
             job_fail(job, error=f"Scoring failed: {exc}")
             raise
         job_succeed(job, counts=outcome.counts(),
-                    result={"model_version": outcome.model_version, "message": outcome.message})
+                    result={"model_version": outcome.model_version, "message": outcome.message,
+                            "seconds": outcome.timings})
 
 
 @shared_task(acks_late=True, ignore_result=True, time_limit=120)
