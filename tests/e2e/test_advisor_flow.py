@@ -114,3 +114,22 @@ def test_admin_and_viewer_pages_render_in_the_browser(live_server, page, screens
     assert row.locator("td").nth(0).inner_text() == str(len(ranked[::3]))
     assert "Not enough students to conclude" in row.inner_text()
     screenshot(page, "effectiveness")
+
+
+def test_workspace_pages_fit_a_phone_screen(live_server, browser, screenshot, advisor_world):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB")
+    page = context.new_page()
+    try:
+        log_in(page, live_server, "alpha-advisor")
+        student = advisor_world.students[0]
+        for path in ("/i/alpha/caseload/", f"/i/alpha/students/{student.pk}/", "/i/alpha/dashboard/"):
+            page.goto(f"{live_server.url}{path}")
+            page.wait_for_load_state("networkidle")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{path} is {overflow}px wider than the phone screen"
+        # The collapsed menu opens from its toggle button.
+        page.get_by_role("button", name="Toggle navigation").click()
+        page.get_by_role("link", name="My caseload").wait_for(state="visible")
+        screenshot(page, "dashboard-phone")
+    finally:
+        context.close()
