@@ -51,6 +51,7 @@ CAPABILITY_FAMILY: dict[str, str] = {
 MODEL_FAMILY: dict[str, str] = {
     "students.featuredefinition": "features",
     "students.activityevent": "activity",
+    "students.importupload": "imports",
     "institutions.job": "imports",
     "institutions.webhookendpoint": "webhooks",
     "institutions.webhookdelivery": "webhooks",

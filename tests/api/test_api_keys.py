@@ -194,3 +194,26 @@ def test_admin_of_a_cannot_see_or_revoke_bs_keys(client, tenants, make_key):
     assert key_b.display_prefix not in client.get(reverse("api-key-list", args=["alpha"])).content.decode()
     key_b.refresh_from_db()
     assert key_b.revoked_at is None
+
+
+@pytest.mark.parametrize(("scope", "allowed", "denied"), [
+    ("interventions:read", ["flags/", "interventions/", "intervention-types/"], ["students/", "model-versions/"]),
+    ("predictions:read", ["model-versions/"], ["flags/", "students/", "jobs/"]),
+    ("imports:read", ["jobs/"], ["students/", "model-versions/", "activity-events/"]),
+    ("activity:read", ["activity-events/"], ["students/", "features/"]),
+    ("webhooks:read", ["webhooks/", "webhook-deliveries/"], ["students/", "jobs/"]),
+])
+def test_other_apps_endpoints_follow_the_key_scopes_through_the_shared_base(tenant_a, make_key, key_client,
+                                                                            scope, allowed, denied):
+    client = key_client(make_key(tenant_a, scopes=[scope])[1])
+    for path in allowed:
+        assert client.get(f"/api/v1/institutions/alpha/{path}").status_code == 200, path
+    for path in denied:
+        assert client.get(f"/api/v1/institutions/alpha/{path}").status_code == 403, path
+
+
+def test_read_scope_cannot_trigger_long_work(tenant_a, make_key, key_client):
+    client = key_client(make_key(tenant_a, scopes=["predictions:read", "activity:read"])[1])
+    assert client.post("/api/v1/institutions/alpha/model-versions/retrain/").status_code == 403
+    assert client.post("/api/v1/institutions/alpha/activity-events/recompute-features/",
+                       {"term_start": "2026-01-01", "term_end": "2026-02-01"}, format="json").status_code == 403
