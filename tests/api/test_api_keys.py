@@ -53,7 +53,7 @@ def test_key_of_a_gets_404_on_every_resource_of_b(tenants, client_a, prefix, bas
 
 
 @pytest.mark.parametrize("path", [
-    "students/bulk-upsert/", "caseload-assignments/", "activity-events/recompute-features/",
+    "students/bulk-upsert/", "caseload-assignments/", "activity-events/recompute-features/", "imports/",
     "students/{student}/prediction/", "students/{student}/predictions/",
 ])
 @pytest.mark.parametrize("method", ["get", "post"])
