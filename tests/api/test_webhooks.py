@@ -339,3 +339,9 @@ def test_sweep_sends_deliveries_whose_task_never_reached_the_queue(tenant_a, rec
     assert [json.loads(r.body)["id"] for r in receiver.requests] == [str(stale.event_id)]
     fresh.refresh_from_db()
     assert fresh.status == DeliveryStatus.PENDING
+
+
+@pytest.mark.django_db
+def test_emitting_an_unknown_event_is_a_programming_error(tenant_a):
+    with pytest.raises(ValueError, match="unknown webhook event"):
+        webhook_emit(institution=tenant_a.institution, event="student.deleted", payload={})
