@@ -152,6 +152,7 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
         _finish_upload(upload, ImportUploadStatus.FAILED if commit else ImportUploadStatus.INVALID, commit)
         return None
     except Exception:
+        logger.exception("import job %s of institution %s failed", job.pk, institution.pk)
         reporter.close()
         job_fail(job, error="The import stopped on an unexpected error; nothing was written. "
                             "The operators have been told.")
