@@ -17,6 +17,7 @@ from .importing.validation import CleanRecord
 from .models import ChangeSource, Student
 from .selectors import feature_definition_list
 from .services import STUDENT_FIELDS
+from .signals import import_committed
 
 MAX_STUDENTS_PER_REQUEST = 10_000
 
@@ -116,6 +117,9 @@ class StudentBulkUpsertView(InstitutionScopeMixin, generics.GenericAPIView):
                     external_id__in=[record.external_id for record in chunk]).values_list("external_id", "id"))
                 results += [{"external_id": record.external_id, "id": ids[record.external_id],
                              "result": outcome.get(record.external_id, "unchanged")} for record in chunk]
+        if counts["created"] or counts["updated"]:
+            # Like a committed file import: predictions queues a rescore (no job for a synchronous upsert).
+            import_committed.send(sender=Student, institution_id=self.institution.pk, job_id=None)
         return Response({**counts, "results": results}, status=status.HTTP_200_OK)
 
 

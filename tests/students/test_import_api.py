@@ -149,3 +149,22 @@ def test_bulk_upsert_takes_10000_students_in_one_request_and_refuses_more(api_cl
     too_many = api_client.post(BULK_URL.format("alpha"), {"students": [*batch, {"external_id": "X"}]}, format="json")
     assert too_many.status_code == 400 and "at most 10000 students" in str(too_many.json()["errors"])
     assert not Student.objects.for_institution(b.institution).filter(external_id__startswith="B").exists()
+
+
+def test_bulk_upsert_sends_import_committed_only_when_something_changed(api_client, tenant_a):
+    from students.signals import import_committed
+
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append(kwargs)
+
+    import_committed.connect(receiver)
+    try:
+        api_client.force_authenticate(tenant_a.admin)
+        batch = {"students": [{"external_id": "S001", "name": "Renamed"}]}
+        assert api_client.post(BULK_URL.format("alpha"), batch, format="json").json()["updated"] == 1
+        assert api_client.post(BULK_URL.format("alpha"), batch, format="json").json()["unchanged"] == 1
+    finally:
+        import_committed.disconnect(receiver)
+    assert received == [{"signal": import_committed, "institution_id": tenant_a.institution.pk, "job_id": None}]
