@@ -17,7 +17,7 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import transaction
 from django.db.models import Count, Max, Min, Q, Sum
@@ -90,6 +90,12 @@ def _clean_event(raw: object, *, students: Mapping[str, int]) -> tuple[dict, dic
         errors["timestamp"] = ["required: an ISO 8601 date-time, e.g. 2026-03-02T14:05:00Z"]
     elif timezone.is_naive(occurred_at):
         errors["timestamp"] = ["give a time zone offset (Z or +01:00)"]
+    else:
+        # Stored in UTC: PostgreSQL refuses offsets beyond ±15:59 that Python accepts.
+        try:
+            occurred_at = occurred_at.astimezone(UTC)
+        except OverflowError:
+            errors["timestamp"] = ["out of the supported range"]
     kind = raw.get("type")
     if not isinstance(kind, str) or not KIND_PATTERN.match(kind):
         errors["type"] = ["required: a lower-case word such as view, submit, forum or login (max 32 chars)"]

@@ -64,6 +64,17 @@ def test_nul_characters_are_refused_not_a_server_error(tenant_a, client_a):
     assert set(response.json()["errors"]["0"]) == {"student", "course", "id"}
 
 
+def test_unusual_offsets_are_stored_in_utc_and_impossible_dates_refused(tenant_a, client_a):
+    batch = [{"student": "S001", "timestamp": "2026-02-01T00:00:00+23:30", "type": "view"},
+             {"student": "S001", "timestamp": "0001-01-01T00:00:00+01:00", "type": "view"}]
+    response = client_a.post(URL.format("alpha"), {"events": batch}, format="json")
+    assert response.status_code == 400 and set(response.json()["errors"]) == {"1"}
+    response = client_a.post(URL.format("alpha"), {"events": batch[:1]}, format="json")
+    assert response.status_code == 201
+    stored = ActivityEvent.objects.for_institution(tenant_a.institution).get()
+    assert stored.occurred_at.isoformat() == "2026-01-31T00:30:00+00:00"
+
+
 @pytest.mark.parametrize("body", [{}, {"events": "many"}, {"events": []}, [1, 2]])
 def test_malformed_batches_are_400(tenant_a, client_a, body):
     response = client_a.post(URL.format("alpha"), body, format="json")
