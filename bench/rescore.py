@@ -44,7 +44,7 @@ from institutions.models import Institution, Job, JobStatus  # noqa: E402
 from institutions.scoping import institution_scope  # noqa: E402
 from predictions.frames import current_student_values, features_frame  # noqa: E402
 from predictions.model_store import load_model  # noqa: E402
-from predictions.models import Prediction, PredictionSettings  # noqa: E402
+from predictions.models import LatestPrediction, Prediction, PredictionSettings  # noqa: E402
 from predictions.selectors import model_version_live  # noqa: E402
 from predictions.services import SCORING_CHUNK_SIZE, model_version_train, rescore_request  # noqa: E402
 from students.demo import UCI_CSV, _create_schema, _feature_value, read_uci_rows  # noqa: E402
@@ -94,6 +94,12 @@ def build_institution(n_current: int) -> Institution:
                                           retrain_schedule="off")
     print(f"  built {len(known)} training + {n_current} current students in {time.monotonic() - started:.1f} s")
     return institution
+
+
+def vacuum() -> None:
+    with connection.cursor() as cursor:
+        for model in (Prediction, LatestPrediction, Student):
+            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
 
 
 def start_worker(queue: str, log_path: Path) -> subprocess.Popen:
@@ -160,6 +166,11 @@ def main() -> None:
         Job.objects.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(
             status=JobStatus.CANCELLED)
 
+    # Same starting point every run: no stored predictions, fresh statistics. (The benchmark
+    # server runs with autovacuum off; production keeps it on.)
+    with institution_scope(institution):
+        Prediction.objects.all().delete()
+    vacuum()
     log_path = ROOT / "var" / "bench-rescore-worker.log"
     worker = start_worker(queue, log_path)
     try:
@@ -179,6 +190,7 @@ def main() -> None:
                 student.features = {**student.features,
                                     "units_2nd_approved": approved - 1 if approved >= 1 else approved + 1}
             Student.objects.bulk_update(students, ["features"], batch_size=2000)
+        vacuum()
         inc_seconds, inc_job = timed_rescore(institution, full=False)
         print(f"incremental rescore, {inc_job.counts['scored']} changed of {inc_job.counts['current']}: "
               f"{inc_seconds:.1f} s end to end (job {inc_job.duration_seconds:.1f} s on the worker; "

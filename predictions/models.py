@@ -192,7 +192,12 @@ class LatestPrediction(TenantModel):
     """Each current student's most recent prediction plus where it stands in the institution now."""
 
     student = models.ForeignKey("students.Student", on_delete=models.CASCADE, related_name="+", db_index=False)
-    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database-level constraint: with one, every deleted history row would make PostgreSQL scan
+    # this table for references (an index leading with prediction_id would break the rule that
+    # indexes start with institution). Django still cascades deletes; scoring re-points the row in
+    # the same transaction that replaces a prediction.
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+", db_index=False,
+                                   db_constraint=False)
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_index=False)
     risk = models.FloatField()
     band = models.CharField(max_length=8, choices=RiskBand.choices)
