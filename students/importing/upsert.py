@@ -261,9 +261,14 @@ def _json(value) -> str:
 
 
 def _copy_buffer(rows) -> io.StringIO:
-    """Rows as COPY ... (FORMAT csv, NULL '\\N') input: csv quoting in C, None written as \\N."""
+    """Rows as COPY ... (FORMAT csv, NULL '\\N') input: csv quoting in C, None written as \\N.
+
+    The csv module quotes a field only for the characters of its line terminator, so the
+    terminator must be CRLF: with "\\n" alone, a value holding a bare "\\r" went out unquoted and
+    PostgreSQL rejected the row.
+    """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows(
         tuple("\\N" if value is None else value for value in row) for row in rows
     )

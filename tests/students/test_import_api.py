@@ -168,3 +168,21 @@ def test_bulk_upsert_sends_import_committed_only_when_something_changed(api_clie
     finally:
         import_committed.disconnect(receiver)
     assert received == [{"signal": import_committed, "institution_id": tenant_a.institution.pk, "job_id": None}]
+
+
+def test_bulk_upsert_keeps_carriage_returns_quotes_and_commas_exactly(api_client, tenant_a):
+    # On PostgreSQL these values travel through COPY's CSV format; a bare "\r" used to break it.
+    api_client.force_authenticate(tenant_a.admin)
+    names = {"CR1": "line\rbreak", "CR2": 'say "hi", then\r\nleave', "CR3": "tab\there\nand newline"}
+    batch = [{"external_id": key, "name": name} for key, name in names.items()]
+
+    response = api_client.post(BULK_URL.format("alpha"), {"students": batch}, format="json")
+
+    assert response.status_code == 200, response.content[:300]
+    stored = dict(Student.objects.for_institution(tenant_a.institution).filter(external_id__in=names)
+                  .values_list("external_id", "name"))
+    assert stored == names
+    changed = {**names, "CR1": "line\rbreak, edited"}
+    api_client.post(BULK_URL.format("alpha"), {"students": [{"external_id": "CR1", "name": changed["CR1"]}]},
+                    format="json")
+    assert Student.objects.for_institution(tenant_a.institution).get(external_id="CR1").name == changed["CR1"]
