@@ -7,7 +7,8 @@ from institutions.api.views import InstitutionDetailView, JobViewSet, MyInstitut
 from institutions.api.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from interventions.api import CaseloadAssignmentView, FlagViewSet, InterventionTypeViewSet, InterventionViewSet
 from predictions.api import ModelVersionViewSet, StudentLatestPredictionView, StudentPredictionHistoryView
-from students.api import FeatureDefinitionViewSet, StudentViewSet
+from predictions.api_students import StudentViewSet  # students + filters on the latest risk
+from students.api import FeatureDefinitionViewSet
 from students.api_activity import ActivityEventViewSet
 from students.api_bulk import StudentBulkUpsertView
 from students.api_imports import ImportFileView
