@@ -288,6 +288,9 @@ def model_version_promote(
         )
         if rescore:
             rescore_request(institution=institution, created_by=user, triggered_by="promotion")
+        # With a live model the schedules matter: make sure beat has them (the defaults until an
+        # admin changes them), not only once someone has saved the settings page.
+        prediction_schedule_sync(institution=institution, settings=prediction_settings_get(institution=institution))
     version.refresh_from_db()
     return version
 

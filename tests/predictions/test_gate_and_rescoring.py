@@ -186,3 +186,15 @@ def test_with_the_broker_down_the_rescore_stays_queued_and_is_sent_when_it_is_ba
     assert dispatch_pending_jobs() == 1  # broker back (in-process here): the job is sent and runs
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED and job.counts["scored"] == job.counts["current"] > 0
+
+
+def test_beat_entries_queue_a_scheduled_job_of_their_own_institution_only(tenants):
+    from predictions.tasks import scheduled_rescore, scheduled_retrain
+
+    a, b = tenants
+    scheduled_rescore(institution_id=a.institution.pk)
+    scheduled_retrain(institution_id=a.institution.pk)
+    scheduled_rescore(institution_id=a.institution.pk)  # joins the one still queued
+    jobs = Job.objects.for_institution(a.institution).filter(triggered_by="schedule")
+    assert sorted(jobs.values_list("kind", flat=True)) == ["rescore", "retrain"]
+    assert not Job.objects.for_institution(b.institution).exists()

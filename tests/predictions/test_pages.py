@@ -77,6 +77,10 @@ def test_admin_promotes_a_candidate_and_rolls_back_in_one_action(client, tenants
     assert _versions(b).get(pk=b_live.pk).status == ModelStatus.LIVE
     assert Job.objects.for_institution(a.institution).filter(kind=JobKind.RESCORE).exists()
     assert not Job.objects.for_institution(b.institution).exists()
+    # Going live put the default schedules (daily rescore, weekly retrain) in beat's table.
+    assert set(PeriodicTask.objects.filter(name__endswith=f"institution-{a.institution.pk}")
+               .values_list("task", flat=True)) == {"predictions.tasks.scheduled_rescore",
+                                                    "predictions.tasks.scheduled_retrain"}
 
 
 def test_admin_rejects_a_candidate(client, tenant_a):
