@@ -19,14 +19,19 @@ from sklearn.model_selection import StratifiedKFold
 
 # Depth is capped so that exact TreeSHAP stays fast and memory-bounded at scoring time.
 MAX_DEPTH = 8
-# LightGBM's OpenMP threads busy-wait; on small data (and on a shared two-core machine) a second
-# thread costs far more than it gives — measured 2 s single-threaded against 8-35 s with two
-# threads for a 400-student training under load. Extra threads only pay off on large data.
-MULTITHREAD_MIN_ROWS = 20_000
+# LightGBM trains single-threaded. Its OpenMP threads synchronise on every histogram and
+# busy-wait; on a shared two-core machine (a Celery worker next to the web server and database,
+# or a niced job) a second thread makes training 4-15x *slower*: measured 1.5 s with one thread
+# against 19 s with two for 200 rounds on 64,000 students, and 2 s against 8-35 s for a
+# 400-student training, under a load average of 4-7.
+TRAINING_THREADS = 1
+# Prediction and TreeSHAP split rows between threads without per-step synchronisation and do
+# scale with a second core, but only on batches large enough to amortise starting the threads.
+PARALLEL_PREDICTION_MIN_ROWS = 5_000
 
 
-def thread_count(n_rows: int, n_jobs: int) -> int:
-    return n_jobs if n_rows >= MULTITHREAD_MIN_ROWS else 1
+def prediction_threads(n_rows: int, n_jobs: int) -> int:
+    return n_jobs if n_rows >= PARALLEL_PREDICTION_MIN_ROWS else 1
 
 DEFAULT_CANDIDATE: dict[str, Any] = {
     "num_leaves": 15,
@@ -51,7 +56,7 @@ SEARCH_SPACE: dict[str, list[Any]] = {
 }
 
 
-def lightgbm_params(candidate: dict[str, Any], *, y: np.ndarray, seed: int, n_jobs: int,
+def lightgbm_params(candidate: dict[str, Any], *, y: np.ndarray, seed: int,
                     learning_rate: float) -> dict[str, Any]:
     """Full LightGBM parameters for a search candidate; deterministic given the seed."""
     positives = float(np.sum(y))
@@ -79,7 +84,7 @@ def lightgbm_params(candidate: dict[str, Any], *, y: np.ndarray, seed: int, n_jo
         "data_random_seed": seed,
         "deterministic": True,
         "force_col_wise": True,
-        "num_threads": thread_count(len(y), n_jobs),
+        "num_threads": TRAINING_THREADS,
         "verbosity": -1,
         "feature_pre_filter": False,
     }
@@ -125,7 +130,6 @@ def search_hyperparameters(
     iterations: int,
     inner_folds: int,
     seed: int,
-    n_jobs: int,
     learning_rate: float,
     max_rounds: int,
     early_stopping_rounds: int,
@@ -165,8 +169,7 @@ def search_hyperparameters(
         oof = np.zeros(len(y_tune))
         losses, rounds = [], []
         for (train_idx, valid_idx), (train_set, valid_set) in zip(folds, datasets, strict=True):
-            params = lightgbm_params(candidate, y=y_tune[train_idx], seed=seed, n_jobs=n_jobs,
-                                     learning_rate=learning_rate)
+            params = lightgbm_params(candidate, y=y_tune[train_idx], seed=seed, learning_rate=learning_rate)
             booster = lgb.train(
                 params,
                 train_set,

@@ -69,13 +69,14 @@ def boolean_values(series: pd.Series) -> np.ndarray:
 
 
 def category_values(series: pd.Series) -> np.ndarray:
-    """Object array of normalised category strings, None where missing."""
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        floats = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        uniques, inverse = np.unique(floats, return_inverse=True)
-        names = np.array([category_string(float(u)) for u in uniques], dtype=object)
-        return names[inverse] if len(uniques) else np.array([None] * len(series), dtype=object)
-    return np.array([category_string(v) for v in series.tolist()], dtype=object)
+    """Object array of normalised category strings, None where missing.
+
+    Normalises each distinct value once (factorize) rather than every row: 100,000 students
+    have only a few dozen distinct codes per column.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    names = np.array([category_string(value) for value in uniques] + [None], dtype=object)
+    return names[np.where(codes < 0, len(uniques), codes)]
 
 
 def ratio_values(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

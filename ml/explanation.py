@@ -21,7 +21,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ml.boosting import thread_count
+from ml.boosting import prediction_threads
 from ml.schema import FeatureSpec, category_string, is_missing
 
 # Below this many rows the fixed set-up cost of FastTreeSHAP v2 outweighs its speed.
@@ -53,7 +53,7 @@ class TreeShapComputer:
                 values = values[-1]
             return values, base
         contributions = self.booster.predict(matrix, pred_contrib=True,
-                                             num_threads=thread_count(len(matrix), self.n_jobs))
+                                             num_threads=prediction_threads(len(matrix), self.n_jobs))
         if len(matrix) == 0:
             return np.zeros((0, self.booster.num_feature())), self.expected_value()
         return contributions[:, :-1], float(contributions[0, -1])

@@ -6,6 +6,10 @@ rate), what share of leavers is caught (TPR), what share of stayers is flagged n
 for that group (calibration gap = mean shown risk - observed dropout rate). The largest gap
 between groups per metric is what a promotion gate and an administrator look at. Groups too
 small to say anything stable are listed but left out of the largest gaps.
+
+The figures are the ones fairlearn's ``MetricFrame`` gives (a test checks them against it), but
+computed with one grouped sum per attribute: MetricFrame calls a Python function per group and
+metric, which took 21 s for 100,000 students and five attributes, against well under a second here.
 """
 
 from __future__ import annotations
@@ -16,66 +20,49 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import MetricFrame
 
 DEFAULT_MIN_GROUP_SIZE = 20
 MISSING_GROUP = "not recorded"
 
 
-def _count(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(len(y_true))
-
-
-def _selection_rate(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(np.mean(y_pred)) if len(y_pred) else math.nan
-
-
-def _true_positive_rate(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    positives = y_true == 1
-    return float(np.mean(y_pred[positives])) if positives.any() else math.nan
-
-
-def _false_positive_rate(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    negatives = y_true == 0
-    return float(np.mean(y_pred[negatives])) if negatives.any() else math.nan
-
-
-def _precision(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    flagged = y_pred == 1
-    return float(np.mean(y_true[flagged])) if flagged.any() else math.nan
-
-
-def _mean_risk(y_true: np.ndarray, y_pred: np.ndarray, risk: np.ndarray) -> float:
-    return float(np.mean(risk)) if len(risk) else math.nan
-
-
-def _observed_rate(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(np.mean(y_true)) if len(y_true) else math.nan
-
-
-def _calibration_gap(y_true: np.ndarray, y_pred: np.ndarray, risk: np.ndarray) -> float:
-    return float(np.mean(risk) - np.mean(y_true)) if len(y_true) else math.nan
-
-
-METRICS = {
-    "count": _count,
-    "selection_rate": _selection_rate,
-    "tpr": _true_positive_rate,
-    "fpr": _false_positive_rate,
-    "precision": _precision,
-    "mean_risk": _mean_risk,
-    "observed_rate": _observed_rate,
-    "calibration_gap": _calibration_gap,
-}
+METRICS = ("count", "selection_rate", "tpr", "fpr", "precision", "mean_risk", "observed_rate",
+           "calibration_gap")
 GAP_METRICS = ("selection_rate", "tpr", "fpr", "precision", "calibration_gap")
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe number: NaN (undefined, e.g. precision with nobody flagged) becomes None."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
+def _group_metrics(y: np.ndarray, flagged: np.ndarray, risk: np.ndarray, labels: np.ndarray,
+                   ) -> dict[str, dict[str, Any]]:
+    """Count, selection rate, TPR, FPR, precision and calibration per group, from grouped sums."""
+    sums = pd.DataFrame({
+        "group": labels,
+        "count": 1,
+        "flagged": flagged,
+        "positive": y,
+        "true_positive": y * flagged,
+        "false_positive": (1 - y) * flagged,
+        "risk": risk,
+    }).groupby("group", sort=True).sum()
+
+    def ratio(numerator: float, denominator: float) -> float | None:
+        return float(numerator / denominator) if denominator else None
+
+    result: dict[str, dict[str, Any]] = {}
+    for group, row in sums.iterrows():
+        count = int(row["count"])
+        negatives = count - row["positive"]
+        mean_risk = ratio(row["risk"], count)
+        observed = ratio(row["positive"], count)
+        result[str(group)] = {
+            "count": count,
+            "selection_rate": ratio(row["flagged"], count),
+            "tpr": ratio(row["true_positive"], row["positive"]),
+            "fpr": ratio(row["false_positive"], negatives),
+            "precision": ratio(row["true_positive"], row["flagged"]),
+            "mean_risk": mean_risk,
+            "observed_rate": observed,
+            "calibration_gap": None if mean_risk is None or observed is None else mean_risk - observed,
+        }
+    return result
 
 
 def group_labels(values: pd.Series) -> np.ndarray:
@@ -114,19 +101,7 @@ def fairness_audit(
         labels = group_labels(pd.Series(values).reset_index(drop=True))
         if len(labels) != len(y):
             raise ValueError(f"group values for {name!r} do not match the number of students")
-        frame = MetricFrame(
-            metrics=METRICS,
-            y_true=y,
-            y_pred=flagged,
-            sensitive_features=pd.Series(labels, name=name),
-            sample_params={"mean_risk": {"risk": p}, "calibration_gap": {"risk": p}},
-        )
-        by_group = frame.by_group
-        per_group: dict[str, dict[str, Any]] = {}
-        for group, row in by_group.iterrows():
-            per_group[str(group)] = {
-                metric: (int(row[metric]) if metric == "count" else _clean(row[metric])) for metric in METRICS
-            }
+        per_group = _group_metrics(y, flagged, p, labels)
         large = [g for g, m in per_group.items() if m["count"] >= min_group_size]
         largest_gap: dict[str, Any] = {}
         for metric in GAP_METRICS:
@@ -141,6 +116,8 @@ def fairness_audit(
             "groups": per_group,
             "largest_gap": largest_gap,
             "small_groups": sorted(set(per_group) - set(large)),
-            "overall": {metric: _clean(frame.overall[metric]) for metric in METRICS if metric != "count"},
+            "overall": {metric: value for metric, value in
+                        _group_metrics(y, flagged, p, np.full(len(y), "all", dtype=object))["all"].items()
+                        if metric != "count"},
         }
     return result

@@ -117,6 +117,7 @@ def build_model_card(
     importance: Sequence[dict[str, Any]],
     fingerprint: str,
     versions: dict[str, str],
+    scaled_for_large_data: bool = False,
 ) -> dict[str, Any]:
     positives = int(np.sum(y))
     fold_summary, pooled, pooled_uncalibrated = cv.fold_summary, cv.pooled, cv.pooled_uncalibrated
@@ -161,7 +162,7 @@ def build_model_card(
             "model_columns": encoder.n_columns,
             "encoding": (
                 "Categories shared by fewer than "
-                f"{config.min_category_count} training students are grouped with unseen ones as 'other'; "
+                f"{config.category_threshold(dev_rows)} training students are grouped with unseen ones as 'other'; "
                 "missing values are encoded explicitly. Choices use feature values only, never outcomes."
             ),
         },
@@ -212,6 +213,12 @@ def build_model_card(
                 "trials": final.search.trials,
             },
             "config": config.to_dict(),
+            "scaled_for_large_data": scaled_for_large_data,
+            "scaling_note": (
+                f"More than {config.large_data_rows:,} development students: the search used the faster "
+                "large-data settings shown in config (see TrainingConfig.scaled_for)."
+                if scaled_for_large_data else None
+            ),
         },
         "library_versions": versions,
         "training_fingerprint": fingerprint,

@@ -14,7 +14,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ml.boosting import SearchResult, fit_booster, lightgbm_params, search_hyperparameters, thread_count
+from ml.boosting import SearchResult, fit_booster, lightgbm_params, prediction_threads, search_hyperparameters
 from ml.calibration import Calibrator, choose_calibrator
 from ml.config import TrainingConfig
 from ml.encoding import FeatureEncoder
@@ -36,14 +36,14 @@ class FittedPipeline:
     def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
         booster = lgb.Booster(model_str=self.booster_text)
         matrix = self.encoder.transform(frame)
-        threads = thread_count(len(matrix), self.n_jobs)
+        threads = prediction_threads(len(matrix), self.n_jobs)
         return np.asarray(booster.predict(matrix, raw_score=True, num_threads=threads), dtype=float)
 
 
 def fit_pipeline(frame: pd.DataFrame, y: np.ndarray, specs: Sequence[FeatureSpec],
                  config: TrainingConfig) -> FittedPipeline:
     """Encode, tune, calibrate and fit on these rows only (used for each outer fold and the final model)."""
-    encoder = FeatureEncoder.fit(frame, specs, min_category_count=config.min_category_count,
+    encoder = FeatureEncoder.fit(frame, specs, min_category_count=config.category_threshold(len(frame)),
                                  derive_ratios=config.derive_ratios)
     matrix = encoder.transform(frame)
     search = search_hyperparameters(
@@ -52,7 +52,6 @@ def fit_pipeline(frame: pd.DataFrame, y: np.ndarray, specs: Sequence[FeatureSpec
         iterations=config.search_iterations,
         inner_folds=config.inner_folds,
         seed=config.seed,
-        n_jobs=config.n_jobs,
         learning_rate=config.learning_rate,
         max_rounds=config.max_boost_rounds,
         early_stopping_rounds=config.early_stopping_rounds,
@@ -61,8 +60,7 @@ def fit_pipeline(frame: pd.DataFrame, y: np.ndarray, specs: Sequence[FeatureSpec
     calibrator, report = choose_calibrator(
         search.oof_raw, y[search.oof_index], methods=config.calibration_methods, seed=config.seed
     )
-    params = lightgbm_params(search.candidate, y=y, seed=config.seed, n_jobs=config.n_jobs,
-                             learning_rate=config.learning_rate)
+    params = lightgbm_params(search.candidate, y=y, seed=config.seed, learning_rate=config.learning_rate)
     booster = fit_booster(matrix, y, params, search.num_rounds)
     return FittedPipeline(
         encoder=encoder,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml.artifact import decode_document, encode_document, sha256_hex
-from ml.boosting import thread_count
+from ml.boosting import prediction_threads
 from ml.calibration import Calibrator
 from ml.config import TrainingConfig
 from ml.encoding import FeatureEncoder
@@ -84,7 +84,7 @@ class TrainedModel:
     def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
         """Booster log-odds before calibration (what SHAP values add up to)."""
         matrix = self.encoder.transform(frame)
-        threads = thread_count(len(matrix), self.config.n_jobs)
+        threads = prediction_threads(len(matrix), self.config.n_jobs)
         return np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=threads), dtype=float)
 
     def predict_risk(self, frame: pd.DataFrame) -> np.ndarray:

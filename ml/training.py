@@ -66,6 +66,7 @@ def choose_features(frame: pd.DataFrame, specs: Sequence[FeatureSpec],
     """Decide inputs from the schema and label-free facts about the columns (never the outcome)."""
     used: list[FeatureSpec] = []
     excluded: list[dict[str, str]] = []
+    min_count = config.category_threshold(len(frame))
 
     def exclude(spec: FeatureSpec, reason: str) -> None:
         excluded.append({"feature": spec.key, "label": spec.label, "reason": reason})
@@ -86,8 +87,8 @@ def choose_features(frame: pd.DataFrame, specs: Sequence[FeatureSpec],
                 continue
             counts = present.value_counts()
             missing = int(values.isna().sum())
-            if counts.max() < config.min_category_count and missing < config.min_category_count:
-                exclude(spec, f"every category is shared by fewer than {config.min_category_count} students")
+            if counts.max() < min_count and missing < min_count:
+                exclude(spec, f"every category is shared by fewer than {min_count} students")
                 continue
             if len(counts) == 1 and missing == 0:
                 exclude(spec, "the same value for every student")
@@ -247,6 +248,7 @@ def train_model(
     dev_frame = frame.iloc[dev_positions]
     dev_y = y[dev_positions]
     check_enough_data(dev_y, config.min_students_per_outcome, where=" after setting aside the holdout")
+    requested_config, config = config, config.scaled_for(len(dev_y))
 
     cv = nested_cross_validation(dev_frame, dev_y, used_specs, config, progress=report, span=(0.05, 0.78))
     oof_risk = cv.oof_risk
@@ -322,6 +324,7 @@ def train_model(
         importance=importance,
         fingerprint=fingerprint,
         versions=library_versions(),
+        scaled_for_large_data=config != requested_config,
     )
     model.metadata = to_jsonable({
         "model_card": card,

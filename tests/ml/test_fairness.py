@@ -59,3 +59,24 @@ def test_trained_model_card_audits_each_protected_attribute(trained):
     assert fairness["threshold"] == trained.threshold
     ages = fairness["cross_validated"]["attributes"]["age"]["groups"]
     assert len(ages) >= 3  # numeric age is cut into bands named by their values
+
+
+def test_audit_agrees_with_fairlearn_metricframe_on_random_data():
+    import numpy as np
+    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+    from sklearn.metrics import precision_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    risk = np.clip(0.3 * y + rng.random(500) * 0.7, 0, 1)
+    groups = pd.Series(rng.choice(["a", "b", "c"], 500))
+    audit = fairness_audit(y, risk, {"g": groups}, threshold=0.5, min_group_size=1)["attributes"]["g"]["groups"]
+    flagged = (risk >= 0.5).astype(int)
+    frame = MetricFrame(
+        metrics={"selection_rate": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate,
+                 "precision": precision_score},
+        y_true=y, y_pred=flagged, sensitive_features=groups,
+    )
+    for group, row in frame.by_group.iterrows():
+        for metric in ("selection_rate", "tpr", "fpr", "precision"):
+            assert audit[group][metric] == pytest.approx(row[metric], abs=1e-12)
