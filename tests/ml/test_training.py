@@ -115,3 +115,17 @@ def test_model_card_reports_baselines_on_the_same_folds(trained):
     for name in FAST_CONFIG.baselines:
         folds = trained.model_card["baselines"]["models"][name]["fold_summary"]["roc_auc"]["folds"]
         assert len(folds) == FAST_CONFIG.n_folds
+
+
+def test_large_data_gets_the_cheaper_search_and_small_data_keeps_the_configured_one():
+    config = TrainingConfig()
+    assert config.scaled_for(5_000) is config
+    large = config.scaled_for(80_000)
+    assert large.learning_rate >= 0.1 and large.max_boost_rounds <= 300 and large.inner_folds == 2
+    assert large.search_iterations == config.search_iterations and large.seed == config.seed
+
+
+def test_rare_category_threshold_grows_with_the_data():
+    config = TrainingConfig()
+    assert config.category_threshold(1_000) == 10
+    assert config.category_threshold(100_000) == 200
