@@ -45,6 +45,8 @@ class TreeShapComputer:
 
     def shap_values(self, matrix: np.ndarray) -> tuple[np.ndarray, float]:
         """([n, n_columns] SHAP values in log-odds, base value) for a NaN-free model matrix."""
+        if len(matrix) == 0:
+            return np.zeros((0, self.booster.num_feature())), self.expected_value()
         if len(matrix) >= FAST_EXPLAINER_MIN_ROWS:
             explainer = self._fast_explainer()
             values = np.asarray(explainer.shap_values(matrix, check_additivity=False), dtype=float)
@@ -54,8 +56,6 @@ class TreeShapComputer:
             return values, base
         contributions = self.booster.predict(matrix, pred_contrib=True,
                                              num_threads=prediction_threads(len(matrix), self.n_jobs))
-        if len(matrix) == 0:
-            return np.zeros((0, self.booster.num_feature())), self.expected_value()
         return contributions[:, :-1], float(contributions[0, -1])
 
     def expected_value(self) -> float:

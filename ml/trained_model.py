@@ -84,6 +84,8 @@ class TrainedModel:
     def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
         """Booster log-odds before calibration (what SHAP values add up to)."""
         matrix = self.encoder.transform(frame)
+        if len(matrix) == 0:  # a rescore batch can be empty; LightGBM cannot predict zero rows
+            return np.zeros(0)
         threads = prediction_threads(len(matrix), self.config.n_jobs)
         return np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=threads), dtype=float)
 

@@ -35,10 +35,22 @@ ProgressCallback = Callable[[float, str], None]
 
 
 # -- input checks ----------------------------------------------------------------------------------
+def aligned(values: pd.Series | Any, frame: pd.DataFrame, name: str) -> pd.Series:
+    """``values`` in the frame's row order: by index label when it carries the same students,
+    else by position (a plain list or array)."""
+    if len(values) != len(frame):
+        raise ValueError(f"{name} has {len(values)} rows but the frame has {len(frame)}")
+    if isinstance(values, pd.Series):
+        if values.index.equals(frame.index):
+            return values
+        if values.index.is_unique and set(values.index) == set(frame.index):
+            return values.reindex(frame.index)
+        return pd.Series(values.to_numpy(), index=frame.index, name=values.name)
+    return pd.Series(list(values), index=frame.index, name=name)
+
+
 def _outcome_array(outcome: pd.Series, frame: pd.DataFrame) -> np.ndarray:
-    if len(outcome) != len(frame):
-        raise ValueError(f"outcome has {len(outcome)} rows but the frame has {len(frame)}")
-    series = pd.Series(outcome)
+    series = aligned(outcome, frame, "outcome")
     if series.isna().any():
         raise ValueError(
             f"outcome is missing for {int(series.isna().sum())} students; train only on students with a known outcome"
@@ -239,8 +251,8 @@ def train_model(
         raise SchemaError("the training frame's index must identify students uniquely")
     y = _outcome_array(outcome, frame)
     check_enough_data(y, config.min_students_per_outcome)
-    if cohort is not None and len(cohort) != len(frame):
-        raise ValueError("cohort must have one value per student")
+    if cohort is not None:
+        cohort = aligned(cohort, frame, "cohort")
     used_specs, excluded = choose_features(frame, specs, config)
 
     holdout_mask, holdout_info = split_holdout(y, cohort, config)

@@ -118,3 +118,11 @@ def test_missing_columns_at_scoring_time_count_as_not_recorded(trained, syntheti
 def test_top_factor_indices_picks_largest_magnitudes_in_order():
     values = np.array([[0.1, -0.5, 0.3, 0.0], [2.0, 0.0, -3.0, 1.0]])
     assert top_factor_indices(values, 2).tolist() == [[1, 2], [2, 0]]
+
+
+def test_an_empty_batch_gives_empty_results_not_an_error(trained, synthetic_data):
+    empty = synthetic_data[0].iloc[:0]
+    assert trained.predict_risk(empty).shape == (0,)
+    assert trained.explain(empty) == []
+    contributions, base = trained.explain_arrays(empty)
+    assert contributions.shape == (0, len(trained.feature_keys)) and np.isfinite(base)

@@ -129,3 +129,11 @@ def test_rare_category_threshold_grows_with_the_data():
     config = TrainingConfig()
     assert config.category_threshold(1_000) == 10
     assert config.category_threshold(100_000) == 200
+
+
+def test_outcome_and_cohort_are_matched_to_students_by_index_not_position():
+    frame, outcome, cohort = synthetic_students(400, seed=9)
+    shuffled = np.random.default_rng(0).permutation(len(frame))
+    first = train_model(frame, outcome, synthetic_schema(), TINY_CONFIG, cohort=cohort)
+    second = train_model(frame, outcome.iloc[shuffled], synthetic_schema(), TINY_CONFIG, cohort=cohort.iloc[shuffled])
+    assert first.sha256 == second.sha256
