@@ -127,6 +127,16 @@ def webhook_endpoint_delete(*, institution: Institution, endpoint: WebhookEndpoi
     endpoint.delete()
 
 
+def webhook_subscribed_events(*, institution: Institution) -> set[str]:
+    """Events some active endpoint of the institution listens to: lets emitters skip work nobody wants."""
+    events: set[str] = set()
+    for subscribed in WebhookEndpoint.objects.for_institution(institution).filter(is_active=True).values_list(
+        "events", flat=True
+    ):
+        events.update(subscribed)
+    return events
+
+
 def webhook_emit(*, institution: Institution, event: str, payload: dict) -> list[WebhookDelivery]:
     """Queue ``event`` for every active endpoint of the institution subscribed to it.
 

@@ -26,6 +26,8 @@ from django.utils import timezone
 import ml
 from institutions.jobs import job_create, job_dispatch, job_progress
 from institutions.models import Institution, Job, JobKind
+from institutions.webhooks import webhook_emit, webhook_subscribed_events
+from students.models import Student
 from students.selectors import current_students
 
 from . import frames
@@ -363,6 +365,10 @@ def predictions_rescore(
     # Only what the model reads: a change to a value it ignores (a protected attribute) is no reason to rescore.
     fingerprints = frames.current_student_fingerprints(institution=institution, keys=list(model.feature_keys))
 
+    # Band and flag as they stood before this run, for the student.flagged / risk_band_changed
+    # webhooks; read only when an endpoint listens (a full snapshot of current students).
+    standing_events = webhook_subscribed_events(institution=institution) & set(STANDING_EVENTS)
+    standing_before = _standing(institution) if standing_events else {}
     done = set(Prediction.objects.for_institution(institution).filter(job=job).values_list("student_id", flat=True))
     previous = {
         student_id: (version_id, fingerprint)
@@ -408,6 +414,9 @@ def predictions_rescore(
             student_id__in=current_students(institution=institution).values("id")
         ).delete()
         flagged = latest_predictions_rank(institution=institution, settings=settings)
+        if standing_events:
+            _standing_webhooks_emit(institution=institution, before=standing_before, events=standing_events,
+                                    job=job, version=live)
     timings["rank"] = time.monotonic() - mark
     return RescoreOutcome(len(fingerprints), len(todo), len(fingerprints) - len(todo), flagged, live.number,
                           timings={key: round(value, 2) for key, value in timings.items()})
@@ -551,6 +560,57 @@ def _store_chunk_postgres(*, institution, job, version, settings, rows, now) -> 
             """,  # noqa: S608
             [institution.pk, job.pk, student_ids],
         )
+
+
+STANDING_EVENTS = ("student.flagged", "student.risk_band_changed")
+
+
+def _standing(institution: Institution) -> dict[int, tuple[str, bool]]:
+    return {
+        student_id: (band, flagged)
+        for student_id, band, flagged in LatestPrediction.objects.for_institution(institution).values_list(
+            "student_id", "band", "flagged"
+        )
+    }
+
+
+def _standing_webhooks_emit(
+    *, institution: Institution, before: dict[int, tuple[str, bool]], events: set[str], job: Job,
+    version: ModelVersion,
+) -> int:
+    """Tell subscribed systems who became flagged and whose band changed in this run.
+
+    A student's first band is not a change; a student flagged before and still flagged is not
+    newly flagged. Sent after the run's transaction commits (webhook_emit's contract).
+    """
+    changed = []
+    for student_id, band, flagged, risk in LatestPrediction.objects.for_institution(institution).values_list(
+        "student_id", "band", "flagged", "risk"
+    ):
+        old_band, old_flagged = before.get(student_id, (None, False))
+        newly_flagged = flagged and not old_flagged
+        band_changed = old_band is not None and old_band != band
+        if newly_flagged or band_changed:
+            changed.append((student_id, band, flagged, risk, old_band, newly_flagged, band_changed))
+    external_ids = dict(
+        Student.objects.for_institution(institution).filter(pk__in=[row[0] for row in changed]).values_list(
+            "pk", "external_id"
+        )
+    )
+    sent = 0
+    for student_id, band, flagged, risk, old_band, newly_flagged, band_changed in changed:
+        payload = {
+            "student_id": student_id, "external_id": external_ids.get(student_id), "risk": round(risk, 4),
+            "band": band, "previous_band": old_band, "flagged": flagged, "model_version": version.number,
+            "job_id": job.pk,
+        }
+        if newly_flagged and "student.flagged" in events:
+            webhook_emit(institution=institution, event="student.flagged", payload=payload)
+            sent += 1
+        if band_changed and "student.risk_band_changed" in events:
+            webhook_emit(institution=institution, event="student.risk_band_changed", payload=payload)
+            sent += 1
+    return sent
 
 
 def latest_predictions_rank(*, institution: Institution, settings: PredictionSettings) -> int:
