@@ -28,7 +28,9 @@ def test_command_trains_a_live_model_and_scores_every_current_student(tenants, c
     # A second run keeps the version and only rescores what changed (nothing).
     call_command("train_and_score", "alpha")
     assert ModelVersion.objects.for_institution(a.institution).count() == 1
-    assert "scored 0 of" in capsys.readouterr().out
+    current = current_students(institution=a.institution).count()
+    assert f"{current} current students: 0 scored now, {current} unchanged since their last score" in (
+        capsys.readouterr().out)
 
 
 def test_command_reports_too_few_outcomes_and_unknown_slugs(tenant_a):

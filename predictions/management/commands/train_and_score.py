@@ -62,7 +62,7 @@ class Command(BaseCommand):
             job_succeed(job, counts={"training_size": version.training_size},
                         result={"model_version": version.number, "status": version.status})
             self.stdout.write(f"\n  model v{version.number}: {version.status}, ROC-AUC "
-                              f"{version.auc if version.auc is not None else 'n/a'} "
+                              f"{f'{version.auc:.3f}' if version.auc is not None else 'n/a'} "
                               f"({time.monotonic() - started:.1f} s)")
             if version.status != ModelStatus.LIVE:
                 self.stdout.write("  the new version did not pass the promotion gate; an admin decides")
@@ -73,6 +73,7 @@ class Command(BaseCommand):
         outcome = predictions_rescore(institution=institution, job=job, full=full)
         job_succeed(job, counts=outcome.counts(), result={"model_version": outcome.model_version,
                                                           "message": outcome.message})
-        self.stdout.write(f"  scored {outcome.scored} of {outcome.current} current students, "
-                          f"{outcome.flagged} flagged ({time.monotonic() - started:.1f} s)"
+        self.stdout.write(f"  {outcome.current} current students: {outcome.scored} scored now, "
+                          f"{outcome.unchanged} unchanged since their last score; {outcome.flagged} flagged "
+                          f"({time.monotonic() - started:.1f} s)"
                           + (f"; {outcome.message}" if outcome.message else ""))
