@@ -132,11 +132,14 @@ def model_version_report(version: ModelVersion) -> dict:
     ]
     reliability = [b for b in ((card.get("calibration") or {}).get("reliability") or []) if b.get("count")]
     fairness_audit = (version.fairness or {}).get("cross_validated") or (version.fairness or {}).get("holdout") or {}
+    features = card.get("features") or {}
+    labels = {f["feature"]: f.get("label") or f["feature"]
+              for f in [*(features.get("used") or []), *(features.get("excluded") or [])]}
     fairness_rows = []
     for attribute, report in (fairness_audit.get("attributes") or {}).items():
         for metric, entry in (report.get("largest_gap") or {}).items():
             fairness_rows.append({
-                "attribute": attribute, "metric": FAIRNESS_METRIC_NAMES.get(metric, metric),
+                "attribute": labels.get(attribute, attribute), "metric": FAIRNESS_METRIC_NAMES.get(metric, metric),
                 "gap": entry.get("gap") if entry else None,
                 "highest": entry.get("highest_group") if entry else None,
                 "lowest": entry.get("lowest_group") if entry else None,

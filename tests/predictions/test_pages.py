@@ -33,6 +33,14 @@ def test_model_page_shows_live_model_report_with_charts_and_baselines(client, tr
     assert "Retrain now" not in body
 
 
+def test_fairness_table_names_protected_attributes_by_their_schema_labels(client, trained_a):
+    client.force_login(trained_a.admin)
+    response = client.get(reverse("model-list", args=["alpha"]))
+    body = response.content.decode()
+    assert "<td>Gender</td>" in body
+    assert "<td>gender</td>" not in body
+
+
 def test_model_detail_page_shows_card_and_gate(client, trained_a):
     client.force_login(trained_a.admin)
     response = client.get(reverse("model-detail", args=["alpha", trained_a.version.number]))
