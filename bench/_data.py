@@ -108,13 +108,14 @@ def oulad_schema() -> list[FeatureSpec]:
         FeatureSpec("disability", "Declared disability", "boolean", protected=True),
         FeatureSpec("date_registration", "Registered (days before start)", "numeric", unit="days"),
         FeatureSpec("assessments_due", "assessments due so far", "numeric", min_value=0),
-        FeatureSpec("assessments_submitted", "assessments submitted", "numeric", min_value=0, actionable=True,
-                    out_of="assessments_due"),
+        FeatureSpec("assessments_missed", "assessments due so far not submitted", "numeric", min_value=0,
+                    actionable=True, out_of="assessments_due"),
         FeatureSpec("assessments_late", "assessments submitted late", "numeric", min_value=0, actionable=True,
                     out_of="assessments_due"),
-        FeatureSpec("mean_score", "Mean assessment score so far", "numeric", min_value=0, max_value=100,
-                    actionable=True),
-        FeatureSpec("weighted_score", "Weighted assessment score so far", "numeric", min_value=0, actionable=True),
+        FeatureSpec("mean_score", "Mean assessment score so far, relative to classmates", "numeric",
+                    min_value=-100, max_value=100, unit="points", actionable=True),
+        FeatureSpec("weighted_score", "Weighted score over the assessments due so far", "numeric", min_value=0,
+                    max_value=100, actionable=True),
         FeatureSpec("days_since_last_submission", "Days since last submission", "numeric", unit="days"),
     ]
 
@@ -137,15 +138,17 @@ def load_oulad(cutoff_day: int = 60, directory: Path = OULAD_DIR) -> tuple[pd.Da
     data["imd_band"] = data["imd_band"].replace({"10-20": "10-20%"})
 
     due = assessments[(assessments["date"] <= cutoff_day) & (assessments["assessment_type"] != "Exam")]
-    due_counts = due.groupby(["code_module", "code_presentation"]).size().rename("assessments_due")
+    due_counts = due.groupby(["code_module", "code_presentation"]).agg(
+        assessments_due=("id_assessment", "count"), weight_due=("weight", "sum"))
     done = submissions.merge(assessments, on="id_assessment")
     done = done[(done["date_submitted"] <= cutoff_day) & (done["assessment_type"] != "Exam")]
     done = done.assign(
         late=(done["date_submitted"] > done["date"]).astype(int),
-        weighted=done["score"] * done["weight"] / 100.0,
+        weighted=np.where(done["date"] <= cutoff_day, done["score"] * done["weight"], 0.0),
+        due_by_cutoff=(done["date"] <= cutoff_day).astype(int),
     )
     per_student = done.groupby(key).agg(
-        assessments_submitted=("id_assessment", "count"),
+        submitted_due=("due_by_cutoff", "sum"),
         assessments_late=("late", "sum"),
         mean_score=("score", "mean"),
         weighted_score=("weighted", "sum"),
@@ -154,12 +157,23 @@ def load_oulad(cutoff_day: int = 60, directory: Path = OULAD_DIR) -> tuple[pd.Da
     data = data.merge(due_counts, on=["code_module", "code_presentation"], how="left")
     data = data.merge(per_student, on=key, how="left")
     data["assessments_due"] = data["assessments_due"].fillna(0.0)
-    data["assessments_submitted"] = data["assessments_submitted"].fillna(0.0)
+    # Missed rather than submitted: a submission count rises and falls with each module's calendar,
+    # the number of due assessments not handed in does not.
+    data["assessments_missed"] = data["assessments_due"] - data["submitted_due"].fillna(0.0)
     data["assessments_late"] = data["assessments_late"].fillna(0.0)
-    data["weighted_score"] = data["weighted_score"].fillna(0.0)
+    # Score earned over the weight of everything due so far (unsubmitted work counts as 0): a
+    # cumulative sum would fall whenever a module moves a deadline past the cut-off.
+    data["weighted_score"] = np.where(
+        data["weight_due"] > 0, data["weighted_score"].fillna(0.0) / data["weight_due"], np.nan
+    )
     data["days_since_last_submission"] = np.where(
         data["last_submission"].notna(), cutoff_day - data["last_submission"], np.nan
     )
+    # Marking differs between presentations of a module (BBB's mean score by day 60 fell from 80 to
+    # 64 in 2014J); a score relative to the same presentation's classmates means the same thing in
+    # every presentation, and is computable for a current cohort before any outcome is known.
+    data["mean_score"] = data["mean_score"] - data.groupby(["code_module", "code_presentation"])[
+        "mean_score"].transform("mean")
     data["disability"] = data["disability"].map({"Y": True, "N": False})
     data = data.reset_index(drop=True)
     data.index.name = "enrolment"
