@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,11 @@ def bench_explanations(rows: int, repeats: int) -> None:
     students, _ = resample_uci(rows, seed=1)
     matrix = model.encoder.transform(students)
 
+    def timed_once(function):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        result = function()
+        return time.perf_counter() - start, result
+
     def timed(function):  # type: ignore[no-untyped-def]
         best, result = float("inf"), None
         for _ in range(repeats):
@@ -57,13 +63,21 @@ def bench_explanations(rows: int, repeats: int) -> None:
             best = min(best, time.perf_counter() - start)
         return best, result
 
-    shap_seconds, reference = timed(lambda: np.asarray(shap.TreeExplainer(model.booster).shap_values(matrix)))
-    fast_seconds, (values, base) = timed(lambda: TreeShapComputer(model.booster, n_jobs=2).shap_values(matrix))
+    # shap and the fast path alternate so both see the same machine load (other engineers' jobs
+    # make a sequential comparison swing between 2x and 5x); the speed-up is the median of pairs.
+    pairs = []
+    for _ in range(repeats):
+        shap_time, reference = timed_once(lambda: np.asarray(shap.TreeExplainer(model.booster).shap_values(matrix)))
+        fast_time, (values, base) = timed_once(lambda: TreeShapComputer(model.booster, n_jobs=2).shap_values(matrix))
+        pairs.append((shap_time, fast_time))
+    shap_seconds = min(pair[0] for pair in pairs)
+    fast_seconds = min(pair[1] for pair in pairs)
+    paired_speedup = float(np.median([a / b for a, b in pairs]))
     arrays_seconds, _ = timed(lambda: model.explain_arrays(students))
     explain_seconds, explanations = timed(lambda: model.explain(students, top_k=5))
     difference = float(np.max(np.abs(reference - values)))
     additivity = float(np.max(np.abs(values.sum(axis=1) + base - model.raw_score(students))))
-    print(f"\nExplanations for {rows:,} students (best of {repeats}):")
+    print(f"\nExplanations for {rows:,} students (best of {repeats}; load average {os.getloadavg()[0]:.1f}):")
     print(f"  {'method':<58} {'seconds':>8} {'rows/s':>10} {'vs shap':>8}")
     for name, seconds in (
         ("shap.TreeExplainer(booster).shap_values(X)", shap_seconds),
@@ -75,8 +89,9 @@ def bench_explanations(rows: int, repeats: int) -> None:
     print(f"  max |shap - fast| over {values.size:,} values: {difference:.2e} (must be < 1e-6: "
           f"{'PASS' if difference < 1e-6 else 'FAIL'})")
     print(f"  max |sum(SHAP) + base - raw score|: {additivity:.2e}")
-    print(f"  speed-up of the platform path over plain shap: {shap_seconds / fast_seconds:.2f}x "
-          f"(target >= 3x: {'PASS' if shap_seconds / fast_seconds >= 3 else 'FAIL'})")
+    print(f"  speed-up of the platform path over plain shap, median of {repeats} interleaved pairs: "
+          f"{paired_speedup:.2f}x (pairs: {', '.join(f'{a:.1f}/{b:.1f} s' for a, b in pairs)}; "
+          f"target >= 3x: {'PASS' if paired_speedup >= 3 else 'FAIL'})")
     print(f"  example: {explanations[0]['factors'][0]['text']}")
 
 
