@@ -66,3 +66,14 @@ def registry_row(institution, *, number: int, status: str = "candidate", artifac
         number=number, status=status, artifact=artifact, artifact_sha256=artifact_sha256(artifact),
         artifact_bytes=len(artifact), training_size=300, **fields,
     )
+
+
+def rescore(tenant, **kwargs):
+    """Run a rescore job for the tenant in-process, as a worker would: returns (job, outcome)."""
+    from institutions.jobs import job_create
+    from institutions.models import JobKind
+    from predictions.services import predictions_rescore
+
+    job, _ = job_create(institution=tenant.institution, kind=JobKind.RESCORE)
+    with institution_scope(tenant.institution):
+        return job, predictions_rescore(institution=tenant.institution, job=job, **kwargs)

@@ -11,16 +11,13 @@ from institutions.scoping import institution_scope
 from predictions.models import ModelStatus, ModelVersion, Prediction
 from predictions.services import predictions_rescore
 
-from .conftest import registry_row
+from .conftest import registry_row, rescore
 
 pytestmark = pytest.mark.django_db
 
 
 def _score(tenant):
-    job, _ = job_create(institution=tenant.institution, kind=JobKind.RESCORE)
-    with institution_scope(tenant.institution):
-        predictions_rescore(institution=tenant.institution, job=job, full=True)
-    return job
+    return rescore(tenant, full=True)[0]
 
 
 def test_model_version_list_holds_only_own_institutions_versions(api_client, tenants):

@@ -7,7 +7,6 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 import ml
-from institutions.jobs import job_create
 from institutions.models import Job, JobKind, JobStatus
 from institutions.scoping import institution_scope
 from institutions.tasks import dispatch_pending_jobs
@@ -18,21 +17,14 @@ from predictions.services import (
     latest_predictions_rank,
     model_gate_evaluate,
     model_version_train,
-    predictions_rescore,
 )
 from students.models import Outcome, Student
 from students.selectors import current_students
 from students.signals import import_committed
 
-from .conftest import fast_settings, registry_row
+from .conftest import fast_settings, registry_row, rescore
 
 pytestmark = pytest.mark.django_db
-
-
-def _rescore(tenant, **kwargs):
-    job, _ = job_create(institution=tenant.institution, kind=JobKind.RESCORE)
-    with institution_scope(tenant.institution):
-        return job, predictions_rescore(institution=tenant.institution, job=job, **kwargs)
 
 
 def _train(tenant):
@@ -87,9 +79,9 @@ def test_fairness_bound_holds_back_a_model_with_larger_gaps(trained_a):
 
 
 def test_incremental_rescore_recomputes_only_changed_students_and_keeps_history(trained_a):
-    _, first = _rescore(trained_a)
+    _, first = rescore(trained_a)
     assert first.scored == first.current > 0
-    _, unchanged = _rescore(trained_a)
+    _, unchanged = rescore(trained_a)
     assert (unchanged.scored, unchanged.unchanged) == (0, first.current)
 
     with institution_scope(trained_a.institution):
@@ -98,7 +90,7 @@ def test_incremental_rescore_recomputes_only_changed_students_and_keeps_history(
         # A protected attribute is not a model input: changing it is no reason to rescore.
         other = current_students(institution=trained_a.institution).order_by("-id").first()
         Student.objects.filter(pk=other.pk).update(features={**other.features, "gender": "m"})
-    job, changed = _rescore(trained_a)
+    job, changed = rescore(trained_a)
     assert changed.scored == 1
     assert list(Prediction.objects.for_institution(trained_a.institution).filter(job=job)
                 .values_list("student_id", flat=True)) == [student.pk]
@@ -106,16 +98,16 @@ def test_incremental_rescore_recomputes_only_changed_students_and_keeps_history(
     latest = LatestPrediction.objects.for_institution(trained_a.institution).get(student=student)
     assert latest.prediction.job_id == job.pk
 
-    _, forced = _rescore(trained_a, full=True)
+    _, forced = rescore(trained_a, full=True)
     assert forced.scored == forced.current
 
 
 def test_students_who_leave_drop_out_of_the_ranking(trained_a):
-    _rescore(trained_a)
+    rescore(trained_a)
     with institution_scope(trained_a.institution):
         leaver = current_students(institution=trained_a.institution).first()
         Student.objects.filter(pk=leaver.pk).update(outcome=Outcome.GRADUATED)
-    _, outcome = _rescore(trained_a)
+    _, outcome = rescore(trained_a)
     latest = latest_predictions(institution=trained_a.institution)
     assert latest.count() == outcome.current
     assert not latest.filter(student=leaver).exists()
@@ -123,7 +115,7 @@ def test_students_who_leave_drop_out_of_the_ranking(trained_a):
 
 
 def test_flag_rule_threshold_or_capacity_and_band_cutoffs(trained_a):
-    _rescore(trained_a)
+    rescore(trained_a)
     institution = trained_a.institution
     settings = fast_settings(institution, flag_rule=FlagRule.CAPACITY, flag_capacity=5,
                              band_medium_from=0.2, band_high_from=0.5)

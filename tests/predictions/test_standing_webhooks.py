@@ -2,22 +2,18 @@
 
 import pytest
 
-from institutions.jobs import job_create
-from institutions.models import JobKind, WebhookDelivery
-from institutions.scoping import institution_scope
+from institutions.models import WebhookDelivery
 from institutions.webhooks import webhook_endpoint_create
 from predictions.models import LatestPrediction, PredictionSettings
-from predictions.services import predictions_rescore
 from students.models import Student
+
+from .conftest import rescore
 
 pytestmark = pytest.mark.django_db
 
 
 def _rescore(tenant, *, full=False):
-    job, _ = job_create(institution=tenant.institution, kind=JobKind.RESCORE)
-    with institution_scope(tenant.institution):
-        predictions_rescore(institution=tenant.institution, job=job, full=full)
-    return job
+    return rescore(tenant, full=full)[0]
 
 
 def _deliveries(tenant, event):

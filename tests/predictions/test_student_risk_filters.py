@@ -2,20 +2,16 @@ import pytest
 from django.urls import reverse
 
 from institutions.api_keys import api_key_create
-from institutions.jobs import job_create
-from institutions.models import JobKind
-from institutions.scoping import institution_scope
 from predictions.models import LatestPrediction
-from predictions.services import predictions_rescore
+
+from .conftest import rescore
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def scored_a(trained_a):
-    job, _ = job_create(institution=trained_a.institution, kind=JobKind.RESCORE)
-    with institution_scope(trained_a.institution):
-        predictions_rescore(institution=trained_a.institution, job=job, full=True)
+    rescore(trained_a, full=True)
     return trained_a
 
 

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from institutions.jobs import job_create
-from institutions.models import JobKind
-from institutions.scoping import institution_scope
 from predictions.frames import features_frame
 from predictions.model_store import ArtifactIntegrityError, forget_models, load_model
 from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction
-from predictions.services import predictions_rescore
 from students.models import Outcome, Student
 from students.selectors import current_students
 
+from .conftest import rescore
+
 pytestmark = pytest.mark.django_db
-
-
-def _rescore(tenant, **kwargs):
-    job, _ = job_create(institution=tenant.institution, kind=JobKind.RESCORE)
-    with institution_scope(tenant.institution):
-        return job, predictions_rescore(institution=tenant.institution, job=job, **kwargs)
 
 
 def test_first_trained_model_passes_the_gate_and_goes_live(trained_a):
@@ -35,7 +27,7 @@ def test_first_trained_model_passes_the_gate_and_goes_live(trained_a):
 
 
 def test_full_rescore_stores_one_explained_prediction_per_current_student(trained_a):
-    job, outcome = _rescore(trained_a, full=True)
+    job, outcome = rescore(trained_a, full=True)
     current = set(current_students(institution=trained_a.institution).values_list("id", flat=True))
     stored = Prediction.objects.for_institution(trained_a.institution).filter(job=job)
     assert set(stored.values_list("student_id", flat=True)) == current
