@@ -28,7 +28,7 @@ _TRACKED_LIBRARIES = (
     "pandas",
     "scikit-learn",
     "scipy",
-    "fasttreeshap-fixed",
+    "numba",
     "fairlearn",
 )
 

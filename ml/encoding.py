@@ -5,12 +5,12 @@ exact TreeSHAP implementation cannot read categorical splits, and one-hot parts 
 their feature exactly (a sum). Rare levels share the all-zero "other" pattern, which is also
 where categories never seen in training land, so scoring never fails on a new code.
 
-The matrix never contains NaN. FastTreeSHAP's v2 algorithm ignores LightGBM's default
-direction for missing values and silently loses SHAP mass on such rows, so "not recorded" is
-encoded explicitly instead: a categorical gets its own "missing" level, and a numeric column
-that had gaps in training gets a sentinel far below any real value (a split can isolate it);
-a column that never had gaps in training gets the training median at scoring time, so one
-unexpected blank is scored as a typical value rather than an extreme one.
+The matrix never contains NaN: "not recorded" is encoded explicitly, so the model and its
+explanations treat it as a value of its own rather than as LightGBM's default direction. A
+categorical gets its own "missing" level, and a numeric column that had gaps in training gets
+a sentinel far below any real value (a split can isolate it); a column that never had gaps in
+training gets the training median at scoring time, so one unexpected blank is scored as a
+typical value rather than an extreme one.
 """
 
 from __future__ import annotations

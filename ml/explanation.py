@@ -6,10 +6,11 @@ values are in log-odds and, with the base value, add up to the booster's raw sco
 calibrated risk shown beside them is a monotone map of that raw score, so the signs read the
 same way.
 
-Speed: FastTreeSHAP's v2 algorithm gives the same values as shap's TreeExplainer several times
-faster on large batches (a test and ``bench/explain_speed.py`` check both claims). For a handful
-of rows its per-call set-up dominates, so small batches use LightGBM's own TreeSHAP
-(``pred_contrib``), which is what shap itself calls for LightGBM models.
+Speed: ``ml.treeshap`` computes the same values as shap's TreeExplainer once per tree cell
+(rows that take the same direction at every split of a tree share that tree's values) from
+precomputed per-leaf tables, many times faster on batches (tests and ``bench/explain_speed.py``
+check both claims). For a handful of rows its per-call set-up dominates, so tiny batches (the
+what-if panel) use LightGBM's own TreeSHAP (``pred_contrib``), which gives the same values.
 """
 
 from __future__ import annotations
@@ -21,39 +22,38 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from ml import treeshap
 from ml.boosting import prediction_threads
 from ml.schema import FeatureSpec, category_string, is_missing
 
-# Below this many rows the fixed set-up cost of FastTreeSHAP v2 outweighs its speed.
-FAST_EXPLAINER_MIN_ROWS = 2_000
+# From this many rows on, ml.treeshap beats LightGBM's pred_contrib despite its per-call set-up.
+FAST_EXPLAINER_MIN_ROWS = 32
 
 
 class TreeShapComputer:
-    """Exact TreeSHAP for one booster; the fast explainer is built once and reused."""
+    """Exact TreeSHAP for one booster; the flattened trees and leaf tables are built once and reused."""
 
     def __init__(self, booster: lgb.Booster, n_jobs: int) -> None:
         self.booster = booster
         self.n_jobs = n_jobs
-        self._fast: Any = None
+        self._trees: treeshap.FlatTrees | None = None
+        self._fast_supported = True
 
-    def _fast_explainer(self) -> Any:
-        if self._fast is None:
-            from fasttreeshap_fixed import TreeExplainer
-
-            self._fast = TreeExplainer(self.booster, algorithm="v2", n_jobs=self.n_jobs)
-        return self._fast
+    def _flat_trees(self) -> treeshap.FlatTrees | None:
+        if self._trees is None and self._fast_supported:
+            try:
+                self._trees = treeshap.flatten_booster(self.booster)
+            except treeshap.UnsupportedTree:  # categorical splits: LightGBM's own TreeSHAP handles them
+                self._fast_supported = False
+        return self._trees
 
     def shap_values(self, matrix: np.ndarray) -> tuple[np.ndarray, float]:
-        """([n, n_columns] SHAP values in log-odds, base value) for a NaN-free model matrix."""
+        """([n, n_columns] SHAP values in log-odds, base value) for a model matrix."""
         if len(matrix) == 0:
             return np.zeros((0, self.booster.num_feature())), self.expected_value()
-        if len(matrix) >= FAST_EXPLAINER_MIN_ROWS:
-            explainer = self._fast_explainer()
-            values = np.asarray(explainer.shap_values(matrix, check_additivity=False), dtype=float)
-            base = float(np.ravel(explainer.expected_value)[-1])
-            if values.ndim == 3:  # some versions return [negative class, positive class]
-                values = values[-1]
-            return values, base
+        trees = self._flat_trees() if len(matrix) >= FAST_EXPLAINER_MIN_ROWS else None
+        if trees is not None:
+            return treeshap.shap_values(trees, matrix, self.n_jobs), trees.base_value
         contributions = self.booster.predict(matrix, pred_contrib=True,
                                              num_threads=prediction_threads(len(matrix), self.n_jobs))
         return contributions[:, :-1], float(contributions[0, -1])
