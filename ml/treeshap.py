@@ -20,6 +20,7 @@ The kernels are compiled with numba on first use (cached on disk afterwards).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -382,6 +383,11 @@ if numba is not None:
                            step_slot, leaf_table_offset, leaf_table, tree_feature_offset, tree_feature)
 
 
+# Where numba falls back to its workqueue threading layer (no OpenMP or TBB runtime), two Python
+# threads launching parallel kernels at once (two in-process rescores in a threaded web server)
+# abort the process, so launches take turns; they would compete for the same cores anyway.
+_LAUNCH_LOCK = threading.Lock()
+
 # Rows per block: enough for cells to repeat within a block, few enough to bound the scratch memory.
 MAX_BLOCK_ROWS = 65_536
 
@@ -402,10 +408,11 @@ def shap_values(trees: FlatTrees, matrix: np.ndarray, n_jobs: int) -> np.ndarray
     threads = max(1, min(n_jobs, numba.config.NUMBA_NUM_THREADS))
     blocks = max(threads, -(-n // MAX_BLOCK_ROWS)) if n >= 256 * threads else 1
     block_starts = np.linspace(0, n, blocks + 1).astype(np.int64)
-    numba.set_num_threads(threads)
-    _explain(x, phi, block_starts, exact_compare, trees.node_offset, trees.node_feature, trees.node_threshold,
-             trees.node_default_left, trees.node_missing, trees.leaf_offset, trees.leaf_value,
-             trees.leaf_slot_offset, trees.slot_zero, trees.slot_local_feature, trees.leaf_step_offset,
-             trees.step_node, trees.step_left, trees.step_slot, trees.leaf_table_offset, trees.leaf_table,
-             trees.tree_feature_offset, trees.tree_feature)
+    with _LAUNCH_LOCK:
+        numba.set_num_threads(threads)
+        _explain(x, phi, block_starts, exact_compare, trees.node_offset, trees.node_feature, trees.node_threshold,
+                 trees.node_default_left, trees.node_missing, trees.leaf_offset, trees.leaf_value,
+                 trees.leaf_slot_offset, trees.slot_zero, trees.slot_local_feature, trees.leaf_step_offset,
+                 trees.step_node, trees.step_left, trees.step_slot, trees.leaf_table_offset, trees.leaf_table,
+                 trees.tree_feature_offset, trees.tree_feature)
     return np.ascontiguousarray(phi.T)

@@ -146,3 +146,16 @@ def _splits(dump: dict) -> list[tuple[str, str]]:
             found.append((node["decision_type"], node["missing_type"]))
             stack += [node["left_child"], node["right_child"]]
     return found
+
+
+def test_explanations_from_two_threads_at_once_are_both_exact(continuous_data):
+    """A threaded web server can run two in-process rescores at the same time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, y = continuous_data
+    booster = _booster(x, y, num_leaves=15)
+    trees = treeshap.flatten_booster(booster)
+    expected = treeshap.shap_values(trees, x, n_jobs=2)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: treeshap.shap_values(trees, x, n_jobs=2), range(8)))
+    assert all(np.array_equal(result, expected) for result in results)
