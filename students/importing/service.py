@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from institutions.models import Institution
 
-from ..models import ChangeSource, FeatureDefinition, FeatureKind, ImportMapping, Student, StudentChange
+from ..models import ChangeSource, FeatureDefinition, FeatureKind, ImportMapping, Student
 from .errors import CellError, ImportFileError
 from .mapping import ImportMappingSpec, check_mapping, mapping_from_dict, suggest_mapping
 from .reading import TableInfo, TableReader, check_size
@@ -28,6 +28,7 @@ from .validation import RowCleaner, new_feature_definition
 CHUNK_ROWS = 2000
 MAX_REPORTED_ERRORS = 5000
 ANALYZE_AFTER_ROWS = 10_000
+ANALYZE_SHARE = 0.10  # of the table's rows
 Progress = Callable[[str, int, int], None]
 
 
@@ -182,53 +183,88 @@ def import_file(
 
     writer = ChunkWriter(institution=institution, source=source, job_id=getattr(job, "pk", None),
                          actor_id=getattr(actor, "pk", None), dry_run=not commit)
-    changes_before = _last_change_id(institution)
-    pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes, chunk_rows,
-                                    report_progress)
+    students_before = _students_fingerprint(institution)
+    writer.known_empty = students_before is None  # an institution's first import: nothing to look up
+    try:
+        pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes,
+                                        chunk_rows, report_progress, stage=commit and writer.postgres)
+    except BaseException:
+        writer.discard_staged()
+        raise
     if pending is None:  # errors, and no explicit choice to import the valid rows
+        writer.discard_staged()
         report.seconds = round(time.perf_counter() - started, 3)
         return report
     total = report.rows * passes
     if commit:
-        with transaction.atomic():
-            # One import at a time per institution: a second one waits here instead of racing.
-            Institution.objects.select_for_update().filter(pk=institution.pk).first()
-            everything = _last_change_id(institution) != changes_before  # students changed since pass 1
-            report.new_features = _create_new_features(institution, spec, pending.cleaner)
-            if pending.rows or everything:
-                # Pass 2: re-read the rows that create or change a student (all, if others wrote meanwhile).
+        try:
+            with transaction.atomic():
+                # One import at a time per institution: a second one waits here instead of racing.
+                Institution.objects.select_for_update().filter(pk=institution.pk).first()
+                writer.known_empty = False
+                everything = _students_fingerprint(institution) != students_before  # students written since pass 1
+                report.new_features = _create_new_features(institution, spec, pending.cleaner)
                 written = ImportReport()
-                for numbers, indexes, rows, _ragged in _chunks(reader, len(info.header), chunk_rows):
-                    last = indexes[-1] if indexes else 0
-                    keep = [p for p, number in enumerate(numbers)
-                            if (everything and number not in pending.bad_rows) or number in pending.rows]
-                    if keep:
-                        numbers, indexes, rows = ([seq[p] for p in keep] for seq in (numbers, indexes, rows))
-                        records = pending.cleaner.clean_chunk(numbers, indexes, rows).records
-                        _add(written, writer.write(records, known_new=() if everything else pending.creates))
-                    report_progress("writing", report.rows + last, total)
+                todo: set[int] | None = pending.rows  # line numbers pass 2 re-reads; None: every valid row
+                if everything:
+                    writer.discard_staged()  # pass 1's view is stale: compare every row again
+                    todo = None
+                elif writer.staged:
+                    # The new students pass 1 staged (nobody wrote a student since): no second read for them.
+                    try:
+                        with transaction.atomic():
+                            written.created = writer.write_staged(progress=lambda done: report_progress(
+                                "writing", report.rows + done * report.rows // len(pending.rows), total))
+                        todo = pending.rows - pending.creates
+                    except IntegrityError:
+                        # One of them was created meanwhile by a transaction the check above could not see yet.
+                        writer.discard_staged()
+                        written.created, todo, everything = 0, None, True
+                if todo is None or todo:
+                    # Pass 2: re-read the rows that create or change a student (all, if others wrote meanwhile).
+                    known_new = () if everything else pending.creates
+                    for numbers, indexes, rows, _ragged in _chunks(reader, len(info.header), chunk_rows):
+                        last = indexes[-1] if indexes else 0
+                        if todo is None:
+                            keep = [p for p, number in enumerate(numbers) if number not in pending.bad_rows]
+                        else:
+                            keep = [p for p, number in enumerate(numbers) if number in todo]
+                        if keep:
+                            numbers, indexes, rows = ([seq[p] for p in keep] for seq in (numbers, indexes, rows))
+                            records = pending.cleaner.clean_chunk(numbers, indexes, rows).records
+                            _add(written, writer.write(records, known_new=known_new))
+                        report_progress("writing", report.rows + last, total)
                 report.created, report.updated = written.created, written.updated
                 report.unchanged = report.valid_rows - written.created - written.updated
-        if report.created + report.updated >= ANALYZE_AFTER_ROWS:
-            _refresh_statistics()
+        finally:
+            writer.discard_staged()
+        _refresh_statistics(report.created + report.updated)
     report.committed = commit
     report.seconds = round(time.perf_counter() - started, 3)
     report_progress("done", total, total)
     return report
 
 
-def _refresh_statistics() -> None:
-    """ANALYZE after a bulk load: with stale statistics PostgreSQL scans the whole institution for
-    each chunk of the next import instead of using the (institution, external_id) index."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+def _refresh_statistics(written: int) -> None:
+    """ANALYZE after a load that changed a good share of the table (autovacuum's default: 10%).
+
+    The import's own lookups no longer depend on it (they probe the unique index whatever the
+    statistics say), but every other query on students plans with them, and a server may run
+    without autovacuum. Below the threshold the statistics are left to autovacuum."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block or written < ANALYZE_AFTER_ROWS:
         return
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Student._meta.db_table}")
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Student._meta.db_table])
+        estimated = cursor.fetchone()[0]
+        if estimated < 0 or written >= ANALYZE_SHARE * max(estimated, 1):
+            cursor.execute(f"ANALYZE {Student._meta.db_table}")
 
 
-def _last_change_id(institution: Institution) -> int:
-    last = StudentChange.objects.for_institution(institution).order_by("-id").values_list("id", flat=True).first()
-    return last or 0
+def _students_fingerprint(institution: Institution) -> tuple | None:
+    """The institution's most recently written student (None: it has none), read from the
+    (institution, updated_at, id) index: every write of a student sets ``updated_at``."""
+    return Student.objects.for_institution(institution).order_by("-updated_at", "-id").values_list(
+        "updated_at", "id").first()
 
 
 @dataclass
@@ -240,11 +276,13 @@ class _Pending:
 
 
 def _validate_and_compare(reader, info, spec, definitions, report: ImportReport, writer: ChunkWriter, estimate: int,
-                          passes: int, chunk_rows: int, report_progress) -> _Pending | None:
+                          passes: int, chunk_rows: int, report_progress, stage: bool = False) -> _Pending | None:
     """Pass 1: validate every row and compare the valid ones with what is stored.
 
     Keeps only ids (for duplicates), bad and pending line numbers and the first errors, so memory
     does not grow with the file. None when there are errors and ``valid_rows_only`` is not set.
+    With ``stage``, the new students' rows go to the writer's temporary file (on disk), ready for
+    the commit; nothing is written to the database here.
     """
     cleaner = RowCleaner(spec=spec, header=info.header, definitions=definitions)
     width = len(info.header)
@@ -270,11 +308,15 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
         if len(errors) < MAX_REPORTED_ERRORS:
             errors.extend(result.errors[:MAX_REPORTED_ERRORS - len(errors)])
         if not ragged and not duplicates and (report.valid_rows_only or not report.error_count):
-            counts, creates, updates = writer.compare(result.records)
+            counts, creates, updates = writer.classify(result.records)
             _add(report, counts)
-            new_rows.update(record.row for record, _values in creates)
-            pending.update(record.row for record, _values in creates)
+            new_rows.update(record.row for record in creates)
+            pending.update(record.row for record in creates)
             pending.update(record.row for _values, _changes, record in updates)
+            if stage:
+                writer.stage(creates)
+        elif writer.staged:
+            writer.discard_staged()  # the file will not be imported (or not from pass 1's view)
         data_index = indexes[-1] if indexes else data_index
         report_progress("validating", data_index, max(estimate, data_index) * passes)
     del first_row_of

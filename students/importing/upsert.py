@@ -2,14 +2,16 @@
 
 Every created or changed student gets one ``StudentChange`` row naming the job, the source and
 the actor, with ``{"field": [old, new]}`` for what changed; unchanged students get nothing.
-On PostgreSQL the rows go in with ``COPY`` (new students and change rows) and one
-``UPDATE ... FROM`` a temporary table (changed students); elsewhere with Django's bulk methods.
+On PostgreSQL the rows go in with ``COPY`` in text format (new students, with ids drawn from
+the table's sequence first, and change rows) and one ``UPDATE ... FROM`` a temporary table
+(changed students); elsewhere with Django's bulk methods.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import itertools
+import operator
+import tempfile
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
@@ -42,7 +44,7 @@ def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
-def _new_student_values(record: CleanRecord) -> dict:
+def _new_student_values(record: CleanRecord, *, features: bool = True) -> dict:
     values = {"name": "", "email": "", "program": "", "cohort": "", "outcome": Outcome.ENROLLED,
               "outcome_date": None, "advisor_id": None}
     values.update(record.fields)
@@ -50,7 +52,8 @@ def _new_student_values(record: CleanRecord) -> dict:
         # Without a status column, a student with a final outcome is no longer studying.
         values["status"] = EnrolmentStatus.ACTIVE if values["outcome"] == Outcome.ENROLLED \
             else EnrolmentStatus.INACTIVE
-    values["features"] = dict(record.features)
+    if features:
+        values["features"] = dict(record.features)
     return values
 
 
@@ -82,7 +85,12 @@ def _diff(existing: dict, record: CleanRecord) -> tuple[dict, dict]:
 
 
 class ChunkWriter:
-    """Upserts chunks for one institution inside the caller's transaction."""
+    """Upserts chunks for one institution inside the caller's transaction.
+
+    On PostgreSQL the import's first pass can also ``stage`` the new students of each chunk in a
+    temporary file (COPY text, no ids yet), and the commit then streams them in with
+    :meth:`write_staged` instead of reading, cleaning and comparing those rows a second time.
+    """
 
     def __init__(self, *, institution: Institution, source: str, job_id: int | None, actor_id: int | None,
                  dry_run: bool = False):
@@ -92,23 +100,30 @@ class ChunkWriter:
         self.actor_id = actor_id
         self.dry_run = dry_run
         self.postgres = connection.vendor == "postgresql"
-        self._temp_ready = False
+        self._spool = None
+        self.staged = 0
+        self.known_empty = False  # set by the caller: the institution has no students (nothing to look up)
 
     def _existing(self, external_ids: Sequence[str]) -> dict[str, dict]:
+        """The stored students among these ids; on PostgreSQL with ``features_text`` (jsonb's text),
+        parsed into ``features`` only where the compare needs it."""
         names = ("id", "external_id", *FIELDS, "features")
         if not external_ids:
             return {}
         if self.postgres:
-            # Raw SQL with orjson: the ORM's per-row JSON decoding is the bottleneck of a no-op re-import.
+            # A semi-join on (institution, external id): PostgreSQL probes the unique index once per id
+            # whatever its statistics say about the institution (``institution_id = %s AND external_id =
+            # ANY(%s)`` scanned the whole institution per chunk when they were stale, e.g. right after
+            # a first import). Raw SQL, and jsonb as text: the ORM's per-row JSON decoding was the
+            # bottleneck of a no-op re-import.
+            text_names = (*names[:-1], "features_text")
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT id, external_id, {', '.join(FIELDS)}, features::text FROM {Student._meta.db_table} "  # noqa: S608
-                    "WHERE institution_id = %s AND external_id = ANY(%s)",
+                    "WHERE (institution_id, external_id) IN (SELECT %s, unnest(%s::text[]))",
                     [self.institution.pk, list(external_ids)],
                 )
-                loads = orjson.loads
-                return {row[1]: dict(zip(names, (*row[:-1], loads(row[-1])), strict=True))
-                        for row in cursor.fetchall()}
+                return {row[1]: dict(zip(text_names, row, strict=True)) for row in cursor.fetchall()}
         rows = Student.objects.for_institution(self.institution).filter(external_id__in=external_ids).values_list(
             *names
         )
@@ -116,21 +131,37 @@ class ChunkWriter:
 
     def compare(self, records: Sequence[CleanRecord], *, known_new: Container[int] = ()) -> tuple[ChunkCounts, list,
                                                                                                   list]:
-        """Counts, the students to create and the ones to update (with their changes); writes nothing.
+        """Counts, the students to create (record, values) and the ones to update (values, changes,
+        record); writes nothing.
 
         ``known_new``: rows pass 1 found new, with no student written since (so not looked up again).
         """
+        counts, creates, updates = self.classify(records, known_new=known_new)
+        return counts, [(record, _new_student_values(record)) for record in creates], updates
+
+    def classify(self, records: Sequence[CleanRecord], *, known_new: Container[int] = ()) -> tuple[ChunkCounts,
+                                                                                                   list, list]:
+        """Like :meth:`compare`, with the new students as bare records."""
         counts = ChunkCounts()
         if not records:
             return counts, [], []
-        existing = self._existing([record.external_id for record in records if record.row not in known_new])
-        creates: list[tuple[CleanRecord, dict]] = []
+        existing = {} if self.known_empty else self._existing(
+            [record.external_id for record in records if record.row not in known_new])
+        creates: list[CleanRecord] = []
         updates: list[tuple[dict, dict, CleanRecord]] = []
+        loads = orjson.loads
         for record in records:
             current = existing.get(record.external_id)
             if current is None:
-                creates.append((record, _new_student_values(record)))
+                creates.append(record)
                 continue
+            if "features_text" in current:
+                text = current.pop("features_text")
+                if record.exact_json and text == record.features_json and all(
+                        current[name] == new for name, new in record.fields.items()):
+                    counts.unchanged += 1  # the same text is the same values: nothing to compare further
+                    continue
+                current["features"] = loads(text)
             changes, values = _diff(current, record)
             if changes:
                 updates.append((values, changes, record))
@@ -140,15 +171,69 @@ class ChunkWriter:
         return counts, creates, updates
 
     def write(self, records: Sequence[CleanRecord], *, known_new: Container[int] = ()) -> ChunkCounts:
-        counts, creates, updates = self.compare(records, known_new=known_new)
+        counts, creates, updates = self.classify(records, known_new=known_new)
         if self.dry_run or not (creates or updates):
             return counts
         updates = [(values, changes) for values, changes, _record in updates]
         if self.postgres:
             self._write_postgres(creates, updates)
         else:
-            self._write_portable(creates, updates)
+            self._write_portable([(record, _new_student_values(record)) for record in creates], updates)
         return counts
+
+    # --- staging new students (PostgreSQL) ------------------------------------------------------
+
+    def stage(self, creates: Sequence[CleanRecord]) -> None:
+        """Keep new students' COPY lines in a temporary file until the commit (:meth:`write_staged`)."""
+        if not creates:
+            return
+        if self._spool is None:
+            self._spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+        self._spool.writelines(_staged_lines(creates))
+        self.staged += len(creates)
+
+    def discard_staged(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+        self._spool = None
+        self.staged = 0
+        self.known_empty = False  # set by the caller: the institution has no students (nothing to look up)
+
+    def write_staged(self, progress=None, batch: int = 10_000) -> int:
+        """Insert the staged students (ids drawn from the table's sequence) and their audit rows."""
+        if self._spool is None:
+            return 0
+        spool, done = self._spool, 0
+        spool.flush()
+        spool.seek(0)
+        now = timezone.now().isoformat()
+        inst = str(self.institution.pk)
+        change_prefix = f"{inst}\t"
+        change_suffix = f"\t{self.source}\t{_copy_value(self.job_id)}\t{_copy_value(self.actor_id)}\tt\t"
+        student_table, change_table = Student._meta.db_table, StudentChange._meta.db_table
+        columns = f"id, institution_id, external_id, {', '.join(FIELDS)}, features, created_at, updated_at"
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [student_table])
+            sequence = cursor.fetchone()[0]
+            while lines := list(itertools.islice(spool, batch)):
+                cursor.execute("SELECT string_agg(nextval(%s::regclass)::text, ',') FROM generate_series(1, %s)",
+                               [sequence, len(lines)])
+                ids = cursor.fetchone()[0].split(",")
+                students, changes = [], []
+                for student_id, line in zip(ids, lines, strict=True):
+                    head, _tab, change = line.rpartition("\t")
+                    students.append(f"{student_id}\t{inst}\t{head}\t{now}\t{now}\n")
+                    changes.append(f"{change_prefix}{student_id}{change_suffix}{change[:-1]}\t{now}\n")
+                cursor.copy_expert(f"COPY {student_table} ({columns}) FROM STDIN", _LinesReader(students))
+                cursor.copy_expert(
+                    f"COPY {change_table} (institution_id, student_id, source, job_id, actor_id, created, changes, "
+                    "changed_at) FROM STDIN", _LinesReader(changes),
+                )
+                done += len(lines)
+                if progress:
+                    progress(done)
+        self.discard_staged()
+        return done
 
     # --- any database ------------------------------------------------------------------------
 
@@ -184,93 +269,93 @@ class ChunkWriter:
 
     # --- PostgreSQL: COPY ---------------------------------------------------------------------
 
-    def _create_temp_tables(self, cursor) -> None:
-        if self._temp_ready:
-            return
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS import_student_update (id bigint, name text, email text, "
-            "program text, cohort text, status text, outcome text, outcome_date date, advisor_id bigint, "
-            "features jsonb) ON COMMIT DROP"
-        )
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS import_student_new (institution_id bigint, external_id text, "
-            "name text, email text, program text, cohort text, status text, outcome text, outcome_date date, "
-            "advisor_id bigint, features jsonb, created_at timestamptz, updated_at timestamptz) ON COMMIT DROP"
-        )
-        self._temp_ready = True
-
-    def _write_postgres(self, creates, updates) -> None:
+    def _write_postgres(self, creates: Sequence[CleanRecord], updates) -> None:
         # SQL text holds only table/column names taken from the models; every value is a parameter or COPY data.
+        if creates:
+            self.stage(creates)
+            self.write_staged()
+        if not updates:
+            return
         now = timezone.now().isoformat()
         inst = str(self.institution.pk)
         student_table = Student._meta.db_table
-        change_rows: list[tuple] = []
-        with connection.cursor() as cursor:
-            if creates or updates:
-                self._create_temp_tables(cursor)
-            if creates:
-                # COPY into a temporary table, then INSERT ... RETURNING: the new ids come back without
-                # a lookup (which, on an institution without statistics yet, would scan it per chunk).
-                cursor.execute("TRUNCATE import_student_new")
-                buffer = _copy_buffer(
-                    (inst, record.external_id, *(values[name] for name in FIELDS), _json(values["features"]),
-                     now, now)
-                    for record, values in creates
-                )
-                columns = f"institution_id, external_id, {', '.join(FIELDS)}, features, created_at, updated_at"
-                cursor.copy_expert(f"COPY import_student_new ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
-                                   buffer)
-                cursor.execute(
-                    f"INSERT INTO {student_table} ({columns}) SELECT {columns} FROM import_student_new "  # noqa: S608
-                    "RETURNING external_id, id"
-                )
-                new_ids = dict(cursor.fetchall())
-                change_rows += [(new_ids[record.external_id], True, {"external_id": [None, record.external_id]})
-                                for record, _ in creates]
-            if updates:
-                cursor.execute("TRUNCATE import_student_update")
-                buffer = _copy_buffer(
-                    (values["id"], *(values[name] for name in FIELDS), _json(values["features"]))
-                    for values, _ in updates
-                )
-                cursor.copy_expert(
-                    f"COPY import_student_update (id, {', '.join(FIELDS)}, features) FROM STDIN "
-                    "WITH (FORMAT csv, NULL '\\N')", buffer,
-                )
-                assignments = ", ".join(f"{name} = u.{name}" for name in (*FIELDS, "features"))
-                cursor.execute(
-                    f"UPDATE {student_table} s SET {assignments}, updated_at = %s FROM import_student_update u "  # noqa: S608
-                    "WHERE s.id = u.id AND s.institution_id = %s",
-                    [now, self.institution.pk],
-                )
-                change_rows += [(values["id"], False, changes) for values, changes in updates]
-            if change_rows:
-                buffer = _copy_buffer(
-                    (inst, student_id, self.source, self.job_id, self.actor_id, "t" if created else "f",
-                     _json(changes), now)
-                    for student_id, created, changes in change_rows
-                )
-                cursor.copy_expert(
-                    f"COPY {StudentChange._meta.db_table} (institution_id, student_id, source, job_id, actor_id, "
-                    "created, changes, changed_at) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer,
-                )
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS import_student_update (id bigint, name text, email text, "
+                "program text, cohort text, status text, outcome text, outcome_date date, advisor_id bigint, "
+                "features jsonb) ON COMMIT DROP"
+            )
+            cursor.execute("TRUNCATE import_student_update")
+            cursor.copy_expert(
+                f"COPY import_student_update (id, {', '.join(FIELDS)}, features) FROM STDIN",
+                _LinesReader(["\t".join((str(values["id"]), *(_copy_value(values[name]) for name in FIELDS),
+                                          _copy_json(values["features"]))) + "\n" for values, _ in updates]),
+            )
+            assignments = ", ".join(f"{name} = u.{name}" for name in (*FIELDS, "features"))
+            cursor.execute(
+                f"UPDATE {student_table} s SET {assignments}, updated_at = %s FROM import_student_update u "  # noqa: S608
+                "WHERE s.id = u.id AND s.institution_id = %s",
+                [now, self.institution.pk],
+            )
+            job, actor = _copy_value(self.job_id), _copy_value(self.actor_id)
+            cursor.copy_expert(
+                f"COPY {StudentChange._meta.db_table} (institution_id, student_id, source, job_id, actor_id, "
+                "created, changes, changed_at) FROM STDIN",
+                _LinesReader([f"{inst}\t{values['id']}\t{self.source}\t{job}\t{actor}\tf\t{_copy_json(changes)}"
+                              f"\t{now}\n" for values, changes in updates]),
+            )
 
 
-def _json(value) -> str:
-    return orjson.dumps(value).decode()
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_buffer(rows) -> io.StringIO:
-    """Rows as COPY ... (FORMAT csv, NULL '\\N') input: csv quoting in C, None written as \\N.
+def _copy_value(value) -> str:
+    """A value in COPY's text format: \\N for None, backslash, tab and line ends escaped."""
+    if value is None:
+        return "\\N"
+    if not isinstance(value, str):
+        value = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
 
-    The csv module quotes a field only for the characters of its line terminator, so the
-    terminator must be CRLF: with "\\n" alone, a value holding a bare "\\r" went out unquoted and
-    PostgreSQL rejected the row.
-    """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerows(
-        tuple("\\N" if value is None else value for value in row) for row in rows
-    )
-    buffer.seek(0)
-    return buffer
+
+def _copy_json_text(text: str) -> str:
+    # orjson escapes control characters inside strings, so only its backslashes need doubling.
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+def _copy_json(value) -> str:
+    return _copy_json_text(orjson.dumps(value).decode())
+
+
+def _staged_lines(creates: Sequence[CleanRecord]):
+    """``external_id, FIELDS..., features`` then the audit row's changes, tab-separated, COPY text."""
+    fields_of = operator.itemgetter(*FIELDS)
+    texts: dict[tuple, str] = {}  # the fields' text per distinct combination (an export repeats a few)
+    for record in creates:
+        values = fields_of(_new_student_values(record, features=False))
+        fields = texts.get(values)
+        if fields is None:
+            if len(texts) >= 10_000:
+                texts.clear()
+            fields = texts[values] = "\t".join(map(_copy_value, values))
+        features = record.features_json
+        features = _copy_json_text(features) if features is not None else _copy_json(record.features)
+        external_id = _copy_value(record.external_id)
+        change = _copy_json_text(f'{{"external_id": [null, {orjson.dumps(record.external_id).decode()}]}}')
+        yield f"{external_id}\t{fields}\t{features}\t{change}\n"
+
+
+class _LinesReader:
+    """A file-like object over a list of lines, for ``copy_expert`` (one read per line batch)."""
+
+    def __init__(self, lines: list[str], per_read: int = 500):
+        self._lines = lines
+        self._per_read = per_read
+        self._position = 0
+
+    def read(self, size: int = -1) -> str:
+        start = self._position
+        self._position += self._per_read
+        return "".join(self._lines[start:self._position])

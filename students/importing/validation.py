@@ -8,9 +8,11 @@ but each column remembers the verdict for every distinct raw value it has seen: 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import orjson
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
@@ -102,12 +104,63 @@ def _feature_cleaner(definition: FeatureDefinition) -> Callable[[str], Verdict]:
     return clean
 
 
-@dataclass
 class CleanRecord:
-    row: int
-    external_id: str
-    fields: dict
-    features: dict
+    """One valid row: student fields, and feature values (a dict built only when asked for).
+
+    ``features_json``, when set, is the features as a JSON object with the keys in PostgreSQL's
+    jsonb order; ``exact_json`` says it is character for character what ``features::text``
+    prints for the same values, so comparing the two texts can stand in for comparing dicts.
+    """
+
+    __slots__ = ("_features", "_keys", "_values", "exact_json", "external_id", "features_json", "fields", "row")
+
+    def __init__(self, row: int, external_id: str, fields: dict, features: dict | None = None, *,
+                 keys: Sequence[str] = (), values: Sequence = (), features_json: str | None = None,
+                 exact_json: bool = False):
+        self.row = row
+        self.external_id = external_id
+        self.fields = fields
+        self._features = features
+        self._keys = keys
+        self._values = values
+        self.features_json = features_json
+        self.exact_json = exact_json
+
+    @property
+    def features(self) -> dict:
+        if self._features is None:
+            self._features = dict(zip(self._keys, self._values, strict=True))
+        return self._features
+
+    def __repr__(self) -> str:
+        return f"CleanRecord(row={self.row!r}, external_id={self.external_id!r}, fields={self.fields!r}, " \
+               f"features={self.features!r})"
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, CleanRecord):
+            return NotImplemented
+        return (self.row, self.external_id, self.fields, self.features) == \
+            (other.row, other.external_id, other.fields, other.features)
+
+    __hash__ = None
+
+
+def _json_fragment(prefix: str, value) -> tuple[str, bool]:
+    """``"key": <value as JSON>`` and whether jsonb's text output prints the value the same way."""
+    text = orjson.dumps(value).decode()
+    if isinstance(value, float):
+        exact = "e" not in text and text != "-0.0"  # jsonb prints numbers in plain notation, and 0.0 unsigned
+    elif isinstance(value, str):
+        exact = not any(char < " " for char in value)  # control characters: escapes may differ
+    else:
+        exact = True
+    return prefix + text, exact
+
+
+def jsonb_key_order(key: str) -> tuple[int, bytes]:
+    """How jsonb orders an object's keys (and prints them): shorter first, then bytewise."""
+    encoded = key.encode()
+    return len(encoded), encoded
 
 
 @dataclass
@@ -127,6 +180,8 @@ class _Column:
     cleaner: Callable[[str], Verdict]
     good: dict = field(default_factory=dict)  # raw -> cleaned, for every valid raw value seen
     bad: dict = field(default_factory=dict)  # raw -> reason
+    fragments: dict = field(default_factory=dict)  # feature columns: raw -> '"key": <cleaned value as JSON>'
+    inexact: set = field(default_factory=set)  # raw values whose JSON jsonb would print differently
 
     def clean_column(self, values: Sequence[str]) -> list:
         """Cleaned values for a whole column; each distinct raw value is judged once."""
@@ -134,10 +189,16 @@ class _Column:
         unseen = set(values).difference(good)
         if bad:
             unseen.difference_update(bad)
+        if unseen and self.is_feature:
+            prefix = orjson.dumps(self.destination).decode() + ": "
         for raw in unseen:
             ok, value = self.cleaner(raw)
             if ok:
                 good[raw] = value
+                if self.is_feature:
+                    self.fragments[raw], exact = _json_fragment(prefix, value)
+                    if not exact:
+                        self.inexact.add(raw)
             else:
                 bad[raw] = value
         return list(map(good.get, values))
@@ -183,6 +244,11 @@ class RowCleaner:
                 cleaner = _text_cleaner(column.target)
             self.columns.append(_Column(index[name], name, column.feature if is_feature else column.target,
                                         is_feature, cleaner))
+        features = [column for column in self.columns if column.is_feature]
+        self.feature_keys = tuple(column.destination for column in features)
+        # The features' JSON is joined from per-value fragments in jsonb's key order (keys are unique:
+        # check_mapping refuses two columns filling one feature).
+        self.json_columns = sorted(features, key=lambda column: jsonb_key_order(column.destination))
         self.id_limit = _max_length("external_id")
         self.id_header = " + ".join(self.spec.id_columns) or next(iter(self.spec.columns_for("external_id")), "")
 
@@ -218,7 +284,7 @@ class RowCleaner:
                 raw = ID_JOIN.join(rows[position][i] for i in self.id_indexes)
                 problems.append((position, -1, CellError(numbers[position], self.id_header, raw,
                                                          id_reasons[position])))
-        feature_keys, feature_values, field_names, field_values = [], [], [], []
+        feature_values, field_names, field_values = [], [], []
         for order, column in enumerate(self.columns):
             raw_values = columns[column.index]
             cleaned = column.clean_column(raw_values)
@@ -228,7 +294,6 @@ class RowCleaner:
                         problems.append((position, order, CellError(numbers[position], column.header, raw,
                                                                     column.bad[raw])))
             if column.is_feature:
-                feature_keys.append(column.destination)
                 feature_values.append(cleaned)
                 if column.destination in self.new_categories:
                     self.new_categories[column.destination].update(
@@ -238,17 +303,33 @@ class RowCleaner:
                 field_values.append(cleaned)
         problems.sort(key=lambda item: (item[0], item[1]))
         bad_positions = {position for position, _order, _error in problems}
+        count = len(rows)
         if feature_values:
-            features = [dict(zip(feature_keys, values, strict=True)) for values in zip(*feature_values, strict=True)]
+            values = list(zip(*feature_values, strict=True))
+            # Bad rows have None fragments; they yield no record, so their text is never used.
+            fragments = [list(map(column.fragments.get, columns[column.index])) for column in self.json_columns]
+            if bad_positions:
+                for column_fragments in fragments:
+                    for position in bad_positions:
+                        column_fragments[position] = ""
+            texts = ["{" + text + "}" for text in map(", ".join, zip(*fragments, strict=True))]
+            inexact = set()
+            for column in self.json_columns:
+                if column.inexact and not column.inexact.isdisjoint(columns[column.index]):
+                    inexact.update(p for p, raw in enumerate(columns[column.index]) if raw in column.inexact)
         else:
-            features = [{} for _ in rows]
-        if field_values:
-            fields = [{name: value for name, value in zip(field_names, values, strict=True) if value is not _MISSING}
-                      for values in zip(*field_values, strict=True)]
+            values, texts, inexact = [()] * count, ["{}"] * count, set()
+        if field_values and any(_MISSING in set(cleaned) for cleaned in field_values):
+            fields = [{name: value for name, value in zip(field_names, values_, strict=True) if value is not _MISSING}
+                      for values_ in zip(*field_values, strict=True)]
+        elif field_values:
+            fields = list(map(dict, map(zip, itertools.repeat(field_names), zip(*field_values, strict=True))))
         else:
             fields = [{} for _ in rows]
-        records = [CleanRecord(numbers[p], ids[p], fields[p], features[p])
-                   for p in range(len(rows)) if p not in bad_positions]
+        keys = self.feature_keys
+        records = [CleanRecord(numbers[p], ids[p], fields[p], keys=keys, values=values[p], features_json=texts[p],
+                               exact_json=p not in inexact)
+                   for p in range(count) if p not in bad_positions]
         return ChunkResult(records, ids, {numbers[p] for p in bad_positions}, [error for *_, error in problems])
 
     def category_overflow(self) -> list[str]:
