@@ -198,7 +198,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["institutions.api.filters.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "dropout_platform.api_pagination.InstitutionPagination",
     "DEFAULT_THROTTLE_CLASSES": ["institutions.api.throttling.ApiKeyRateThrottle"],
     "PAGE_SIZE": 50,
