@@ -9,28 +9,26 @@ direction it takes at every split of that tree. Rows that agree on all of a tree
 the same *cell* of that tree and get identical values, so each tree computes TreeSHAP once per
 distinct cell (found with a hash of the split decisions) and adds the result to every row of the
 cell. Student records are mostly small integers, categories and grades, so a tree with a few
-dozen splits sees a few hundred distinct cells among tens of thousands of students, and the
-per-row work shrinks to evaluating the splits and one hash probe per tree. With no repeated
-cells at all (every row different at every tree) it does what plain TreeSHAP does, plus the
-hashing. Rows are split into blocks that run on separate threads; each block is independent, so
-the result does not depend on the number of threads.
+dozen splits sees a few thousand distinct cells among tens of thousands of students, and the
+per-row work shrinks to evaluating the splits and one hash probe per tree. Per cell the work is
+a table lookup: a row's one fractions on a leaf's path are 0 or 1, so a leaf whose path has d
+distinct features has only 2**d outcomes, computed once per model. With no repeated cells at
+all (every row different at every tree) the lookups still make it several times faster than
+plain TreeSHAP. Rows are split into blocks that run on separate threads (the kernel releases
+the GIL); each block is independent, so the result does not depend on the number of threads.
 
-The kernels are compiled with numba on first use (cached on disk afterwards).
+The kernels are compiled with numba once per process, on first use (a few seconds). They are
+deliberately not cached on disk: numba's cache is a pickle, and the platform loads no pickles.
 """
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
-
-try:  # numba is a pinned dependency; the guard only keeps ``import ml`` light for tooling.
-    import numba
-    from numba import njit, prange
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    numba = None
+from numba import njit
 
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
 _MISSING_TYPES = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
@@ -171,222 +169,206 @@ def flatten_booster(booster: lgb.Booster) -> FlatTrees:
     )
 
 
-if numba is not None:
+@njit(inline="always")
+def _goes_left(value: float, threshold: float, default_left: int, missing: int) -> bool:
+    # LightGBM's NumericalDecision, so rows with missing values take the booster's own path.
+    if np.isnan(value) and missing != MISSING_NAN:
+        value = 0.0
+    if (missing == MISSING_ZERO and -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD) or (
+        missing == MISSING_NAN and np.isnan(value)
+    ):
+        return default_left == 1
+    return value <= threshold
 
-    @njit(cache=True, inline="always")
-    def _goes_left(value: float, threshold: float, default_left: int, missing: int) -> bool:
-        # LightGBM's NumericalDecision, so rows with missing values take the booster's own path.
-        if np.isnan(value) and missing != MISSING_NAN:
-            value = 0.0
-        if (missing == MISSING_ZERO and -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD) or (
-            missing == MISSING_NAN and np.isnan(value)
-        ):
-            return default_left == 1
-        return value <= threshold
+@njit
+def _leaf_shap(depth, first_slot, slot_zero, one, value, weights, reciprocal, contribution):
+    """One leaf's share of the SHAP values of its path's unique features, into ``contribution[:depth]``.
 
-    @njit(cache=True)
-    def _leaf_shap(depth, first_slot, slot_zero, one, value, weights, reciprocal, contribution):
-        """One leaf's share of the SHAP values of its path's unique features, into ``contribution[:depth]``.
+    ``slot_zero`` holds each feature's zero fraction (the share of training rows that follow
+    the path's splits on it) and ``one`` its one fraction (does the row follow all of them: 0
+    or 1). This is shap's EXTEND over the path, then UNWOUND-PATH-SUM per feature, as in the
+    recursive algorithm; ``reciprocal[k]`` is 1/k, so the divisions become multiplications.
+    """
+    weights[0] = 1.0  # the empty root element
+    for d in range(1, depth + 1):
+        zero_fraction = slot_zero[first_slot + d - 1]
+        one_fraction = one[d - 1]
+        scale = reciprocal[d + 1]
+        weights[d] = 0.0
+        for i in range(d - 1, -1, -1):
+            weights[i + 1] += one_fraction * weights[i] * (i + 1) * scale
+            weights[i] = zero_fraction * weights[i] * (d - i) * scale
+    for s in range(depth):
+        zero_fraction = slot_zero[first_slot + s]
+        total = 0.0
+        if one[s] != 0.0:  # one fraction is exactly 1
+            next_one_portion = weights[depth]
+            for i in range(depth - 1, -1, -1):
+                tmp = next_one_portion * (depth + 1) * reciprocal[i + 1]
+                total += tmp
+                next_one_portion = weights[i] - tmp * zero_fraction * (depth - i) * reciprocal[depth + 1]
+            contribution[s] = total * (1.0 - zero_fraction) * value
+        else:  # one fraction 0: (0 - zero) times the unwound sum, whose 1/zero cancels it
+            for i in range(depth - 1, -1, -1):
+                total += weights[i] * (depth + 1) * reciprocal[depth - i]
+            contribution[s] = -total * value
 
-        ``slot_zero`` holds each feature's zero fraction (the share of training rows that follow
-        the path's splits on it) and ``one`` its one fraction (does the row follow all of them: 0
-        or 1). This is shap's EXTEND over the path, then UNWOUND-PATH-SUM per feature, as in the
-        recursive algorithm; ``reciprocal[k]`` is 1/k, so the divisions become multiplications.
-        """
-        weights[0] = 1.0  # the empty root element
-        for d in range(1, depth + 1):
-            zero_fraction = slot_zero[first_slot + d - 1]
-            one_fraction = one[d - 1]
-            scale = reciprocal[d + 1]
-            weights[d] = 0.0
-            for i in range(d - 1, -1, -1):
-                weights[i + 1] += one_fraction * weights[i] * (i + 1) * scale
-                weights[i] = zero_fraction * weights[i] * (d - i) * scale
-        for s in range(depth):
-            zero_fraction = slot_zero[first_slot + s]
-            total = 0.0
-            if one[s] != 0.0:  # one fraction is exactly 1
-                next_one_portion = weights[depth]
-                for i in range(depth - 1, -1, -1):
-                    tmp = next_one_portion * (depth + 1) * reciprocal[i + 1]
-                    total += tmp
-                    next_one_portion = weights[i] - tmp * zero_fraction * (depth - i) * reciprocal[depth + 1]
-                contribution[s] = total * (1.0 - zero_fraction) * value
-            else:  # one fraction 0: (0 - zero) times the unwound sum, whose 1/zero cancels it
-                for i in range(depth - 1, -1, -1):
-                    total += weights[i] * (depth + 1) * reciprocal[depth - i]
-                contribution[s] = -total * value
+@njit
+def _leaf_tables(leaf_value, leaf_slot_offset, slot_zero, table_offset, table_size):
+    """Every leaf's contributions for each pattern of one fractions, where ``table_offset`` >= 0.
 
-    @njit(cache=True)
-    def _leaf_tables(leaf_value, leaf_slot_offset, slot_zero, table_offset, table_size):
-        """Every leaf's contributions for each pattern of one fractions, where ``table_offset`` >= 0.
-
-        A row's one fractions on a path are 0 or 1, so a leaf of depth d has only 2**d possible
-        outcomes; computing them once turns the per-cell work into a lookup.
-        """
-        table = np.empty(table_size, dtype=np.float64)
-        max_depth = 1
-        for leaf in range(len(leaf_value)):
-            max_depth = max(max_depth, leaf_slot_offset[leaf + 1] - leaf_slot_offset[leaf])
-        one = np.empty(max_depth, dtype=np.float64)
-        weights = np.empty(max_depth + 1, dtype=np.float64)
-        reciprocal = _reciprocals(max_depth)
-        for leaf in range(len(leaf_value)):
-            offset = table_offset[leaf]
-            if offset < 0:
-                continue
-            first_slot = leaf_slot_offset[leaf]
-            depth = leaf_slot_offset[leaf + 1] - first_slot
-            for pattern in range(1 << depth):
-                for s in range(depth):
-                    one[s] = float((pattern >> s) & 1)
-                _leaf_shap(depth, first_slot, slot_zero, one, leaf_value[leaf], weights, reciprocal,
-                           table[offset + pattern * depth:offset + (pattern + 1) * depth])
-        return table
-
-    @njit(cache=True)
-    def _reciprocals(max_depth):
-        reciprocal = np.zeros(max_depth + 2, dtype=np.float64)
-        for k in range(1, max_depth + 2):
-            reciprocal[k] = 1.0 / k
-        return reciprocal
-
-    @njit(cache=True)
-    def _cell_shap(keys, row, first_leaf, end_leaf, leaf_value, leaf_slot_offset, slot_zero, slot_local_feature,
-                   leaf_step_offset, step_node, step_left, step_slot, leaf_table_offset, leaf_table, out, one,
-                   weights, reciprocal, contribution):
-        """TreeSHAP of one tree for one cell (the split decisions in ``keys[:, row]``), added into ``out``."""
-        for leaf in range(first_leaf, end_leaf):
-            first_slot = leaf_slot_offset[leaf]
-            depth = leaf_slot_offset[leaf + 1] - first_slot
-            offset = leaf_table_offset[leaf]
-            if offset >= 0:
-                pattern = (1 << depth) - 1
-                for step in range(leaf_step_offset[leaf], leaf_step_offset[leaf + 1]):
-                    node = step_node[step]
-                    went_left = (keys[node >> 6, row] >> np.uint64(node & 63)) & np.uint64(1)
-                    if went_left != np.uint64(step_left[step]):
-                        pattern &= ~(1 << step_slot[step])
-                start = offset + pattern * depth
-                for s in range(depth):
-                    out[slot_local_feature[first_slot + s]] += leaf_table[start + s]
-                continue
+    A row's one fractions on a path are 0 or 1, so a leaf of depth d has only 2**d possible
+    outcomes; computing them once turns the per-cell work into a lookup.
+    """
+    table = np.empty(table_size, dtype=np.float64)
+    max_depth = 1
+    for leaf in range(len(leaf_value)):
+        max_depth = max(max_depth, leaf_slot_offset[leaf + 1] - leaf_slot_offset[leaf])
+    one = np.empty(max_depth, dtype=np.float64)
+    weights = np.empty(max_depth + 1, dtype=np.float64)
+    reciprocal = _reciprocals(max_depth)
+    for leaf in range(len(leaf_value)):
+        offset = table_offset[leaf]
+        if offset < 0:
+            continue
+        first_slot = leaf_slot_offset[leaf]
+        depth = leaf_slot_offset[leaf + 1] - first_slot
+        for pattern in range(1 << depth):
             for s in range(depth):
-                one[s] = 1.0
+                one[s] = float((pattern >> s) & 1)
+            _leaf_shap(depth, first_slot, slot_zero, one, leaf_value[leaf], weights, reciprocal,
+                       table[offset + pattern * depth:offset + (pattern + 1) * depth])
+    return table
+
+@njit
+def _reciprocals(max_depth):
+    reciprocal = np.zeros(max_depth + 2, dtype=np.float64)
+    for k in range(1, max_depth + 2):
+        reciprocal[k] = 1.0 / k
+    return reciprocal
+
+@njit
+def _cell_shap(keys, row, first_leaf, end_leaf, leaf_value, leaf_slot_offset, slot_zero, slot_local_feature,
+               leaf_step_offset, step_node, step_left, step_slot, leaf_table_offset, leaf_table, out, one,
+               weights, reciprocal, contribution):
+    """TreeSHAP of one tree for one cell (the split decisions in ``keys[:, row]``), added into ``out``."""
+    for leaf in range(first_leaf, end_leaf):
+        first_slot = leaf_slot_offset[leaf]
+        depth = leaf_slot_offset[leaf + 1] - first_slot
+        offset = leaf_table_offset[leaf]
+        if offset >= 0:
+            pattern = (1 << depth) - 1
             for step in range(leaf_step_offset[leaf], leaf_step_offset[leaf + 1]):
                 node = step_node[step]
                 went_left = (keys[node >> 6, row] >> np.uint64(node & 63)) & np.uint64(1)
                 if went_left != np.uint64(step_left[step]):
-                    one[step_slot[step]] = 0.0
-            _leaf_shap(depth, first_slot, slot_zero, one, leaf_value[leaf], weights, reciprocal, contribution)
+                    pattern &= ~(1 << step_slot[step])
+            start = offset + pattern * depth
             for s in range(depth):
-                out[slot_local_feature[first_slot + s]] += contribution[s]
+                out[slot_local_feature[first_slot + s]] += leaf_table[start + s]
+            continue
+        for s in range(depth):
+            one[s] = 1.0
+        for step in range(leaf_step_offset[leaf], leaf_step_offset[leaf + 1]):
+            node = step_node[step]
+            went_left = (keys[node >> 6, row] >> np.uint64(node & 63)) & np.uint64(1)
+            if went_left != np.uint64(step_left[step]):
+                one[step_slot[step]] = 0.0
+        _leaf_shap(depth, first_slot, slot_zero, one, leaf_value[leaf], weights, reciprocal, contribution)
+        for s in range(depth):
+            out[slot_local_feature[first_slot + s]] += contribution[s]
 
-    @njit(cache=True)
-    def _explain_block(x, phi, start, stop, exact_compare, node_offset, node_feature, node_threshold,
-                       node_default_left, node_missing, leaf_offset, leaf_value, leaf_slot_offset, slot_zero,
-                       slot_local_feature, leaf_step_offset, step_node, step_left, step_slot, leaf_table_offset,
-                       leaf_table, tree_feature_offset, tree_feature):
-        """Columns start:stop of the transposed matrix ``x`` [features, rows] into ``phi`` [columns, rows].
+@njit(nogil=True)
+def _explain_block(x, phi, start, stop, exact_compare, node_offset, node_feature, node_threshold,
+                   node_default_left, node_missing, leaf_offset, leaf_value, leaf_slot_offset, slot_zero,
+                   slot_local_feature, leaf_step_offset, step_node, step_left, step_slot, leaf_table_offset,
+                   leaf_table, tree_feature_offset, tree_feature):
+    """Columns start:stop of the transposed matrix ``x`` [features, rows] into ``phi`` [columns, rows].
 
-        Both are column-major so each split is evaluated over consecutive rows (a vectorisable
-        loop) and each feature's values are added over consecutive rows.
-        """
-        rows = stop - start
-        table_size = 1
-        while table_size < 2 * rows:
-            table_size *= 2
-        mask = table_size - 1
-        num_trees = len(node_offset) - 1
-        max_nodes, max_features, max_depth = 1, 1, 1
-        for t in range(num_trees):
-            max_nodes = max(max_nodes, node_offset[t + 1] - node_offset[t])
-            max_features = max(max_features, tree_feature_offset[t + 1] - tree_feature_offset[t])
-        for leaf in range(len(leaf_slot_offset) - 1):
-            max_depth = max(max_depth, leaf_slot_offset[leaf + 1] - leaf_slot_offset[leaf])
-        keys = np.empty(((max_nodes + 63) // 64, rows), dtype=np.uint64)
-        cell_of_row = np.empty(rows, dtype=np.int64)
-        first_row_of_cell = np.empty(rows, dtype=np.int64)
-        table = np.empty(table_size, dtype=np.int64)
-        cell_values = np.empty((rows, max_features), dtype=np.float64)
-        one = np.empty(max_depth, dtype=np.float64)
-        weights = np.empty(max_depth + 1, dtype=np.float64)
-        contribution = np.empty(max_depth, dtype=np.float64)
-        reciprocal = _reciprocals(max_depth)
+    Both are column-major so each split is evaluated over consecutive rows (a vectorisable
+    loop) and each feature's values are added over consecutive rows.
+    """
+    rows = stop - start
+    table_size = 1
+    while table_size < 2 * rows:
+        table_size *= 2
+    mask = table_size - 1
+    num_trees = len(node_offset) - 1
+    max_nodes, max_features, max_depth = 1, 1, 1
+    for t in range(num_trees):
+        max_nodes = max(max_nodes, node_offset[t + 1] - node_offset[t])
+        max_features = max(max_features, tree_feature_offset[t + 1] - tree_feature_offset[t])
+    for leaf in range(len(leaf_slot_offset) - 1):
+        max_depth = max(max_depth, leaf_slot_offset[leaf + 1] - leaf_slot_offset[leaf])
+    keys = np.empty(((max_nodes + 63) // 64, rows), dtype=np.uint64)
+    cell_of_row = np.empty(rows, dtype=np.int64)
+    first_row_of_cell = np.empty(rows, dtype=np.int64)
+    table = np.empty(table_size, dtype=np.int64)
+    cell_values = np.empty((rows, max_features), dtype=np.float64)
+    one = np.empty(max_depth, dtype=np.float64)
+    weights = np.empty(max_depth + 1, dtype=np.float64)
+    contribution = np.empty(max_depth, dtype=np.float64)
+    reciprocal = _reciprocals(max_depth)
 
-        for t in range(num_trees):
-            first_node = node_offset[t]
-            num_nodes = node_offset[t + 1] - first_node
-            if num_nodes == 0:
-                continue
-            words = (num_nodes + 63) // 64
-            keys[:words, :] = 0
-            for n in range(num_nodes):
-                g = first_node + n
-                column = x[node_feature[g]]
-                threshold = node_threshold[g]
-                word = n >> 6
-                bit = np.uint64(n & 63)
-                if exact_compare and node_missing[g] != MISSING_ZERO:
-                    for r in range(rows):
-                        keys[word, r] |= np.uint64(column[start + r] <= threshold) << bit
-                else:
-                    for r in range(rows):
-                        if _goes_left(column[start + r], threshold, node_default_left[g], node_missing[g]):
-                            keys[word, r] |= np.uint64(1) << bit
-            num_features = tree_feature_offset[t + 1] - tree_feature_offset[t]
-            table[:] = -1
-            cells = 0
-            for r in range(rows):
-                h = np.uint64(0)
-                for w in range(words):
-                    h = (h ^ keys[w, r]) * np.uint64(0x9E3779B97F4A7C15)
-                slot = np.int64(h >> np.uint64(32)) & mask
-                while True:
-                    cell = table[slot]
-                    if cell == -1:  # a new cell: compute its values once
-                        table[slot] = cells
-                        cell_of_row[r] = cells
-                        first_row_of_cell[cells] = r
-                        cell_values[cells, :num_features] = 0.0
-                        _cell_shap(keys, r, leaf_offset[t], leaf_offset[t + 1], leaf_value, leaf_slot_offset,
-                                   slot_zero, slot_local_feature, leaf_step_offset, step_node, step_left, step_slot,
-                                   leaf_table_offset, leaf_table, cell_values[cells], one, weights, reciprocal,
-                                   contribution)
-                        cells += 1
-                        break
-                    same = True
-                    representative = first_row_of_cell[cell]
-                    for w in range(words):
-                        if keys[w, representative] != keys[w, r]:
-                            same = False
-                            break
-                    if same:
-                        cell_of_row[r] = cell
-                        break
-                    slot = (slot + 1) & mask
-            first_feature = tree_feature_offset[t]
-            for f in range(num_features):
-                target = phi[tree_feature[first_feature + f]]
+    for t in range(num_trees):
+        first_node = node_offset[t]
+        num_nodes = node_offset[t + 1] - first_node
+        if num_nodes == 0:
+            continue
+        words = (num_nodes + 63) // 64
+        keys[:words, :] = 0
+        for n in range(num_nodes):
+            g = first_node + n
+            column = x[node_feature[g]]
+            threshold = node_threshold[g]
+            word = n >> 6
+            bit = np.uint64(n & 63)
+            if exact_compare and node_missing[g] != MISSING_ZERO:
                 for r in range(rows):
-                    target[start + r] += cell_values[cell_of_row[r], f]
+                    keys[word, r] |= np.uint64(column[start + r] <= threshold) << bit
+            else:
+                for r in range(rows):
+                    if _goes_left(column[start + r], threshold, node_default_left[g], node_missing[g]):
+                        keys[word, r] |= np.uint64(1) << bit
+        num_features = tree_feature_offset[t + 1] - tree_feature_offset[t]
+        table[:] = -1
+        cells = 0
+        for r in range(rows):
+            h = np.uint64(0)
+            for w in range(words):
+                h = (h ^ keys[w, r]) * np.uint64(0x9E3779B97F4A7C15)
+            slot = np.int64(h >> np.uint64(32)) & mask
+            while True:
+                cell = table[slot]
+                if cell == -1:  # a new cell: compute its values once
+                    table[slot] = cells
+                    cell_of_row[r] = cells
+                    first_row_of_cell[cells] = r
+                    cell_values[cells, :num_features] = 0.0
+                    _cell_shap(keys, r, leaf_offset[t], leaf_offset[t + 1], leaf_value, leaf_slot_offset,
+                               slot_zero, slot_local_feature, leaf_step_offset, step_node, step_left, step_slot,
+                               leaf_table_offset, leaf_table, cell_values[cells], one, weights, reciprocal,
+                               contribution)
+                    cells += 1
+                    break
+                same = True
+                representative = first_row_of_cell[cell]
+                for w in range(words):
+                    if keys[w, representative] != keys[w, r]:
+                        same = False
+                        break
+                if same:
+                    cell_of_row[r] = cell
+                    break
+                slot = (slot + 1) & mask
+        first_feature = tree_feature_offset[t]
+        for f in range(num_features):
+            target = phi[tree_feature[first_feature + f]]
+            for r in range(rows):
+                target[start + r] += cell_values[cell_of_row[r], f]
 
-    @njit(cache=True, parallel=True)
-    def _explain(x, phi, block_starts, exact_compare, node_offset, node_feature, node_threshold, node_default_left,
-                 node_missing, leaf_offset, leaf_value, leaf_slot_offset, slot_zero, slot_local_feature,
-                 leaf_step_offset, step_node, step_left, step_slot, leaf_table_offset, leaf_table, tree_feature_offset,
-                 tree_feature):
-        for b in prange(len(block_starts) - 1):
-            _explain_block(x, phi, block_starts[b], block_starts[b + 1], exact_compare, node_offset, node_feature,
-                           node_threshold, node_default_left, node_missing, leaf_offset, leaf_value,
-                           leaf_slot_offset, slot_zero, slot_local_feature, leaf_step_offset, step_node, step_left,
-                           step_slot, leaf_table_offset, leaf_table, tree_feature_offset, tree_feature)
 
 
-# Where numba falls back to its workqueue threading layer (no OpenMP or TBB runtime), two Python
-# threads launching parallel kernels at once (two in-process rescores in a threaded web server)
-# abort the process, so launches take turns; they would compete for the same cores anyway.
-_LAUNCH_LOCK = threading.Lock()
 
 # Rows per block: enough for cells to repeat within a block, few enough to bound the scratch memory.
 MAX_BLOCK_ROWS = 65_536
@@ -405,14 +387,23 @@ def shap_values(trees: FlatTrees, matrix: np.ndarray, n_jobs: int) -> np.ndarray
     # missing_type=Zero, to the default side), which the kernel evaluates branch-free.
     exact_compare = not bool(np.isnan(x).any())
     phi = np.zeros((trees.num_columns, n), dtype=np.float64)
-    threads = max(1, min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+    threads = max(1, n_jobs)
     blocks = max(threads, -(-n // MAX_BLOCK_ROWS)) if n >= 256 * threads else 1
     block_starts = np.linspace(0, n, blocks + 1).astype(np.int64)
-    with _LAUNCH_LOCK:
-        numba.set_num_threads(threads)
-        _explain(x, phi, block_starts, exact_compare, trees.node_offset, trees.node_feature, trees.node_threshold,
-                 trees.node_default_left, trees.node_missing, trees.leaf_offset, trees.leaf_value,
-                 trees.leaf_slot_offset, trees.slot_zero, trees.slot_local_feature, trees.leaf_step_offset,
-                 trees.step_node, trees.step_left, trees.step_slot, trees.leaf_table_offset, trees.leaf_table,
-                 trees.tree_feature_offset, trees.tree_feature)
+
+    def explain_block(block: int) -> None:
+        _explain_block(x, phi, block_starts[block], block_starts[block + 1], exact_compare, trees.node_offset,
+                       trees.node_feature, trees.node_threshold, trees.node_default_left, trees.node_missing,
+                       trees.leaf_offset, trees.leaf_value, trees.leaf_slot_offset, trees.slot_zero,
+                       trees.slot_local_feature, trees.leaf_step_offset, trees.step_node, trees.step_left,
+                       trees.step_slot, trees.leaf_table_offset, trees.leaf_table, trees.tree_feature_offset,
+                       trees.tree_feature)
+
+    # The kernel releases the GIL and blocks write disjoint rows, so plain threads run them in parallel.
+    if threads == 1 or blocks == 1:
+        for block in range(blocks):
+            explain_block(block)
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="treeshap") as pool:
+            list(pool.map(explain_block, range(blocks)))
     return np.ascontiguousarray(phi.T)

@@ -149,7 +149,7 @@ def _splits(dump: dict) -> list[tuple[str, str]]:
 
 
 def test_explanations_from_two_threads_at_once_are_both_exact(continuous_data):
-    """A threaded web server can run two in-process rescores at the same time."""
+    """A threaded web server can run two in-process rescores at the same time; each must stay exact."""
     from concurrent.futures import ThreadPoolExecutor
 
     x, y = continuous_data
