@@ -8,8 +8,11 @@ explicitly to import only the valid rows.
 
 from __future__ import annotations
 
+import json
+import queue
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,7 +31,6 @@ from .validation import RowCleaner, new_feature_definition
 CHUNK_ROWS = 2000
 MAX_REPORTED_ERRORS = 5000
 ANALYZE_AFTER_ROWS = 10_000
-ANALYZE_SHARE = 0.10  # of the table's rows
 Progress = Callable[[str, int, int], None]
 
 
@@ -238,26 +240,40 @@ def import_file(
                 report.unchanged = report.valid_rows - written.created - written.updated
         finally:
             writer.discard_staged()
-        _refresh_statistics(report.created + report.updated)
+        _refresh_statistics(institution, report.created)
     report.committed = commit
     report.seconds = round(time.perf_counter() - started, 3)
     report_progress("done", total, total)
     return report
 
 
-def _refresh_statistics(written: int) -> None:
-    """ANALYZE after a load that changed a good share of the table (autovacuum's default: 10%).
+def _statistics_stale(institution: Institution, created: int) -> bool:
+    """Whether PostgreSQL's statistics miss most of the students this import created.
 
-    The import's own lookups no longer depend on it (they probe the unique index whatever the
-    statistics say), but every other query on students plans with them, and a server may run
-    without autovacuum. Below the threshold the statistics are left to autovacuum."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block or written < ANALYZE_AFTER_ROWS:
-        return
+    Then the planner takes the institution for a small one and may look up every chunk of the
+    next import by scanning all of the institution's students (hashing them against the chunk's
+    ids) instead of probing the (institution, external_id) index: a no-op re-import right after a
+    first import took 20-40 s that way. Its own estimate of the institution's size tells."""
+    if connection.vendor != "postgresql" or created < ANALYZE_AFTER_ROWS:
+        return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Student._meta.db_table])
-        estimated = cursor.fetchone()[0]
-        if estimated < 0 or written >= ANALYZE_SHARE * max(estimated, 1):
-            cursor.execute(f"ANALYZE {Student._meta.db_table}")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {Student._meta.db_table} "  # noqa: S608
+                       "WHERE institution_id = %s", [institution.pk])
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return plan[0]["Plan"]["Plan Rows"] < created / 2
+
+
+def _refresh_statistics(institution: Institution, created: int) -> None:
+    """ANALYZE after a load the statistics do not know about (see :func:`_statistics_stale`); a
+    later export that changes values, or adds a few students, leaves them to autovacuum."""
+    if connection.in_atomic_block or not _statistics_stale(institution, created):
+        return
+    # Every column but the features: statistics of whole jsonb documents do not help plan queries
+    # on single features, and computing them was a good part of the ANALYZE's time.
+    columns = [field.column for field in Student._meta.concrete_fields if field.name != "features"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Student._meta.db_table} ({', '.join(columns)})")
 
 
 def _students_fingerprint(institution: Institution) -> tuple | None:
@@ -295,9 +311,14 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
     errors: list[CellError] = []
     report_progress("validating", 0, estimate * passes)
     data_index = 0
-    for numbers, indexes, rows, skipped in _chunks(reader, width, chunk_rows):
+    cleaned = ((numbers, indexes, skipped, cleaner.clean_chunk(numbers, indexes, rows))
+               for numbers, indexes, rows, skipped in _chunks(reader, width, chunk_rows))
+    # Reading and cleaning run a chunk or two ahead in a thread: while this one waits for PostgreSQL
+    # (looking up or staging a chunk), that one has the interpreter.
+    if writer.postgres and not writer.known_empty:  # only worth a thread when there are lookups to wait for
+        cleaned = _ahead(cleaned, depth=2)
+    for numbers, indexes, skipped, result in cleaned:
         ragged.extend(skipped)
-        result = cleaner.clean_chunk(numbers, indexes, rows)
         for number, external_id in zip(numbers, result.ids, strict=True):
             if external_id is not None:
                 first = first_row_of.setdefault(external_id, number)
@@ -359,6 +380,50 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
         return None
     report.skipped = report.error_rows
     return _Pending(cleaner=cleaner, rows=pending, creates=new_rows, bad_rows=bad_rows)
+
+
+def _ahead(items: Iterator, depth: int) -> Iterator:
+    """Yield ``items``, produced by a worker thread at most ``depth`` items ahead (bounded memory).
+
+    The worker only reads and cleans (no database); an exception there is raised here.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put((done, exc))
+        finally:
+            items.close()
+
+    worker = threading.Thread(target=produce, name="import-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _chunks(reader: TableReader, width: int, size: int):

@@ -26,6 +26,7 @@ from .validation import CleanRecord
 
 TEXT_FIELDS = ("name", "email", "program", "cohort")
 FIELDS = (*TEXT_FIELDS, "status", "outcome", "outcome_date", "advisor_id")
+_STORED = {name: position for position, name in enumerate(("id", "external_id", *FIELDS, "features"))}
 
 
 @dataclass
@@ -37,6 +38,10 @@ class ChunkCounts:
 
 def _same(old, new) -> bool:
     # 1 == 1.0 == True in Python; a stored boolean and a number are still different values.
+    if type(old) is int and type(new) is float:
+        # A float as large as 1.2345678901234567e19 comes back from jsonb as the integer
+        # 12345678901234567000, which Python compares exactly with the float and finds different.
+        return float(old) == new
     return old == new and isinstance(old, bool) == isinstance(new, bool)
 
 
@@ -105,25 +110,23 @@ class ChunkWriter:
         self.known_empty = False  # set by the caller: the institution has no students (nothing to look up)
 
     def _existing(self, external_ids: Sequence[str]) -> dict[str, dict]:
-        """The stored students among these ids; on PostgreSQL with ``features_text`` (jsonb's text),
-        parsed into ``features`` only where the compare needs it."""
+        """The stored students among these ids: dicts, or on PostgreSQL tuples in ``_STORED`` order with
+        the features as jsonb's text (parsed only where the compare needs the values)."""
         names = ("id", "external_id", *FIELDS, "features")
         if not external_ids:
             return {}
         if self.postgres:
-            # A semi-join on (institution, external id): PostgreSQL probes the unique index once per id
-            # whatever its statistics say about the institution (``institution_id = %s AND external_id =
-            # ANY(%s)`` scanned the whole institution per chunk when they were stale, e.g. right after
-            # a first import). Raw SQL, and jsonb as text: the ORM's per-row JSON decoding was the
-            # bottleneck of a no-op re-import.
-            text_names = (*names[:-1], "features_text")
+            # With current statistics PostgreSQL probes the (institution, external_id) index once per id
+            # (the import ANALYZEs when they miss a load: see service._statistics_stale). Raw SQL, and
+            # jsonb as text: the ORM's per-row JSON decoding was the bottleneck of a no-op re-import.
+            # Rows stay tuples (``_STORED``); classify builds a dict only for a row it must diff.
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT id, external_id, {', '.join(FIELDS)}, features::text FROM {Student._meta.db_table} "  # noqa: S608
-                    "WHERE (institution_id, external_id) IN (SELECT %s, unnest(%s::text[]))",
+                    "WHERE institution_id = %s AND external_id = ANY(%s)",
                     [self.institution.pk, list(external_ids)],
                 )
-                return {row[1]: dict(zip(text_names, row, strict=True)) for row in cursor.fetchall()}
+                return {row[1]: row for row in cursor.fetchall()}
         rows = Student.objects.for_institution(self.institution).filter(external_id__in=external_ids).values_list(
             *names
         )
@@ -155,13 +158,12 @@ class ChunkWriter:
             if current is None:
                 creates.append(record)
                 continue
-            if "features_text" in current:
-                text = current.pop("features_text")
-                if record.exact_json and text == record.features_json and all(
-                        current[name] == new for name, new in record.fields.items()):
+            if type(current) is tuple:  # PostgreSQL: (id, external_id, *FIELDS, features as jsonb text)
+                if record.exact_json and current[-1] == record.features_json and all(
+                        current[_STORED[name]] == new for name, new in record.fields.items()):
                     counts.unchanged += 1  # the same text is the same values: nothing to compare further
                     continue
-                current["features"] = loads(text)
+                current = dict(zip(_STORED, (*current[:-1], loads(current[-1])), strict=True))
             changes, values = _diff(current, record)
             if changes:
                 updates.append((values, changes, record))
