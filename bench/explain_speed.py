@@ -67,7 +67,8 @@ def bench_explanations(rows: int, repeats: int) -> None:
 
     start = time.perf_counter()
     TreeShapComputer(model.booster, n_jobs=2).shap_values(matrix[:100])
-    print(f"ml.treeshap kernels compiled (once per process, not counted below) in {time.perf_counter() - start:.1f} s")
+    print(f"ml.treeshap warm-up, not counted below (numba compiles once per process; training's global "
+          f"importance may already have): {time.perf_counter() - start:.1f} s")
 
     # shap and the fast path alternate so both see the same machine load (other engineers' jobs
     # make a sequential comparison swing between 2x and 5x); the speed-up is the median of pairs.
