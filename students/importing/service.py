@@ -8,6 +8,7 @@ explicitly to import only the valid rows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -185,66 +186,75 @@ def import_file(
 
     writer = ChunkWriter(institution=institution, source=source, job_id=getattr(job, "pk", None),
                          actor_id=getattr(actor, "pk", None), dry_run=not commit)
-    students_before = _students_fingerprint(institution)
-    writer.known_empty = students_before is None  # an institution's first import: nothing to look up
-    try:
+    # On PostgreSQL a committing import runs in one transaction from the first row: pass 1 stages the
+    # new students in a temporary table of that transaction (private to it, dropped with it) while it
+    # validates, so PostgreSQL parses them while Python cleans the next rows. The institution's own
+    # tables are only written after the whole file has proved valid, and a bad file ends the
+    # transaction with nothing written.
+    stage = commit and writer.postgres
+    with transaction.atomic() if stage else contextlib.nullcontext():
+        students_before = _students_fingerprint(institution)
+        writer.known_empty = students_before is None  # an institution's first import: nothing to look up
         pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes,
-                                        chunk_rows, report_progress, stage=commit and writer.postgres)
-    except BaseException:
-        writer.discard_staged()
-        raise
-    if pending is None:  # errors, and no explicit choice to import the valid rows
-        writer.discard_staged()
-        report.seconds = round(time.perf_counter() - started, 3)
-        return report
-    total = report.rows * passes
+                                        chunk_rows, report_progress, stage=stage)
+        if pending is None:  # errors, and no explicit choice to import the valid rows
+            report.seconds = round(time.perf_counter() - started, 3)
+            return report
+        total = report.rows * passes
+        if commit:
+            _write(institution, spec, reader, info, report, writer, pending, students_before, chunk_rows,
+                   report_progress, total)
     if commit:
-        try:
-            with transaction.atomic():
-                # One import at a time per institution: a second one waits here instead of racing.
-                Institution.objects.select_for_update().filter(pk=institution.pk).first()
-                writer.known_empty = False
-                everything = _students_fingerprint(institution) != students_before  # students written since pass 1
-                report.new_features = _create_new_features(institution, spec, pending.cleaner)
-                written = ImportReport()
-                todo: set[int] | None = pending.rows  # line numbers pass 2 re-reads; None: every valid row
-                if everything:
-                    writer.discard_staged()  # pass 1's view is stale: compare every row again
-                    todo = None
-                elif writer.staged:
-                    # The new students pass 1 staged (nobody wrote a student since): no second read for them.
-                    try:
-                        with transaction.atomic():
-                            written.created = writer.write_staged(progress=lambda done: report_progress(
-                                "writing", report.rows + done * report.rows // len(pending.rows), total))
-                        todo = pending.rows - pending.creates
-                    except IntegrityError:
-                        # One of them was created meanwhile by a transaction the check above could not see yet.
-                        writer.discard_staged()
-                        written.created, todo, everything = 0, None, True
-                if todo is None or todo:
-                    # Pass 2: re-read the rows that create or change a student (all, if others wrote meanwhile).
-                    known_new = () if everything else pending.creates
-                    for numbers, indexes, rows, _ragged in _chunks(reader, len(info.header), chunk_rows):
-                        last = indexes[-1] if indexes else 0
-                        if todo is None:
-                            keep = [p for p, number in enumerate(numbers) if number not in pending.bad_rows]
-                        else:
-                            keep = [p for p, number in enumerate(numbers) if number in todo]
-                        if keep:
-                            numbers, indexes, rows = ([seq[p] for p in keep] for seq in (numbers, indexes, rows))
-                            records = pending.cleaner.clean_chunk(numbers, indexes, rows).records
-                            _add(written, writer.write(records, known_new=known_new))
-                        report_progress("writing", report.rows + last, total)
-                report.created, report.updated = written.created, written.updated
-                report.unchanged = report.valid_rows - written.created - written.updated
-        finally:
-            writer.discard_staged()
         _refresh_statistics(institution, report.created)
     report.committed = commit
     report.seconds = round(time.perf_counter() - started, 3)
     report_progress("done", total, total)
     return report
+
+
+def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReader, info: TableInfo,
+           report: ImportReport, writer: ChunkWriter, pending: _Pending, students_before, chunk_rows: int,
+           report_progress: Progress, total: int) -> None:
+    """The commit: write what pass 1 found new or changed, all or nothing."""
+    with transaction.atomic():
+        # One import at a time per institution: a second one waits here instead of racing.
+        Institution.objects.select_for_update().filter(pk=institution.pk).first()
+        writer.known_empty = False
+        everything = _students_fingerprint(institution) != students_before  # students written since pass 1
+        report.new_features = _create_new_features(institution, spec, pending.cleaner)
+        written = ImportReport()
+        todo: set[int] | None = pending.rows  # line numbers pass 2 re-reads; None: every valid row
+        if everything:
+            writer.discard_staged()  # pass 1's view is stale: compare every row again
+            todo = None
+        elif writer.staged:
+            # The new students pass 1 staged (nobody wrote a student since): no second read for them.
+            report_progress("writing", report.rows, total)
+            try:
+                with transaction.atomic():
+                    written.created = writer.write_staged()
+                todo = pending.rows - pending.creates
+            except IntegrityError:
+                # One of them was created meanwhile by a transaction the check above could not see yet.
+                writer.discard_staged()
+                written.created, todo, everything = 0, None, True
+            report_progress("writing", report.rows + written.created * report.rows // len(pending.rows), total)
+        if todo is None or todo:
+            # Pass 2: re-read the rows that create or change a student (all, if others wrote meanwhile).
+            known_new = () if everything else pending.creates
+            for numbers, indexes, rows, _ragged in _chunks(reader, len(info.header), chunk_rows):
+                last = indexes[-1] if indexes else 0
+                if todo is None:
+                    keep = [p for p, number in enumerate(numbers) if number not in pending.bad_rows]
+                else:
+                    keep = [p for p, number in enumerate(numbers) if number in todo]
+                if keep:
+                    numbers, indexes, rows = ([seq[p] for p in keep] for seq in (numbers, indexes, rows))
+                    records = pending.cleaner.clean_chunk(numbers, indexes, rows).records
+                    _add(written, writer.write(records, known_new=known_new))
+                report_progress("writing", report.rows + last, total)
+        report.created, report.updated = written.created, written.updated
+        report.unchanged = report.valid_rows - written.created - written.updated
 
 
 def _statistics_stale(institution: Institution, created: int) -> bool:
@@ -297,8 +307,8 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
 
     Keeps only ids (for duplicates), bad and pending line numbers and the first errors, so memory
     does not grow with the file. None when there are errors and ``valid_rows_only`` is not set.
-    With ``stage``, the new students' rows go to the writer's temporary file (on disk), ready for
-    the commit; nothing is written to the database here.
+    With ``stage``, the new students' rows go to the writer's temporary table, ready for the commit;
+    nothing is written to the institution's tables here.
     """
     cleaner = RowCleaner(spec=spec, header=info.header, definitions=definitions)
     width = len(info.header)
@@ -315,7 +325,7 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
                for numbers, indexes, rows, skipped in _chunks(reader, width, chunk_rows))
     # Reading and cleaning run a chunk or two ahead in a thread: while this one waits for PostgreSQL
     # (looking up or staging a chunk), that one has the interpreter.
-    if writer.postgres and not writer.known_empty:  # only worth a thread when there are lookups to wait for
+    if writer.postgres and (stage or not writer.known_empty):  # a thread pays when there is PostgreSQL to wait for
         cleaned = _ahead(cleaned, depth=2)
     for numbers, indexes, skipped, result in cleaned:
         ragged.extend(skipped)
@@ -337,7 +347,7 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
             if stage:
                 writer.stage(creates)
         elif writer.staged:
-            writer.discard_staged()  # the file will not be imported (or not from pass 1's view)
+            writer.discard_staged()  # the file will not be imported as it stands: stop staging
         data_index = indexes[-1] if indexes else data_index
         report_progress("validating", data_index, max(estimate, data_index) * passes)
     del first_row_of

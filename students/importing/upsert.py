@@ -2,16 +2,15 @@
 
 Every created or changed student gets one ``StudentChange`` row naming the job, the source and
 the actor, with ``{"field": [old, new]}`` for what changed; unchanged students get nothing.
-On PostgreSQL the rows go in with ``COPY`` in text format (new students, with ids drawn from
-the table's sequence first, and change rows) and one ``UPDATE ... FROM`` a temporary table
-(changed students); elsewhere with Django's bulk methods.
+On PostgreSQL new students go in with ``COPY`` (text format) into a temporary table and one
+``INSERT ... SELECT`` that also writes their change rows; changed students with one
+``UPDATE ... FROM`` a temporary table and a ``COPY`` of their change rows; elsewhere with
+Django's bulk methods.
 """
 
 from __future__ import annotations
 
-import itertools
 import operator
-import tempfile
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
@@ -93,8 +92,8 @@ class ChunkWriter:
     """Upserts chunks for one institution inside the caller's transaction.
 
     On PostgreSQL the import's first pass can also ``stage`` the new students of each chunk in a
-    temporary file (COPY text, no ids yet), and the commit then streams them in with
-    :meth:`write_staged` instead of reading, cleaning and comparing those rows a second time.
+    temporary table, and the commit then moves them in with :meth:`write_staged` instead of
+    reading, cleaning and comparing those rows a second time.
     """
 
     def __init__(self, *, institution: Institution, source: str, job_id: int | None, actor_id: int | None,
@@ -105,7 +104,6 @@ class ChunkWriter:
         self.actor_id = actor_id
         self.dry_run = dry_run
         self.postgres = connection.vendor == "postgresql"
-        self._spool = None
         self.staged = 0
         self.known_empty = False  # set by the caller: the institution has no students (nothing to look up)
 
@@ -186,56 +184,48 @@ class ChunkWriter:
     # --- staging new students (PostgreSQL) ------------------------------------------------------
 
     def stage(self, creates: Sequence[CleanRecord]) -> None:
-        """Keep new students' COPY lines in a temporary file until the commit (:meth:`write_staged`)."""
+        """COPY new students into a temporary table of the current transaction (dropped at its end);
+        :meth:`write_staged` moves them into the institution's students."""
         if not creates:
             return
-        if self._spool is None:
-            self._spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
-        self._spool.writelines(_staged_lines(creates))
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            if not self.staged:
+                cursor.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS import_student_stage (external_id text, name text, email text, "
+                    "program text, cohort text, status text, outcome text, outcome_date date, advisor_id bigint, "
+                    "features jsonb) ON COMMIT DROP"
+                )
+                cursor.execute("TRUNCATE import_student_stage")
+            cursor.copy_expert(f"COPY import_student_stage (external_id, {', '.join(FIELDS)}, features) FROM STDIN",
+                               _LinesReader(list(_staged_lines(creates))))
         self.staged += len(creates)
 
     def discard_staged(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-        self._spool = None
+        """Forget the staged students (the next :meth:`stage` empties the table)."""
         self.staged = 0
-        self.known_empty = False  # set by the caller: the institution has no students (nothing to look up)
 
-    def write_staged(self, progress=None, batch: int = 10_000) -> int:
-        """Insert the staged students (ids drawn from the table's sequence) and their audit rows."""
-        if self._spool is None:
+    def write_staged(self) -> int:
+        """Insert the staged students and their audit rows, in one statement; their number."""
+        if not self.staged:
             return 0
-        spool, done = self._spool, 0
-        spool.flush()
-        spool.seek(0)
-        now = timezone.now().isoformat()
-        inst = str(self.institution.pk)
-        change_prefix = f"{inst}\t"
-        change_suffix = f"\t{self.source}\t{_copy_value(self.job_id)}\t{_copy_value(self.actor_id)}\tt\t"
-        student_table, change_table = Student._meta.db_table, StudentChange._meta.db_table
-        columns = f"id, institution_id, external_id, {', '.join(FIELDS)}, features, created_at, updated_at"
+        now = timezone.now()
+        columns = f"external_id, {', '.join(FIELDS)}, features"
+        students = f"{Student._meta.db_table} (institution_id, {columns}, created_at, updated_at)"
         with connection.cursor() as cursor, connection.wrap_database_errors:
-            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [student_table])
-            sequence = cursor.fetchone()[0]
-            while lines := list(itertools.islice(spool, batch)):
-                cursor.execute("SELECT string_agg(nextval(%s::regclass)::text, ',') FROM generate_series(1, %s)",
-                               [sequence, len(lines)])
-                ids = cursor.fetchone()[0].split(",")
-                students, changes = [], []
-                for student_id, line in zip(ids, lines, strict=True):
-                    head, _tab, change = line.rpartition("\t")
-                    students.append(f"{student_id}\t{inst}\t{head}\t{now}\t{now}\n")
-                    changes.append(f"{change_prefix}{student_id}{change_suffix}{change[:-1]}\t{now}\n")
-                cursor.copy_expert(f"COPY {student_table} ({columns}) FROM STDIN", _LinesReader(students))
-                cursor.copy_expert(
-                    f"COPY {change_table} (institution_id, student_id, source, job_id, actor_id, created, changes, "
-                    "changed_at) FROM STDIN", _LinesReader(changes),
-                )
-                done += len(lines)
-                if progress:
-                    progress(done)
-        self.discard_staged()
-        return done
+            cursor.execute(
+                f"WITH new AS (INSERT INTO {students} SELECT %s, {columns}, %s, %s FROM import_student_stage "  # noqa: S608
+                "RETURNING id, external_id) "
+                f"INSERT INTO {StudentChange._meta.db_table} (institution_id, student_id, source, job_id, actor_id, "
+                "created, changes, changed_at) SELECT %s, id, %s, %s, %s, true, "
+                "jsonb_build_object('external_id', jsonb_build_array(NULL, external_id)), %s FROM new",
+                [self.institution.pk, now, now, self.institution.pk, self.source, self.job_id, self.actor_id, now],
+            )
+            written = cursor.rowcount
+            cursor.execute("TRUNCATE import_student_stage")
+        if written != self.staged:
+            raise RuntimeError(f"staged {self.staged} new students but wrote {written}")
+        self.staged = 0
+        return written
 
     # --- any database ------------------------------------------------------------------------
 
@@ -332,7 +322,7 @@ def _copy_json(value) -> str:
 
 
 def _staged_lines(creates: Sequence[CleanRecord]):
-    """``external_id, FIELDS..., features`` then the audit row's changes, tab-separated, COPY text."""
+    """``external_id, FIELDS..., features``, tab-separated, in COPY's text format."""
     fields_of = operator.itemgetter(*FIELDS)
     texts: dict[tuple, str] = {}  # the fields' text per distinct combination (an export repeats a few)
     for record in creates:
@@ -344,9 +334,7 @@ def _staged_lines(creates: Sequence[CleanRecord]):
             fields = texts[values] = "\t".join(map(_copy_value, values))
         features = record.features_json
         features = _copy_json_text(features) if features is not None else _copy_json(record.features)
-        external_id = _copy_value(record.external_id)
-        change = _copy_json_text(f'{{"external_id": [null, {orjson.dumps(record.external_id).decode()}]}}')
-        yield f"{external_id}\t{fields}\t{features}\t{change}\n"
+        yield f"{_copy_value(record.external_id)}\t{fields}\t{features}\n"
 
 
 class _LinesReader:
