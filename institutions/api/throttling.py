@@ -37,7 +37,12 @@ def _count(key: str) -> int:
     backend = getattr(cache, "_cache", None)
     if hasattr(backend, "get_client"):  # django.core.cache.backends.redis.RedisCache
         full_key = cache.make_and_validate_key(key)
-        pipeline = backend.get_client(full_key, write=True).pipeline()
+        # Django builds a new redis.Redis object (and its response-callback table) on every
+        # get_client(); the client is thread-safe and bound to the backend's pool, so keep one.
+        client = backend.__dict__.get("_throttle_client")
+        if client is None:
+            client = backend._throttle_client = backend.get_client(full_key, write=True)
+        pipeline = client.pipeline()
         pipeline.incr(full_key)
         pipeline.expire(full_key, 2 * WINDOW_SECONDS)
         count, _ = pipeline.execute()
