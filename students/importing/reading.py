@@ -12,6 +12,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -231,6 +232,36 @@ class TableReader:
                     if not any(cell not in ("", None) for cell in row):
                         continue
                 yield number, row
+        except csv.Error as exc:
+            raise ImportFileError("malformed_csv", f"The CSV cannot be parsed: {exc}.") from None
+        finally:
+            rows.close()
+
+
+    def row_batches(self, size: int) -> Iterator[tuple[list[int], list[list[str]]]]:
+        """The rows of :meth:`rows`, ``size`` lines at a time: ``(line numbers, rows)``."""
+        if self.info is None:
+            self.open()
+        width = len(self.info.header)
+        rows = self._raw_rows()
+        try:
+            next(rows)
+            number = 1
+            while batch := list(itertools.islice(rows, size)):
+                first, number = number + 1, number + len(batch)
+                if all(map(width.__eq__, map(len, batch))):
+                    yield list(range(first, number + 1)), batch
+                    continue
+                numbers, kept = [], []
+                for line, row in enumerate(batch, start=first):
+                    if len(row) != width:
+                        while len(row) > width and row[-1] in ("", None):
+                            row = row[:-1]
+                        if not any(cell not in ("", None) for cell in row):
+                            continue
+                    numbers.append(line)
+                    kept.append(row)
+                yield numbers, kept
         except csv.Error as exc:
             raise ImportFileError("malformed_csv", f"The CSV cannot be parsed: {exc}.") from None
         finally:

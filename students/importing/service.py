@@ -438,24 +438,22 @@ def _ahead(items: Iterator, depth: int) -> Iterator:
 
 def _chunks(reader: TableReader, width: int, size: int):
     """``(line numbers, data-row indexes, rows, ragged (line, fields))`` per chunk of rows."""
-    numbers: list[int] = []
-    indexes: list[int] = []
-    rows: list[list[str]] = []
-    ragged: list[tuple[int, int]] = []
     data_index = 0
-    for number, cells in reader.rows():
-        data_index += 1
-        if len(cells) != width:
-            ragged.append((number, len(cells)))
+    for numbers, rows in reader.row_batches(size):
+        if all(map(width.__eq__, map(len, rows))):
+            yield numbers, list(range(data_index + 1, data_index + len(rows) + 1)), rows, []
+            data_index += len(rows)
             continue
-        numbers.append(number)
-        indexes.append(data_index)
-        rows.append(cells)
-        if len(rows) >= size:
-            yield numbers, indexes, rows, ragged
-            numbers, indexes, rows, ragged = [], [], [], []
-    if rows or ragged:
-        yield numbers, indexes, rows, ragged
+        good_numbers, indexes, good_rows, ragged = [], [], [], []
+        for number, cells in zip(numbers, rows, strict=True):
+            data_index += 1
+            if len(cells) != width:
+                ragged.append((number, len(cells)))
+                continue
+            good_numbers.append(number)
+            indexes.append(data_index)
+            good_rows.append(cells)
+        yield good_numbers, indexes, good_rows, ragged
 
 
 def _add(report: ImportReport, counts: ChunkCounts) -> None:

@@ -35,6 +35,9 @@ class ChunkCounts:
     unchanged: int = 0
 
 
+_ABSENT = object()
+
+
 def _same(old, new) -> bool:
     # 1 == 1.0 == True in Python; a stored boolean and a number are still different values.
     if type(old) is int and type(new) is float:
@@ -80,8 +83,11 @@ def _diff(existing: dict, record: CleanRecord) -> tuple[dict, dict]:
         return changes, values
     merged = dict(features)
     for key, new in incoming.items():
-        old = features.get(key)
-        if key not in features or not _same(old, new):
+        old = features.get(key, _ABSENT)
+        if old == new and type(old) is type(new):  # most values of a changed student: no call to _same
+            continue
+        if old is _ABSENT or not _same(old, new):
+            old = None if old is _ABSENT else old
             merged[key] = new
             changes[f"features.{key}"] = [old, new]
     values["features"] = merged

@@ -112,24 +112,27 @@ class CleanRecord:
     prints for the same values, so comparing the two texts can stand in for comparing dicts.
     """
 
-    __slots__ = ("_features", "_keys", "_values", "exact_json", "external_id", "features_json", "fields", "row")
+    __slots__ = ("_columns", "_features", "_keys", "_position", "exact_json", "external_id", "features_json", "fields",
+                 "row")
 
     def __init__(self, row: int, external_id: str, fields: dict, features: dict | None = None, *,
-                 keys: Sequence[str] = (), values: Sequence = (), features_json: str | None = None,
-                 exact_json: bool = False):
+                 keys: Sequence[str] = (), columns: Sequence[Sequence] = (), position: int = 0,
+                 features_json: str | None = None, exact_json: bool = False):
         self.row = row
         self.external_id = external_id
         self.fields = fields
         self._features = features
-        self._keys = keys
-        self._values = values
+        self._keys = keys  # with columns and position: the values, column by column, of the cleaned chunk
+        self._columns = columns
+        self._position = position
         self.features_json = features_json
         self.exact_json = exact_json
 
     @property
     def features(self) -> dict:
         if self._features is None:
-            self._features = dict(zip(self._keys, self._values, strict=True))
+            position = self._position
+            self._features = dict(zip(self._keys, [column[position] for column in self._columns], strict=True))
         return self._features
 
     def __repr__(self) -> str:
@@ -305,7 +308,6 @@ class RowCleaner:
         bad_positions = {position for position, _order, _error in problems}
         count = len(rows)
         if feature_values:
-            values = list(zip(*feature_values, strict=True))
             # Bad rows have None fragments; they yield no record, so their text is never used.
             fragments = [list(map(column.fragments.get, columns[column.index])) for column in self.json_columns]
             if bad_positions:
@@ -318,7 +320,7 @@ class RowCleaner:
                 if column.inexact and not column.inexact.isdisjoint(columns[column.index]):
                     inexact.update(p for p, raw in enumerate(columns[column.index]) if raw in column.inexact)
         else:
-            values, texts, inexact = [()] * count, ["{}"] * count, set()
+            texts, inexact = ["{}"] * count, set()
         if field_values and any(_MISSING in set(cleaned) for cleaned in field_values):
             fields = [{name: value for name, value in zip(field_names, values_, strict=True) if value is not _MISSING}
                       for values_ in zip(*field_values, strict=True)]
@@ -327,8 +329,8 @@ class RowCleaner:
         else:
             fields = [{} for _ in rows]
         keys = self.feature_keys
-        records = [CleanRecord(numbers[p], ids[p], fields[p], keys=keys, values=values[p], features_json=texts[p],
-                               exact_json=p not in inexact)
+        records = [CleanRecord(numbers[p], ids[p], fields[p], keys=keys, columns=feature_values, position=p,
+                               features_json=texts[p], exact_json=p not in inexact)
                    for p in range(count) if p not in bad_positions]
         return ChunkResult(records, ids, {numbers[p] for p in bad_positions}, [error for *_, error in problems])
 
