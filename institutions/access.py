@@ -16,6 +16,14 @@ User = get_user_model()
 
 NOT_FOUND_MESSAGE = "Not found."
 
+# Every primary key is a positive 64-bit integer (BigAutoField); a larger number from user input
+# cannot name a row, and the database drivers refuse to even compare with it.
+LARGEST_ID = 2**63 - 1
+
+
+def is_possible_id(value: int) -> bool:
+    return 0 < value <= LARGEST_ID
+
 
 def access_membership(*, user: AbstractBaseUser | AnonymousUser, institution_slug: str) -> Membership:
     """The user's membership in the institution named by the URL, or Http404.
@@ -51,6 +59,8 @@ def access_member_user(*, institution: Institution, user_id: int | str | None) -
         user_pk = int(user_id)
     except (TypeError, ValueError):
         raise Http404(NOT_FOUND_MESSAGE) from None
+    if not is_possible_id(user_pk):
+        raise Http404(NOT_FOUND_MESSAGE)
     user = User.objects.filter(
         pk=user_pk, is_active=True, memberships__institution=institution
     ).first()

@@ -17,7 +17,7 @@ from django.db.models import Count, Q
 from django.http import Http404
 from django.utils import timezone
 
-from institutions.access import access_member_user
+from institutions.access import access_member_user, is_possible_id
 from institutions.models import Institution, Job, JobKind, JobStatus, Membership
 from predictions.selectors import latest_predictions
 from students.models import ChangeSource, Student, StudentChange
@@ -278,7 +278,8 @@ def caseload_assign(
         if not membership.can("edit_interventions"):
             raise InterventionRuleError({"advisor": "this member's role cannot work a caseload"})
     students = Student.objects.for_institution(institution)
-    current = dict(students.filter(pk__in=ids).values_list("pk", "advisor_id"))
+    possible = [pk for pk in ids if is_possible_id(pk)]
+    current = dict(students.filter(pk__in=possible).values_list("pk", "advisor_id"))
     missing = [pk for pk in ids if pk not in current]
     if missing:
         shown = ", ".join(str(pk) for pk in missing[:10]) + (" ..." if len(missing) > 10 else "")

@@ -326,3 +326,21 @@ def test_caseload_summary_counts_each_advisors_students_flags_and_overdue_follow
     assert api_client.get(url("api-caseload-assignment", "alpha")).status_code == 403
     api_client.force_authenticate(b.admin)
     assert api_client.get(url("api-caseload-assignment", "alpha")).status_code == 404
+
+
+@pytest.mark.parametrize("huge", [2**63, -(2**63) - 1, 10**30])
+def test_ids_beyond_the_64_bit_range_are_a_clear_400_writing_nothing(api_client, world, huge):
+    a, _ = world
+    api_client.force_authenticate(a.admin)
+    response = api_client.post(url("api-caseload-assignment", "alpha"),
+                               {"advisor": a.admin.pk, "students": [a.students[0].pk, huge]})
+    assert response.status_code == 400 and "students" in response.json()["errors"]
+    assert Student.objects.for_institution(a.institution).get(pk=a.students[0].pk).advisor_id == a.advisor.pk
+    response = api_client.post(url("api-caseload-assignment", "alpha"),
+                               {"advisor": huge, "students": [a.students[0].pk]})
+    assert response.status_code == 400 and "advisor" in response.json()["errors"]
+    response = api_client.post(url("api-intervention-list", "alpha"),
+                               {"student": huge, "intervention_type": a.meeting.pk, "date": TODAY.isoformat()})
+    assert response.status_code == 400 and "student" in response.json()["errors"]
+    response = api_client.post(url("api-flag-list", "alpha"), {"student": huge, "reason": "worried"})
+    assert response.status_code == 400 and "student" in response.json()["errors"]
