@@ -9,8 +9,9 @@ every scope, starts ``gunicorn`` with ``--workers`` workers (default 2 sync work
 of the 2-core machine this was tuned on; ``--worker-class gthread --threads N`` is the
 alternative) on a loopback port, and runs a load generator of ``--clients`` concurrent clients
 (default 20), for ``--seconds`` per scenario, in two modes: closed loop (each client sends its
-next request as soon as the previous answer arrives: the server's saturation point) and paced
-(each client pauses 0.25-0.75 s between requests, as Locust's users do by default):
+next request as soon as the previous answer arrives: the server's saturation point, and what a
+Locust user does by default) and paced (each client pauses 0.25-0.75 s between requests, as a
+Locust user with ``wait_time = between(0.25, 0.75)`` does):
 
 1. student detail (``GET /students/<id>/``, random students);
 2. a 50-item list page (``GET /students/?page=<n>&page_size=50``, random pages);
@@ -404,7 +405,7 @@ def main() -> int:
     if args.mode in ("both", "closed"):
         modes["closed loop (no pause)"] = (0.0, 0.0)
     if args.mode in ("both", "paced"):
-        modes[f"paced ({args.think_min:.2f}-{args.think_max:.2f} s pause, like Locust users)"] = (args.think_min,
+        modes[f"paced ({args.think_min:.2f}-{args.think_max:.2f} s pause, Locust with a wait_time)"] = (args.think_min,
                                                                                                  args.think_max)
     try:
         for make_path in scenarios.values():  # warm-up: every worker imports, connects and caches
