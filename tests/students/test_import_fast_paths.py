@@ -8,6 +8,8 @@ full compare again. Small chunks make every path cross chunk boundaries.
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from django.db import connection
 
@@ -143,3 +145,19 @@ def test_statistics_that_miss_a_load_are_noticed(tenant_a):
     writer = ChunkWriter(institution=institution, source=ChangeSource.IMPORT, job_id=None, actor_id=None)
     found = writer._existing([f"Z{i:05d}" for i in range(0, 20_000, 10)] + ["S001"])  # S001: tenant A's
     assert len(found) == 2000 and found["Z00010"][_STORED["external_id"]] == "Z00010"
+
+
+def test_import_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    institution = InstitutionFactory(slug="eta")
+    path = write_file(tmp_path, "one.csv", rows(4))
+    assert gc.get_freeze_count() == 0
+    assert run(institution, path).created == 4
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+    gc.freeze()  # as a pre-forking server may have done: the import must not undo it
+    try:
+        frozen = gc.get_freeze_count()
+        assert run(institution, path).unchanged == 4
+        assert gc.get_freeze_count() > frozen // 2  # still frozen (refcounting may free a few)
+    finally:
+        gc.unfreeze()
