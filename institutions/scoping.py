@@ -146,10 +146,16 @@ class TenantModel(models.Model):
     """Base for tenant-owned tables: a non-null institution and the fail-closed manager.
 
     Subclasses must start every index and unique constraint with ``institution`` (Citus-ready, and
-    fast per institution); other foreign keys use ``db_index=False`` unless a composite covers them.
+    fast per institution), and have at least one that covers every row (not partial): it serves
+    lookups by institution and deleting an institution, so the foreign key itself needs no
+    single-column index of its own (one more index for every row written would buy nothing; a
+    test checks every tenant model). Other foreign keys use ``db_index=False`` unless a composite
+    covers them.
     """
 
-    institution = models.ForeignKey("institutions.Institution", on_delete=models.CASCADE, related_name="+")
+    institution = models.ForeignKey(
+        "institutions.Institution", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
 
     objects = TenantManager()
     # Django's internals (deletion, FK access from an already-scoped row) go through this one.

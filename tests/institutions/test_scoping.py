@@ -1,8 +1,11 @@
 import pytest
+from django.apps import apps
+from django.db import connection
 
 from institutions.scoping import (
     InstitutionScopeMismatch,
     MissingInstitutionScope,
+    TenantModel,
     current_institution,
     institution_scope,
 )
@@ -82,3 +85,38 @@ def test_unscoped_is_the_explicit_way_to_read_every_institution(tenants):
 def test_same_external_id_may_exist_in_two_institutions(tenants):
     a, b = tenants
     assert {s.external_id for s in a.students} == {s.external_id for s in b.students}
+
+
+def _leading_fields_of_full_indexes(model) -> list[str]:
+    """First field of each index and unique constraint of ``model`` that covers every row."""
+    leading = [index.fields[0].lstrip("-") for index in model._meta.indexes
+               if index.fields and getattr(index, "condition", None) is None]
+    leading += [constraint.fields[0] for constraint in model._meta.constraints
+                if getattr(constraint, "fields", None) and getattr(constraint, "condition", None) is None]
+    return leading
+
+
+def test_every_tenant_table_is_indexed_by_institution_without_a_single_column_index():
+    # The institution foreign key has no index of its own (db_index=False); each tenant model
+    # must therefore have a full (non-partial) index or unique constraint led by the institution,
+    # which serves per-institution reads and the cascade when an institution is deleted.
+    tenant_models = [model for model in apps.get_models() if issubclass(model, TenantModel)]
+    assert len(tenant_models) >= 15
+    uncovered = [model._meta.label for model in tenant_models
+                 if "institution" not in _leading_fields_of_full_indexes(model)]
+    assert uncovered == []
+    assert all(not model._meta.get_field("institution").db_index for model in tenant_models)
+
+
+def test_database_has_an_institution_led_index_on_every_tenant_table():
+    tenant_models = [model for model in apps.get_models() if issubclass(model, TenantModel)]
+    with connection.cursor() as cursor:
+        for model in tenant_models:
+            constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+            led = [name for name, info in constraints.items()
+                   if (info["index"] or info["unique"]) and info["columns"] and info["columns"][0] == "institution_id"]
+            single = [name for name, info in constraints.items()
+                      if (info["index"] or info["unique"]) and info["columns"] == ["institution_id"]
+                      and not info["unique"]]
+            assert led, model._meta.db_table
+            assert single == [], model._meta.db_table

@@ -324,3 +324,35 @@ def test_dry_run_counts_without_writing(tenant_a, tmp_path):
     assert (report.created, report.updated, report.committed) == (1, 1, False)
     assert "Ready to import" in report.summary
     assert database_state(tenant_a.institution) == before
+
+
+def test_audit_trail_goes_with_its_student_job_user_and_institution_when_they_are_deleted(tenants, tmp_path):
+    # The audit trail's keys are not enforced by the database (bulk writes); Django's deletes
+    # must still cascade to, or unlink, its rows, and never touch another institution's.
+    from django.contrib.auth import get_user_model
+
+    from institutions.jobs import job_create
+    from institutions.models import Institution
+
+    a, b = tenants
+    job, _ = job_create(institution=a.institution, kind="import")
+    run(a.institution, write_file(tmp_path, "a.csv", GOOD_CSV), job=job, actor=a.admin)
+    run(b.institution, write_file(tmp_path, "b.csv", GOOD_CSV))
+    changes = StudentChange.all_institutions
+    b_rows = sorted(changes.filter(institution=b.institution).values_list("id", "student_id"))
+    a_students = Student.objects.for_institution(a.institution)
+    imported = set(a_students.filter(external_id__in=["S001", "N100"]).values_list("id", flat=True))
+    assert len(imported) == 2
+    assert set(changes.filter(institution=a.institution).values_list("student_id", flat=True)) == imported
+
+    gone = a_students.get(external_id="S001")
+    gone.delete()
+    assert not changes.filter(student_id=gone.pk).exists()
+    job.delete()
+    get_user_model().objects.filter(pk=a.admin.pk).delete()
+    kept = changes.get(institution=a.institution)
+    assert (kept.job_id, kept.actor_id) == (None, None)
+
+    Institution.objects.filter(pk=a.institution.pk).delete()
+    assert not changes.filter(institution_id=a.institution.pk).exists()
+    assert sorted(changes.filter(institution=b.institution).values_list("id", "student_id")) == b_rows
