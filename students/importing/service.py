@@ -220,16 +220,24 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
                          actor_id=getattr(actor, "pk", None), dry_run=not commit)
     # On PostgreSQL a committing import runs in one transaction from the first row: pass 1 stages the
     # new students in a temporary table of that transaction (private to it, dropped with it) while it
-    # validates, so PostgreSQL parses them while Python cleans the next rows. The institution's own
-    # tables are only written after the whole file has proved valid, and a bad file ends the
-    # transaction with nothing written.
+    # validates, so PostgreSQL parses them while Python cleans the next rows. A later import writes
+    # the institution's tables only after the whole file has proved valid. An institution's first
+    # import (no students yet, so no stored student can change under it) moves each staged chunk
+    # into the students table at once, so that PostgreSQL maintains its indexes while Python
+    # validates the next rows; those rows stay invisible to every other session, and a file that
+    # turns out invalid rolls the whole transaction back. Either way a bad file writes nothing.
     stage = commit and writer.postgres
     with transaction.atomic() if stage else contextlib.nullcontext():
+        if stage:
+            _lock_imports_of(institution)
         students_before = _students_fingerprint(institution)
         writer.known_empty = students_before is None  # an institution's first import: nothing to look up
+        writer.insert_early = stage and writer.known_empty
         pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes,
                                         chunk_rows, report_progress, stage=stage)
         if pending is None:  # errors, and no explicit choice to import the valid rows
+            if stage:
+                transaction.set_rollback(True)  # undo what pass 1 wrote early
             report.seconds = round(time.perf_counter() - started, 3)
             return report
         total = report.rows * passes
@@ -252,13 +260,20 @@ def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReade
         # One import at a time per institution: a second one waits here instead of racing.
         Institution.objects.select_for_update().filter(pk=institution.pk).first()
         writer.known_empty = False
-        everything = _students_fingerprint(institution) != students_before  # students written since pass 1
+        # Whether pass 1's view is stale: students written since it began. After an institution's
+        # first import (no student existed, so none pass 1 found unchanged can have changed) only a
+        # student created meanwhile with one of the file's ids calls for a second look.
+        everything = writer.conflict if writer.insert_early else (
+            _students_fingerprint(institution) != students_before)
         report.new_features = _create_new_features(institution, spec, pending.cleaner)
         written = ImportReport()
+        written.created = writer.created_early  # pass 1's early writes compare as unchanged below
         todo: set[int] | None = pending.rows  # line numbers pass 2 re-reads; None: every valid row
         if everything:
             writer.discard_staged()  # pass 1's view is stale: compare every row again
             todo = None
+        elif writer.insert_early:
+            todo = pending.rows - pending.creates  # the new students are in already
         elif writer.staged:
             # The new students pass 1 staged (nobody wrote a student since): no second read for them.
             report_progress("writing", report.rows, total)
@@ -269,7 +284,7 @@ def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReade
             except IntegrityError:
                 # One of them was created meanwhile by a transaction the check above could not see yet.
                 writer.discard_staged()
-                written.created, todo, everything = 0, None, True
+                written.created, todo, everything = writer.created_early, None, True
             report_progress("writing", report.rows + written.created * report.rows // len(pending.rows), total)
         if todo is None or todo:
             # Pass 2: re-read the rows that create or change a student (all, if others wrote meanwhile).
@@ -320,6 +335,18 @@ def _refresh_statistics(institution: Institution, created: int) -> None:
         cursor.execute(f"ANALYZE {Student._meta.db_table} ({', '.join(columns)})")
 
 
+# pg_advisory_xact_lock's first key: this lock space is "imports of an institution".
+_IMPORT_LOCK_SPACE = 0x494D50  # "IMP"
+
+
+def _lock_imports_of(institution: Institution) -> None:
+    """One import at a time per institution, from its first row to its commit (PostgreSQL; the
+    lock goes with the transaction). An advisory lock: it blocks nothing but other imports of the
+    institution, not its pages, API writes or foreign-key checks."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_IMPORT_LOCK_SPACE, institution.pk % 2**31])
+
+
 def _students_fingerprint(institution: Institution) -> tuple | None:
     """The institution's most recently written student (None: it has none), read from the
     (institution, updated_at, id) index: every write of a student sets ``updated_at``."""
@@ -342,7 +369,9 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
     Keeps only ids (for duplicates), bad and pending line numbers and the first errors, so memory
     does not grow with the file. None when there are errors and ``valid_rows_only`` is not set.
     With ``stage``, the new students' rows go to the writer's temporary table, ready for the commit;
-    nothing is written to the institution's tables here.
+    with the writer's ``insert_early`` (an institution's first import) each staged chunk moves on
+    into the students table at once, inside the import's transaction; once the file shows an
+    error that will stop the import, nothing more is staged or moved.
     """
     cleaner = RowCleaner(spec=spec, header=info.header, definitions=definitions)
     width = len(info.header)
@@ -378,8 +407,10 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
             new_rows.update(record.row for record in creates)
             pending.update(record.row for record in creates)
             pending.update(record.row for _values, _changes, record in updates)
-            if stage:
+            if stage and not writer.conflict:
                 writer.stage(creates)
+                if writer.insert_early:
+                    writer.write_staged_early()
         elif writer.staged:
             writer.discard_staged()  # the file will not be imported as it stands: stop staging
         data_index = indexes[-1] if indexes else data_index

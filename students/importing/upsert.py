@@ -15,7 +15,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 import orjson
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from institutions.models import Institution
@@ -112,6 +112,12 @@ class ChunkWriter:
         self.postgres = connection.vendor == "postgresql"
         self.staged = 0
         self.known_empty = False  # set by the caller: the institution has no students (nothing to look up)
+        # An institution's first import on PostgreSQL moves each staged chunk in as pass 1 goes
+        # (see service._import_file): how many it created so, and whether someone else created one
+        # of the file's students meanwhile (then the rest waits for the commit's full compare).
+        self.insert_early = False
+        self.created_early = 0
+        self.conflict = False
 
     def _existing(self, external_ids: Sequence[str]) -> dict[str, dict]:
         """The stored students among these ids: dicts, or on PostgreSQL tuples in ``_STORED`` order with
@@ -209,6 +215,20 @@ class ChunkWriter:
     def discard_staged(self) -> None:
         """Forget the staged students (the next :meth:`stage` empties the table)."""
         self.staged = 0
+
+    def write_staged_early(self) -> None:
+        """Move the staged chunk into the institution's students now, inside the import's
+        transaction (no other session sees it before the commit; a rollback takes it back). A
+        student someone else created meanwhile with one of its ids undoes just this chunk and
+        stops the early writes: the commit then compares every row again."""
+        if not self.staged or self.conflict:
+            return
+        try:
+            with transaction.atomic():
+                self.created_early += self.write_staged()
+        except IntegrityError:
+            self.discard_staged()
+            self.conflict = True
 
     def write_staged(self) -> int:
         """Insert the staged students and their audit rows, in one statement; their number."""

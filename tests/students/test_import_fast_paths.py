@@ -161,3 +161,59 @@ def test_import_leaves_the_garbage_collector_as_it_found_it(tmp_path):
         assert gc.get_freeze_count() > frozen // 2  # still frozen (refcounting may free a few)
     finally:
         gc.unfreeze()
+
+
+def _counting_students_while_validating(institution):
+    """A progress callback that records, at each validation step, how many students the import's
+    own transaction already holds for ``institution``."""
+    seen = []
+
+    def progress(stage, done, total):
+        if stage == "validating" and done:
+            seen.append(Student.objects.for_institution(institution).count())
+
+    return seen, progress
+
+
+def test_a_first_import_whose_last_rows_are_invalid_writes_nothing(tenant_a, tmp_path):
+    # On PostgreSQL a first import moves its new students in chunk by chunk while it validates;
+    # an error further down the file must still leave the institution exactly as it was.
+    institution = InstitutionFactory(slug="theta")
+    content = rows(11).replace("X010,Student 10,Enrolled", "X010,Student 10,Banana")
+    before = database_state(institution, tenant_a.institution)
+    seen, progress = _counting_students_while_validating(institution)
+
+    report = run(institution, write_file(tmp_path, "bad.csv", content), progress=progress)
+
+    assert report.error_count == 1 and not report.committed
+    assert (report.created, report.updated, report.unchanged) == (0, 0, 0)
+    assert report.errors[0].row == 11 and "Banana" in report.errors[0].value
+    assert database_state(institution, tenant_a.institution) == before
+    assert not Student.objects.for_institution(institution).exists()
+    if connection.vendor == "postgresql":
+        assert max(seen) == 9  # the chunks before the bad row were in, inside the rolled-back transaction
+
+
+def test_a_first_import_of_only_the_valid_rows_writes_the_others(tmp_path):
+    institution = InstitutionFactory(slug="iota")
+    content = rows(11).replace("X004,Student 4,Dropout", "X004,Student 4,Banana")
+
+    report = run(institution, write_file(tmp_path, "some-bad.csv", content), valid_rows_only=True)
+
+    assert (report.created, report.skipped, report.error_count) == (10, 1, 1)
+    assert set(stored(institution)) == {f"X{i:03d}" for i in range(1, 12)} - {"X004"}
+    assert StudentChange.objects.for_institution(institution).filter(created=True).count() == 10
+
+
+def test_a_first_import_moves_its_students_in_while_validating_on_postgresql(tmp_path):
+    institution = InstitutionFactory(slug="kappa")
+    seen, progress = _counting_students_while_validating(institution)
+
+    report = run(institution, write_file(tmp_path, "one.csv", rows(11)), progress=progress)
+
+    assert (report.created, report.updated, report.unchanged) == (11, 0, 0)
+    assert len(stored(institution)) == 11
+    if connection.vendor == "postgresql":
+        assert seen[0] == 3 and seen[-1] == 11  # chunk by chunk, before the commit
+    else:
+        assert set(seen) == {0}  # elsewhere the students are written at the commit
