@@ -19,6 +19,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from .models import ROLE_CAPABILITIES, ApiKey, Institution, Role
+from .prepared import instances_from_row, integer_in_range, model_columns
 
 SCOPE_FAMILIES: dict[str, str] = {
     "students": "Students: records, bulk upserts, incremental sync",
@@ -177,65 +178,45 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
 @functools.cache
 def _key_lookup_plan(alias: str):
     """The SQL of ``ApiKey.objects.unscoped().select_related("institution", "service_user")
-    .filter(institution_id=..., prefix=...)``, and the column converters, built once per process.
+    .filter(institution_id=..., prefix=...)``, and the three models' columns, built once per process.
 
     Every API request authenticates, and compiling that three-table join through the ORM cost
     about 2 ms of CPU per request (more than the rest of a student detail GET); the statement
-    never changes. Columns come from the models' metadata, so the row holds every concrete field
-    of the three models in order, converted as the ORM would (JSON, SQLite's date-times).
+    never changes. See :mod:`institutions.prepared`: the row holds every concrete field of the
+    three models in order, converted as the ORM would.
     """
-    connection = connections[alias]
-    quote = connection.ops.quote_name
+    quote = connections[alias].ops.quote_name
     user_model = get_user_model()
-    models, columns = [], []
-    for model, table in ((ApiKey, "k"), (Institution, "i"), (user_model, "u")):
-        fields = model._meta.concrete_fields
-        converters = []
-        for index, field in enumerate(fields):
-            expression = field.get_col(table)
-            functions = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-            if functions:
-                converters.append((index, functions, expression))
-            columns.append(f"{table}.{quote(field.column)}")
-        models.append((model, [field.attname for field in fields], converters))
+    tables = ((ApiKey, "k"), (Institution, "i"), (user_model, "u"))
+    plans = [model_columns(model, table, alias) for model, table in tables]
     institution_fk = ApiKey._meta.get_field("institution")
     user_fk = ApiKey._meta.get_field("service_user")
     # Identifiers only (quoted, from the models); the values are query parameters.
     sql = (
-        f"SELECT {', '.join(columns)} FROM {quote(ApiKey._meta.db_table)} k"  # noqa: S608
+        f"SELECT {', '.join(column for plan in plans for column in plan.columns)}"  # noqa: S608
+        f" FROM {quote(ApiKey._meta.db_table)} k"
         f" INNER JOIN {quote(Institution._meta.db_table)} i"
         f" ON i.{quote(institution_fk.target_field.column)} = k.{quote(institution_fk.column)}"
         f" INNER JOIN {quote(user_model._meta.db_table)} u"
         f" ON u.{quote(user_fk.target_field.column)} = k.{quote(user_fk.column)}"
         f" WHERE k.{quote(institution_fk.column)} = %s AND k.{quote(ApiKey._meta.get_field('prefix').column)} = %s"
     )
-    id_range = connection.ops.integer_field_range(institution_fk.target_field.get_internal_type())
-    return sql, models, id_range
+    return sql, plans
 
 
 def _api_key_with_institution_and_user(*, institution_id: int, prefix: str) -> ApiKey | None:
     # Resolving the credential is what establishes the scope, so it reads across institutions
     # on purpose (like access_membership), through the (institution, prefix) unique index.
     alias = router.db_for_read(ApiKey)
-    connection = connections[alias]
-    sql, models, id_range = _key_lookup_plan(alias)
-    low, high = id_range
-    if (low is not None and institution_id < low) or (high is not None and institution_id > high):
+    if integer_in_range(institution_id, ApiKey._meta.get_field("institution").target_field, alias) is None:
         return None  # as the ORM answers an out-of-range integer lookup: no row (not a database error)
-    with connection.cursor() as cursor:
+    sql, plans = _key_lookup_plan(alias)
+    with connections[alias].cursor() as cursor:
         cursor.execute(sql, [institution_id, prefix])
         row = cursor.fetchone()
     if row is None:
         return None
-    instances, start = [], 0
-    for model, attnames, converters in models:
-        values = list(row[start:start + len(attnames)])
-        start += len(attnames)
-        for index, functions, expression in converters:
-            for convert in functions:
-                values[index] = convert(values[index], expression, connection)
-        instances.append(model.from_db(alias, attnames, values))
-    api_key, institution, service_user = instances
+    api_key, institution, service_user = instances_from_row(row, plans, alias)
     ApiKey._meta.get_field("institution").set_cached_value(api_key, institution)
     ApiKey._meta.get_field("service_user").set_cached_value(api_key, service_user)
     return api_key

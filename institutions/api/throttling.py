@@ -33,7 +33,9 @@ class ApiKeyRateThrottle(BaseThrottle):
 
 
 def _count(key: str) -> int:
-    """Increment the window's counter; on Redis in a single round trip (INCR + EXPIRE pipelined)."""
+    """Increment the window's counter; on Redis one INCR per request, and an EXPIRE with the
+    window's first request (the key names its window, so a counter whose EXPIRE was lost, e.g. to
+    a crash in between, is never counted again: it only lingers)."""
     backend = getattr(cache, "_cache", None)
     if hasattr(backend, "get_client"):  # django.core.cache.backends.redis.RedisCache
         full_key = cache.make_and_validate_key(key)
@@ -42,11 +44,10 @@ def _count(key: str) -> int:
         client = backend.__dict__.get("_throttle_client")
         if client is None:
             client = backend._throttle_client = backend.get_client(full_key, write=True)
-        pipeline = client.pipeline()
-        pipeline.incr(full_key)
-        pipeline.expire(full_key, 2 * WINDOW_SECONDS)
-        count, _ = pipeline.execute()
-        return int(count)
+        count = int(client.incr(full_key))
+        if count == 1:
+            client.expire(full_key, 2 * WINDOW_SECONDS)
+        return count
     cache.add(key, 0, timeout=2 * WINDOW_SECONDS)
     try:
         return cache.incr(key)

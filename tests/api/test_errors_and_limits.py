@@ -60,6 +60,21 @@ def test_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_not(tenan
     assert key_client(other_raw).get(students_url()).status_code == 200
 
 
+def test_rate_window_counter_expires_on_redis(tenant_a, make_key, key_client):
+    from django.core.cache import cache
+
+    backend = getattr(cache, "_cache", None)
+    if not hasattr(backend, "get_client"):
+        pytest.skip("needs REDIS_URL (the rate-limit counters live in Redis)")
+    key, raw = make_key(tenant_a, rate_per_minute=50)
+    client = key_client(raw)
+    assert [client.get(students_url()).status_code for _ in range(3)] == [200, 200, 200]
+    redis = backend.get_client(write=False)
+    counters = redis.keys(f"*throttle:apikey:{key.pk}:{key.prefix}:*")
+    assert len(counters) == 1 and int(redis.get(counters[0])) == 3
+    assert 0 < redis.ttl(counters[0]) <= 120  # set with the window's first request, not renewed forever
+
+
 def test_read_has_etag_and_unchanged_read_is_304(tenant_a, client_a):
     first = client_a.get(students_url())
     etag = first["ETag"]
