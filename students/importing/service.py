@@ -233,6 +233,11 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
         students_before = _students_fingerprint(institution)
         writer.known_empty = students_before is None  # an institution's first import: nothing to look up
         writer.insert_early = stage and writer.known_empty
+        if writer.insert_early:
+            # Check the new rows' foreign keys as each chunk goes in (PostgreSQL defers Django's to
+            # the commit), while Python cleans the next chunk, instead of all of them at the end.
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes,
                                         chunk_rows, report_progress, stage=stage)
         if pending is None:  # errors, and no explicit choice to import the valid rows
@@ -386,11 +391,15 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
     data_index = 0
     cleaned = ((numbers, indexes, skipped, cleaner.clean_chunk(numbers, indexes, rows))
                for numbers, indexes, rows, skipped in _chunks(reader, width, chunk_rows))
+    if writer.insert_early:  # every valid row is new: its COPY line is built ahead, with the cleaning
+        cleaned = ((*item, writer.staged_lines(item[3].records)) for item in cleaned)
+    else:
+        cleaned = ((*item, None) for item in cleaned)
     # Reading and cleaning run a chunk or two ahead in a thread: while this one waits for PostgreSQL
     # (looking up or staging a chunk), that one has the interpreter.
     if writer.postgres and (stage or not writer.known_empty):  # a thread pays when there is PostgreSQL to wait for
         cleaned = _ahead(cleaned, depth=2)
-    for numbers, indexes, skipped, result in cleaned:
+    for numbers, indexes, skipped, result, lines in cleaned:
         ragged.extend(skipped)
         for number, external_id in zip(numbers, result.ids, strict=True):
             if external_id is not None:
@@ -408,7 +417,7 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
             pending.update(record.row for record in creates)
             pending.update(record.row for _values, _changes, record in updates)
             if stage and not writer.conflict:
-                writer.stage(creates)
+                writer.stage(creates, lines if lines is not None and len(lines) == len(creates) else None)
                 if writer.insert_early:
                     writer.write_staged_early()
         elif writer.staged:

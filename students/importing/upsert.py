@@ -195,9 +195,16 @@ class ChunkWriter:
 
     # --- staging new students (PostgreSQL) ------------------------------------------------------
 
-    def stage(self, creates: Sequence[CleanRecord]) -> None:
+    @staticmethod
+    def staged_lines(creates: Sequence[CleanRecord]) -> list[str]:
+        """The COPY data :meth:`stage` sends for these new students (no database needed: the
+        import builds it ahead, in its reader thread, when every valid row is new)."""
+        return list(_staged_lines(creates))
+
+    def stage(self, creates: Sequence[CleanRecord], lines: list[str] | None = None) -> None:
         """COPY new students into a temporary table of the current transaction (dropped at its end);
-        :meth:`write_staged` moves them into the institution's students."""
+        :meth:`write_staged` moves them into the institution's students. ``lines``: their
+        :meth:`staged_lines`, if already built."""
         if not creates:
             return
         with connection.cursor() as cursor, connection.wrap_database_errors:
@@ -209,7 +216,7 @@ class ChunkWriter:
                 )
                 cursor.execute("TRUNCATE import_student_stage")
             cursor.copy_expert(f"COPY import_student_stage (external_id, {', '.join(FIELDS)}, features) FROM STDIN",
-                               _LinesReader(list(_staged_lines(creates))))
+                               _LinesReader(lines if lines is not None else list(_staged_lines(creates))))
         self.staged += len(creates)
 
     def discard_staged(self) -> None:
