@@ -523,11 +523,16 @@ def _store_chunk_orm(*, institution, job, version, settings, rows, now) -> None:
 
 
 def _store_chunk_postgres(*, institution, job, version, settings, rows, now) -> None:
-    # COPY for the history rows, then one set-based upsert of the latest rows from them. SQL text
-    # holds only table and column names from the models; every value is a parameter or COPY data.
+    # The chunk is COPYed into a temporary table of this connection (emptied first), then
+    # one statement upserts the history rows from it and, from what that returns, the latest rows.
+    # Both upserts find their rows through their unique index (ON CONFLICT), so the statement's
+    # cost does not depend on the planner's statistics: reading the chunk back from the history
+    # table, or deleting this run's earlier rows by student, was planned as a scan of everything
+    # the run had stored so far when the statistics predated the run, which made a 100,000-student
+    # rescore quadratic (0.7 s per chunk by the end). SQL text holds only table and column names
+    # from the models; every value is a parameter or COPY data.
     predictions = Prediction._meta.db_table
     latest = LatestPrediction._meta.db_table
-    student_ids = [row[0] for row in rows]
     stamp = now.isoformat()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -537,28 +542,37 @@ def _store_chunk_postgres(*, institution, job, version, settings, rows, now) -> 
         for student_id, fingerprint, risk, base_value, factors in rows
     )
     buffer.seek(0)
+    columns = ("institution_id, student_id, model_version_id, job_id, risk, band, base_value, factors, "
+               "input_fingerprint, created_at")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"DELETE FROM {predictions} WHERE institution_id = %s AND job_id = %s AND student_id = ANY(%s)",  # noqa: S608
-            [institution.pk, job.pk, student_ids],
+            "CREATE TEMP TABLE IF NOT EXISTS prediction_stage (institution_id bigint, student_id bigint, "
+            "model_version_id bigint, job_id bigint, risk double precision, band text, base_value double precision, "
+            "factors jsonb, input_fingerprint text, created_at timestamptz) ON COMMIT DELETE ROWS"
         )
-        cursor.copy_expert(
-            f"COPY {predictions} (institution_id, student_id, model_version_id, job_id, risk, band, base_value, "
-            "factors, input_fingerprint, created_at) FROM STDIN WITH (FORMAT csv)", buffer,
-        )
+        cursor.execute("TRUNCATE prediction_stage")  # a caller's outer transaction may hold an earlier chunk
+        cursor.copy_expert(f"COPY prediction_stage ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
         cursor.execute(
             f"""
+            WITH stored AS (
+                INSERT INTO {predictions} ({columns})
+                SELECT {columns} FROM prediction_stage
+                ON CONFLICT (institution_id, job_id, student_id) DO UPDATE SET
+                    model_version_id = EXCLUDED.model_version_id, risk = EXCLUDED.risk, band = EXCLUDED.band,
+                    base_value = EXCLUDED.base_value, factors = EXCLUDED.factors,
+                    input_fingerprint = EXCLUDED.input_fingerprint, created_at = EXCLUDED.created_at
+                RETURNING id, institution_id, student_id, model_version_id, risk, band, input_fingerprint, created_at
+            )
             INSERT INTO {latest} (institution_id, student_id, prediction_id, model_version_id, risk, band,
                                   input_fingerprint, rank, percentile, flagged, scored_at, updated_at)
             SELECT institution_id, student_id, id, model_version_id, risk, band, input_fingerprint, 0, 0, FALSE,
                    created_at, created_at
-            FROM {predictions} WHERE institution_id = %s AND job_id = %s AND student_id = ANY(%s)
+            FROM stored
             ON CONFLICT (institution_id, student_id) DO UPDATE SET
                 prediction_id = EXCLUDED.prediction_id, model_version_id = EXCLUDED.model_version_id,
                 risk = EXCLUDED.risk, band = EXCLUDED.band, input_fingerprint = EXCLUDED.input_fingerprint,
                 scored_at = EXCLUDED.scored_at, updated_at = EXCLUDED.updated_at
             """,  # noqa: S608
-            [institution.pk, job.pk, student_ids],
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from institutions.scoping import institution_scope
 from predictions.frames import features_frame
 from predictions.model_store import ArtifactIntegrityError, forget_models, load_model
 from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction
@@ -58,3 +59,39 @@ def test_stored_artifact_loads_to_identical_predictions(trained_a):
     frame = features_frame([s.features for s in trained_a.students], [spec.key for spec in trained.schema])
     assert list(reloaded.predict_risk(frame)) == list(trained.predict_risk(frame))
     assert bytes(version.artifact).lstrip().startswith(b"{")  # JSON, never a pickle
+
+
+def test_a_chunk_stored_twice_by_one_run_is_replaced_not_duplicated(trained_a):
+    # A redelivered task may store a chunk the first delivery had stored: the run's rows for those
+    # students are replaced (history and latest), never duplicated, and other runs' rows are kept.
+    from institutions.jobs import job_create
+    from institutions.models import JobKind
+    from predictions.models import PredictionSettings
+    from predictions.services import _store_chunk
+
+    institution = trained_a.institution
+    first_job, _ = rescore(trained_a, full=True)
+    version = ModelVersion.objects.for_institution(institution).get(status=ModelStatus.LIVE)
+    settings = PredictionSettings.objects.for_institution(institution).get()
+    students = list(current_students(institution=institution).values_list("id", flat=True)[:3])
+    job, _ = job_create(institution=institution, kind=JobKind.RESCORE)
+    chunk = [(student_id, f"fp{student_id}") for student_id in students]
+
+    def explanations(risk):
+        return [{"risk": risk, "base_value": -1.0, "factors": [{"key": "k", "text": f"risk {risk}"}]}
+                for _ in students]
+
+    with institution_scope(institution):
+        _store_chunk(institution=institution, job=job, version=version, settings=settings, chunk=chunk,
+                     explanations=explanations(0.2), done_after=3)
+        _store_chunk(institution=institution, job=job, version=version, settings=settings, chunk=chunk,
+                     explanations=explanations(0.9), done_after=3)
+
+    again = Prediction.objects.for_institution(institution).filter(job=job)
+    assert sorted(again.values_list("student_id", flat=True)) == sorted(students)
+    assert set(again.values_list("risk", flat=True)) == {0.9}
+    assert again.first().factors == [{"key": "k", "text": "risk 0.9"}]
+    latest = LatestPrediction.objects.for_institution(institution).filter(student_id__in=students)
+    assert {(row.prediction_id, row.risk) for row in latest} == {(p.pk, 0.9) for p in again}
+    assert Prediction.objects.for_institution(institution).filter(job=first_job).count() == len(
+        current_students(institution=institution))
