@@ -172,8 +172,8 @@ class StudentViewSet(
         # A student by id is the API's hottest read: on GET the row comes through a statement built
         # once per process (institutions.prepared), the same row the scoped queryset would give
         # (tests/api/test_prepared_reads.py), without compiling the ORM's query per request.
-        # Writes keep the ORM's path.
-        if self.action != "retrieve":
+        # Writes, and a subclass that narrows the queryset, keep the ORM's path.
+        if self.action != "retrieve" or type(self).filter_scoped_queryset is not StudentViewSet.filter_scoped_queryset:
             return super().get_object()
         pk = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
         student = tenant_row(Student, institution=self.institution, pk=pk)

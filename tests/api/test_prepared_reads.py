@@ -4,6 +4,8 @@ ORM returns, and find nothing where the ORM finds nothing."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from institutions.prepared import tenant_row
@@ -48,3 +50,13 @@ def test_student_detail_is_what_the_orm_read_serialises_to_and_hides_other_insti
     for pk in (b.students[0].pk, "abc", 10**30):
         response = client_a.get(reverse("api-student-detail", args=[a.institution.slug, pk]))
         assert response.status_code == 404 and response.json() == missing.json()
+
+
+def test_student_detail_reads_the_row_through_the_prepared_statement(tenant_a, client_a):
+    # The routed viewset (predictions' subclass with the risk filters) keeps the fast read.
+    student = tenant_a.students[0]
+    with CaptureQueriesContext(connection) as queries:
+        response = client_a.get(reverse("api-student-detail", args=[tenant_a.institution.slug, student.pk]))
+    assert response.status_code == 200 and response.json()["id"] == student.pk
+    reads = [q["sql"] for q in queries.captured_queries if "students_student" in q["sql"]]
+    assert len(reads) == 1 and " t WHERE t." in reads[0]
