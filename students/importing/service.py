@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from institutions.models import Institution
 
@@ -272,7 +272,7 @@ def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReade
             _students_fingerprint(institution) != students_before)
         report.new_features = _create_new_features(institution, spec, pending.cleaner)
         written = ImportReport()
-        written.created = writer.created_early  # pass 1's early writes compare as unchanged below
+        written.created = writer.moved  # pass 1's early writes compare as unchanged below
         todo: set[int] | None = pending.rows  # line numbers pass 2 re-reads; None: every valid row
         if everything:
             writer.discard_staged()  # pass 1's view is stale: compare every row again
@@ -282,14 +282,11 @@ def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReade
         elif writer.staged:
             # The new students pass 1 staged (nobody wrote a student since): no second read for them.
             report_progress("writing", report.rows, total)
-            try:
-                with transaction.atomic():
-                    written.created = writer.write_staged()
+            if writer.move_staged():
                 todo = pending.rows - pending.creates
-            except IntegrityError:
-                # One of them was created meanwhile by a transaction the check above could not see yet.
-                writer.discard_staged()
-                written.created, todo, everything = writer.created_early, None, True
+            else:  # one of them was created meanwhile by a transaction the check above could not see yet
+                todo, everything = None, True
+            written.created = writer.moved
             report_progress("writing", report.rows + written.created * report.rows // len(pending.rows), total)
         if todo is None or todo:
             # Pass 2: re-read the rows that create or change a student (all, if others wrote meanwhile).
@@ -419,7 +416,7 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
             if stage and not writer.conflict:
                 writer.stage(creates, lines if lines is not None and len(lines) == len(creates) else None)
                 if writer.insert_early:
-                    writer.write_staged_early()
+                    writer.move_staged()
         elif writer.staged:
             writer.discard_staged()  # the file will not be imported as it stands: stop staging
         data_index = indexes[-1] if indexes else data_index

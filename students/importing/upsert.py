@@ -113,10 +113,11 @@ class ChunkWriter:
         self.staged = 0
         self.known_empty = False  # set by the caller: the institution has no students (nothing to look up)
         # An institution's first import on PostgreSQL moves each staged chunk in as pass 1 goes
-        # (see service._import_file): how many it created so, and whether someone else created one
-        # of the file's students meanwhile (then the rest waits for the commit's full compare).
+        # (see service._import_file); other imports move them at the commit. How many students
+        # moved in from the stage, and whether someone else created one of them meanwhile (then
+        # the rest waits for the commit's full compare).
         self.insert_early = False
-        self.created_early = 0
+        self.moved = 0
         self.conflict = False
 
     def _existing(self, external_ids: Sequence[str]) -> dict[str, dict]:
@@ -223,19 +224,20 @@ class ChunkWriter:
         """Forget the staged students (the next :meth:`stage` empties the table)."""
         self.staged = 0
 
-    def write_staged_early(self) -> None:
-        """Move the staged chunk into the institution's students now, inside the import's
-        transaction (no other session sees it before the commit; a rollback takes it back). A
-        student someone else created meanwhile with one of its ids undoes just this chunk and
-        stops the early writes: the commit then compares every row again."""
-        if not self.staged or self.conflict:
-            return
+    def move_staged(self) -> bool:
+        """Move the staged students into the institution's students under a savepoint, inside the
+        import's transaction (no other session sees them before the commit; a rollback takes them
+        back). False, with the stage discarded and ``conflict`` set, when someone else created a
+        student with one of their ids meanwhile: none of them is written, and the caller compares
+        every row again."""
         try:
             with transaction.atomic():
-                self.created_early += self.write_staged()
+                self.moved += self.write_staged()
         except IntegrityError:
             self.discard_staged()
             self.conflict = True
+            return False
+        return True
 
     def write_staged(self) -> int:
         """Insert the staged students and their audit rows, in one statement; their number."""
