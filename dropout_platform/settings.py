@@ -101,6 +101,11 @@ else:
     # 3.8 s flagged-list request with 50,000 students) while saving nothing.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 
+# The hottest fixed reads (API key lookup, a student by id) are prepared once per connection on
+# PostgreSQL (institutions.prepared.execute_prepared). Turn off behind a pooler that does not keep
+# session state between transactions (PgBouncer in transaction mode before 1.21).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -19,7 +19,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from .models import ROLE_CAPABILITIES, ApiKey, Institution, Role
-from .prepared import instances_from_row, integer_in_range, model_columns
+from .prepared import execute_prepared, instances_from_row, integer_in_range, model_columns
 
 SCOPE_FAMILIES: dict[str, str] = {
     "students": "Students: records, bulk upserts, incremental sync",
@@ -212,7 +212,7 @@ def _api_key_with_institution_and_user(*, institution_id: int, prefix: str) -> A
         return None  # as the ORM answers an out-of-range integer lookup: no row (not a database error)
     sql, plans = _key_lookup_plan(alias)
     with connections[alias].cursor() as cursor:
-        cursor.execute(sql, [institution_id, prefix])
+        execute_prepared(cursor, sql, [institution_id, prefix])
         row = cursor.fetchone()
     if row is None:
         return None
