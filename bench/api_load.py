@@ -313,14 +313,17 @@ def run_scenario_lean(*, port: int, raw_key: str, clients: int, seconds: float, 
                     self.fail("connection closed mid-body")
                 return None
             elapsed = time.perf_counter() - self.started
+            # Close first, then check the body: a sync gunicorn worker half-closes after its
+            # answer and waits for the client's FIN before it accepts the next connection, so a
+            # client that parses before closing holds the worker idle meanwhile.
+            if "connection: close" in head or length is None:
+                self.close()
             status = int(head.split(" ", 2)[1])
             if status != 200:
                 errors.append(f"{status} {self.path} {bytes(body[:200])!r}")
             else:
                 json.loads(body)
                 latencies.append(elapsed)
-            if "connection: close" in head or length is None:
-                self.close()
             self.schedule()
             return None
 

@@ -38,12 +38,12 @@ class InstitutionPagination(StablePageNumberPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         self._cursor = None
-        if self._wants_cursor(queryset, request):
+        if self.wants_cursor(queryset, request):
             self._cursor = SyncCursorPagination()
             return self._cursor.paginate_queryset(queryset, request, view)
         return super().paginate_queryset(queryset, request, view)
 
-    def _wants_cursor(self, queryset, request) -> bool:
+    def wants_cursor(self, queryset, request) -> bool:
         if self.cursor_query_param not in request.query_params and "updated_since" not in request.query_params:
             return False
         try:

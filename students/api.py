@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import django_filters
+from django.core.paginator import Paginator as DjangoPaginator
 from django.db import IntegrityError
 from django.db.models.manager import BaseManager
 from django.http import Http404
 from rest_framework import mixins, serializers
+from rest_framework.response import Response
 
+from dropout_platform.api_pagination import InstitutionPagination
 from institutions.access import access_member_user
 from institutions.api.base import InstitutionViewSet
 from institutions.api.filters import UtcIsoDateTimeFilter
@@ -21,7 +24,7 @@ from institutions.api.representation import (
     integer,
     text,
 )
-from institutions.prepared import tenant_row
+from institutions.prepared import TenantRows, tenant_row
 
 from . import services
 from .feature_values import FeatureValuesInvalid, clean_feature_values
@@ -167,6 +170,30 @@ class StudentViewSet(
 
     def filter_scoped_queryset(self, queryset):
         return queryset.order_by("id")
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.get_queryset()
+        filtered = self.filter_queryset(queryset)
+        # A page of every student (no filters, page numbers) is the API's hottest list: it reads the
+        # page through statements built once per process (institutions.prepared.TenantRows), the
+        # same rows in the same order as the queryset (tests/api/test_prepared_reads.py); DRF's
+        # paginator still validates the page and builds the links. Anything else keeps the ORM.
+        rows = TenantRows(Student, self.institution) if filtered is queryset and self._plain_pages(queryset) else None
+        page = self.paginate_queryset(filtered if rows is None else rows)
+        if page is None:
+            return Response(self.get_serializer(filtered, many=True).data)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def _plain_pages(self, queryset) -> bool:
+        paginator = self.paginator
+        return (
+            type(self).filter_scoped_queryset is StudentViewSet.filter_scoped_queryset
+            and isinstance(paginator, InstitutionPagination)
+            and paginator.django_paginator_class is DjangoPaginator
+            and not paginator.wants_cursor(queryset, self.request)
+            and self.get_serializer_class() is StudentSerializer
+            and default_formats_active()
+        )
 
     def get_object(self):
         # A student by id is the API's hottest read: on GET the row comes through a statement built
