@@ -96,6 +96,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
+    # Django's PostgreSQL backend with a health check that polls the socket instead of sending
+    # SELECT 1 on every request (dropout_platform/db/postgresql/base.py).
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "dropout_platform.db.postgresql"
     # No JIT: page queries are short, index-driven and LIMITed, but on a large institution their
     # estimated cost crosses jit_above_cost and compiling costs seconds (measured: 3.5 s of a
     # 3.8 s flagged-list request with 50,000 students) while saving nothing.
