@@ -137,9 +137,9 @@ class TenantRows:
     statements built once per process (and prepared once per connection) instead of compiling
     the ORM's count and page queries on every request. Each row is a named tuple of the model's
     attribute names (``id``, ``institution_id``, ...) with the ORM's database converters applied,
-    not a model instance: for reads that only render fields. On PostgreSQL a page first reads
-    the ids of the page from the ``(institution, id)`` index alone, then only those rows, so a
-    page deep in the list does not read every row before it.
+    not a model instance: for reads that only render fields. On PostgreSQL a page first finds
+    its ids, then reads only those rows, so the rows an ``OFFSET`` skips are not also built
+    into full result rows.
     """
 
     def __init__(self, model, institution):

@@ -99,8 +99,6 @@ class Student(TenantModel):
         indexes = [
             models.Index(fields=["institution", "outcome", "status"], name="student_inst_outcome"),
             models.Index(fields=["institution", "updated_at", "id"], name="student_inst_updated"),
-            # Pages of the API's student list: the ids of a page, read from the index alone.
-            models.Index(fields=["institution", "id"], name="student_inst_id"),
             models.Index(fields=["institution", "advisor"], name="student_inst_advisor"),
             models.Index(fields=["institution", "program"], name="student_inst_program"),
             models.Index(fields=["institution", "cohort"], name="student_inst_cohort"),
