@@ -13,6 +13,8 @@ import time
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
+from ..shared_redis import shared_redis
+
 WINDOW_SECONDS = 60
 
 
@@ -36,14 +38,10 @@ def _count(key: str) -> int:
     """Increment the window's counter; on Redis one INCR per request, and an EXPIRE with the
     window's first request (the key names its window, so a counter whose EXPIRE was lost, e.g. to
     a crash in between, is never counted again: it only lingers)."""
-    backend = getattr(cache, "_cache", None)
-    if hasattr(backend, "get_client"):  # django.core.cache.backends.redis.RedisCache
-        full_key = cache.make_and_validate_key(key)
-        # Django builds a new redis.Redis object (and its response-callback table) on every
-        # get_client(); the client is thread-safe and bound to the backend's pool, so keep one.
-        client = backend.__dict__.get("_throttle_client")
-        if client is None:
-            client = backend._throttle_client = backend.get_client(full_key, write=True)
+    shared = shared_redis()
+    if shared is not None:
+        client, make_key = shared
+        full_key = make_key(key)
         count = int(client.incr(full_key))
         if count == 1:
             client.expire(full_key, 2 * WINDOW_SECONDS)
