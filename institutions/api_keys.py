@@ -169,7 +169,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
         return None
     institution_id, prefix = int(parts[1]), parts[2]
     key_hash = _hash(raw_key)
-    api_key = _recent_keys.get(institution_id, prefix, key_hash)
+    api_key, counted = _recent_keys.get(institution_id, prefix, key_hash)
     if api_key is None:
         generation = _recent_keys.generation()  # read before the row: a change meanwhile is seen next time
         api_key = _api_key_with_institution_and_user(institution_id=institution_id, prefix=prefix)
@@ -177,6 +177,8 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
             return None
         _recent_keys.remember(api_key, generation)
         api_key = _recent_keys.copy(api_key)
+    if counted is not None:
+        api_key.counted_window = counted  # the rate-limit count this request already added
     if not api_key.is_active or not api_key.service_user.is_active:
         return None
     now = timezone.now()
@@ -185,6 +187,20 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
         api_key.last_used_at = now
         _recent_keys.touched(api_key)
     return api_key
+
+
+RATE_WINDOW_SECONDS = 60
+
+
+def rate_window(now: float) -> int:
+    """The number of the fixed one-minute window a request made at ``now`` (epoch seconds) counts in."""
+    return int(now // RATE_WINDOW_SECONDS)
+
+
+def rate_counter_name(api_key: ApiKey, window: int) -> str:
+    """The cache key counting ``api_key``'s requests in ``window``. The prefix is random per key,
+    so counts never carry over to a re-used database id."""
+    return f"throttle:apikey:{api_key.pk}:{api_key.prefix}:{window}"
 
 
 class _RecentKeys:
@@ -219,15 +235,37 @@ class _RecentKeys:
         except (RedisError, ValueError):
             return None
 
-    def get(self, institution_id: int, prefix: str, key_hash: str) -> ApiKey | None:
+    def get(self, institution_id: int, prefix: str, key_hash: str) -> tuple[ApiKey | None, tuple | None]:
+        """``(the kept key or None, (rate window, count) or None)``: the key if the secret matches
+        and nothing changed since it was read.
+
+        The counter is read together with the key's rate-limit increment, in one round trip (the
+        secret has matched, so the request is the key holder's to count); the throttle takes the
+        count from the key's ``counted_window`` instead of counting again.
+        """
         entry = self._entries.get((institution_id, prefix))
         if entry is None or not hmac.compare_digest(entry[2].key_hash, key_hash):
-            return None
-        generation = self.generation()
-        if generation is None or generation != entry[0] or time.monotonic() - entry[1] > self.MAX_AGE_SECONDS:
+            return None, None
+        shared = shared_redis()
+        if shared is None:
+            return None, None
+        client, make_key = shared
+        window = rate_window(time.time())
+        counter_key = make_key(rate_counter_name(entry[2], window))
+        try:
+            pipeline = client.pipeline(transaction=False)
+            pipeline.get(make_key(self.COUNTER))
+            pipeline.incr(counter_key)
+            generation, count = pipeline.execute()
+            generation, count = int(generation or 0), int(count)
+        except (RedisError, ValueError):
+            return None, None
+        if count == 1:
+            client.expire(counter_key, 2 * RATE_WINDOW_SECONDS)
+        if generation != entry[0] or time.monotonic() - entry[1] > self.MAX_AGE_SECONDS:
             self._entries.pop((institution_id, prefix), None)
-            return None
-        return self.copy(entry[2])
+            return None, (window, count)
+        return self.copy(entry[2]), (window, count)
 
     def remember(self, api_key: ApiKey, generation: int | None) -> None:
         if generation is not None:

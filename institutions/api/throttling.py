@@ -2,8 +2,10 @@
 
 A fixed one-minute window counted with the cache's atomic ``incr`` (Redis when ``REDIS_URL`` is
 set, so every web worker shares the count): one cache round trip per request, whatever the
-rate. Over the limit the API answers 429 with ``Retry-After`` = seconds until the window ends
-(see dropout_platform.api_errors). Session users (the browser UI) are not limited here.
+rate, and none of its own when authentication already counted the request in the round trip
+that checked a kept key (``institutions.api_keys``). Over the limit the API answers 429 with
+``Retry-After`` = seconds until the window ends (see dropout_platform.api_errors). Session users
+(the browser UI) are not limited here.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import time
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
+from ..api_keys import RATE_WINDOW_SECONDS, rate_counter_name, rate_window
 from ..shared_redis import shared_redis
 
-WINDOW_SECONDS = 60
+WINDOW_SECONDS = RATE_WINDOW_SECONDS
 
 
 class ApiKeyRateThrottle(BaseThrottle):
@@ -24,9 +27,12 @@ class ApiKeyRateThrottle(BaseThrottle):
         if api_key is None:
             return True
         now = time.time()
-        window = int(now // WINDOW_SECONDS)
-        # The prefix is random per key, so counts never carry over to a re-used database id.
-        count = _count(f"throttle:apikey:{api_key.pk}:{api_key.prefix}:{window}")
+        window = rate_window(now)
+        counted = getattr(api_key, "counted_window", None)  # counted while authenticating (api_keys)
+        if counted is not None and counted[0] == window:
+            count = counted[1]
+        else:
+            count = _count(rate_counter_name(api_key, window))
         self._wait = (window + 1) * WINDOW_SECONDS - now
         return count <= api_key.rate_per_minute
 

@@ -8,12 +8,20 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from institutions.api_keys import _key_lookup_plan, _recent_keys, api_key_authenticate, api_key_revoke
+from institutions.api_keys import (
+    _key_lookup_plan,
+    _recent_keys,
+    api_key_authenticate,
+    api_key_revoke,
+    rate_counter_name,
+    rate_window,
+)
 from institutions.models import ApiKey
 from institutions.prepared import _prepared_form
 from institutions.shared_redis import shared_redis
@@ -131,3 +139,17 @@ def test_without_a_shared_cache_every_request_reads_the_key(tenant_a, make_key, 
     client = key_client(raw)
     assert reads_key_row(tenant_a, client) is True
     assert reads_key_row(tenant_a, client) is True
+
+
+def test_each_request_with_a_kept_key_counts_once_against_its_rate(redis_counter, tenant_a, make_key, key_client):
+    # Authentication counts a kept key's request in the round trip that checks it; the throttle
+    # must then not count it again (nor miss it).
+    if time.time() % 60 > 55:
+        time.sleep(6)  # stay inside one rate window
+    api_key, raw = make_key(tenant_a, rate_per_minute=4)
+    client = key_client(raw)
+    statuses = [client.get(students_url(tenant_a)).status_code for _ in range(6)]
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    redis, _counter = redis_counter
+    window = rate_window(time.time())
+    assert int(redis.get(cache.make_and_validate_key(rate_counter_name(api_key, window)))) == 6
