@@ -212,9 +212,11 @@ class _RecentKeys:
     delete of a key, an institution or a user bumps the counter once its transaction commits
     (and empties this process's copy at once), so a revoked, expired-by-edit, re-scoped or
     moved key is read afresh by every process on its next request: one Redis ``GET`` instead of
-    the database read. Expiry by time is checked on every request. Without Redis (one process:
-    the laptop demo, tests on SQLite) nothing is kept. Each request gets its own copies of the
-    objects, so nothing one request sets on them reaches another.
+    the database read. The counter starts from a random value whenever Redis has none (first
+    use, or a restart lost it), and a missing counter vouches for nothing. Expiry by time is
+    checked on every request. Without Redis (one process: the laptop demo, tests on SQLite)
+    nothing is kept. Each request gets its own copies of the objects, so nothing one request
+    sets on them reaches another.
     """
 
     COUNTER = "apikey-changes"
@@ -230,9 +232,16 @@ class _RecentKeys:
         if shared is None:
             return None
         client, make_key = shared
+        counter = make_key(self.COUNTER)
         try:
-            return int(client.get(make_key(self.COUNTER)) or 0)
-        except (RedisError, ValueError):
+            value = client.get(counter)
+            if value is None:
+                # First use, or Redis lost it (a restart): start from a random value, so that no
+                # process takes the new count for the one it kept from before.
+                client.set(counter, secrets.randbelow(1 << 62), nx=True)
+                value = client.get(counter)
+            return int(value)
+        except (RedisError, TypeError, ValueError):
             return None
 
     def get(self, institution_id: int, prefix: str, key_hash: str) -> tuple[ApiKey | None, tuple | None]:
@@ -257,12 +266,13 @@ class _RecentKeys:
             pipeline.get(make_key(self.COUNTER))
             pipeline.incr(counter_key)
             generation, count = pipeline.execute()
-            generation, count = int(generation or 0), int(count)
+            count = int(count)
+            generation = None if generation is None else int(generation)
         except (RedisError, ValueError):
             return None, None
         if count == 1:
             client.expire(counter_key, 2 * RATE_WINDOW_SECONDS)
-        if generation != entry[0] or time.monotonic() - entry[1] > self.MAX_AGE_SECONDS:
+        if generation is None or generation != entry[0] or time.monotonic() - entry[1] > self.MAX_AGE_SECONDS:
             self._entries.pop((institution_id, prefix), None)
             return None, (window, count)
         return self.copy(entry[2]), (window, count)
@@ -293,7 +303,11 @@ class _RecentKeys:
         shared = shared_redis()
         if shared is not None:
             client, make_key = shared
-            client.incr(make_key(self.COUNTER))
+            counter = make_key(self.COUNTER)
+            pipeline = client.pipeline(transaction=False)
+            pipeline.set(counter, secrets.randbelow(1 << 62), nx=True)  # see generation()
+            pipeline.incr(counter)
+            pipeline.execute()
 
 
 _recent_keys = _RecentKeys()

@@ -153,3 +153,15 @@ def test_each_request_with_a_kept_key_counts_once_against_its_rate(redis_counter
     redis, _counter = redis_counter
     window = rate_window(time.time())
     assert int(redis.get(cache.make_and_validate_key(rate_counter_name(api_key, window)))) == 6
+
+
+def test_kept_keys_are_read_again_when_redis_lost_the_counter(redis_counter, tenant_a, make_key, key_client):
+    # After a Redis restart the counter is gone; starting it again must not vouch for kept keys.
+    _key, raw = make_key(tenant_a)
+    client = key_client(raw)
+    assert reads_key_row(tenant_a, client) is True
+    assert reads_key_row(tenant_a, client) is False
+    redis, counter = redis_counter
+    redis.delete(counter)
+    assert reads_key_row(tenant_a, client) is True
+    assert reads_key_row(tenant_a, client) is False
