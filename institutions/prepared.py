@@ -20,7 +20,7 @@ import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connections, router
+from django.db import NotSupportedError, connections, router
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,29 @@ def execute_prepared(cursor, sql: str, params) -> None:
     raw = wrapper.connection
     known = wrapper.__dict__.get("_prepared_statements")
     if known is None or known[0] is not raw:
-        known = wrapper.__dict__["_prepared_statements"] = (raw, set())
-    if name not in known[1]:
+        known = wrapper.__dict__["_prepared_statements"] = (raw, {})
+    state = known[1].get(name)
+    if state == "stale":
+        cursor.execute(f"DEALLOCATE {name}")
+    if state != "ready":
         cursor.execute(prepare)
-        known[1].add(name)
-    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}", params)
+        known[1][name] = "ready"
+    execute = f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}"
+    try:
+        cursor.execute(execute, params)
+    except NotSupportedError as exc:
+        # A migration changed the type of a column the statement returns ("cached plan must not
+        # change result type"): prepare it again. Outside a transaction at once; inside one, which
+        # the error has aborted, on the connection's next use.
+        if getattr(exc.__cause__, "pgcode", None) != "0A000":
+            raise
+        known[1][name] = "stale"
+        if wrapper.in_atomic_block:
+            raise
+        cursor.execute(f"DEALLOCATE {name}")
+        cursor.execute(prepare)
+        known[1][name] = "ready"
+        cursor.execute(execute, params)
 
 
 @functools.cache

@@ -1,5 +1,6 @@
-"""The PostgreSQL health check at the start of a request: no round trip for a healthy idle
-connection, and a session the server ended is replaced instead of failing the request."""
+"""The PostgreSQL connection the web processes keep: a health check at the start of a request
+that costs no round trip for a healthy idle connection, a session the server ended is replaced
+instead of failing the request, and prepared reads outlive a migration."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import psycopg2
 import pytest
 from django.conf import settings
-from django.db import close_old_connections, connection, connections
+from django.db import NotSupportedError, close_old_connections, connection, connections, transaction
 from django.urls import reverse
 
 pytestmark = [
@@ -75,3 +76,27 @@ def test_a_session_ended_by_the_server_is_replaced_and_the_request_succeeds(tena
         assert connection.connection.info.backend_pid != ended
     finally:
         other.close()
+
+
+def test_a_prepared_read_survives_a_migration_that_changes_a_returned_columns_type():
+    # PostgreSQL refuses to run a prepared statement whose result columns changed type ("cached
+    # plan must not change result type"); the statement is prepared again instead of failing
+    # every request on the connection until it is closed.
+    from institutions.prepared import execute_prepared
+
+    sql = "SELECT a FROM prepared_probe WHERE a = %s"
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE prepared_probe (a varchar(5))")
+        cursor.execute("INSERT INTO prepared_probe VALUES ('x')")
+        execute_prepared(cursor, sql, ["x"])
+        assert cursor.fetchone() == ("x",)
+        cursor.execute("ALTER TABLE prepared_probe ALTER COLUMN a TYPE varchar(10)")
+        execute_prepared(cursor, sql, ["x"])
+        assert cursor.fetchone() == ("x",)
+
+        cursor.execute("ALTER TABLE prepared_probe ALTER COLUMN a TYPE text")
+        with pytest.raises(NotSupportedError), transaction.atomic():  # inside a transaction: it fails once...
+            execute_prepared(cursor, sql, ["x"])
+        execute_prepared(cursor, sql, ["x"])  # ...and the connection's next use prepares it again
+        assert cursor.fetchone() == ("x",)
+        cursor.execute("DROP TABLE prepared_probe")
