@@ -311,9 +311,14 @@ class _RecentKeys:
 
 
 _recent_keys = _RecentKeys()
-for _model in (ApiKey, Institution, get_user_model()):
-    post_save.connect(_recent_keys.changed, sender=_model, dispatch_uid=f"api-key-cache-{_model._meta.label}")
-    post_delete.connect(_recent_keys.changed, sender=_model, dispatch_uid=f"api-key-cache-del-{_model._meta.label}")
+
+
+def forget_kept_keys_on_changes() -> None:
+    """Connect the kept keys to every change of a key, an institution or a user (apps.ready)."""
+    for model in (ApiKey, Institution, get_user_model()):
+        label = model._meta.label
+        post_save.connect(_recent_keys.changed, sender=model, dispatch_uid=f"api-key-cache-save-{label}")
+        post_delete.connect(_recent_keys.changed, sender=model, dispatch_uid=f"api-key-cache-delete-{label}")
 
 
 @functools.cache

@@ -4,6 +4,7 @@ the others through the counter."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
 
@@ -165,3 +166,24 @@ def test_kept_keys_are_read_again_when_redis_lost_the_counter(redis_counter, ten
     redis.delete(counter)
     assert reads_key_row(tenant_a, client) is True
     assert reads_key_row(tenant_a, client) is False
+
+
+def test_every_process_reports_changes_to_keys_institutions_and_users_without_importing_the_api():
+    # A Celery worker or a management command that renames an institution or deactivates a user
+    # must bump the counter too, although it never authenticates a key itself.
+    import subprocess
+    import sys
+
+    probe = (
+        "import django; django.setup()\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from django.db.models.signals import post_delete, post_save\n"
+        "from institutions.models import ApiKey, Institution\n"
+        "print(all(any(getattr(r, '__self__', None).__class__.__name__ == '_RecentKeys'\n"
+        "              for r in signal._live_receivers(m)[0])\n"
+        "          for m in (ApiKey, Institution, get_user_model()) for signal in (post_save, post_delete)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "True"
