@@ -89,10 +89,10 @@ def execute_prepared(cursor, sql: str, params) -> None:
     known = wrapper.__dict__.get("_prepared_statements")
     if known is None or known[0] is not raw:
         known = wrapper.__dict__["_prepared_statements"] = (raw, {})
-    state = known[1].get(name)
-    if state == "stale":
+    if known[1].get(name) == "stale":
         cursor.execute(f"DEALLOCATE {name}")
-    if state != "ready":
+        del known[1][name]
+    if name not in known[1]:
         cursor.execute(prepare)
         known[1][name] = "ready"
     execute = f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}"
@@ -108,6 +108,7 @@ def execute_prepared(cursor, sql: str, params) -> None:
         if wrapper.in_atomic_block:
             raise
         cursor.execute(f"DEALLOCATE {name}")
+        del known[1][name]
         cursor.execute(prepare)
         known[1][name] = "ready"
         cursor.execute(execute, params)
