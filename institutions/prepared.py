@@ -51,11 +51,8 @@ def instances_from_row(row, plans: list[ModelColumns], alias: str) -> list:
     connection = connections[alias]
     instances, start = [], 0
     for plan in plans:
-        values = list(row[start:start + len(plan.attnames)])
+        values = _converted(row[start:start + len(plan.attnames)], plan, connection)
         start += len(plan.attnames)
-        for index, functions, expression in plan.converters:
-            for convert in functions:
-                values[index] = convert(values[index], expression, connection)
         instances.append(plan.model.from_db(alias, plan.attnames, values))
     return instances
 
@@ -89,29 +86,27 @@ def execute_prepared(cursor, sql: str, params) -> None:
     known = wrapper.__dict__.get("_prepared_statements")
     if known is None or known[0] is not raw:
         known = wrapper.__dict__["_prepared_statements"] = (raw, {})
-    if known[1].get(name) == "stale":
-        cursor.execute(f"DEALLOCATE {name}")
-        del known[1][name]
-    if name not in known[1]:
-        cursor.execute(prepare)
-        known[1][name] = "ready"
+    statements = known[1]
     execute = f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}"
-    try:
-        cursor.execute(execute, params)
-    except NotSupportedError as exc:
-        # A migration changed the type of a column the statement returns ("cached plan must not
-        # change result type"): prepare it again. Outside a transaction at once; inside one, which
-        # the error has aborted, on the connection's next use.
-        if getattr(exc.__cause__, "pgcode", None) != "0A000":
-            raise
-        known[1][name] = "stale"
-        if wrapper.in_atomic_block:
-            raise
-        cursor.execute(f"DEALLOCATE {name}")
-        del known[1][name]
-        cursor.execute(prepare)
-        known[1][name] = "ready"
-        cursor.execute(execute, params)
+    for attempt in (1, 2):
+        if statements.get(name) == "stale":
+            cursor.execute(f"DEALLOCATE {name}")
+            del statements[name]
+        if name not in statements:
+            cursor.execute(prepare)
+            statements[name] = "ready"
+        try:
+            cursor.execute(execute, params)
+            return
+        except NotSupportedError as exc:
+            # A migration changed the type of a column the statement returns ("cached plan must
+            # not change result type"): prepare it again. Outside a transaction at once; inside
+            # one, which the error has aborted, on the connection's next use.
+            if getattr(exc.__cause__, "pgcode", None) != "0A000":
+                raise
+            statements[name] = "stale"
+            if wrapper.in_atomic_block or attempt == 2:
+                raise
 
 
 @functools.cache
