@@ -18,8 +18,6 @@ from rest_framework.throttling import BaseThrottle
 from ..api_keys import RATE_WINDOW_SECONDS, rate_counter_name, rate_window
 from ..shared_redis import shared_redis
 
-WINDOW_SECONDS = RATE_WINDOW_SECONDS
-
 
 class ApiKeyRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
@@ -33,7 +31,7 @@ class ApiKeyRateThrottle(BaseThrottle):
             count = counted[1]
         else:
             count = _count(rate_counter_name(api_key, window))
-        self._wait = (window + 1) * WINDOW_SECONDS - now
+        self._wait = (window + 1) * RATE_WINDOW_SECONDS - now
         return count <= api_key.rate_per_minute
 
     def wait(self) -> float:
@@ -50,11 +48,11 @@ def _count(key: str) -> int:
         full_key = make_key(key)
         count = int(client.incr(full_key))
         if count == 1:
-            client.expire(full_key, 2 * WINDOW_SECONDS)
+            client.expire(full_key, 2 * RATE_WINDOW_SECONDS)
         return count
-    cache.add(key, 0, timeout=2 * WINDOW_SECONDS)
+    cache.add(key, 0, timeout=2 * RATE_WINDOW_SECONDS)
     try:
         return cache.incr(key)
     except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=2 * WINDOW_SECONDS)
+        cache.set(key, 1, timeout=2 * RATE_WINDOW_SECONDS)
         return 1
