@@ -97,6 +97,10 @@ class Student(TenantModel):
             models.UniqueConstraint(fields=["institution", "external_id"], name="student_unique_external_id"),
         ]
         indexes = [
+            # Pages of one institution's students in id order (the API's list and its default
+            # order): the page's ids come from this index alone, however many students the other
+            # institutions have.
+            models.Index(fields=["institution", "id"], name="student_inst_id"),
             models.Index(fields=["institution", "outcome", "status"], name="student_inst_outcome"),
             models.Index(fields=["institution", "updated_at", "id"], name="student_inst_updated"),
             models.Index(fields=["institution", "advisor"], name="student_inst_advisor"),

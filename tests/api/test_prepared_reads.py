@@ -205,3 +205,33 @@ def test_tenant_rows_count_and_slices_are_the_querysets(tenants):
             rows[bad]
     with pytest.raises(TypeError):
         rows[0]
+
+
+def plan_nodes(node):
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="reads PostgreSQL's query plan")
+def test_a_page_of_students_reads_no_row_of_another_institution(tenants):
+    # Pages come in id order; without an (institution, id) index PostgreSQL walks the primary key
+    # and filters out every other institution's row it passes, so a page of a small institution
+    # cost as much as the larger ones created before it (20 ms instead of 1 ms behind 100,000).
+    a, b = tenants
+    interleaved_students(a, b, 30)
+    _count_sql, page_sql, _plan, _row = _tenant_rows_plan(Student, "default")
+    limit, offset = 5, 20
+    with connection.cursor() as cursor:
+        # Only the plans that read the rows an index gives in order may compete.
+        cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {page_sql}",
+                       [a.institution.pk, limit, offset, a.institution.pk])
+        plan = cursor.fetchone()[0]
+        cursor.execute("RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_sort")
+    nodes = list(plan_nodes(plan[0]["Plan"]))
+    assert sum(node.get("Rows Removed by Filter", 0) for node in nodes) == 0
+    id_scans = [node for node in nodes if node.get("Parent Relationship") == "InitPlan"]
+    assert [node["Actual Rows"] for node in id_scans] == [limit]  # the Limit over the ids
+    scans = [node for node in nodes if "Scan" in node["Node Type"] and node.get("Relation Name")]
+    assert {node["Index Name"] for node in scans} == {"student_inst_id"}
