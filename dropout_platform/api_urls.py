@@ -6,7 +6,12 @@ from rest_framework.routers import SimpleRouter
 from institutions.api.views import InstitutionDetailView, JobViewSet, MyInstitutionListView
 from institutions.api.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from interventions.api import CaseloadAssignmentView, FlagViewSet, InterventionTypeViewSet, InterventionViewSet
-from predictions.api import ModelVersionViewSet, StudentLatestPredictionView, StudentPredictionHistoryView
+from predictions.api import (
+    LatestPredictionViewSet,
+    ModelVersionViewSet,
+    StudentLatestPredictionView,
+    StudentPredictionHistoryView,
+)
 from predictions.api_students import StudentViewSet  # students + filters on the latest risk
 from students.api import FeatureDefinitionViewSet
 from students.api_activity import ActivityEventViewSet
@@ -24,6 +29,7 @@ router.register("intervention-types", InterventionTypeViewSet, basename="api-int
 router.register("interventions", InterventionViewSet, basename="api-intervention")
 router.register("flags", FlagViewSet, basename="api-flag")
 router.register("model-versions", ModelVersionViewSet, basename="api-model-version")
+router.register("predictions", LatestPredictionViewSet, basename="api-latest-prediction")
 
 urlpatterns = [
     path("institutions/", MyInstitutionListView.as_view(), name="api-institution-list"),

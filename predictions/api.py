@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import django_filters
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -11,11 +12,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
+from institutions.api.filters import UtcIsoDateTimeFilter
 from institutions.api.serializers import JobSerializer
 from students.models import Student
 
 from . import services
-from .models import LatestPrediction, ModelVersion, Prediction
+from .models import LatestPrediction, ModelVersion, Prediction, RiskBand
 from .selectors import latest_prediction_for_student, prediction_history
 
 
@@ -147,6 +149,7 @@ class PredictionHistoryItemSerializer(PredictionSerializer):
 
 class LatestPredictionSerializer(serializers.ModelSerializer):
     student = serializers.IntegerField(source="student_id", read_only=True)
+    student_external_id = serializers.CharField(source="student.external_id", read_only=True)
     model_version = serializers.IntegerField(source="model_version.number", read_only=True)
     base_value = serializers.FloatField(source="prediction.base_value", read_only=True)
     factors = serializers.JSONField(source="prediction.factors", read_only=True)
@@ -154,9 +157,29 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LatestPrediction
-        fields = ["student", "risk", "band", "rank", "percentile", "flagged", "model_version", "job",
-                  "input_fingerprint", "scored_at", "base_value", "factors"]
+        fields = ["student", "student_external_id", "risk", "band", "rank", "percentile", "flagged",
+                  "model_version", "job", "input_fingerprint", "scored_at", "updated_at", "base_value", "factors"]
         read_only_fields = fields
+
+
+class LatestPredictionFilter(django_filters.FilterSet):
+    band = django_filters.ChoiceFilter(choices=RiskBand.choices)
+    flagged = django_filters.BooleanFilter()
+    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+
+class LatestPredictionViewSet(mixins.ListModelMixin, InstitutionViewSet):
+    """Every current student's latest prediction with its explanation, in rank order (highest risk
+    first). ``updated_since`` returns the rows whose risk, band, flag or rank changed since then,
+    by cursor, for a nightly pull of the risks."""
+
+    model = LatestPrediction
+    serializer_class = LatestPredictionSerializer
+    filterset_class = LatestPredictionFilter
+    read_capability = "view_students"
+
+    def filter_scoped_queryset(self, queryset):
+        return queryset.select_related("student", "prediction", "model_version").order_by("-risk", "student_id")
 
 
 class _StudentPredictionMixin(InstitutionScopeMixin):

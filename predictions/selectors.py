@@ -54,7 +54,7 @@ def latest_predictions(*, institution: Institution) -> QuerySet[LatestPrediction
 
 def latest_prediction_for_student(*, institution: Institution, student: Student) -> LatestPrediction | None:
     return latest_predictions(institution=institution).filter(student=student).select_related(
-        "prediction", "model_version"
+        "student", "prediction", "model_version"
     ).first()
 
 

@@ -640,7 +640,8 @@ def latest_predictions_rank(*, institution: Institution, settings: PredictionSet
     else:
         flag_sql, flag_param = "w.risk >= %s", settings.flag_threshold
     sql = f"""
-        UPDATE {table} SET rank = r.position, percentile = r.pct, band = r.band, flagged = r.flagged
+        UPDATE {table} SET rank = r.position, percentile = r.pct, band = r.band, flagged = r.flagged,
+                           updated_at = %s
         FROM (
             SELECT w.id, w.position, w.pct,
                    CASE WHEN w.risk >= %s THEN 'high' WHEN w.risk >= %s THEN 'medium' ELSE 'low' END AS band,
@@ -657,7 +658,9 @@ def latest_predictions_rank(*, institution: Institution, settings: PredictionSet
                OR {table}.flagged <> r.flagged)
     """  # noqa: S608 - table name from model meta, values are parameters
     with connection.cursor() as cursor:
-        cursor.execute(sql, [settings.band_high_from, settings.band_medium_from, flag_param,
+        # A changed standing is a change of the row: updated_at moves with it, so that an
+        # incremental pull (``predictions/?updated_since=``) sees a band or flag that moved.
+        cursor.execute(sql, [timezone.now(), settings.band_high_from, settings.band_medium_from, flag_param,
                              institution.pk, institution.pk])
     return LatestPrediction.objects.for_institution(institution).filter(flagged=True).count()
 

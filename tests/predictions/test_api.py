@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from institutions.api_keys import api_key_create
 from institutions.jobs import job_create
 from institutions.models import Job, JobKind
 from institutions.scoping import institution_scope
-from predictions.models import ModelStatus, ModelVersion, Prediction
+from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction
 from predictions.services import predictions_rescore
+from students.models import Student
 
 from .conftest import registry_row, rescore
 
@@ -141,3 +147,101 @@ def test_unscored_student_says_so(api_client, tenant_a):
     api_client.force_authenticate(tenant_a.advisor)
     response = api_client.get(reverse("api-student-prediction", args=["alpha", tenant_a.students[0].pk]))
     assert response.status_code == 404 and response.json()["code"] == "not_scored"
+
+
+def _latest_list(client, slug, **params):
+    return client.get(reverse("api-latest-prediction-list", args=[slug]), params)
+
+
+def test_latest_predictions_list_every_scored_student_in_rank_order_with_explanations(api_client, trained_a):
+    _score(trained_a)
+    api_client.force_authenticate(trained_a.advisor)
+    body = _latest_list(api_client, "alpha", page_size=500).json()
+    with institution_scope(trained_a.institution):
+        stored = list(LatestPrediction.objects.order_by("rank"))
+    assert body["count"] == len(stored) > 10
+    assert [row["student"] for row in body["results"]] == [latest.student_id for latest in stored]
+    assert [row["rank"] for row in body["results"]] == list(range(1, len(stored) + 1))
+    one = body["results"][3]
+    detail = api_client.get(reverse("api-student-prediction", args=["alpha", one["student"]])).json()
+    assert one == detail  # the same fields as a single student's prediction, explanation included
+    student = Student.objects.for_institution(trained_a.institution).get(pk=one["student"])
+    assert one["factors"] and one["student_external_id"] == student.external_id
+
+
+def test_latest_predictions_filter_by_band_and_flag(api_client, trained_a):
+    _score(trained_a)
+    api_client.force_authenticate(trained_a.advisor)
+    with institution_scope(trained_a.institution):
+        flagged = set(LatestPrediction.objects.filter(flagged=True).values_list("student_id", flat=True))
+        high = set(LatestPrediction.objects.filter(band="high").values_list("student_id", flat=True))
+    assert flagged and high
+    for params, expected in (({"flagged": "true"}, flagged), ({"band": "high"}, high)):
+        rows = _latest_list(api_client, "alpha", page_size=500, **params).json()["results"]
+        assert {row["student"] for row in rows} == expected
+    assert _latest_list(api_client, "alpha", band="extreme").status_code == 400
+
+
+def test_latest_predictions_since_return_the_rows_whose_band_or_flag_moved(api_client, trained_a):
+    from predictions.selectors import prediction_settings_get
+    from predictions.services import latest_predictions_rank, prediction_settings_update
+
+    _score(trained_a)
+    with institution_scope(trained_a.institution):
+        before = {row.student_id: row.band for row in LatestPrediction.objects.all()}
+        since = LatestPrediction.objects.order_by("-updated_at").first().updated_at
+        settings = prediction_settings_update(institution=trained_a.institution,
+                                              data={"band_high_from": 0.95, "band_medium_from": 0.9})
+        latest_predictions_rank(institution=trained_a.institution, settings=settings)
+        after = {row.student_id: row.band for row in LatestPrediction.objects.all()}
+    moved = {student for student, band in after.items() if band != before[student]}
+    assert moved and prediction_settings_get(institution=trained_a.institution).band_high_from == 0.95
+    api_client.force_authenticate(trained_a.advisor)
+    rows, url = [], reverse("api-latest-prediction-list", args=["alpha"])
+    params = {"updated_since": (since + timedelta(microseconds=1)).isoformat(), "page_size": 7}
+    while url:
+        page = api_client.get(url, params).json()
+        assert "count" not in page  # cursor mode
+        rows += page["results"]
+        url, params = page["next"], None
+    assert moved <= {row["student"] for row in rows}
+    assert all(row["band"] == after[row["student"]] for row in rows)
+
+
+def test_latest_predictions_are_only_the_own_institutions(api_client, tenants, trained_a):
+    _a, b = tenants
+    _score(trained_a)
+    api_client.force_authenticate(b.admin)
+    assert _latest_list(api_client, "beta").json() == {"count": 0, "next": None, "previous": None, "results": []}
+    missing = _latest_list(api_client, "no-such-institution")
+    other = _latest_list(api_client, "alpha")
+    assert other.status_code == missing.status_code == 404 and other.json() == missing.json()
+    _key, raw = api_key_create(institution=b.institution, name="B", scopes=["predictions:read"])
+    api_client.force_authenticate(None)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert _latest_list(api_client, "beta").status_code == 200
+    assert _latest_list(api_client, "alpha").status_code == 404
+
+
+def test_latest_predictions_need_the_predictions_scope_and_may_not_be_read_by_viewers(api_client, trained_a):
+    _score(trained_a)
+    api_client.force_authenticate(trained_a.viewer)
+    assert _latest_list(api_client, "alpha").status_code == 403
+    api_client.force_authenticate(None)
+    _key, students_only = api_key_create(institution=trained_a.institution, name="S", scopes=["students:read"])
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {students_only}")
+    assert _latest_list(api_client, "alpha").status_code == 403
+    _key, predictions = api_key_create(institution=trained_a.institution, name="P", scopes=["predictions:read"])
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {predictions}")
+    assert _latest_list(api_client, "alpha").status_code == 200
+
+
+def test_latest_predictions_page_costs_the_same_queries_at_any_size(api_client, trained_a):
+    _score(trained_a)
+    api_client.force_authenticate(trained_a.advisor)
+    counts = []
+    for size in (2, 40):
+        with CaptureQueriesContext(connection) as queries:
+            assert len(_latest_list(api_client, "alpha", page_size=size).json()["results"]) == size
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
