@@ -17,7 +17,8 @@ Locust user with ``wait_time = between(0.25, 0.75)`` does):
 2. a 50-item list page (``GET /students/?page=<n>&page_size=50``, random pages);
 3. an incremental-sync page (``GET /students/?updated_since=...&page_size=50``, cursor mode).
 
-``--mode closed|paced`` and ``--only detail,list`` run a subset. The default load generator
+``--mode closed|paced`` and ``--only detail,list`` run a subset; ``--institution <slug>`` loads
+another institution, e.g. one that shares the tables with larger ones. The default load generator
 (``--client lean``) drives all clients from one thread with a selector; ``--client threads`` is
 the earlier one-Python-thread-per-client generator, which costs the shared CPUs about twice as
 much per request. Prints requests/s, p50/p95/p99 latency, the error count, the gunicorn
@@ -71,7 +72,7 @@ def ensure_database(url: str) -> None:
     admin.close()
 
 
-def build_institution() -> tuple[str, list[int]]:
+def build_institution(slug: str = SLUG) -> tuple[str, list[int]]:
     import django
 
     django.setup()
@@ -82,7 +83,7 @@ def build_institution() -> tuple[str, list[int]]:
     from institutions.models import Institution
     from students.models import FeatureDefinition, FeatureKind, Student
 
-    institution, _ = Institution.objects.get_or_create(slug=SLUG, defaults={"name": "Bench University"})
+    institution, _ = Institution.objects.get_or_create(slug=slug, defaults={"name": "Bench University"})
     students = Student.objects.for_institution(institution)
     if students.count() < STUDENTS:
         started = time.perf_counter()
@@ -378,6 +379,9 @@ def main() -> int:
     parser.add_argument("--client", choices=["lean", "threads"], default="lean",
                         help="load generator: one selector thread (default) or one Python thread per client")
     parser.add_argument("--only", default="detail,list,sync", help="comma-separated scenarios to run")
+    parser.add_argument("--institution", default=SLUG,
+                        help="slug of the institution to load (built with 10,000 students if it has fewer); "
+                             "point it at one that shares the tables with larger institutions to measure that")
     args = parser.parse_args()
     if args.workers < 2:
         parser.error("--workers must be at least 2")
@@ -385,9 +389,9 @@ def main() -> int:
     if not url.startswith("postgres"):
         parser.error("set DATABASE_URL to a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/dp_api_bench")
     ensure_database(url)
-    raw_key, ids = build_institution()
+    raw_key, ids = build_institution(args.institution)
     pages = (len(ids) + 49) // 50
-    base = f"/api/v1/institutions/{SLUG}/students/"
+    base = f"/api/v1/institutions/{args.institution}/students/"
     scenarios = {
         "detail": lambda rng: f"{base}{rng.choice(ids)}/",
         "list": lambda rng: f"{base}?page={rng.randint(1, pages)}&page_size=50",
