@@ -18,7 +18,7 @@ from students.models import Student
 
 from . import services
 from .models import LatestPrediction, ModelVersion, Prediction, RiskBand
-from .selectors import latest_prediction_for_student, prediction_history
+from .selectors import latest_prediction_for_student, latest_predictions_explained, prediction_history
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -179,7 +179,8 @@ class LatestPredictionViewSet(mixins.ListModelMixin, InstitutionViewSet):
     read_capability = "view_students"
 
     def filter_scoped_queryset(self, queryset):
-        return queryset.select_related("student", "prediction", "model_version").order_by("-risk", "student_id")
+        # The selector builds the same institution-bound queryset, joined and in rank order.
+        return latest_predictions_explained(institution=self.institution)
 
 
 class _StudentPredictionMixin(InstitutionScopeMixin):

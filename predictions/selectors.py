@@ -52,10 +52,14 @@ def latest_predictions(*, institution: Institution) -> QuerySet[LatestPrediction
     return LatestPrediction.objects.for_institution(institution).order_by("-risk", "student_id")
 
 
+def latest_predictions_explained(*, institution: Institution) -> QuerySet[LatestPrediction]:
+    """:func:`latest_predictions` with what the API shows of each: the student's external id, the
+    explanation (the prediction's factors) and the model version's number, in the same query."""
+    return latest_predictions(institution=institution).select_related("student", "prediction", "model_version")
+
+
 def latest_prediction_for_student(*, institution: Institution, student: Student) -> LatestPrediction | None:
-    return latest_predictions(institution=institution).filter(student=student).select_related(
-        "student", "prediction", "model_version"
-    ).first()
+    return latest_predictions_explained(institution=institution).filter(student=student).first()
 
 
 def prediction_history(*, institution: Institution, student: Student) -> QuerySet[Prediction]:
