@@ -4,10 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# The demo runs in debug mode on SQLite with in-process tasks; nothing else to install.
+# The demo runs in debug mode. Without DATABASE_URL/REDIS_URL it runs on the embedded PostgreSQL
+# (var/postgres) with a filesystem broker (var/broker): nothing else to install.
 DEMO_ENV := DJANGO_DEBUG=1
 
-.PHONY: run test lint install demo clean
+.PHONY: run test lint install demo stop clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +29,7 @@ run: demo
 	@echo "  log in as  admin / demo-pass-2026  (or ana, ben, viewer, northfield-admin; same password)"
 	@echo "  API docs:  http://$(HOST):$(PORT)/api/v1/docs/     stop with Ctrl-C"
 	@echo ""
-	$(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+	$(DEMO_ENV) $(PY) -m dropout_platform.local_stack --host $(HOST) --port $(PORT)
 
 lint: install
 	$(PY) -m ruff check .
@@ -37,5 +38,10 @@ test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
-clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* var/test-media
+# Stop the embedded PostgreSQL server (it keeps running between commands so they start fast).
+stop: install
+	$(PY) -c "from pathlib import Path; from dropout_platform.embedded_postgres import stop_embedded_server; \
+	print('stopped' if stop_embedded_server(Path('var/postgres')) else 'not running')"
+
+clean: stop
+	rm -rf $(VENV) var/postgres var/broker var/test-media var/media var/*.log var/celerybeat-schedule*

@@ -1,7 +1,7 @@
 """Celery application.
 
-Configured from Django settings (the ``CELERY_`` namespace). Without ``REDIS_URL`` the settings
-make every task run in-process (``task_always_eager``) so the demo needs nothing installed.
+Configured from Django settings (the ``CELERY_`` namespace). Without ``REDIS_URL`` the broker is
+a folder under ``var/`` (kombu's filesystem transport), so the demo's worker needs nothing installed.
 """
 
 import os

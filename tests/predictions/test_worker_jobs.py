@@ -23,6 +23,7 @@ from institutions.scoping import institution_scope
 from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction
 from predictions.services import model_version_train, rescore_request, retrain_request
 from students.selectors import current_students
+from tests.conftest import database_url_of_test_database, needs_redis
 
 from .conftest import add_population, fast_settings
 
@@ -73,12 +74,8 @@ def test_real_worker_trains_a_model_and_scores_every_current_student(celery_work
 
 
 def _start_worker(queue: str, log_path: Path) -> subprocess.Popen:
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    url = f"postgres://{db['USER'] or ''}{':' + db['PASSWORD'] if db['PASSWORD'] else ''}@" \
-          f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test",
+    env = {**os.environ, "DATABASE_URL": database_url_of_test_database(),
+           "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test",
            "PYTHONPATH": str(PROJECT_ROOT), "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}
     log = open(log_path, "a")  # noqa: SIM115 - the process owns it until it exits
     return subprocess.Popen(
@@ -117,6 +114,7 @@ def private_queue(celery_worker_process):
                 process.kill()
 
 
+@needs_redis  # the filesystem broker forgets a message once read: only Redis hands it on
 def test_worker_killed_mid_rescore_leaves_whole_chunks_and_the_retry_finishes_exactly_once(
     private_queue, tenant_a
 ):

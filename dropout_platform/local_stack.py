@@ -1,0 +1,76 @@
+"""``make run``: a real Celery worker (with beat) beside Django's development server.
+
+The worker is a separate process, as in production, so a request that starts a retrain, rescore
+or import returns at once and the job page shows its progress while the worker runs it. With
+``REDIS_URL`` unset its broker is the filesystem folder of the settings (nothing to install).
+The worker's log goes to ``var/worker.log``; stopping the server (Ctrl-C) stops the worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WORKER_READY_SECONDS = 90
+
+
+def start_worker(log_path: Path) -> subprocess.Popen:
+    log = log_path.open("w")
+    # prefork with one child: the task time limits need it (the solo pool cannot enforce them).
+    return subprocess.Popen(  # noqa: S603 - a fixed command line
+        [sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", "--beat", "--loglevel=INFO",
+         "--concurrency=1", "--without-gossip", "--without-mingle",
+         "--schedule", str(PROJECT_ROOT / "var" / "celerybeat-schedule")],
+        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def wait_until_ready(worker: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + WORKER_READY_SECONDS
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker exited at start-up; see {log_path}:\n{log_path.read_text()[-2000:]}")
+        if " ready." in log_path.read_text():
+            return
+        time.sleep(0.3)
+    raise SystemExit(f"the worker was not ready within {WORKER_READY_SECONDS} s; see {log_path}")
+
+
+def stop(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)  # warm shutdown: the running task finishes or is redelivered
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", default="8000")
+    args = parser.parse_args(argv)
+    log_path = PROJECT_ROOT / "var" / "worker.log"
+    worker = start_worker(log_path)
+    try:
+        wait_until_ready(worker, log_path)
+        print(f"  worker ready (pid {worker.pid}); its log: {log_path}", flush=True)
+        server = subprocess.Popen(  # noqa: S603 - our own manage.py with the host and port given to make
+            [sys.executable, "manage.py", "runserver", f"{args.host}:{args.port}"], cwd=PROJECT_ROOT)
+        try:
+            return server.wait()
+        except KeyboardInterrupt:
+            server.send_signal(signal.SIGINT)
+            return server.wait()
+    finally:
+        stop(worker)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
