@@ -20,3 +20,6 @@ from .settings import MEDIA_ROOT
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = MEDIA_ROOT.parent / "test-media"
 CELERY_TASK_ALWAYS_EAGER = True  # tests marked "worker" switch to the real broker and a real worker process
+# Two test runs at once on one server each need their own test database (default: test_<NAME>).
+if os.environ.get("TEST_DATABASE_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}  # noqa: F405
