@@ -42,13 +42,19 @@ def wait_until_ready(worker: subprocess.Popen, log_path: Path) -> None:
     raise SystemExit(f"the worker was not ready within {WORKER_READY_SECONDS} s; see {log_path}")
 
 
-def stop(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)  # warm shutdown: the running task finishes or is redelivered
+def stop(process: subprocess.Popen) -> None:
+    """Stop a process started in a session of its own, with all its children."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)  # the worker's warm shutdown: a running task finishes
         try:
-            worker.wait(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _exit_on_signal(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,18 +63,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", default="8000")
     args = parser.parse_args(argv)
     log_path = PROJECT_ROOT / "var" / "worker.log"
+    # A `kill` or a closed terminal must stop the worker too, not leave it running unseen.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     worker = start_worker(log_path)
+    server = None
     try:
         wait_until_ready(worker, log_path)
         print(f"  worker ready (pid {worker.pid}); its log: {log_path}", flush=True)
+        # Its own session too, so that stopping it stops runserver's autoreload child as well.
         server = subprocess.Popen(  # noqa: S603 - our own manage.py with the host and port given to make
-            [sys.executable, "manage.py", "runserver", f"{args.host}:{args.port}"], cwd=PROJECT_ROOT)
-        try:
-            return server.wait()
-        except KeyboardInterrupt:
-            server.send_signal(signal.SIGINT)
-            return server.wait()
+            [sys.executable, "manage.py", "runserver", f"{args.host}:{args.port}"], cwd=PROJECT_ROOT,
+            start_new_session=True,
+        )
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
     finally:
+        if server is not None:
+            stop(server)
         stop(worker)
 
 
