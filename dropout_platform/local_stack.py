@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log_path = PROJECT_ROOT / "var" / "worker.log"
     # A `kill` or a closed terminal must stop the worker too, not leave it running unseen.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _exit_on_signal)
     worker = start_worker(log_path)
     server = None
