@@ -306,8 +306,8 @@ def webhook_schedule_retry(*, institution_id: int, delivery_id: int, delay: floa
     from .tasks import deliver_webhook
 
     if deliver_webhook.app.conf.task_always_eager and not _setting("WEBHOOK_EAGER_RETRIES", False):
-        # In-process mode (the laptop demo) ignores countdowns: retrying here would block the
-        # request for every attempt. The row stays "retrying"; the log offers Redeliver.
+        # In-process execution (unit tests ask for it) ignores countdowns: retrying here would
+        # run every attempt at once. The row stays "retrying"; the log offers Redeliver.
         return False
     return _dispatch(institution_id, delivery_id, countdown=delay)
 
