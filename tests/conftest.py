@@ -104,7 +104,7 @@ def celery_worker_session(django_db_setup, django_db_blocker):
            "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test", "PYTHONPATH": str(PROJECT_ROOT)}
     # A queue of its own, so a worker left over from another run can never steal these tasks.
     queue = f"test-{socket.gethostname()}-{os.getpid()}"
-    log = open(PROJECT_ROOT / "var" / "test-worker.log", "w")  # noqa: SIM115 - closed at teardown
+    log = open(PROJECT_ROOT / "var" / f"test-worker-{os.getpid()}.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", "--loglevel=INFO", "--pool=solo",
          "--concurrency=1", "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue,
