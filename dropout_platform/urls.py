@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The advisor workspace first: it owns the institution home and the student profile.
+    path("i/<slug:institution_slug>/", include("workspace.urls")),
     path("i/<slug:institution_slug>/", include("interventions.urls")),
     path("i/<slug:institution_slug>/", include("institutions.urls")),
     path("i/<slug:institution_slug>/", include("students.urls")),

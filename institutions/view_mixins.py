@@ -54,3 +54,11 @@ class InstitutionPageMixin(LoginRequiredMixin):
         context["institution"] = self.institution
         context["membership"] = self.membership
         return context
+
+
+def int_param(value) -> int | None:
+    """An integer from a query string or form value; anything else (missing, "abc", "none") is None."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

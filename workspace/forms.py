@@ -1,0 +1,32 @@
+"""Forms of the advisor's composite pages. Choice fields are filled from scoped selectors by the view,
+never from a model's default manager (which would fail closed, or worse, read every institution)."""
+
+from __future__ import annotations
+
+from django import forms
+
+
+class WorklistFilterForm(forms.Form):
+    """The filters of the flagged list and the caseload (GET)."""
+
+    q = forms.CharField(required=False, label="Search", max_length=100)
+    band = forms.ChoiceField(required=False, choices=[("", "Any band"), ("high", "High"), ("medium", "Medium"),
+                                                      ("low", "Low")])
+    program = forms.ChoiceField(required=False)
+    cohort = forms.ChoiceField(required=False)
+    advisor = forms.ChoiceField(required=False)
+    open_intervention = forms.ChoiceField(
+        required=False, label="Open intervention",
+        choices=[("", "Either"), ("yes", "Has one open"), ("no", "None open")],
+    )
+    no_contact_days = forms.IntegerField(required=False, min_value=0, max_value=3650, label="No contact for (days)")
+    sort = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, programs: list[str], cohorts: list[str], advisors: list[tuple[int, str]],
+                 sorts: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["program"].choices = [("", "Any program"), *[(p, p) for p in programs]]
+        self.fields["cohort"].choices = [("", "Any cohort"), *[(c, c) for c in cohorts]]
+        self.fields["advisor"].choices = [("", "Any advisor"), ("none", "Unassigned"),
+                                          *[(str(pk), name) for pk, name in advisors]]
+        self.fields["sort"].choices = sorts

@@ -1,0 +1,21 @@
+"""The advisor's composite pages under ``/i/<slug>/``.
+
+Included first (see dropout_platform/urls.py): this app owns the institution home
+(``institution-home``) and the student profile (``student-detail``).
+"""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.InstitutionHomeView.as_view(), name="institution-home"),
+    path("dashboard/", views.DashboardView.as_view(), name="dashboard"),
+    path("flagged/", views.FlaggedListView.as_view(), name="flagged-list"),
+    path("caseload/", views.CaseloadView.as_view(), name="caseload"),
+    path("students/<int:pk>/", views.StudentProfileView.as_view(), name="student-detail"),
+    path("students/<int:pk>/what-if/", views.StudentWhatIfView.as_view(), name="student-what-if"),
+    path("students/<int:pk>/interventions/new/", views.InterventionCreateView.as_view(), name="intervention-create"),
+    path("students/<int:pk>/flags/new/", views.FlagCreateView.as_view(), name="flag-create"),
+    path("students/<int:pk>/flags/review-model/", views.ModelFlagReviewView.as_view(), name="model-flag-review"),
+]
