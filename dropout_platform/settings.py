@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "students",
     "predictions",
     "interventions",
+    "workspace",
 ]
 
 MIDDLEWARE = [
