@@ -6,16 +6,15 @@ are the institution's feature keys and ``ml`` receives a matching list of ``Feat
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 import pandas as pd
-from django.db import connection
-from django.db.models.expressions import RawSQL
+from django.db.models import Func, JSONField, TextField
+from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import MD5, Cast
 
 from institutions.models import Institution
 from ml import FeatureSpec
@@ -84,43 +83,29 @@ def training_data(*, institution: Institution, keys: Sequence[str]) -> TrainingD
                         student_ids=np.array([row[0] for row in rows], dtype=np.int64))
 
 
-def _is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
 def current_student_fingerprints(*, institution: Institution, keys: Sequence[str]) -> list[tuple[int, str]]:
     """``(student id, input fingerprint)`` of every current student, ordered by id.
 
-    On PostgreSQL the hash is computed by the database (md5 of the model's values as a JSON
-    array), so deciding who needs rescoring never ships 100,000 feature documents to Python.
+    The database computes the hash (md5 of the model's values as a JSON array, equal inputs
+    giving equal fingerprints), so deciding who needs rescoring never ships 100,000 feature
+    documents to Python.
     """
-    students = current_students(institution=institution).order_by("id")
-    if _is_postgres():
-        array = ", ".join(["features -> %s"] * len(keys)) or ""
-        return list(students.annotate(
-            fingerprint=RawSQL(f"md5(jsonb_build_array({array})::text)", list(keys))  # noqa: S611 - keys are params
-        ).values_list("id", "fingerprint"))
-    return [(student_id, input_fingerprint(values or {}, keys))
-            for student_id, values in students.values_list("id", "features")]
+    values = Func(*(KeyTransform(key, "features") for key in keys), function="jsonb_build_array",
+                  output_field=JSONField())
+    return list(current_students(institution=institution).order_by("id").annotate(
+        fingerprint=MD5(Cast(values, TextField()))
+    ).values_list("id", "fingerprint"))
 
 
 def student_feature_values(*, institution: Institution, ids: Sequence[int]) -> dict[int, dict]:
     """Feature values of the given students (of this institution only), by id."""
     students = Student.objects.for_institution(institution).filter(id__in=list(ids))
-    if _is_postgres():
-        # orjson on the raw text is several times faster than Django's per-row json.loads.
-        rows = students.annotate(raw=RawSQL("features::text", [])).values_list("id", "raw")
-        return {student_id: orjson.loads(raw) if raw else {} for student_id, raw in rows}
-    return {student_id: values or {} for student_id, values in students.values_list("id", "features")}
+    # orjson on the document's text is several times faster than Django's per-row json.loads.
+    rows = students.annotate(raw=Cast("features", TextField())).values_list("id", "raw")
+    return {student_id: orjson.loads(raw) if raw else {} for student_id, raw in rows}
 
 
 def current_student_values(*, institution: Institution) -> tuple[np.ndarray, list[dict]]:
     """Ids and feature values of every student the model scores, ordered by id."""
     rows = list(current_students(institution=institution).order_by("id").values_list("id", "features"))
     return np.array([row[0] for row in rows], dtype=np.int64), [row[1] or {} for row in rows]
-
-
-def input_fingerprint(values: dict, keys: Sequence[str]) -> str:
-    """A short hash of exactly the values the model reads; equal inputs give equal fingerprints."""
-    payload = json.dumps([values.get(key) for key in keys], separators=(",", ":"), default=str)
-    return hashlib.sha1(payload.encode(), usedforsecurity=False).hexdigest()

@@ -428,12 +428,12 @@ class _ChunkPipeline:
     Explaining is CPU work in this process; reading and storing are mostly the database's work,
     so overlapping them shortens a large run. Each chunk is still written in its own transaction,
     in order, with at most one write in flight; an error in a read or write is raised here. Used
-    only on PostgreSQL and only when the caller holds no transaction (another connection could
-    not see its rows); otherwise everything runs inline.
+    only when the caller holds no transaction (another connection could not see its rows);
+    otherwise everything runs inline.
     """
 
     def __init__(self) -> None:
-        self.overlap = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self.overlap = not connection.in_atomic_block
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-writer") if self.overlap else None
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-reader") if self.overlap else None
         self._pending: Future | None = None
@@ -489,40 +489,11 @@ def _store_chunk(
         for (student_id, fingerprint), explanation in zip(chunk, explanations, strict=True)
     ]
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            _store_chunk_postgres(institution=institution, job=job, version=version, settings=settings, rows=rows,
-                                  now=now)
-        else:
-            _store_chunk_orm(institution=institution, job=job, version=version, settings=settings, rows=rows, now=now)
+        _store_chunk_rows(institution=institution, job=job, version=version, settings=settings, rows=rows, now=now)
         job_progress(job, done=done_after)
 
 
-def _store_chunk_orm(*, institution, job, version, settings, rows, now) -> None:
-    student_ids = [row[0] for row in rows]
-    Prediction.objects.for_institution(institution).filter(job=job, student_id__in=student_ids).delete()
-    Prediction.objects.for_institution(institution).bulk_create(
-        [
-            Prediction(institution=institution, student_id=student_id, model_version=version, job=job, risk=risk,
-                       band=risk_band(risk, settings), base_value=base_value, factors=factors,
-                       input_fingerprint=fingerprint, created_at=now)
-            for student_id, fingerprint, risk, base_value, factors in rows
-        ],
-        batch_size=1000,
-    )
-    stored = Prediction.objects.for_institution(institution).filter(job=job, student_id__in=student_ids)
-    LatestPrediction.objects.for_institution(institution).bulk_create(
-        [
-            LatestPrediction(institution=institution, student_id=p.student_id, prediction_id=p.pk,
-                             model_version=version, risk=p.risk, band=p.band, input_fingerprint=p.input_fingerprint,
-                             scored_at=now, updated_at=now)
-            for p in stored.only("id", "student_id", "risk", "band", "input_fingerprint")
-        ],
-        batch_size=1000, update_conflicts=True, unique_fields=["institution", "student"],
-        update_fields=["prediction", "model_version", "risk", "band", "input_fingerprint", "scored_at", "updated_at"],
-    )
-
-
-def _store_chunk_postgres(*, institution, job, version, settings, rows, now) -> None:
+def _store_chunk_rows(*, institution, job, version, settings, rows, now) -> None:
     # The chunk is COPYed into a temporary table of this connection (emptied first), then
     # one statement upserts the history rows from it and, from what that returns, the latest rows.
     # Both upserts find their rows through their unique index (ON CONFLICT), so the statement's

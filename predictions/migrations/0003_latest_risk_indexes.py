@@ -3,12 +3,6 @@
 from django.db import migrations, models
 
 
-def leave_room_for_in_place_updates(apps, schema_editor):
-    # PostgreSQL only: free space in each page lets rank/percentile updates stay on the page (HOT).
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE predictions_latestprediction SET (fillfactor = 70)")
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -46,5 +40,9 @@ class Migration(migrations.Migration):
             model_name='latestprediction',
             index=models.Index(fields=['institution', 'band', '-risk', 'student'], name='latest_inst_band_risk'),
         ),
-        migrations.RunPython(leave_room_for_in_place_updates, migrations.RunPython.noop),
+        # Free space in each page lets the re-rank's updates of rank/percentile stay on the page (HOT).
+        migrations.RunSQL(
+            "ALTER TABLE predictions_latestprediction SET (fillfactor = 70)",
+            reverse_sql="ALTER TABLE predictions_latestprediction RESET (fillfactor)",
+        ),
     ]
