@@ -40,8 +40,9 @@ from django.utils import timezone  # noqa: E402
 
 from institutions.models import Institution, Job, JobKind, JobStatus, Membership, Role  # noqa: E402
 from institutions.scoping import institution_scope  # noqa: E402
+from institutions.services import institution_create  # noqa: E402
 from interventions.models import Flag, Intervention, InterventionType  # noqa: E402
-from interventions.services import intervention_type_ensure_defaults, risk_snapshot_record  # noqa: E402
+from interventions.services import risk_snapshot_record  # noqa: E402
 from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction  # noqa: E402
 from predictions.selectors import prediction_settings_get  # noqa: E402
 from predictions.services import latest_predictions_rank  # noqa: E402
@@ -74,7 +75,7 @@ def build(n: int) -> tuple[Institution, dict]:
     from django.contrib.auth import get_user_model
 
     Institution.objects.filter(slug=SLUG).delete()
-    institution = Institution.objects.create(slug=SLUG, name="Bench University")
+    institution = institution_create(slug=SLUG, name="Bench University")  # with its default intervention types
     users = {}
     for role in (Role.ADMIN, Role.ADVISOR, Role.VIEWER):
         user, _ = get_user_model().objects.get_or_create(username=f"bench-{role}")
@@ -124,7 +125,6 @@ def build(n: int) -> tuple[Institution, dict]:
             )
             latest_predictions_rank(institution=institution, settings=prediction_settings_get(institution=institution))
             risk_snapshot_record(institution=institution, job=job)
-        intervention_type_ensure_defaults(institution=institution)
         types = list(InterventionType.objects.all())
         today = timezone.localdate()
         Intervention.objects.bulk_create(

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import ApiKey, Institution, Job, Membership, WebhookDelivery, WebhookEndpoint
+from .services import institution_created_announce
 
 
 class MembershipInline(admin.TabularInline):
@@ -15,6 +16,11 @@ class InstitutionAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            institution_created_announce(institution=obj)
 
 
 @admin.register(Membership)

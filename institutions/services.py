@@ -10,9 +10,25 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .models import Institution, Membership, Role
-from .signals import membership_removed
+from .signals import institution_created, membership_removed
 
 User = get_user_model()
+
+
+@transaction.atomic
+def institution_create(*, slug: str, name: str, timezone: str = "UTC") -> Institution:
+    institution = Institution(slug=slug, name=name, timezone=timezone)
+    institution.full_clean()
+    institution.save()
+    institution_created_announce(institution=institution)
+    return institution
+
+
+def institution_created_announce(*, institution: Institution) -> None:
+    """Let the apps above set up a new institution (institutions never imports them).
+
+    Called by :func:`institution_create`, and by the admin, which saves its form's own instance."""
+    institution_created.send(sender=Institution, institution=institution)
 
 
 class MembershipError(ValidationError):

@@ -57,17 +57,13 @@ class InterventionTypeViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
     InstitutionViewSet,
 ):
-    """The kinds of intervention the institution offers (defaults are created on first use)."""
+    """The kinds of intervention the institution offers (the defaults come with the institution)."""
 
     model = InterventionType
     serializer_class = InterventionTypeSerializer
     read_capability = "view_students"
     write_capability = "configure_interventions"
     pagination_class = None
-
-    def list(self, request, *args, **kwargs):
-        services.intervention_type_ensure_defaults(institution=self.institution)
-        return super().list(request, *args, **kwargs)
 
     def filter_scoped_queryset(self, queryset):
         return queryset.order_by("position", "label", "id")

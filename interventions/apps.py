@@ -11,3 +11,9 @@ class InterventionsConfig(AppConfig):
         from .receivers import snapshot_after_rescore
 
         task_success.connect(snapshot_after_rescore, weak=False, dispatch_uid="interventions-snapshot-after-rescore")
+
+        from institutions.signals import institution_created
+
+        from .new_institution import give_new_institution_default_types
+
+        institution_created.connect(give_new_institution_default_types, dispatch_uid="interventions-default-types")

@@ -18,7 +18,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from institutions.access import access_member_user, is_possible_id
-from institutions.models import Institution, Job, JobKind, JobStatus, Membership
+from institutions.models import Institution, Job, Membership
 from predictions.selectors import latest_predictions
 from students.models import ChangeSource, Student, StudentChange
 
@@ -44,8 +44,11 @@ class InterventionRuleError(ValueError):
 
 # --- intervention types ---------------------------------------------------------------------
 
-def intervention_type_ensure_defaults(*, institution: Institution) -> None:
-    """Give an institution the default types the first time it needs any (idempotent)."""
+def intervention_type_create_defaults(*, institution: Institution) -> None:
+    """Give a new institution the default types (idempotent: an institution with any type is left alone).
+
+    Runs when the institution is created (see :mod:`interventions.new_institution`); the data
+    migration 0004 did the same once for the institutions that existed before."""
     types = InterventionType.objects.for_institution(institution)
     if types.exists():
         return
@@ -304,8 +307,8 @@ def caseload_assign(
 def risk_snapshot_record(*, institution: Institution, job: Job | None) -> RiskSnapshot | None:
     """Record the flagged workload as it stands after a scoring run (idempotent per run).
 
-    Called when a rescore job succeeds (see :mod:`interventions.tasks`) and, as a catch-up, when
-    the dashboard finds the latest finished run without a snapshot.
+    Called when a rescore job succeeds. Pages only read snapshots: before the first one the
+    dashboard says that "flagged over time" starts with the next run.
     """
     snapshots = RiskSnapshot.objects.for_institution(institution)
     if job is not None and snapshots.filter(job=job).exists():
@@ -323,15 +326,3 @@ def risk_snapshot_record(*, institution: Institution, job: Job | None) -> RiskSn
         ignore_conflicts=True,
     )
     return created[0]
-
-
-def risk_snapshot_catch_up(*, institution: Institution) -> None:
-    """Snapshot the latest successful rescore if nobody recorded it yet (e.g. runs made in-process)."""
-    job = (
-        Job.objects.for_institution(institution)
-        .filter(kind=JobKind.RESCORE, status=JobStatus.SUCCEEDED)
-        .order_by("-finished_at", "-id")
-        .first()
-    )
-    if job is not None:
-        risk_snapshot_record(institution=institution, job=job)

@@ -160,7 +160,6 @@ class InterventionTypeListView(InstitutionPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        services.intervention_type_ensure_defaults(institution=self.institution)
         context["types"] = selectors.intervention_type_list(institution=self.institution)
         context.setdefault("form", InterventionTypeForm())
         return context
@@ -193,7 +192,6 @@ class EffectivenessView(InstitutionPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        services.intervention_type_ensure_defaults(institution=self.institution)
         context["effects"] = effectiveness_report(institution=self.institution)
         context["min_sample"] = MIN_SAMPLE
         return context

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from institutions.models import Institution, Membership, Role
+from institutions.services import institution_create
 
 from .models import ChangeSource, EnrolmentStatus, FeatureDefinition, Outcome, Student, StudentChange
 from .uci_schema import UCI_COLUMNS, UCI_OUTCOMES, UCI_TARGET_HEADER
@@ -137,7 +138,7 @@ def build_demo_institutions(*, reset: bool = False) -> dict[str, int]:
         if slug in existing:
             counts[slug] = Student.objects.for_institution(Institution.objects.get(slug=slug)).count()
             continue
-        institution = Institution.objects.create(slug=slug, name=name, timezone=timezone)
+        institution = institution_create(slug=slug, name=name, timezone=timezone)
         for spec in DEMO_USERS:
             for member_slug, role in spec.memberships:
                 if member_slug == slug:

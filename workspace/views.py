@@ -46,7 +46,6 @@ class DashboardView(InstitutionPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        intervention_services.risk_snapshot_catch_up(institution=self.institution)
         programs, cohorts = selectors.program_and_cohort_choices(institution=self.institution)
         program = self.request.GET.get("program", "")
         cohort = self.request.GET.get("cohort", "")
@@ -245,10 +244,6 @@ class StudentProfileView(StudentObjectMixin, InstitutionPageMixin, TemplateView)
             factor_data=[{"label": f["text"] or f["label"], "contribution": f["contribution"]} for f in factors],
         )
         return context
-
-    def get(self, request, *args, **kwargs):
-        intervention_services.intervention_type_ensure_defaults(institution=self.institution)
-        return super().get(request, *args, **kwargs)
 
 
 class StudentWhatIfView(StudentObjectMixin, InstitutionPageMixin, View):

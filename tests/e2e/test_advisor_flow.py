@@ -15,7 +15,7 @@ from interventions.services import (
     caseload_assign,
     flag_raise,
     intervention_create,
-    intervention_type_ensure_defaults,
+    intervention_type_create_defaults,
 )
 from predictions.models import LatestPrediction
 from predictions.tasks import rescore_students
@@ -99,7 +99,7 @@ def test_admin_and_viewer_pages_render_in_the_browser(live_server, page, screens
     # A term later: some scored students got a meeting, and outcomes became known.
     a = advisor_world
     with institution_scope(a.institution):
-        intervention_type_ensure_defaults(institution=a.institution)
+        intervention_type_create_defaults(institution=a.institution)
         meeting = InterventionType.objects.get(key="meeting")
         ranked = list(LatestPrediction.objects.order_by("rank").values_list("student_id", flat=True))
         for student_id in ranked[::3]:

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from interventions.models import Flag, Intervention, InterventionStatus
+from interventions.services import intervention_type_create_defaults
 from students.models import Student, StudentChange
 from tests.factories import (
     FlagFactory,
@@ -178,8 +179,10 @@ def test_interventions_filter_by_status_student_and_overdue(api_client, world):
     assert rows == []
 
 
-def test_intervention_types_get_defaults_and_only_admins_configure_them(api_client, tenants):
+def test_intervention_types_list_the_institution_defaults_and_only_admins_configure_them(api_client, tenants):
     a, b = tenants
+    for tenant in tenants:  # what institution_create gives a new institution
+        intervention_type_create_defaults(institution=tenant.institution)
     api_client.force_authenticate(a.advisor)
     rows = api_client.get(url("api-intervention-type-list", "alpha")).json()
     keys = [row["key"] for row in rows]

@@ -1,13 +1,14 @@
 import csv
 import datetime
 import io
+import re
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from interventions.models import Flag, Intervention, InterventionStatus
+from interventions.models import Flag, Intervention, InterventionStatus, InterventionType, RiskSnapshot
 from students.models import Student
 from tests.factories import (
     FlagFactory,
@@ -462,3 +463,49 @@ def test_author_edits_notes_and_follow_up_on_the_edit_page(client, world):
     bad = client.post(url, {"action": "edit", "intervention_type": a.meeting.pk, "date": str(TODAY),
                             "follow_up_date": str(TODAY - datetime.timedelta(days=1))})
     assert bad.status_code == 400 and "follow_up_date" in bad.context["form"].errors
+
+
+# --- no writes on GET ---------------------------------------------------------------------------
+
+WRITE_STATEMENT = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+
+SLUG_ONLY_PAGES_OF_OTHER_APPS = ["student-list", "feature-list", "import-upload", "model-list", "prediction-settings",
+                                 "prediction-job-list", "member-list", "api-key-list", "webhook-list"]
+
+
+def test_viewing_any_page_writes_nothing_even_before_types_and_snapshots_exist(client, world):
+    """What a page used to create on first view (default intervention types, the risk snapshot of a
+    finished rescore) is created when its cause happens; a GET only reads, in either institution."""
+    a, b = world
+    for t in (a, b):
+        # What the old GET-time code reacted to: a finished rescore that nobody snapshotted.
+        RiskSnapshot.objects.for_institution(t.institution).delete()
+        record_run(t.institution, {t.students[0]: 0.95}, snapshot=False)
+    # ... and, in A, an institution without any intervention type.
+    Intervention.objects.for_institution(a.institution).delete()
+    InterventionType.objects.for_institution(a.institution).delete()
+    edit_page = reverse("intervention-edit", args=["alpha", a.intervention.pk])
+    for slug, t in (("alpha", a), ("beta", b)):
+        client.force_login(t.admin)
+        urls = [url for url in get_pages(slug, t) if url != edit_page]
+        urls += [reverse(name, args=[slug]) for name in SLUG_ONLY_PAGES_OF_OTHER_APPS]
+        for url in urls:
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url, follow=True)
+            assert response.status_code == 200, url
+            assert [q["sql"] for q in queries.captured_queries if WRITE_STATEMENT.match(q["sql"])] == [], url
+    assert not RiskSnapshot.objects.unscoped().exists()
+    assert not InterventionType.objects.for_institution(a.institution).exists()
+
+
+def test_dashboard_before_any_snapshot_says_the_trend_starts_with_the_next_run(client, world):
+    a, b = world
+    RiskSnapshot.objects.for_institution(a.institution).delete()
+    client.force_login(a.admin)
+    response = client.get(reverse("dashboard", args=["alpha"]))
+    assert response.status_code == 200
+    assert response.context["summary"]["flagged_over_time"] == []
+    assert response.context["newly_flagged"]["known"] is False
+    assert b"Appears after the first scoring run." in response.content
+    assert b'id="chart-over-time"' not in response.content
+    assert RiskSnapshot.objects.for_institution(b.institution).exists()  # the other institution's stay
