@@ -30,7 +30,7 @@ from institutions.webhooks import webhook_emit, webhook_subscribed_events
 from students.models import Student
 from students.selectors import current_students
 
-from . import frames
+from . import frames, sql
 from .model_store import artifact_sha256, load_model, remember_model
 from .models import (
     FlagRule,
@@ -494,57 +494,22 @@ def _store_chunk(
 
 
 def _store_chunk_rows(*, institution, job, version, settings, rows, now) -> None:
-    # The chunk is COPYed into a temporary table of this connection (emptied first), then
-    # one statement upserts the history rows from it and, from what that returns, the latest rows.
-    # Both upserts find their rows through their unique index (ON CONFLICT), so the statement's
-    # cost does not depend on the planner's statistics: reading the chunk back from the history
-    # table, or deleting this run's earlier rows by student, was planned as a scan of everything
-    # the run had stored so far when the statistics predated the run, which made a 100,000-student
-    # rescore quadratic (0.7 s per chunk by the end). SQL text holds only table and column names
-    # from the models; every value is a parameter or COPY data.
-    predictions = Prediction._meta.db_table
-    latest = LatestPrediction._meta.db_table
-    stamp = now.isoformat()
+    # COPY into the connection's stage table, then one statement stores the history and latest
+    # rows (predictions.sql.STAGE_STORE). Values travel as COPY data or parameters only.
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerows(
-        (institution.pk, student_id, version.pk, job.pk, repr(risk), risk_band(risk, settings), repr(base_value),
-         orjson.dumps(factors).decode(), fingerprint, stamp)
+        (student_id, repr(risk), risk_band(risk, settings), repr(base_value), orjson.dumps(factors).decode(),
+         fingerprint)
         for student_id, fingerprint, risk, base_value, factors in rows
     )
     buffer.seek(0)
-    columns = ("institution_id, student_id, model_version_id, job_id, risk, band, base_value, factors, "
-               "input_fingerprint, created_at")
     with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS prediction_stage (institution_id bigint, student_id bigint, "
-            "model_version_id bigint, job_id bigint, risk double precision, band text, base_value double precision, "
-            "factors jsonb, input_fingerprint text, created_at timestamptz) ON COMMIT DELETE ROWS"
-        )
-        cursor.execute("TRUNCATE prediction_stage")  # a caller's outer transaction may hold an earlier chunk
-        cursor.copy_expert(f"COPY prediction_stage ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
-        cursor.execute(
-            f"""
-            WITH stored AS (
-                INSERT INTO {predictions} ({columns})
-                SELECT {columns} FROM prediction_stage
-                ON CONFLICT (institution_id, job_id, student_id) DO UPDATE SET
-                    model_version_id = EXCLUDED.model_version_id, risk = EXCLUDED.risk, band = EXCLUDED.band,
-                    base_value = EXCLUDED.base_value, factors = EXCLUDED.factors,
-                    input_fingerprint = EXCLUDED.input_fingerprint, created_at = EXCLUDED.created_at
-                RETURNING id, institution_id, student_id, model_version_id, risk, band, input_fingerprint, created_at
-            )
-            INSERT INTO {latest} (institution_id, student_id, prediction_id, model_version_id, risk, band,
-                                  input_fingerprint, rank, percentile, flagged, scored_at, updated_at)
-            SELECT institution_id, student_id, id, model_version_id, risk, band, input_fingerprint, 0, 0, FALSE,
-                   created_at, created_at
-            FROM stored
-            ON CONFLICT (institution_id, student_id) DO UPDATE SET
-                prediction_id = EXCLUDED.prediction_id, model_version_id = EXCLUDED.model_version_id,
-                risk = EXCLUDED.risk, band = EXCLUDED.band, input_fingerprint = EXCLUDED.input_fingerprint,
-                scored_at = EXCLUDED.scored_at, updated_at = EXCLUDED.updated_at
-            """,  # noqa: S608
-        )
+        cursor.execute(sql.STAGE_CREATE)
+        cursor.execute(sql.STAGE_EMPTY)
+        cursor.copy_expert(sql.STAGE_COPY, buffer)
+        cursor.execute(sql.STAGE_STORE, {"institution_id": institution.pk, "model_version_id": version.pk,
+                                         "job_id": job.pk, "created_at": now})
 
 
 STANDING_EVENTS = ("student.flagged", "student.risk_band_changed")
@@ -605,34 +570,14 @@ def latest_predictions_rank(*, institution: Institution, settings: PredictionSet
     students is one statement, not 100,000 updates from Python; rows whose standing did not
     change are not rewritten.
     """
-    table = LatestPrediction._meta.db_table
+    params = {"institution_id": institution.pk, "updated_at": timezone.now(),
+              "band_high_from": settings.band_high_from, "band_medium_from": settings.band_medium_from}
     if settings.flag_rule == FlagRule.CAPACITY:
-        flag_sql, flag_param = "w.position <= %s", settings.flag_capacity
+        statement, params["flag_capacity"] = sql.LATEST_RANK_BY_CAPACITY, settings.flag_capacity
     else:
-        flag_sql, flag_param = "w.risk >= %s", settings.flag_threshold
-    sql = f"""
-        UPDATE {table} SET rank = r.position, percentile = r.pct, band = r.band, flagged = r.flagged,
-                           updated_at = %s
-        FROM (
-            SELECT w.id, w.position, w.pct,
-                   CASE WHEN w.risk >= %s THEN 'high' WHEN w.risk >= %s THEN 'medium' ELSE 'low' END AS band,
-                   CASE WHEN {flag_sql} THEN TRUE ELSE FALSE END AS flagged
-            FROM (
-                SELECT id, risk,
-                       ROW_NUMBER() OVER (ORDER BY risk DESC, student_id) AS position,
-                       100.0 * PERCENT_RANK() OVER (ORDER BY risk) AS pct
-                FROM {table} WHERE institution_id = %s
-            ) AS w
-        ) AS r
-        WHERE {table}.id = r.id AND {table}.institution_id = %s
-          AND ({table}.rank <> r.position OR {table}.percentile <> r.pct OR {table}.band <> r.band
-               OR {table}.flagged <> r.flagged)
-    """  # noqa: S608 - table name from model meta, values are parameters
+        statement, params["flag_threshold"] = sql.LATEST_RANK_BY_THRESHOLD, settings.flag_threshold
     with connection.cursor() as cursor:
-        # A changed standing is a change of the row: updated_at moves with it, so that an
-        # incremental pull (``predictions/?updated_since=``) sees a band or flag that moved.
-        cursor.execute(sql, [timezone.now(), settings.band_high_from, settings.band_medium_from, flag_param,
-                             institution.pk, institution.pk])
+        cursor.execute(statement, params)
     return LatestPrediction.objects.for_institution(institution).filter(flagged=True).count()
 
 

@@ -1,0 +1,104 @@
+"""The hand-written SQL of the predictions app: storing a scored chunk and re-ranking.
+
+Both are set-based statements the ORM cannot express at this speed (see the callers in
+``predictions/services/``). Identifiers are composed with ``psycopg2.sql`` from the models'
+tables; every value is a named parameter or COPY data. Each statement that touches a tenant
+table binds ``%(institution_id)s`` (``tests/predictions/test_sql.py`` checks every statement of
+this module), so the institution comes from the caller's scope, never from the rows.
+"""
+
+from __future__ import annotations
+
+from psycopg2 import sql
+
+from .models import LatestPrediction, Prediction
+
+
+def _columns(*names: str) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(name) for name in names)
+
+
+# A scored chunk is COPYed into this temporary table of the connection, then one statement moves it
+# into the history and latest tables. Only what differs per student is staged: the institution,
+# model version, job and time are the same for the whole chunk and bound as parameters.
+STAGE_COLUMNS = ("student_id", "risk", "band", "base_value", "factors", "input_fingerprint")
+_STAGE = sql.Identifier("prediction_stage")
+
+STAGE_CREATE = sql.SQL(
+    "CREATE TEMP TABLE IF NOT EXISTS {stage} (student_id bigint, risk double precision, band text, "
+    "base_value double precision, factors jsonb, input_fingerprint text) ON COMMIT DELETE ROWS"
+).format(stage=_STAGE)
+
+# A caller's outer transaction may still hold an earlier chunk (ON COMMIT has not emptied it yet).
+STAGE_EMPTY = sql.SQL("TRUNCATE {stage}").format(stage=_STAGE)
+
+STAGE_COPY = sql.SQL("COPY {stage} ({columns}) FROM STDIN WITH (FORMAT csv)").format(
+    stage=_STAGE, columns=_columns(*STAGE_COLUMNS)
+)
+
+# The history rows are upserted from the stage and, from what that returns, the latest rows. Both
+# upserts find their rows through their unique index (ON CONFLICT), so the cost does not depend on
+# the planner's statistics: reading the chunk back from the history table, or deleting this run's
+# earlier rows by student, was planned as a scan of everything the run had stored so far when the
+# statistics predated the run, which made a 100,000-student rescore quadratic (0.7 s per chunk by
+# the end). Re-storing a chunk of the same job replaces its rows (a redelivered task).
+STAGE_STORE = sql.SQL("""
+    WITH stored AS (
+        INSERT INTO {predictions} (institution_id, model_version_id, job_id, created_at, {staged})
+        SELECT %(institution_id)s, %(model_version_id)s, %(job_id)s, %(created_at)s, {staged}
+        FROM {stage}
+        ON CONFLICT (institution_id, job_id, student_id) DO UPDATE SET
+            model_version_id = EXCLUDED.model_version_id, risk = EXCLUDED.risk, band = EXCLUDED.band,
+            base_value = EXCLUDED.base_value, factors = EXCLUDED.factors,
+            input_fingerprint = EXCLUDED.input_fingerprint, created_at = EXCLUDED.created_at
+        RETURNING id, student_id, model_version_id, risk, band, input_fingerprint, created_at
+    )
+    INSERT INTO {latest} (institution_id, student_id, prediction_id, model_version_id, risk, band,
+                          input_fingerprint, rank, percentile, flagged, scored_at, updated_at)
+    SELECT %(institution_id)s, student_id, id, model_version_id, risk, band, input_fingerprint, 0, 0, FALSE,
+           created_at, created_at
+    FROM stored
+    ON CONFLICT (institution_id, student_id) DO UPDATE SET
+        prediction_id = EXCLUDED.prediction_id, model_version_id = EXCLUDED.model_version_id,
+        risk = EXCLUDED.risk, band = EXCLUDED.band, input_fingerprint = EXCLUDED.input_fingerprint,
+        scored_at = EXCLUDED.scored_at, updated_at = EXCLUDED.updated_at
+""").format(
+    predictions=sql.Identifier(Prediction._meta.db_table),
+    latest=sql.Identifier(LatestPrediction._meta.db_table),
+    staged=_columns(*STAGE_COLUMNS),
+    stage=_STAGE,
+)
+
+
+def _rank(flag_condition: sql.SQL) -> sql.Composed:
+    """Rank, percentile, band and flag of every latest row of one institution, in one statement.
+
+    Rows whose standing did not change are not rewritten; a changed standing moves updated_at,
+    so that an incremental pull (``predictions/?updated_since=``) sees a band or flag that moved.
+    The order is the model's rank order (``-risk, student_id``).
+    """
+    latest = sql.Identifier(LatestPrediction._meta.db_table)
+    return sql.SQL("""
+        UPDATE {latest} SET rank = r.position, percentile = r.pct, band = r.band, flagged = r.flagged,
+                            updated_at = %(updated_at)s
+        FROM (
+            SELECT w.id, w.position, w.pct,
+                   CASE WHEN w.risk >= %(band_high_from)s THEN 'high'
+                        WHEN w.risk >= %(band_medium_from)s THEN 'medium' ELSE 'low' END AS band,
+                   CASE WHEN {flag_condition} THEN TRUE ELSE FALSE END AS flagged
+            FROM (
+                SELECT id, risk,
+                       ROW_NUMBER() OVER (ORDER BY risk DESC, student_id) AS position,
+                       100.0 * PERCENT_RANK() OVER (ORDER BY risk) AS pct
+                FROM {latest} WHERE institution_id = %(institution_id)s
+            ) AS w
+        ) AS r
+        WHERE {latest}.id = r.id AND {latest}.institution_id = %(institution_id)s
+          AND ({latest}.rank <> r.position OR {latest}.percentile <> r.pct OR {latest}.band <> r.band
+               OR {latest}.flagged <> r.flagged)
+    """).format(latest=latest, flag_condition=flag_condition)
+
+
+# The two flag rules: the top ``flag_capacity`` students, or everyone at or above ``flag_threshold``.
+LATEST_RANK_BY_CAPACITY = _rank(sql.SQL("w.position <= %(flag_capacity)s"))
+LATEST_RANK_BY_THRESHOLD = _rank(sql.SQL("w.risk >= %(flag_threshold)s"))
