@@ -38,6 +38,7 @@ def advisor_world(trained_a):  # noqa: F811 - the fixture imported above
         caseload_assign(institution=a.institution, student_ids=ids, advisor=a.advisor, actor=a.admin)
         flag_raise(institution=a.institution, student=ids[-1], reason="Missed the last three tutorials",
                    raised_by=a.admin)
+        intervention_type_create_defaults(institution=a.institution)  # as institution_create gives them
     return a
 
 
@@ -90,16 +91,33 @@ def test_admin_and_viewer_pages_render_in_the_browser(live_server, page, screens
     assert page.url.endswith("/i/alpha/")
     page.get_by_role("heading", name=re.compile("dashboard")).wait_for()
     assert int(page.locator("[data-figure=flagged]").inner_text().replace(",", "")) > 0
-    page.wait_for_function("document.querySelector('#chart-histogram').width > 0")
+    # The charts are drawn by static/js/dashboard.js from the json_script data.
+    for chart in ("chart-bands", "chart-histogram", "chart-over-time"):
+        page.wait_for_function(f"Chart.getChart(document.getElementById('{chart}')) !== undefined")
     screenshot(page, "dashboard")
     page.goto(f"{live_server.url}/i/alpha/flagged/")
     page.get_by_role("heading", name="Flagged students").wait_for()
     assert page.locator("table.worklist tbody tr").count() > 0
     screenshot(page, "flagged-list")
+    # "Select all on this page" (static/js/flagged-list.js) ticks every student for bulk assignment.
+    boxes = page.locator('input[name="students"][form="assign-form"]')
+    page.get_by_label("Select all on this page").check()
+    assert boxes.count() > 0 and all(boxes.nth(i).is_checked() for i in range(boxes.count()))
+    # The model page's calibration and importance charts (static/js/model-charts.js).
+    page.goto(f"{live_server.url}/i/alpha/models/")
+    for suffix in ("calibration", "importance"):
+        page.wait_for_function(f"[...document.querySelectorAll(\"canvas[id$='-{suffix}']\")]"
+                               f".some(canvas => Chart.getChart(canvas) !== undefined)")
+    # Removing a member asks first (data-confirm, static/js/app.js); dismissing keeps them.
+    page.goto(f"{live_server.url}/i/alpha/members/")
+    questions = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.locator("form[data-confirm]").first.get_by_role("button", name="Remove").click()
+    assert questions and questions[0].startswith("Remove ") and "students will be unassigned" in questions[0]
+    assert page.url.endswith("/i/alpha/members/")
     # A term later: some scored students got a meeting, and outcomes became known.
     a = advisor_world
     with institution_scope(a.institution):
-        intervention_type_create_defaults(institution=a.institution)
         meeting = InterventionType.objects.get(key="meeting")
         ranked = list(LatestPrediction.objects.order_by("rank").values_list("student_id", flat=True))
         for student_id in ranked[::3]:
