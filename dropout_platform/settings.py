@@ -102,18 +102,10 @@ DATABASES["default"].update(
     CONN_MAX_AGE=env_int("DATABASE_CONN_MAX_AGE", default=60),
     CONN_HEALTH_CHECKS=True,
 )
-# Django's PostgreSQL backend with a health check that polls the socket instead of sending
-# SELECT 1 on every request (dropout_platform/db/postgresql/base.py).
-DATABASES["default"]["ENGINE"] = "dropout_platform.db.postgresql"
 # No JIT: page queries are short, index-driven and LIMITed, but on a large institution their
 # estimated cost crosses jit_above_cost and compiling costs seconds (measured: 3.5 s of a
 # 3.8 s flagged-list request with 50,000 students) while saving nothing.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
-
-# The hottest fixed reads (API key lookup, a student by id) are prepared once per connection on
-# PostgreSQL (institutions.prepared.execute_prepared). Turn off behind a pooler that does not keep
-# session state between transactions (PgBouncer in transaction mode before 1.21).
-DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

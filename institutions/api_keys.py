@@ -9,7 +9,6 @@ app are covered by the shared base classes without per-endpoint code.
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import hmac
 import secrets
@@ -17,13 +16,12 @@ import time
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from .models import ROLE_CAPABILITIES, ApiKey, Institution, Role
-from .prepared import execute_prepared, instances_from_row, integer_in_range, model_columns
 from .shared_redis import shared_redis
 
 SCOPE_FAMILIES: dict[str, str] = {
@@ -214,7 +212,7 @@ class _RecentKeys:
     moved key is read afresh by every process on its next request: one Redis ``GET`` instead of
     the database read. The counter starts from a random value whenever Redis has none (first
     use, or a restart lost it), and a missing counter vouches for nothing. Expiry by time is
-    checked on every request. Without Redis (one process: the laptop demo, tests on SQLite)
+    checked on every request. Without Redis (no REDIS_URL: there is no shared counter to trust)
     nothing is kept. Each request gets its own copies of the objects, so nothing one request
     sets on them reaches another.
     """
@@ -321,48 +319,12 @@ def forget_kept_keys_on_changes() -> None:
         post_delete.connect(_recent_keys.changed, sender=model, dispatch_uid=f"api-key-cache-delete-{label}")
 
 
-@functools.cache
-def _key_lookup_plan(alias: str):
-    """The SQL of ``ApiKey.objects.unscoped().select_related("institution", "service_user")
-    .filter(institution_id=..., prefix=...)``, and the three models' columns, built once per process.
-
-    Every API request authenticates, and compiling that three-table join through the ORM cost
-    about 2 ms of CPU per request (more than the rest of a student detail GET); the statement
-    never changes. See :mod:`institutions.prepared`: the row holds every concrete field of the
-    three models in order, converted as the ORM would.
-    """
-    quote = connections[alias].ops.quote_name
-    user_model = get_user_model()
-    tables = ((ApiKey, "k"), (Institution, "i"), (user_model, "u"))
-    plans = [model_columns(model, table, alias) for model, table in tables]
-    institution_fk = ApiKey._meta.get_field("institution")
-    user_fk = ApiKey._meta.get_field("service_user")
-    # Identifiers only (quoted, from the models); the values are query parameters.
-    sql = (
-        f"SELECT {', '.join(column for plan in plans for column in plan.columns)}"  # noqa: S608
-        f" FROM {quote(ApiKey._meta.db_table)} k"
-        f" INNER JOIN {quote(Institution._meta.db_table)} i"
-        f" ON i.{quote(institution_fk.target_field.column)} = k.{quote(institution_fk.column)}"
-        f" INNER JOIN {quote(user_model._meta.db_table)} u"
-        f" ON u.{quote(user_fk.target_field.column)} = k.{quote(user_fk.column)}"
-        f" WHERE k.{quote(institution_fk.column)} = %s AND k.{quote(ApiKey._meta.get_field('prefix').column)} = %s"
-    )
-    return sql, plans
-
-
 def _api_key_with_institution_and_user(*, institution_id: int, prefix: str) -> ApiKey | None:
     # Resolving the credential is what establishes the scope, so it reads across institutions
     # on purpose (like access_membership), through the (institution, prefix) unique index.
-    alias = router.db_for_read(ApiKey)
-    if integer_in_range(institution_id, ApiKey._meta.get_field("institution").target_field, alias) is None:
-        return None  # as the ORM answers an out-of-range integer lookup: no row (not a database error)
-    sql, plans = _key_lookup_plan(alias)
-    with connections[alias].cursor() as cursor:
-        execute_prepared(cursor, sql, [institution_id, prefix])
-        row = cursor.fetchone()
-    if row is None:
+    try:
+        return ApiKey.objects.unscoped().select_related("institution", "service_user").get(
+            institution_id=institution_id, prefix=prefix
+        )
+    except ApiKey.DoesNotExist:
         return None
-    api_key, institution, service_user = instances_from_row(row, plans, alias)
-    ApiKey._meta.get_field("institution").set_cached_value(api_key, institution)
-    ApiKey._meta.get_field("service_user").set_cached_value(api_key, service_user)
-    return api_key

@@ -3,48 +3,18 @@
 from __future__ import annotations
 
 import django_filters
-from django.core.paginator import Paginator as DjangoPaginator
 from django.db import IntegrityError
-from django.db.models.manager import BaseManager
 from django.http import Http404
 from rest_framework import mixins, serializers
-from rest_framework.response import Response
 
-from dropout_platform.api_pagination import InstitutionPagination
 from institutions.access import access_member_user
 from institutions.api.base import InstitutionViewSet
 from institutions.api.filters import UtcIsoDateTimeFilter
-from institutions.api.representation import (
-    choice_strings,
-    choice_text,
-    current_timezone,
-    date_text,
-    datetime_text,
-    default_formats_active,
-    integer,
-    text,
-)
-from institutions.prepared import TenantRows, tenant_row
 
 from . import services
 from .feature_values import FeatureValuesInvalid, clean_feature_values
 from .models import ChangeSource, EnrolmentStatus, FeatureDefinition, FeatureKind, Outcome, Student
 from .selectors import feature_definition_list
-
-_STATUS_STRINGS = choice_strings(EnrolmentStatus.choices)
-_OUTCOME_STRINGS = choice_strings(Outcome.choices)
-
-
-class StudentListSerializer(serializers.ListSerializer):
-    """A page of students: the time zone is looked up once per page instead of once per row."""
-
-    def to_representation(self, data):
-        child = self.child
-        if type(child) is not StudentSerializer or not default_formats_active():
-            return super().to_representation(data)
-        zone = current_timezone()
-        iterable = data.all() if isinstance(data, BaseManager) else data
-        return [child.represent(student, zone) for student in iterable]
 
 
 class StudentSerializer(serializers.ModelSerializer):
@@ -52,7 +22,6 @@ class StudentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Student
-        list_serializer_class = StudentListSerializer
         fields = [
             "id", "external_id", "name", "email", "program", "cohort", "status", "outcome", "outcome_date",
             "features", "advisor", "created_at", "updated_at",
@@ -65,33 +34,6 @@ class StudentSerializer(serializers.ModelSerializer):
     @property
     def institution(self):
         return self.context["institution"]
-
-    def to_representation(self, student):
-        # Hand-written for speed (lists and details are the API's hottest reads): exactly what
-        # ModelSerializer.to_representation returns for these fields, without building and
-        # walking a field object per value (tests/api/test_fast_representation.py compares).
-        # Subclasses, which may change the fields, and non-default formats take DRF's path.
-        if type(self) is not StudentSerializer or not default_formats_active():
-            return super().to_representation(student)
-        return self.represent(student, current_timezone())
-
-    @staticmethod
-    def represent(student, zone) -> dict:
-        return {
-            "id": integer(student.id),
-            "external_id": text(student.external_id),
-            "name": text(student.name),
-            "email": text(student.email),
-            "program": text(student.program),
-            "cohort": text(student.cohort),
-            "status": choice_text(student.status, _STATUS_STRINGS),
-            "outcome": choice_text(student.outcome, _OUTCOME_STRINGS),
-            "outcome_date": date_text(student.outcome_date),
-            "features": student.features,
-            "advisor": integer(student.advisor_id),
-            "created_at": datetime_text(student.created_at, zone),
-            "updated_at": datetime_text(student.updated_at, zone),
-        }
 
     def validate_external_id(self, value: str) -> str:
         value = value.strip()
@@ -170,44 +112,6 @@ class StudentViewSet(
 
     def filter_scoped_queryset(self, queryset):
         return queryset.order_by("id")
-
-    def list(self, request, *args, **kwargs):
-        queryset = self.get_queryset()
-        filtered = self.filter_queryset(queryset)
-        # A page of every student (no filters, page numbers) is the API's hottest list: it reads the
-        # page through statements built once per process (institutions.prepared.TenantRows), the
-        # same rows in the same order as the queryset (tests/api/test_prepared_reads.py); DRF's
-        # paginator still validates the page and builds the links. Anything else keeps the ORM.
-        rows = TenantRows(Student, self.institution) if filtered is queryset and self._plain_pages(queryset) else None
-        page = self.paginate_queryset(filtered if rows is None else rows)
-        if page is None:
-            return Response(self.get_serializer(filtered, many=True).data)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def _plain_pages(self, queryset) -> bool:
-        paginator = self.paginator
-        return (
-            type(self).filter_scoped_queryset is StudentViewSet.filter_scoped_queryset
-            and isinstance(paginator, InstitutionPagination)
-            and paginator.django_paginator_class is DjangoPaginator
-            and not paginator.wants_cursor(queryset, self.request)
-            and self.get_serializer_class() is StudentSerializer
-            and default_formats_active()
-        )
-
-    def get_object(self):
-        # A student by id is the API's hottest read: on GET the row comes through a statement built
-        # once per process (institutions.prepared), the same row the scoped queryset would give
-        # (tests/api/test_prepared_reads.py), without compiling the ORM's query per request.
-        # Writes, and a subclass that narrows the queryset, keep the ORM's path.
-        if self.action != "retrieve" or type(self).filter_scoped_queryset is not StudentViewSet.filter_scoped_queryset:
-            return super().get_object()
-        pk = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
-        student = tenant_row(Student, institution=self.institution, pk=pk)
-        if student is None:
-            raise Http404
-        self.check_object_permissions(self.request, student)
-        return student
 
     def perform_destroy(self, instance):
         services.student_delete(institution=self.institution, student=instance)
