@@ -44,13 +44,6 @@ def access_membership(*, user: AbstractBaseUser | AnonymousUser, institution_slu
     return membership
 
 
-def access_institution_by_slug(*, institution_slug: str) -> Institution:
-    try:
-        return Institution.objects.get(slug=institution_slug)
-    except Institution.DoesNotExist:
-        raise Http404(NOT_FOUND_MESSAGE) from None
-
-
 def access_member_user(*, institution: Institution, user_id: int | str | None) -> User | None:
     """A user who is a member of ``institution``; any other id is treated as not found."""
     if user_id in (None, ""):

@@ -29,11 +29,6 @@ class Institution(models.Model):
     )
     name = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
-    settings = models.JSONField(
-        default=dict,
-        blank=True,
-        help_text="Institution-level options (flagging rule, advisor capacity, promotion gate...).",
-    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -62,13 +62,6 @@ def current_institution() -> Institution | None:
     return _current_institution.get()
 
 
-def require_current_institution() -> Institution:
-    institution = _current_institution.get()
-    if institution is None:
-        raise MissingInstitutionScope("no institution scope is active")
-    return institution
-
-
 class TenantQuerySet(models.QuerySet):
     """A queryset bound to one institution: ``create``/``bulk_create`` fill in and check it."""
 

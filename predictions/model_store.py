@@ -61,10 +61,6 @@ def remember_model(version: ModelVersion, model) -> None:
             _cache.popitem(last=False)
 
 
-def cached_model_count() -> int:
-    return len(_cache)
-
-
 def forget_models() -> None:
     """Empty this process's cache (the next load reads and verifies the stored artifact again)."""
     with _lock:
