@@ -46,7 +46,10 @@ from predictions.frames import current_student_values, features_frame  # noqa: E
 from predictions.model_store import load_model  # noqa: E402
 from predictions.models import LatestPrediction, Prediction, PredictionSettings  # noqa: E402
 from predictions.selectors import model_version_live  # noqa: E402
-from predictions.services import SCORING_CHUNK_SIZE, model_version_train, rescore_request  # noqa: E402
+from predictions.services.promotion import model_version_promote  # noqa: E402
+from predictions.services.requests import rescore_request  # noqa: E402
+from predictions.services.scoring import SCORING_CHUNK_SIZE  # noqa: E402
+from predictions.services.training import model_version_train  # noqa: E402
 from students.demo import UCI_CSV, _create_schema, _feature_value, read_uci_rows  # noqa: E402
 from students.models import EnrolmentStatus, Outcome, Student  # noqa: E402
 from students.uci_schema import UCI_COLUMNS, UCI_OUTCOMES, UCI_TARGET_HEADER  # noqa: E402
@@ -159,8 +162,6 @@ def main() -> None:
             version = model_version_train(institution=institution, trigger="user")
             print(f"  trained model v{version.number} ({version.status}) in {time.monotonic() - started:.1f} s")
             if version.status != "live":
-                from predictions.services import model_version_promote
-
                 version = model_version_promote(institution=institution, version=version, note="bench",
                                                 rescore=False)
         Job.objects.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(

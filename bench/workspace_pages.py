@@ -45,7 +45,7 @@ from interventions.models import Flag, Intervention, InterventionType  # noqa: E
 from interventions.services import risk_snapshot_record  # noqa: E402
 from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction  # noqa: E402
 from predictions.selectors import prediction_settings_get  # noqa: E402
-from predictions.services import latest_predictions_rank  # noqa: E402
+from predictions.services.ranking import latest_predictions_rank  # noqa: E402
 from students.models import FeatureDefinition, FeatureKind, Student  # noqa: E402
 
 SLUG = "bench-workspace"

@@ -16,9 +16,15 @@ from institutions.api.filters import UtcIsoDateTimeFilter
 from institutions.api.serializers import JobSerializer
 from students.models import Student
 
-from . import services
 from .models import LatestPrediction, ModelVersion, Prediction, RiskBand
 from .selectors import latest_prediction_for_student, latest_predictions_explained, prediction_history
+from .services.promotion import (
+    ModelDecisionError,
+    model_version_promote,
+    model_version_reject,
+    model_version_rollback,
+)
+from .services.requests import rescore_request, retrain_request
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -85,7 +91,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
         try:
             version = decide(institution=self.institution, version=version, user=request.user,
                              note=serializer.validated_data["note"])
-        except services.ModelDecisionError as exc:
+        except ModelDecisionError as exc:
             raise ValidationError({"status": [str(exc)]}) from None
         return Response(ModelVersionSerializer(version).data)
 
@@ -93,20 +99,20 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
     @action(detail=True, methods=["post"])
     def promote(self, request, *args, **kwargs):
         """Make this version live (the current live one is retired) and queue a rescore."""
-        return self._decide(request, services.model_version_promote)
+        return self._decide(request, model_version_promote)
 
     @extend_schema(request=DecisionSerializer, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, *args, **kwargs):
-        return self._decide(request, services.model_version_reject)
+        return self._decide(request, model_version_reject)
 
     @extend_schema(request=None, responses=ModelVersionSerializer)
     @action(detail=False, methods=["post"])
     def rollback(self, request, *args, **kwargs):
         """Put the previously live version back in production."""
         try:
-            version = services.model_version_rollback(institution=self.institution, user=request.user)
-        except services.ModelDecisionError as exc:
+            version = model_version_rollback(institution=self.institution, user=request.user)
+        except ModelDecisionError as exc:
             raise ValidationError({"status": [str(exc)]}) from None
         return Response(ModelVersionSerializer(version).data)
 
@@ -114,8 +120,8 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
     @action(detail=False, methods=["post"])
     def retrain(self, request, *args, **kwargs):
         """Queue a retrain (or join the one running); poll the returned job."""
-        job, created = services.retrain_request(institution=self.institution, created_by=request.user,
-                                                triggered_by="api")
+        job, created = retrain_request(institution=self.institution, created_by=request.user,
+                                       triggered_by="api")
         return _accepted(self, job, created)
 
     @extend_schema(request=RescoreRequestSerializer, responses={202: JobSerializer})
@@ -124,7 +130,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
         """Queue a rescore of current students with the live model (or join the one running)."""
         serializer = RescoreRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        job, created = services.rescore_request(
+        job, created = rescore_request(
             institution=self.institution, full=serializer.validated_data["full"], created_by=request.user,
             triggered_by="api",
         )

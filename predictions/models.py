@@ -209,7 +209,7 @@ class LatestPrediction(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(TenantModel.Meta):
-        # Rank order: rank is the position in exactly this order (see services.latest_predictions_rank).
+        # Rank order: rank is the position in exactly this order (see services.ranking.latest_predictions_rank).
         ordering = ["-risk", "student_id"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "student"], name="latestprediction_one_per_student"),

@@ -3,7 +3,7 @@
 from institutions.models import Institution
 from institutions.scoping import institution_scope
 
-from .services import rescore_after_import
+from .services.requests import rescore_after_import
 
 
 def queue_rescore_after_import(sender, *, institution_id: int, job_id: int, **kwargs) -> None:

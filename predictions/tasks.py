@@ -17,9 +17,11 @@ from institutions.jobs import job_fail, job_mark_running, job_progress, job_succ
 from institutions.models import Institution, Job, JobKind, JobStatus
 from institutions.scoping import institution_scope
 
-from . import services
 from .frames import NoFeatureSchema
 from .models import ModelTrigger
+from .services.requests import rescore_request, retrain_request
+from .services.scoring import SCORING_CHUNK_SIZE, predictions_rescore
+from .services.training import model_version_train
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def retrain_model(*, institution_id: int, job_id: int) -> None:
 
         trigger = job.triggered_by if job.triggered_by in _TRIGGERS else ModelTrigger.USER
         try:
-            version = services.model_version_train(
+            version = model_version_train(
                 institution=institution, trigger=trigger, created_by=job.created_by, job=job,
                 search_iterations=job.params.get("search_iterations"), progress=progress,
             )
@@ -82,9 +84,9 @@ def rescore_students(*, institution_id: int, job_id: int) -> None:
     with institution_scope(institution):
         job_mark_running(job, stage="finding students to score")
         try:
-            outcome = services.predictions_rescore(
+            outcome = predictions_rescore(
                 institution=institution, job=job, full=bool(job.params.get("full")),
-                chunk_size=int(job.params.get("chunk_size") or services.SCORING_CHUNK_SIZE),
+                chunk_size=int(job.params.get("chunk_size") or SCORING_CHUNK_SIZE),
             )
         except SoftTimeLimitExceeded:
             job_fail(job, error="Scoring took longer than the time limit; the chunks already stored are kept "
@@ -100,17 +102,17 @@ def rescore_students(*, institution_id: int, job_id: int) -> None:
 
 @shared_task(acks_late=True, ignore_result=True, time_limit=120)
 def scheduled_rescore(*, institution_id: int) -> None:
-    """Beat entry (per institution, see services.prediction_schedule_sync)."""
+    """Beat entry (per institution, see services.schedules.prediction_schedule_sync)."""
     institution = Institution.objects.get(pk=institution_id)
     with institution_scope(institution):
-        services.rescore_request(institution=institution, triggered_by="schedule")
+        rescore_request(institution=institution, triggered_by="schedule")
 
 
 @shared_task(acks_late=True, ignore_result=True, time_limit=120)
 def scheduled_retrain(*, institution_id: int) -> None:
     institution = Institution.objects.get(pk=institution_id)
     with institution_scope(institution):
-        services.retrain_request(institution=institution, triggered_by="schedule")
+        retrain_request(institution=institution, triggered_by="schedule")
 
 
 register_job_runner(JobKind.RETRAIN, retrain_model)

@@ -10,7 +10,6 @@ from django.views.generic import DetailView, FormView, ListView, TemplateView, V
 from institutions.models import Job
 from institutions.view_mixins import InstitutionPageMixin
 
-from . import services
 from .forms import DecisionForm, PredictionSettingsForm, RescoreForm
 from .selectors import (
     model_version_latest_candidate,
@@ -23,6 +22,14 @@ from .selectors import (
     prediction_schedule_list,
     prediction_settings_get,
 )
+from .services.promotion import (
+    ModelDecisionError,
+    model_version_promote,
+    model_version_reject,
+    model_version_rollback,
+)
+from .services.requests import rescore_request, retrain_request
+from .services.settings import prediction_settings_update
 
 
 def _queued_message(job: Job, created: bool, what: str) -> str:
@@ -90,7 +97,7 @@ class _ModelActionView(InstitutionPageMixin, View):
 
 
 class _DecisionView(_ModelActionView):
-    decide = None  # a services.model_version_* function taking institution, version, user, note
+    decide = None  # a model_version_* decision (services.promotion) taking institution, version, user, note
     done_message = ""
 
     def post(self, request, *args, **kwargs):
@@ -100,7 +107,7 @@ class _DecisionView(_ModelActionView):
         try:
             type(self).decide(institution=self.institution, version=version, user=request.user,
                               note=form.cleaned_data.get("note", ""))
-        except services.ModelDecisionError as exc:
+        except ModelDecisionError as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, self.done_message.format(number=version.number))
@@ -108,20 +115,20 @@ class _DecisionView(_ModelActionView):
 
 
 class PromoteView(_DecisionView):
-    decide = services.model_version_promote
+    decide = model_version_promote
     done_message = "Model v{number} is live; students are being rescored with it."
 
 
 class RejectView(_DecisionView):
-    decide = services.model_version_reject
+    decide = model_version_reject
     done_message = "Model v{number} was rejected."
 
 
 class RollbackView(_ModelActionView):
     def post(self, request, *args, **kwargs):
         try:
-            version = services.model_version_rollback(institution=self.institution, user=request.user)
-        except services.ModelDecisionError as exc:
+            version = model_version_rollback(institution=self.institution, user=request.user)
+        except ModelDecisionError as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, f"Rolled back: model v{version.number} is live again.")
@@ -130,7 +137,7 @@ class RollbackView(_ModelActionView):
 
 class RetrainView(_ModelActionView):
     def post(self, request, *args, **kwargs):
-        job, created = services.retrain_request(institution=self.institution, created_by=request.user)
+        job, created = retrain_request(institution=self.institution, created_by=request.user)
         messages.info(request, _queued_message(job, created, "retrain"))
         return redirect("prediction-job-list", institution_slug=self.institution.slug)
 
@@ -139,7 +146,7 @@ class RescoreView(_ModelActionView):
     def post(self, request, *args, **kwargs):
         form = RescoreForm(request.POST)
         form.is_valid()
-        job, created = services.rescore_request(
+        job, created = rescore_request(
             institution=self.institution, full=form.cleaned_data.get("full", False), created_by=request.user
         )
         messages.info(request, _queued_message(job, created, "rescore"))
@@ -157,7 +164,7 @@ class PredictionSettingsView(InstitutionPageMixin, FormView):
         return kwargs
 
     def form_valid(self, form):
-        services.prediction_settings_update(
+        prediction_settings_update(
             institution=self.institution,
             data={field: form.cleaned_data[field] for field in form.Meta.fields},
         )

@@ -18,7 +18,7 @@ from institutions.models import Job, JobKind, JobStatus
 from interventions.services import risk_snapshot_record
 from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction
 from predictions.selectors import prediction_settings_get
-from predictions.services import latest_predictions_rank
+from predictions.services.ranking import latest_predictions_rank
 from tests.predictions.conftest import add_population, fast_settings, trained_a
 
 FACTORS = [

@@ -11,7 +11,8 @@ from institutions.models import Job, JobStatus
 from institutions.scoping import institution_scope
 from interventions.models import RiskSnapshot
 from predictions.models import LatestPrediction
-from predictions.services import model_version_train, rescore_request
+from predictions.services.requests import rescore_request
+from predictions.services.training import model_version_train
 from tests.predictions.conftest import add_population, fast_settings
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

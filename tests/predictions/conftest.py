@@ -47,7 +47,7 @@ def fast_settings(institution, **overrides) -> PredictionSettings:
 @pytest.fixture
 def trained_a(tenant_a):
     """Tenant A with a learnable population, fast training settings and a live model (v1)."""
-    from predictions.services import model_version_train
+    from predictions.services.training import model_version_train
 
     add_population(tenant_a.institution)
     fast_settings(tenant_a.institution)
@@ -72,7 +72,7 @@ def rescore(tenant, **kwargs):
     """Run a rescore job for the tenant in-process, as a worker would: returns (job, outcome)."""
     from institutions.jobs import job_create
     from institutions.models import JobKind
-    from predictions.services import predictions_rescore
+    from predictions.services.scoring import predictions_rescore
 
     job, _ = job_create(institution=tenant.institution, kind=JobKind.RESCORE)
     with institution_scope(tenant.institution):

@@ -14,7 +14,7 @@ from institutions.jobs import job_create
 from institutions.models import Job, JobKind
 from institutions.scoping import institution_scope
 from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction
-from predictions.services import predictions_rescore
+from predictions.services.scoring import predictions_rescore
 from students.models import Student
 
 from .conftest import registry_row, rescore
@@ -184,7 +184,8 @@ def test_latest_predictions_filter_by_band_and_flag(api_client, trained_a):
 
 def test_latest_predictions_since_return_the_rows_whose_band_or_flag_moved(api_client, trained_a):
     from predictions.selectors import prediction_settings_get
-    from predictions.services import latest_predictions_rank, prediction_settings_update
+    from predictions.services.ranking import latest_predictions_rank
+    from predictions.services.settings import prediction_settings_update
 
     _score(trained_a)
     with institution_scope(trained_a.institution):

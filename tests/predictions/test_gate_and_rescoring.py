@@ -13,11 +13,8 @@ from institutions.tasks import dispatch_pending_jobs
 from predictions.frames import feature_specs, training_data
 from predictions.models import FlagRule, LatestPrediction, ModelStatus, ModelVersion, Prediction
 from predictions.selectors import latest_predictions
-from predictions.services import (
-    latest_predictions_rank,
-    model_gate_evaluate,
-    model_version_train,
-)
+from predictions.services.ranking import latest_predictions_rank
+from predictions.services.training import model_gate_evaluate, model_version_train
 from students.models import Outcome, Student
 from students.selectors import current_students
 from students.signals import import_committed

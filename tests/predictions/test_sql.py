@@ -12,8 +12,8 @@ from institutions.models import JobKind
 from institutions.scoping import TenantModel, institution_scope
 from predictions import sql
 from predictions.models import LatestPrediction, Prediction, PredictionSettings
-from predictions.services import _store_chunk as prediction_chunk_store
-from predictions.services import latest_predictions_rank
+from predictions.services.chunk_store import prediction_chunk_store
+from predictions.services.ranking import latest_predictions_rank
 
 from .conftest import registry_row, rescore
 

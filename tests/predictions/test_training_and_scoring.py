@@ -67,7 +67,7 @@ def test_a_chunk_stored_twice_by_one_run_is_replaced_not_duplicated(trained_a):
     from institutions.jobs import job_create
     from institutions.models import JobKind
     from predictions.models import PredictionSettings
-    from predictions.services import _store_chunk
+    from predictions.services.chunk_store import prediction_chunk_store
 
     institution = trained_a.institution
     first_job, _ = rescore(trained_a, full=True)
@@ -82,10 +82,10 @@ def test_a_chunk_stored_twice_by_one_run_is_replaced_not_duplicated(trained_a):
                 for _ in students]
 
     with institution_scope(institution):
-        _store_chunk(institution=institution, job=job, version=version, settings=settings, chunk=chunk,
-                     explanations=explanations(0.2), done_after=3)
-        _store_chunk(institution=institution, job=job, version=version, settings=settings, chunk=chunk,
-                     explanations=explanations(0.9), done_after=3)
+        prediction_chunk_store(institution=institution, job=job, version=version, settings=settings, chunk=chunk,
+                               explanations=explanations(0.2), done_after=3)
+        prediction_chunk_store(institution=institution, job=job, version=version, settings=settings, chunk=chunk,
+                               explanations=explanations(0.9), done_after=3)
 
     again = Prediction.objects.for_institution(institution).filter(job=job)
     assert sorted(again.values_list("student_id", flat=True)) == sorted(students)

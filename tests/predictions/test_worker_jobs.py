@@ -21,7 +21,8 @@ import pytest
 from institutions.models import Job, JobStatus
 from institutions.scoping import institution_scope
 from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction
-from predictions.services import model_version_train, rescore_request, retrain_request
+from predictions.services.requests import rescore_request, retrain_request
+from predictions.services.training import model_version_train
 from students.selectors import current_students
 from tests.conftest import database_url_of_test_database, needs_redis
 

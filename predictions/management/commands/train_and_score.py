@@ -17,7 +17,8 @@ from institutions.scoping import institution_scope
 from predictions.frames import NoFeatureSchema
 from predictions.models import ModelStatus, ModelTrigger
 from predictions.selectors import model_version_list
-from predictions.services import model_version_train, predictions_rescore
+from predictions.services.scoring import predictions_rescore
+from predictions.services.training import model_version_train
 
 
 class Command(BaseCommand):

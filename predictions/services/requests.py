@@ -1,0 +1,43 @@
+"""Requests for work: a retrain or rescore joins the job already queued or running, if any."""
+
+from __future__ import annotations
+
+from institutions.jobs import job_create, job_dispatch
+from institutions.models import Institution, Job, JobKind
+
+from ..selectors import model_version_live, prediction_settings_get
+
+
+def retrain_request(
+    *, institution: Institution, created_by=None, triggered_by: str = "user"
+) -> tuple[Job, bool]:
+    """Queue a retrain, or join the one already queued or running. Returns ``(job, created)``."""
+    job, created = job_create(
+        institution=institution, kind=JobKind.RETRAIN, created_by=created_by, triggered_by=triggered_by,
+        join_active=True,
+    )
+    if created:
+        job_dispatch(job)
+    return job, created
+
+
+def rescore_request(
+    *, institution: Institution, full: bool = False, created_by=None, triggered_by: str = "user"
+) -> tuple[Job, bool]:
+    """Queue a rescore (incremental unless ``full``), or join the active one."""
+    job, created = job_create(
+        institution=institution, kind=JobKind.RESCORE, params={"full": bool(full)}, created_by=created_by,
+        triggered_by=triggered_by, join_active=True,
+    )
+    if created:
+        job_dispatch(job)
+    return job, created
+
+
+def rescore_after_import(*, institution: Institution, import_job_id: int) -> Job | None:
+    """An import committed changes: queue an (incremental) rescore if there is a model to score with."""
+    settings = prediction_settings_get(institution=institution)
+    if not settings.rescore_after_import or model_version_live(institution=institution) is None:
+        return None
+    job, _ = rescore_request(institution=institution, triggered_by="import")
+    return job
