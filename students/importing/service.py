@@ -218,7 +218,7 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
 
     writer = ChunkWriter(institution=institution, source=source, job_id=getattr(job, "pk", None),
                          actor_id=getattr(actor, "pk", None), dry_run=not commit)
-    # On PostgreSQL a committing import runs in one transaction from the first row: pass 1 stages the
+    # A committing import runs in one transaction from the first row: pass 1 stages the
     # new students in a temporary table of that transaction (private to it, dropped with it) while it
     # validates, so PostgreSQL parses them while Python cleans the next rows. A later import writes
     # the institution's tables only after the whole file has proved valid. An institution's first
@@ -226,7 +226,7 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
     # into the students table at once, so that PostgreSQL maintains its indexes while Python
     # validates the next rows; those rows stay invisible to every other session, and a file that
     # turns out invalid rolls the whole transaction back. Either way a bad file writes nothing.
-    stage = commit and writer.postgres
+    stage = commit
     with transaction.atomic() if stage else contextlib.nullcontext():
         if stage:
             _lock_imports_of(institution)
@@ -234,7 +234,7 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
         writer.known_empty = students_before is None  # an institution's first import: nothing to look up
         writer.insert_early = stage and writer.known_empty
         if writer.insert_early:
-            # Check the new rows' foreign keys as each chunk goes in (PostgreSQL defers Django's to
+            # Check the new rows' foreign keys as each chunk goes in (Django's are deferred to
             # the commit), while Python cleans the next chunk, instead of all of them at the end.
             with connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
@@ -260,50 +260,48 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
 def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReader, info: TableInfo,
            report: ImportReport, writer: ChunkWriter, pending: _Pending, students_before, chunk_rows: int,
            report_progress: Progress, total: int) -> None:
-    """The commit: write what pass 1 found new or changed, all or nothing."""
-    with transaction.atomic():
-        # One import at a time per institution: a second one waits here instead of racing.
-        Institution.objects.select_for_update().filter(pk=institution.pk).first()
-        writer.known_empty = False
-        # Whether pass 1's view is stale: students written since it began. After an institution's
-        # first import (no student existed, so none pass 1 found unchanged can have changed) only a
-        # student created meanwhile with one of the file's ids calls for a second look.
-        everything = writer.conflict if writer.insert_early else (
-            _students_fingerprint(institution) != students_before)
-        report.new_features = _create_new_features(institution, spec, pending.cleaner)
-        written = ImportReport()
-        written.created = writer.moved  # pass 1's early writes compare as unchanged below
-        todo: set[int] | None = pending.rows  # line numbers pass 2 re-reads; None: every valid row
-        if everything:
-            writer.discard_staged()  # pass 1's view is stale: compare every row again
-            todo = None
-        elif writer.insert_early:
-            todo = pending.rows - pending.creates  # the new students are in already
-        elif writer.staged:
-            # The new students pass 1 staged (nobody wrote a student since): no second read for them.
-            report_progress("writing", report.rows, total)
-            if writer.move_staged():
-                todo = pending.rows - pending.creates
-            else:  # one of them was created meanwhile by a transaction the check above could not see yet
-                todo, everything = None, True
-            written.created = writer.moved
-            report_progress("writing", report.rows + written.created * report.rows // len(pending.rows), total)
-        if todo is None or todo:
-            # Pass 2: re-read the rows that create or change a student (all, if others wrote meanwhile).
-            known_new = () if everything else pending.creates
-            for numbers, indexes, rows, _ragged in _chunks(reader, len(info.header), chunk_rows):
-                last = indexes[-1] if indexes else 0
-                if todo is None:
-                    keep = [p for p, number in enumerate(numbers) if number not in pending.bad_rows]
-                else:
-                    keep = [p for p, number in enumerate(numbers) if number in todo]
-                if keep:
-                    numbers, indexes, rows = ([seq[p] for p in keep] for seq in (numbers, indexes, rows))
-                    records = pending.cleaner.clean_chunk(numbers, indexes, rows).records
-                    _add(written, writer.write(records, known_new=known_new))
-                report_progress("writing", report.rows + last, total)
-        report.created, report.updated = written.created, written.updated
-        report.unchanged = report.valid_rows - written.created - written.updated
+    """The commit, inside the import's transaction (which holds the import lock since pass 1
+    began): write what pass 1 found new or changed, all or nothing."""
+    writer.known_empty = False
+    # Whether pass 1's view is stale: students written since it began. After an institution's
+    # first import (no student existed, so none pass 1 found unchanged can have changed) only a
+    # student created meanwhile with one of the file's ids calls for a second look.
+    everything = writer.conflict if writer.insert_early else (
+        _students_fingerprint(institution) != students_before)
+    report.new_features = _create_new_features(institution, spec, pending.cleaner)
+    written = ImportReport()
+    written.created = writer.moved  # pass 1's early writes compare as unchanged below
+    todo: set[int] | None = pending.rows  # line numbers pass 2 re-reads; None: every valid row
+    if everything:
+        writer.discard_staged()  # pass 1's view is stale: compare every row again
+        todo = None
+    elif writer.insert_early:
+        todo = pending.rows - pending.creates  # the new students are in already
+    elif writer.staged:
+        # The new students pass 1 staged (nobody wrote a student since): no second read for them.
+        report_progress("writing", report.rows, total)
+        if writer.move_staged():
+            todo = pending.rows - pending.creates
+        else:  # one of them was created meanwhile by a transaction the check above could not see yet
+            todo, everything = None, True
+        written.created = writer.moved
+        report_progress("writing", report.rows + written.created * report.rows // len(pending.rows), total)
+    if todo is None or todo:
+        # Pass 2: re-read the rows that create or change a student (all, if others wrote meanwhile).
+        known_new = () if everything else pending.creates
+        for numbers, indexes, rows, _ragged in _chunks(reader, len(info.header), chunk_rows):
+            last = indexes[-1] if indexes else 0
+            if todo is None:
+                keep = [p for p, number in enumerate(numbers) if number not in pending.bad_rows]
+            else:
+                keep = [p for p, number in enumerate(numbers) if number in todo]
+            if keep:
+                numbers, indexes, rows = ([seq[p] for p in keep] for seq in (numbers, indexes, rows))
+                records = pending.cleaner.clean_chunk(numbers, indexes, rows).records
+                _add(written, writer.write(records, known_new=known_new))
+            report_progress("writing", report.rows + last, total)
+    report.created, report.updated = written.created, written.updated
+    report.unchanged = report.valid_rows - written.created - written.updated
 
 
 def _statistics_stale(institution: Institution, created: int) -> bool:
@@ -313,7 +311,7 @@ def _statistics_stale(institution: Institution, created: int) -> bool:
     next import by scanning all of the institution's students (hashing them against the chunk's
     ids) instead of probing the (institution, external_id) index: a no-op re-import right after a
     first import took 20-40 s that way. Its own estimate of the institution's size tells."""
-    if connection.vendor != "postgresql" or created < ANALYZE_AFTER_ROWS:
+    if created < ANALYZE_AFTER_ROWS:
         return False
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {Student._meta.db_table} "  # noqa: S608
@@ -342,8 +340,8 @@ _IMPORT_LOCK_SPACE = 0x494D50  # "IMP"
 
 
 def _lock_imports_of(institution: Institution) -> None:
-    """One import at a time per institution, from its first row to its commit (PostgreSQL; the
-    lock goes with the transaction). An advisory lock: it blocks nothing but other imports of the
+    """One import at a time per institution, from its first row to its commit (the lock goes with
+    the transaction). An advisory lock: it blocks nothing but other imports of the
     institution, not its pages, API writes or foreign-key checks."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_IMPORT_LOCK_SPACE, institution.pk % 2**31])
@@ -394,7 +392,7 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
         cleaned = ((*item, None) for item in cleaned)
     # Reading and cleaning run a chunk or two ahead in a thread: while this one waits for PostgreSQL
     # (looking up or staging a chunk), that one has the interpreter.
-    if writer.postgres and (stage or not writer.known_empty):  # a thread pays when there is PostgreSQL to wait for
+    if stage or not writer.known_empty:  # a thread pays when there is PostgreSQL to wait for
         cleaned = _ahead(cleaned, depth=2)
     for numbers, indexes, skipped, result, lines in cleaned:
         ragged.extend(skipped)

@@ -176,8 +176,8 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
 class _JobProgress:
     """Job progress that pollers can see even while the import's transaction is open.
 
-    Inside the write transaction the update goes through a second connection (PostgreSQL only:
-    SQLite allows one writer, so there the bar jumps when the transaction commits).
+    Inside the write transaction the update goes through a second connection, whose writes commit
+    at once.
     """
 
     def __init__(self, job: Job):
@@ -187,8 +187,6 @@ class _JobProgress:
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not connection.in_atomic_block:
             job_progress(self.job, done=done, total=total, stage=stage)
-            return
-        if connection.vendor != "postgresql":
             return
         if self.side is None:
             self.side = connections.create_connection(DEFAULT_DB_ALIAS)

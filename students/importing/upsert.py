@@ -2,10 +2,9 @@
 
 Every created or changed student gets one ``StudentChange`` row naming the job, the source and
 the actor, with ``{"field": [old, new]}`` for what changed; unchanged students get nothing.
-On PostgreSQL new students go in with ``COPY`` (text format) into a temporary table and one
+New students go in with ``COPY`` (text format) into a temporary table and one
 ``INSERT ... SELECT`` that also writes their change rows; changed students with one
-``UPDATE ... FROM`` a temporary table and a ``COPY`` of their change rows; elsewhere with
-Django's bulk methods.
+``UPDATE ... FROM`` a temporary table and a ``COPY`` of their change rows.
 """
 
 from __future__ import annotations
@@ -97,7 +96,7 @@ def _diff(existing: dict, record: CleanRecord) -> tuple[dict, dict]:
 class ChunkWriter:
     """Upserts chunks for one institution inside the caller's transaction.
 
-    On PostgreSQL the import's first pass can also ``stage`` the new students of each chunk in a
+    The import's first pass can also ``stage`` the new students of each chunk in a
     temporary table, and the commit then moves them in with :meth:`write_staged` instead of
     reading, cleaning and comparing those rows a second time.
     """
@@ -109,10 +108,9 @@ class ChunkWriter:
         self.job_id = job_id
         self.actor_id = actor_id
         self.dry_run = dry_run
-        self.postgres = connection.vendor == "postgresql"
         self.staged = 0
         self.known_empty = False  # set by the caller: the institution has no students (nothing to look up)
-        # An institution's first import on PostgreSQL moves each staged chunk in as pass 1 goes
+        # An institution's first import moves each staged chunk in as pass 1 goes
         # (see service._import_file); other imports move them at the commit. How many students
         # moved in from the stage, and whether someone else created one of them meanwhile (then
         # the rest waits for the commit's full compare).
@@ -120,28 +118,22 @@ class ChunkWriter:
         self.moved = 0
         self.conflict = False
 
-    def _existing(self, external_ids: Sequence[str]) -> dict[str, dict]:
-        """The stored students among these ids: dicts, or on PostgreSQL tuples in ``_STORED`` order with
-        the features as jsonb's text (parsed only where the compare needs the values)."""
-        names = ("id", "external_id", *FIELDS, "features")
+    def _existing(self, external_ids: Sequence[str]) -> dict[str, tuple]:
+        """The stored students among these ids, as tuples in ``_STORED`` order with the features as
+        jsonb's text (parsed only where the compare needs the values)."""
         if not external_ids:
             return {}
-        if self.postgres:
-            # With current statistics PostgreSQL probes the (institution, external_id) index once per id
-            # (the import ANALYZEs when they miss a load: see service._statistics_stale). Raw SQL, and
-            # jsonb as text: the ORM's per-row JSON decoding was the bottleneck of a no-op re-import.
-            # Rows stay tuples (``_STORED``); classify builds a dict only for a row it must diff.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT id, external_id, {', '.join(FIELDS)}, features::text FROM {Student._meta.db_table} "  # noqa: S608
-                    "WHERE institution_id = %s AND external_id = ANY(%s)",
-                    [self.institution.pk, list(external_ids)],
-                )
-                return {row[1]: row for row in cursor.fetchall()}
-        rows = Student.objects.for_institution(self.institution).filter(external_id__in=external_ids).values_list(
-            *names
-        )
-        return {row[1]: dict(zip(names, row, strict=True)) for row in rows}
+        # With current statistics PostgreSQL probes the (institution, external_id) index once per id
+        # (the import ANALYZEs when they miss a load: see service._statistics_stale). Raw SQL, and
+        # jsonb as text: the ORM's per-row JSON decoding was the bottleneck of a no-op re-import.
+        # Rows stay tuples (``_STORED``); classify builds a dict only for a row it must diff.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, external_id, {', '.join(FIELDS)}, features::text FROM {Student._meta.db_table} "  # noqa: S608
+                "WHERE institution_id = %s AND external_id = ANY(%s)",
+                [self.institution.pk, list(external_ids)],
+            )
+            return {row[1]: row for row in cursor.fetchall()}
 
     def compare(self, records: Sequence[CleanRecord], *, known_new: Container[int] = ()) -> tuple[ChunkCounts, list,
                                                                                                   list]:
@@ -169,12 +161,12 @@ class ChunkWriter:
             if current is None:
                 creates.append(record)
                 continue
-            if type(current) is tuple:  # PostgreSQL: (id, external_id, *FIELDS, features as jsonb text)
-                if record.exact_json and current[-1] == record.features_json and all(
-                        current[_STORED[name]] == new for name, new in record.fields.items()):
-                    counts.unchanged += 1  # the same text is the same values: nothing to compare further
-                    continue
-                current = dict(zip(_STORED, (*current[:-1], loads(current[-1])), strict=True))
+            # (id, external_id, *FIELDS, features as jsonb text)
+            if record.exact_json and current[-1] == record.features_json and all(
+                    current[_STORED[name]] == new for name, new in record.fields.items()):
+                counts.unchanged += 1  # the same text is the same values: nothing to compare further
+                continue
+            current = dict(zip(_STORED, (*current[:-1], loads(current[-1])), strict=True))
             changes, values = _diff(current, record)
             if changes:
                 updates.append((values, changes, record))
@@ -188,13 +180,10 @@ class ChunkWriter:
         if self.dry_run or not (creates or updates):
             return counts
         updates = [(values, changes) for values, changes, _record in updates]
-        if self.postgres:
-            self._write_postgres(creates, updates)
-        else:
-            self._write_portable([(record, _new_student_values(record)) for record in creates], updates)
+        self._write_changes(creates, updates)
         return counts
 
-    # --- staging new students (PostgreSQL) ------------------------------------------------------
+    # --- staging new students ------------------------------------------------------
 
     @staticmethod
     def staged_lines(creates: Sequence[CleanRecord]) -> list[str]:
@@ -262,41 +251,9 @@ class ChunkWriter:
         self.staged = 0
         return written
 
-    # --- any database ------------------------------------------------------------------------
+    # --- writing a chunk: COPY -----------------------------------------------------------------
 
-    def _write_portable(self, creates, updates) -> None:
-        students = Student.objects.for_institution(self.institution)
-        change_rows = []
-        if creates:
-            created = students.bulk_create(
-                [Student(institution=self.institution, external_id=record.external_id, **values)
-                 for record, values in creates], batch_size=1000,
-            )
-            if any(student.pk is None for student in created):  # backends that cannot return ids
-                ids = dict(students.filter(external_id__in=[s.external_id for s in created]).values_list(
-                    "external_id", "id"))
-                for student in created:
-                    student.pk = ids[student.external_id]
-            change_rows += [self._change(student.pk, True, {"external_id": [None, student.external_id]})
-                            for student in created]
-        if updates:
-            objects = []
-            now = timezone.now()
-            for values, changes in updates:
-                student = Student(institution=self.institution, pk=values["id"], external_id=values["external_id"],
-                                  updated_at=now, **{name: values[name] for name in (*FIELDS, "features")})
-                objects.append(student)
-                change_rows.append(self._change(values["id"], False, changes))
-            students.bulk_update(objects, [*FIELDS, "features", "updated_at"], batch_size=500)
-        StudentChange.objects.for_institution(self.institution).bulk_create(change_rows, batch_size=1000)
-
-    def _change(self, student_id: int, created: bool, changes: dict) -> StudentChange:
-        return StudentChange(institution=self.institution, student_id=student_id, source=self.source,
-                             job_id=self.job_id, actor_id=self.actor_id, created=created, changes=changes)
-
-    # --- PostgreSQL: COPY ---------------------------------------------------------------------
-
-    def _write_postgres(self, creates: Sequence[CleanRecord], updates) -> None:
+    def _write_changes(self, creates: Sequence[CleanRecord], updates) -> None:
         # SQL text holds only table/column names taken from the models; every value is a parameter or COPY data.
         if creates:
             self.stage(creates)
