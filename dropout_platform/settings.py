@@ -219,10 +219,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["institutions.api.filters.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "dropout_platform.api_pagination.InstitutionPagination",
+    "DEFAULT_PAGINATION_CLASS": "institutions.api.pagination.InstitutionPagination",
     "DEFAULT_THROTTLE_CLASSES": ["institutions.api.throttling.ApiKeyRateThrottle"],
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "dropout_platform.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "institutions.api.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

@@ -15,8 +15,8 @@ from rest_framework import generics, parsers, serializers, status
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from dropout_platform.api_errors import error_body
 from institutions.api.base import InstitutionScopeMixin
+from institutions.api.errors import error_body
 
 from . import tasks  # noqa: F401 - registers the import job runner
 from .importing import ImportFileError, import_mapping_remember, import_preview, mapping_from_dict

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import JsonResponse
 
-from dropout_platform.api_errors import error_body
+from .errors import error_body
 
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 

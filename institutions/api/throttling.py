@@ -4,7 +4,7 @@ A fixed one-minute window counted with the cache's atomic ``incr`` (Redis when `
 set, so every web worker shares the count): one cache round trip per request, whatever the
 rate, and none of its own when authentication already counted the request in the round trip
 that checked a kept key (``institutions.api_keys``). Over the limit the API answers 429 with
-``Retry-After`` = seconds until the window ends (see dropout_platform.api_errors). Session users
+``Retry-After`` = seconds until the window ends (see institutions.api.errors). Session users
 (the browser UI) are not limited here.
 """
 
