@@ -27,7 +27,7 @@ from ..models import ChangeSource, FeatureDefinition, FeatureKind, ImportMapping
 from .errors import CellError, ImportFileError
 from .mapping import ImportMappingSpec, check_mapping, mapping_from_dict, suggest_mapping
 from .reading import TableInfo, TableReader, check_size
-from .upsert import ChunkCounts, ChunkWriter
+from .upsert import ChunkCounts, ImportMode, ImportWriter
 from .validation import RowCleaner, new_feature_definition
 
 CHUNK_ROWS = 2000
@@ -216,8 +216,6 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
     passes = 2
     report_progress = progress or (lambda stage, done, total: None)
 
-    writer = ChunkWriter(institution=institution, source=source, job_id=getattr(job, "pk", None),
-                         actor_id=getattr(actor, "pk", None), dry_run=not commit)
     # A committing import runs in one transaction from the first row: pass 1 stages the
     # new students in a temporary table of that transaction (private to it, dropped with it) while it
     # validates, so PostgreSQL parses them while Python cleans the next rows. A later import writes
@@ -226,22 +224,25 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
     # into the students table at once, so that PostgreSQL maintains its indexes while Python
     # validates the next rows; those rows stay invisible to every other session, and a file that
     # turns out invalid rolls the whole transaction back. Either way a bad file writes nothing.
-    stage = commit
-    with transaction.atomic() if stage else contextlib.nullcontext():
-        if stage:
+    with transaction.atomic() if commit else contextlib.nullcontext():
+        if commit:
             _lock_imports_of(institution)
         students_before = _students_fingerprint(institution)
-        writer.known_empty = students_before is None  # an institution's first import: nothing to look up
-        writer.insert_early = stage and writer.known_empty
-        if writer.insert_early:
+        if not commit:
+            mode = ImportMode.DRY_RUN
+        else:
+            mode = ImportMode.FIRST_LOAD if students_before is None else ImportMode.LATER_LOAD
+        writer = ImportWriter(mode=mode, institution=institution, source=source, job_id=getattr(job, "pk", None),
+                              actor_id=getattr(actor, "pk", None))
+        if mode is ImportMode.FIRST_LOAD:
             # Check the new rows' foreign keys as each chunk goes in (Django's are deferred to
             # the commit), while Python cleans the next chunk, instead of all of them at the end.
             with connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes,
-                                        chunk_rows, report_progress, stage=stage)
+                                        chunk_rows, report_progress)
         if pending is None:  # errors, and no explicit choice to import the valid rows
-            if stage:
+            if commit:
                 transaction.set_rollback(True)  # undo what pass 1 wrote early
             report.seconds = round(time.perf_counter() - started, 3)
             return report
@@ -258,16 +259,15 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
 
 
 def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReader, info: TableInfo,
-           report: ImportReport, writer: ChunkWriter, pending: _Pending, students_before, chunk_rows: int,
+           report: ImportReport, writer: ImportWriter, pending: _Pending, students_before, chunk_rows: int,
            report_progress: Progress, total: int) -> None:
     """The commit, inside the import's transaction (which holds the import lock since pass 1
     began): write what pass 1 found new or changed, all or nothing."""
-    writer.known_empty = False
     # Whether pass 1's view is stale: students written since it began. After an institution's
     # first import (no student existed, so none pass 1 found unchanged can have changed) only a
     # student created meanwhile with one of the file's ids calls for a second look.
-    everything = writer.conflict if writer.insert_early else (
-        _students_fingerprint(institution) != students_before)
+    first_load = writer.mode is ImportMode.FIRST_LOAD
+    everything = writer.conflict if first_load else _students_fingerprint(institution) != students_before
     report.new_features = _create_new_features(institution, spec, pending.cleaner)
     written = ImportReport()
     written.created = writer.moved  # pass 1's early writes compare as unchanged below
@@ -275,7 +275,7 @@ def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReade
     if everything:
         writer.discard_staged()  # pass 1's view is stale: compare every row again
         todo = None
-    elif writer.insert_early:
+    elif first_load:
         todo = pending.rows - pending.creates  # the new students are in already
     elif writer.staged:
         # The new students pass 1 staged (nobody wrote a student since): no second read for them.
@@ -362,16 +362,14 @@ class _Pending:
     bad_rows: set[int]  # line numbers with rejected cells (skipped when importing only the valid rows)
 
 
-def _validate_and_compare(reader, info, spec, definitions, report: ImportReport, writer: ChunkWriter, estimate: int,
-                          passes: int, chunk_rows: int, report_progress, stage: bool = False) -> _Pending | None:
+def _validate_and_compare(reader, info, spec, definitions, report: ImportReport, writer: ImportWriter, estimate: int,
+                          passes: int, chunk_rows: int, report_progress) -> _Pending | None:
     """Pass 1: validate every row and compare the valid ones with what is stored.
 
     Keeps only ids (for duplicates), bad and pending line numbers and the first errors, so memory
     does not grow with the file. None when there are errors and ``valid_rows_only`` is not set.
-    With ``stage``, the new students' rows go to the writer's temporary table, ready for the commit;
-    with the writer's ``insert_early`` (an institution's first import) each staged chunk moves on
-    into the students table at once, inside the import's transaction; once the file shows an
-    error that will stop the import, nothing more is staged or moved.
+    Each valid chunk goes to the writer, which stages or moves its new students as its mode says;
+    once the file shows an error that will stop the import, nothing more is staged or moved.
     """
     cleaner = RowCleaner(spec=spec, header=info.header, definitions=definitions)
     width = len(info.header)
@@ -386,14 +384,13 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
     data_index = 0
     cleaned = ((numbers, indexes, skipped, cleaner.clean_chunk(numbers, indexes, rows))
                for numbers, indexes, rows, skipped in _chunks(reader, width, chunk_rows))
-    if writer.insert_early:  # every valid row is new: its COPY line is built ahead, with the cleaning
+    if writer.builds_lines_ahead:  # every valid row is new: its COPY line is built ahead, with the cleaning
         cleaned = ((*item, writer.staged_lines(item[3].records)) for item in cleaned)
     else:
         cleaned = ((*item, None) for item in cleaned)
     # Reading and cleaning run a chunk or two ahead in a thread: while this one waits for PostgreSQL
     # (looking up or staging a chunk), that one has the interpreter.
-    if stage or not writer.known_empty:  # a thread pays when there is PostgreSQL to wait for
-        cleaned = _ahead(cleaned, depth=2)
+    cleaned = _ahead(cleaned, depth=2)
     for numbers, indexes, skipped, result, lines in cleaned:
         ragged.extend(skipped)
         for number, external_id in zip(numbers, result.ids, strict=True):
@@ -406,15 +403,11 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
         if len(errors) < MAX_REPORTED_ERRORS:
             errors.extend(result.errors[:MAX_REPORTED_ERRORS - len(errors)])
         if not ragged and not duplicates and (report.valid_rows_only or not report.error_count):
-            counts, creates, updates = writer.classify(result.records)
+            counts, creates, updates = writer.take(result.records, lines)
             _add(report, counts)
             new_rows.update(record.row for record in creates)
             pending.update(record.row for record in creates)
             pending.update(record.row for _values, _changes, record in updates)
-            if stage and not writer.conflict:
-                writer.stage(creates, lines if lines is not None and len(lines) == len(creates) else None)
-                if writer.insert_early:
-                    writer.move_staged()
         elif writer.staged:
             writer.discard_staged()  # the file will not be imported as it stands: stop staging
         data_index = indexes[-1] if indexes else data_index

@@ -9,6 +9,7 @@ New students go in with ``COPY`` (text format) into a temporary table and one
 
 from __future__ import annotations
 
+import enum
 import operator
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
@@ -94,29 +95,16 @@ def _diff(existing: dict, record: CleanRecord) -> tuple[dict, dict]:
 
 
 class ChunkWriter:
-    """Upserts chunks for one institution inside the caller's transaction.
+    """Upserts chunks of one institution inside the caller's transaction: each chunk's students
+    are looked up, the new ones inserted and the changed ones updated, with their change rows
+    (the API's bulk upsert, and the second pass of a file import)."""
 
-    The import's first pass can also ``stage`` the new students of each chunk in a
-    temporary table, and the commit then moves them in with :meth:`write_staged` instead of
-    reading, cleaning and comparing those rows a second time.
-    """
-
-    def __init__(self, *, institution: Institution, source: str, job_id: int | None, actor_id: int | None,
-                 dry_run: bool = False):
+    def __init__(self, *, institution: Institution, source: str, job_id: int | None, actor_id: int | None):
         self.institution = institution
         self.source = source
         self.job_id = job_id
         self.actor_id = actor_id
-        self.dry_run = dry_run
-        self.staged = 0
-        self.known_empty = False  # set by the caller: the institution has no students (nothing to look up)
-        # An institution's first import moves each staged chunk in as pass 1 goes
-        # (see service._import_file); other imports move them at the commit. How many students
-        # moved in from the stage, and whether someone else created one of them meanwhile (then
-        # the rest waits for the commit's full compare).
-        self.insert_early = False
-        self.moved = 0
-        self.conflict = False
+        self._staged = 0  # new students in the stage table, not yet moved into the students table
 
     def _existing(self, external_ids: Sequence[str]) -> dict[str, tuple]:
         """The stored students among these ids, as tuples in ``_STORED`` order with the features as
@@ -151,8 +139,7 @@ class ChunkWriter:
         counts = ChunkCounts()
         if not records:
             return counts, [], []
-        existing = {} if self.known_empty else self._existing(
-            [record.external_id for record in records if record.row not in known_new])
+        existing = self._existing([record.external_id for record in records if record.row not in known_new])
         creates: list[CleanRecord] = []
         updates: list[tuple[dict, dict, CleanRecord]] = []
         loads = orjson.loads
@@ -177,7 +164,7 @@ class ChunkWriter:
 
     def write(self, records: Sequence[CleanRecord], *, known_new: Container[int] = ()) -> ChunkCounts:
         counts, creates, updates = self.classify(records, known_new=known_new)
-        if self.dry_run or not (creates or updates):
+        if not (creates or updates):
             return counts
         updates = [(values, changes) for values, changes, _record in updates]
         self._write_changes(creates, updates)
@@ -187,18 +174,18 @@ class ChunkWriter:
 
     @staticmethod
     def staged_lines(creates: Sequence[CleanRecord]) -> list[str]:
-        """The COPY data :meth:`stage` sends for these new students (no database needed: the
+        """The COPY data the stage gets for these new students (no database needed: the
         import builds it ahead, in its reader thread, when every valid row is new)."""
         return list(_staged_lines(creates))
 
-    def stage(self, creates: Sequence[CleanRecord], lines: list[str] | None = None) -> None:
+    def _stage(self, creates: Sequence[CleanRecord], lines: list[str] | None = None) -> None:
         """COPY new students into a temporary table of the current transaction (dropped at its end);
-        :meth:`write_staged` moves them into the institution's students. ``lines``: their
+        :meth:`_write_staged` moves them into the institution's students. ``lines``: their
         :meth:`staged_lines`, if already built."""
         if not creates:
             return
         with connection.cursor() as cursor, connection.wrap_database_errors:
-            if not self.staged:
+            if not self._staged:
                 cursor.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS import_student_stage (external_id text, name text, email text, "
                     "program text, cohort text, status text, outcome text, outcome_date date, advisor_id bigint, "
@@ -207,30 +194,11 @@ class ChunkWriter:
                 cursor.execute("TRUNCATE import_student_stage")
             cursor.copy_expert(f"COPY import_student_stage (external_id, {', '.join(FIELDS)}, features) FROM STDIN",
                                _LinesReader(lines if lines is not None else list(_staged_lines(creates))))
-        self.staged += len(creates)
+        self._staged += len(creates)
 
-    def discard_staged(self) -> None:
-        """Forget the staged students (the next :meth:`stage` empties the table)."""
-        self.staged = 0
-
-    def move_staged(self) -> bool:
-        """Move the staged students into the institution's students under a savepoint, inside the
-        import's transaction (no other session sees them before the commit; a rollback takes them
-        back). False, with the stage discarded and ``conflict`` set, when someone else created a
-        student with one of their ids meanwhile: none of them is written, and the caller compares
-        every row again."""
-        try:
-            with transaction.atomic():
-                self.moved += self.write_staged()
-        except IntegrityError:
-            self.discard_staged()
-            self.conflict = True
-            return False
-        return True
-
-    def write_staged(self) -> int:
+    def _write_staged(self) -> int:
         """Insert the staged students and their audit rows, in one statement; their number."""
-        if not self.staged:
+        if not self._staged:
             return 0
         now = timezone.now()
         columns = f"external_id, {', '.join(FIELDS)}, features"
@@ -246,9 +214,9 @@ class ChunkWriter:
             )
             written = cursor.rowcount
             cursor.execute("TRUNCATE import_student_stage")
-        if written != self.staged:
-            raise RuntimeError(f"staged {self.staged} new students but wrote {written}")
-        self.staged = 0
+        if written != self._staged:
+            raise RuntimeError(f"staged {self._staged} new students but wrote {written}")
+        self._staged = 0
         return written
 
     # --- writing a chunk: COPY -----------------------------------------------------------------
@@ -256,8 +224,8 @@ class ChunkWriter:
     def _write_changes(self, creates: Sequence[CleanRecord], updates) -> None:
         # SQL text holds only table/column names taken from the models; every value is a parameter or COPY data.
         if creates:
-            self.stage(creates)
-            self.write_staged()
+            self._stage(creates)
+            self._write_staged()
         if not updates:
             return
         now = timezone.now().isoformat()
@@ -289,6 +257,83 @@ class ChunkWriter:
                               f"\t{now}\n" for values, changes in updates]),
             )
 
+
+
+class ImportMode(enum.Enum):
+    """What the first pass of a file import does with the chunks it validated, chosen once the
+    import holds its lock and knows whether the institution has any student."""
+
+    DRY_RUN = "dry_run"  # compare with the stored students and count; write nothing
+    # The institution has no students, so nothing can be looked up or changed: every valid row is
+    # a new student, moved into the students table chunk by chunk while the next rows are cleaned
+    # (inside the import's transaction: no other session sees them, a bad row further down rolls
+    # them back).
+    FIRST_LOAD = "first_load"
+    # Compare with the stored students and stage the new ones; the commit moves them in, if no
+    # student was written meanwhile, and updates the changed ones.
+    LATER_LOAD = "later_load"
+
+
+class ImportWriter(ChunkWriter):
+    """The writer of one file import, in the mode it was built with (see :class:`ImportMode`).
+
+    Pass 1 hands it each validated chunk (:meth:`take`); the commit then moves what it staged
+    (:meth:`move_staged`) instead of reading, cleaning and comparing those rows a second time, and
+    writes the rest with :meth:`write`.
+    """
+
+    def __init__(self, *, mode: ImportMode, institution: Institution, source: str, job_id: int | None,
+                 actor_id: int | None):
+        super().__init__(institution=institution, source=source, job_id=job_id, actor_id=actor_id)
+        self.mode = mode
+        # How many students moved in from the stage, and whether someone else created one of them
+        # meanwhile (then nothing more is staged, and the commit compares every row again).
+        self.moved = 0
+        self.conflict = False
+
+    @property
+    def staged(self) -> int:
+        return self._staged
+
+    @property
+    def builds_lines_ahead(self) -> bool:
+        """Whether pass 1 can build each chunk's COPY data (:meth:`staged_lines`) in its reader
+        thread: in a first load every valid row is a new student."""
+        return self.mode is ImportMode.FIRST_LOAD
+
+    def take(self, records: Sequence[CleanRecord], lines: list[str] | None = None) -> tuple[ChunkCounts, list,
+                                                                                             list]:
+        """Pass 1's share of a validated chunk: like :meth:`classify`; then, unless a dry run, the
+        new students go to the stage (a first load moves them in at once). ``lines``: their
+        :meth:`staged_lines`, if already built."""
+        if self.mode is ImportMode.FIRST_LOAD:
+            counts, creates, updates = ChunkCounts(created=len(records)), list(records), []
+        else:
+            counts, creates, updates = self.classify(records)
+        if self.mode is not ImportMode.DRY_RUN and not self.conflict:
+            self._stage(creates, lines)
+            if self.mode is ImportMode.FIRST_LOAD:
+                self.move_staged()
+        return counts, creates, updates
+
+    def discard_staged(self) -> None:
+        """Forget the staged students (the next stage empties the table)."""
+        self._staged = 0
+
+    def move_staged(self) -> bool:
+        """Move the staged students into the institution's students under a savepoint, inside the
+        import's transaction (no other session sees them before the commit; a rollback takes them
+        back). False, with the stage discarded and ``conflict`` set, when someone else created a
+        student with one of their ids meanwhile: none of them is written, and the caller compares
+        every row again."""
+        try:
+            with transaction.atomic():
+                self.moved += self._write_staged()
+        except IntegrityError:
+            self.discard_staged()
+            self.conflict = True
+            return False
+        return True
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 

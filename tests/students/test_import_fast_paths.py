@@ -212,3 +212,16 @@ def test_a_first_import_moves_its_students_in_while_validating(tmp_path):
     assert (report.created, report.updated, report.unchanged) == (11, 0, 0)
     assert len(stored(institution)) == 11
     assert seen[0] == 3 and seen[-1] == 11  # chunk by chunk, before the commit
+
+
+def test_a_later_import_writes_its_new_students_only_at_the_commit(tmp_path):
+    # Stored students may change under a later import, so it moves nothing in before the whole
+    # file has proved valid and the commit has checked that nobody wrote a student meanwhile.
+    institution = InstitutionFactory(slug="lambda")
+    run(institution, write_file(tmp_path, "one.csv", rows(4)))
+    seen, progress = _counting_students_while_validating(institution)
+
+    report = run(institution, write_file(tmp_path, "more.csv", rows(11)), progress=progress)
+
+    assert (report.created, report.updated, report.unchanged) == (7, 0, 4)
+    assert set(seen) == {4} and len(stored(institution)) == 11
