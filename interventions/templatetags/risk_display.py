@@ -25,13 +25,6 @@ def get_item(mapping, key):
     return mapping.get(key, "") if mapping else ""
 
 
-@register.simple_tag
-def worklist_columns():
-    """(sort key or "", header) for the worklist table, in display order."""
-    return [("name", "Student"), ("program", "Program"), ("cohort", "Cohort"), ("risk", "Risk"), ("", "Rank"),
-            ("", "Flags"), ("", "Advisor"), ("last_contact", "Last contact"), ("follow_up", "Next follow-up")]
-
-
 @register.filter
 def person(user, fallback: str = "unknown") -> str:
     """A user's full name, else username, else ``fallback`` (deleted users, the model)."""
