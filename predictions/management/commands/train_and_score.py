@@ -10,15 +10,12 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-import ml
-from institutions.jobs import job_create, job_mark_running, job_succeed
+from institutions.jobs import job_create
 from institutions.models import Institution, JobKind
 from institutions.scoping import institution_scope
-from predictions.frames import NoFeatureSchema
 from predictions.models import ModelStatus, ModelTrigger
 from predictions.selectors import model_version_list
-from predictions.services.scoring import predictions_rescore
-from predictions.services.training import model_version_train
+from predictions.services.jobs import rescore_job_run, retrain_job_run
 
 
 class Command(BaseCommand):
@@ -49,31 +46,25 @@ class Command(BaseCommand):
     def _run(self, institution: Institution, *, retrain: bool, full: bool, search_iterations: int | None) -> None:
         self.stdout.write(f"{institution.name} ({institution.slug})")
         if retrain or not model_version_list(institution=institution).exists():
-            job, _ = job_create(institution=institution, kind=JobKind.RETRAIN, triggered_by="command")
-            job_mark_running(job, total=100, stage="training")
+            params = {"search_iterations": search_iterations} if search_iterations else {}
+            job, _ = job_create(institution=institution, kind=JobKind.RETRAIN, params=params, triggered_by="command")
             started = time.monotonic()
-            try:
-                version = model_version_train(
-                    institution=institution, trigger=ModelTrigger.DEMO, job=job,
-                    search_iterations=search_iterations, progress=self._progress("training"),
-                )
-            except (ml.DataInsufficientError, NoFeatureSchema) as exc:
-                self.stdout.write("")
-                raise CommandError(f"{institution.slug}: {exc}") from None
-            job_succeed(job, counts={"training_size": version.training_size},
-                        result={"model_version": version.number, "status": version.status})
-            self.stdout.write(f"\n  model v{version.number}: {version.status}, ROC-AUC "
+            version = retrain_job_run(institution=institution, job=job, trigger=ModelTrigger.DEMO,
+                                      on_progress=self._progress("training"))
+            self.stdout.write("")
+            if version is None:
+                raise CommandError(f"{institution.slug}: {job.error}")
+            self.stdout.write(f"  model v{version.number}: {version.status}, ROC-AUC "
                               f"{f'{version.auc:.3f}' if version.auc is not None else 'n/a'} "
                               f"({time.monotonic() - started:.1f} s)")
             if version.status != ModelStatus.LIVE:
                 self.stdout.write("  the new version did not pass the promotion gate; an admin decides")
         job, _ = job_create(institution=institution, kind=JobKind.RESCORE, params={"full": full},
                             triggered_by="command", join_active=True)
-        job_mark_running(job, stage="scoring")
         started = time.monotonic()
-        outcome = predictions_rescore(institution=institution, job=job, full=full)
-        job_succeed(job, counts=outcome.counts(), result={"model_version": outcome.model_version,
-                                                          "message": outcome.message})
+        outcome = rescore_job_run(institution=institution, job=job)
+        if outcome is None:
+            raise CommandError(f"{institution.slug}: {job.error}")
         self.stdout.write(f"  {outcome.current} current students: {outcome.scored} scored now, "
                           f"{outcome.unchanged} unchanged since their last score; {outcome.flagged} flagged "
                           f"({time.monotonic() - started:.1f} s)"

@@ -1,0 +1,89 @@
+"""The lifecycle of a retrain or rescore job: running, progress, then succeeded or failed.
+
+The Celery tasks (``predictions/tasks.py``) and the ``train_and_score`` command both run their
+jobs through these, so a job reads the same on the jobs page wherever it ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+import ml
+from institutions.jobs import job_fail, job_mark_running, job_progress, job_succeed
+from institutions.models import Institution, Job
+
+from ..frames import NoFeatureSchema
+from ..models import ModelTrigger, ModelVersion
+from .scoring import SCORING_CHUNK_SIZE, RescoreOutcome, predictions_rescore
+from .training import model_version_train
+
+_TRIGGERS = {choice.value for choice in ModelTrigger}
+
+
+def retrain_job_run(
+    *, institution: Institution, job: Job, trigger: str | None = None,
+    on_progress: Callable[[float, str], None] | None = None,
+) -> ModelVersion | None:
+    """Train a candidate version for ``job`` (``params.search_iterations`` optional).
+
+    Returns the version, or None when the job failed for a reason its page explains (too few
+    known outcomes, no feature schema, the time limit); nothing is stored then. Any other error
+    is recorded on the job and raised. ``trigger`` defaults to what queued the job;
+    ``on_progress`` also hears each progress step (the command's progress bar).
+    """
+    job_mark_running(job, total=100, stage="preparing training data")
+
+    def progress(fraction: float, stage: str) -> None:
+        job_progress(job, done=int(max(0.0, min(1.0, fraction)) * 100), stage=stage[:120])
+        if on_progress is not None:
+            on_progress(fraction, stage)
+
+    if trigger is None:
+        trigger = job.triggered_by if job.triggered_by in _TRIGGERS else ModelTrigger.USER
+    try:
+        version = model_version_train(
+            institution=institution, trigger=trigger, created_by=job.created_by, job=job,
+            search_iterations=job.params.get("search_iterations"), progress=progress,
+        )
+    except (ml.DataInsufficientError, NoFeatureSchema) as exc:
+        job_fail(job, error=str(exc))
+        return None
+    except SoftTimeLimitExceeded:
+        job_fail(job, error="Training took longer than the time limit and was stopped; nothing was stored.")
+        return None
+    except Exception as exc:
+        job_fail(job, error=f"Training failed: {exc}")
+        raise
+    job_succeed(
+        job, counts={"training_size": version.training_size},
+        result={"model_version": version.number, "model_version_id": version.pk, "status": version.status,
+                "gate_passed": bool(version.gate.get("passed"))},
+    )
+    return version
+
+
+def rescore_job_run(*, institution: Institution, job: Job) -> RescoreOutcome | None:
+    """Score for ``job`` (``params.full``, ``params.chunk_size`` optional), continuing a run cut short.
+
+    Returns the outcome, or None when the time limit stopped it (the chunks already stored are
+    kept). Any other error is recorded on the job and raised.
+    """
+    job_mark_running(job, stage="finding students to score")
+    try:
+        outcome = predictions_rescore(
+            institution=institution, job=job, full=bool(job.params.get("full")),
+            chunk_size=int(job.params.get("chunk_size") or SCORING_CHUNK_SIZE),
+        )
+    except SoftTimeLimitExceeded:
+        job_fail(job, error="Scoring took longer than the time limit; the chunks already stored are kept "
+                            "and the next run continues from there.")
+        return None
+    except Exception as exc:
+        job_fail(job, error=f"Scoring failed: {exc}")
+        raise
+    job_succeed(job, counts=outcome.counts(),
+                result={"model_version": outcome.model_version, "message": outcome.message,
+                        "seconds": outcome.timings})
+    return outcome
