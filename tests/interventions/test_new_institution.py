@@ -1,6 +1,9 @@
 """Default intervention types come with a new institution, however it is created."""
 
+import importlib
+
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 
 from institutions.models import Institution
@@ -42,3 +45,12 @@ def test_demo_institutions_start_with_the_default_intervention_types():
     build_demo_institutions()
     for institution in Institution.objects.all():
         assert type_keys(institution) == [key for key, _label in DEFAULT_INTERVENTION_TYPES]
+
+
+def test_data_migration_gives_defaults_only_to_institutions_without_any_type(tenants):
+    a, b = tenants
+    InterventionType.objects.for_institution(b.institution).create(key="home_visit", label="Home visit")
+    migration = importlib.import_module("interventions.migrations.0004_default_types_for_existing_institutions")
+    migration.create_default_types(django_apps, schema_editor=None)
+    assert type_keys(a.institution) == [key for key, _label in DEFAULT_INTERVENTION_TYPES]
+    assert type_keys(b.institution) == ["home_visit"]
