@@ -36,6 +36,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from psycopg2 import sql  # noqa: E402
 
 from institutions.models import Institution  # noqa: E402
 from students.importing import import_file, import_preview  # noqa: E402
@@ -86,13 +87,16 @@ def timed_import(label: str, institution: Institution, path: Path, mapping) -> f
 
 def raw_copy(path: Path, columns: int) -> float:
     started = time.perf_counter()
+    table = sql.Identifier("bench_copy_floor")
+    text_columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(f"c{i}")) for i in range(columns))
     with connection.cursor() as cursor, path.open(encoding="utf-8") as handle:
-        cursor.execute("DROP TABLE IF EXISTS bench_copy_floor")
-        cursor.execute("CREATE TABLE bench_copy_floor (" + ", ".join(f"c{i} text" for i in range(columns)) + ")")
-        cursor.copy_expert("COPY bench_copy_floor FROM STDIN WITH (FORMAT csv, DELIMITER ';', HEADER true)", handle)
-        cursor.execute("SELECT count(*) FROM bench_copy_floor")
+        cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        cursor.execute(sql.SQL("CREATE TABLE {} ({})").format(table, text_columns))
+        cursor.copy_expert(sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, DELIMITER ';', HEADER true)").format(table),
+                           handle)
+        cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
         count = cursor.fetchone()[0]
-        cursor.execute("DROP TABLE bench_copy_floor")
+        cursor.execute(sql.SQL("DROP TABLE {}").format(table))
     seconds = time.perf_counter() - started
     label = "raw COPY into a text table (floor)"
     print(f"{label:<34} {count:>8,} rows {seconds:7.2f} s {count / seconds:>9,.0f} rows/s")

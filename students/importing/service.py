@@ -23,6 +23,7 @@ from django.db import connection, transaction
 
 from institutions.models import Institution
 
+from .. import sql
 from ..models import ChangeSource, FeatureDefinition, FeatureKind, ImportMapping, Student
 from .errors import CellError, ImportFileError
 from .mapping import ImportMappingSpec, check_mapping, mapping_from_dict, suggest_mapping
@@ -33,7 +34,6 @@ from .validation import RowCleaner, new_feature_definition
 CHUNK_ROWS = 2000
 MAX_REPORTED_ERRORS = 5000
 ANALYZE_AFTER_ROWS = 10_000
-_UNANALYZED = frozenset({"features", "name", "email", "outcome_date", "created_at"})
 Progress = Callable[[str, int, int], None]
 
 
@@ -238,7 +238,7 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
             # Check the new rows' foreign keys as each chunk goes in (Django's are deferred to
             # the commit), while Python cleans the next chunk, instead of all of them at the end.
             with connection.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(sql.CONSTRAINTS_IMMEDIATE)
         pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes,
                                         chunk_rows, report_progress)
         if pending is None:  # errors, and no explicit choice to import the valid rows
@@ -314,8 +314,7 @@ def _statistics_stale(institution: Institution, created: int) -> bool:
     if created < ANALYZE_AFTER_ROWS:
         return False
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {Student._meta.db_table} "  # noqa: S608
-                       "WHERE institution_id = %s", [institution.pk])
+        cursor.execute(sql.STUDENTS_PLANNED, {"institution_id": institution.pk})
         plan = cursor.fetchone()[0]
     plan = json.loads(plan) if isinstance(plan, str) else plan
     return plan[0]["Plan"]["Plan Rows"] < created / 2
@@ -326,13 +325,8 @@ def _refresh_statistics(institution: Institution, created: int) -> None:
     later export that changes values, or adds a few students, leaves them to autovacuum."""
     if connection.in_atomic_block or not _statistics_stale(institution, created):
         return
-    # The columns queries select, join or sort students by. Not the features (statistics of whole
-    # jsonb documents do not help plan queries on single features, and computing them was a good
-    # part of the ANALYZE's time), nor the free text and dates no query filters on (name and
-    # email are only searched by substring, which statistics barely inform): a third less time.
-    columns = [field.column for field in Student._meta.concrete_fields if field.name not in _UNANALYZED]
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Student._meta.db_table} ({', '.join(columns)})")
+    with connection.cursor() as cursor:  # the columns queries select, join or sort students by
+        cursor.execute(sql.STUDENTS_ANALYZE)
 
 
 # pg_advisory_xact_lock's first key: this lock space is "imports of an institution".
@@ -344,7 +338,7 @@ def _lock_imports_of(institution: Institution) -> None:
     the transaction). An advisory lock: it blocks nothing but other imports of the
     institution, not its pages, API writes or foreign-key checks."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_IMPORT_LOCK_SPACE, institution.pk % 2**31])
+        cursor.execute(sql.IMPORT_LOCK, {"lock_space": _IMPORT_LOCK_SPACE, "lock_key": institution.pk % 2**31})
 
 
 def _students_fingerprint(institution: Institution) -> tuple | None:

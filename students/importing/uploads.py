@@ -20,6 +20,7 @@ from django.utils import timezone
 from institutions.jobs import job_create, job_dispatch, job_fail, job_mark_running, job_progress, job_succeed
 from institutions.models import Institution, Job, JobKind
 
+from .. import sql
 from ..models import ChangeSource, ImportUpload, ImportUploadStatus
 from ..signals import import_committed
 from .errors import ImportFileError
@@ -191,11 +192,8 @@ class _JobProgress:
         if self.side is None:
             self.side = connections.create_connection(DEFAULT_DB_ALIAS)
         with self.side.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {Job._meta.db_table} SET progress_done = %s, progress_total = %s, stage = %s, "  # noqa: S608
-                "updated_at = %s WHERE id = %s AND institution_id = %s",
-                [done, total, stage, timezone.now(), self.job.pk, self.job.institution_id],
-            )
+            cursor.execute(sql.JOB_PROGRESS, {"done": done, "total": total, "stage": stage, "now": timezone.now(),
+                                              "job_id": self.job.pk, "institution_id": self.job.institution_id})
 
     def close(self) -> None:
         if self.side is not None:

@@ -3,8 +3,9 @@
 Every created or changed student gets one ``StudentChange`` row naming the job, the source and
 the actor, with ``{"field": [old, new]}`` for what changed; unchanged students get nothing.
 New students go in with ``COPY`` (text format) into a temporary table and one
-``INSERT ... SELECT`` that also writes their change rows; changed students with one
-``UPDATE ... FROM`` a temporary table and a ``COPY`` of their change rows.
+``INSERT ... SELECT`` that also writes their change rows; changed students, with their change
+rows, with a ``COPY`` into another temporary table and one ``UPDATE ... FROM`` it that also
+writes their change rows (the statements are in ``students/sql.py``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from django.utils import timezone
 
 from institutions.models import Institution
 
-from ..models import EnrolmentStatus, Outcome, Student, StudentChange
+from .. import sql
+from ..models import EnrolmentStatus, Outcome
 from .validation import CleanRecord
 
-TEXT_FIELDS = ("name", "email", "program", "cohort")
-FIELDS = (*TEXT_FIELDS, "status", "outcome", "outcome_date", "advisor_id")
+FIELDS = sql.STUDENT_FIELDS
 _STORED = {name: position for position, name in enumerate(("id", "external_id", *FIELDS, "features"))}
 
 
@@ -116,11 +117,8 @@ class ChunkWriter:
         # jsonb as text: the ORM's per-row JSON decoding was the bottleneck of a no-op re-import.
         # Rows stay tuples (``_STORED``); classify builds a dict only for a row it must diff.
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id, external_id, {', '.join(FIELDS)}, features::text FROM {Student._meta.db_table} "  # noqa: S608
-                "WHERE institution_id = %s AND external_id = ANY(%s)",
-                [self.institution.pk, list(external_ids)],
-            )
+            cursor.execute(sql.STUDENTS_STORED,
+                           {"institution_id": self.institution.pk, "external_ids": list(external_ids)})
             return {row[1]: row for row in cursor.fetchall()}
 
     def compare(self, records: Sequence[CleanRecord], *, known_new: Container[int] = ()) -> tuple[ChunkCounts, list,
@@ -186,13 +184,9 @@ class ChunkWriter:
             return
         with connection.cursor() as cursor, connection.wrap_database_errors:
             if not self._staged:
-                cursor.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS import_student_stage (external_id text, name text, email text, "
-                    "program text, cohort text, status text, outcome text, outcome_date date, advisor_id bigint, "
-                    "features jsonb) ON COMMIT DROP"
-                )
-                cursor.execute("TRUNCATE import_student_stage")
-            cursor.copy_expert(f"COPY import_student_stage (external_id, {', '.join(FIELDS)}, features) FROM STDIN",
+                cursor.execute(sql.NEW_STAGE_CREATE)
+                cursor.execute(sql.NEW_STAGE_EMPTY)
+            cursor.copy_expert(sql.NEW_STAGE_COPY,
                                _LinesReader(lines if lines is not None else list(_staged_lines(creates))))
         self._staged += len(creates)
 
@@ -200,20 +194,10 @@ class ChunkWriter:
         """Insert the staged students and their audit rows, in one statement; their number."""
         if not self._staged:
             return 0
-        now = timezone.now()
-        columns = f"external_id, {', '.join(FIELDS)}, features"
-        students = f"{Student._meta.db_table} (institution_id, {columns}, created_at, updated_at)"
         with connection.cursor() as cursor, connection.wrap_database_errors:
-            cursor.execute(
-                f"WITH new AS (INSERT INTO {students} SELECT %s, {columns}, %s, %s FROM import_student_stage "  # noqa: S608
-                "RETURNING id, external_id) "
-                f"INSERT INTO {StudentChange._meta.db_table} (institution_id, student_id, source, job_id, actor_id, "
-                "created, changes, changed_at) SELECT %s, id, %s, %s, %s, true, "
-                "jsonb_build_object('external_id', jsonb_build_array(NULL, external_id)), %s FROM new",
-                [self.institution.pk, now, now, self.institution.pk, self.source, self.job_id, self.actor_id, now],
-            )
+            cursor.execute(sql.NEW_STAGE_MOVE, self._change_parameters())
             written = cursor.rowcount
-            cursor.execute("TRUNCATE import_student_stage")
+            cursor.execute(sql.NEW_STAGE_EMPTY)
         if written != self._staged:
             raise RuntimeError(f"staged {self._staged} new students but wrote {written}")
         self._staged = 0
@@ -221,41 +205,28 @@ class ChunkWriter:
 
     # --- writing a chunk: COPY -----------------------------------------------------------------
 
+    def _change_parameters(self) -> dict:
+        """The institution, source, job, actor and time that the moves from a stage write."""
+        return {"institution_id": self.institution.pk, "source": self.source, "job_id": self.job_id,
+                "actor_id": self.actor_id, "now": timezone.now()}
+
     def _write_changes(self, creates: Sequence[CleanRecord], updates) -> None:
-        # SQL text holds only table/column names taken from the models; every value is a parameter or COPY data.
         if creates:
             self._stage(creates)
             self._write_staged()
         if not updates:
             return
-        now = timezone.now().isoformat()
-        inst = str(self.institution.pk)
-        student_table = Student._meta.db_table
         with connection.cursor() as cursor, connection.wrap_database_errors:
-            cursor.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS import_student_update (id bigint, name text, email text, "
-                "program text, cohort text, status text, outcome text, outcome_date date, advisor_id bigint, "
-                "features jsonb) ON COMMIT DROP"
-            )
-            cursor.execute("TRUNCATE import_student_update")
-            cursor.copy_expert(
-                f"COPY import_student_update (id, {', '.join(FIELDS)}, features) FROM STDIN",
-                _LinesReader(["\t".join((str(values["id"]), *(_copy_value(values[name]) for name in FIELDS),
-                                          _copy_json(values["features"]))) + "\n" for values, _ in updates]),
-            )
-            assignments = ", ".join(f"{name} = u.{name}" for name in (*FIELDS, "features"))
-            cursor.execute(
-                f"UPDATE {student_table} s SET {assignments}, updated_at = %s FROM import_student_update u "  # noqa: S608
-                "WHERE s.id = u.id AND s.institution_id = %s",
-                [now, self.institution.pk],
-            )
-            job, actor = _copy_value(self.job_id), _copy_value(self.actor_id)
-            cursor.copy_expert(
-                f"COPY {StudentChange._meta.db_table} (institution_id, student_id, source, job_id, actor_id, "
-                "created, changes, changed_at) FROM STDIN",
-                _LinesReader([f"{inst}\t{values['id']}\t{self.source}\t{job}\t{actor}\tf\t{_copy_json(changes)}"
-                              f"\t{now}\n" for values, changes in updates]),
-            )
+            cursor.execute(sql.CHANGED_STAGE_CREATE)
+            cursor.execute(sql.CHANGED_STAGE_EMPTY)
+            cursor.copy_expert(sql.CHANGED_STAGE_COPY, _LinesReader([
+                "\t".join((str(values["id"]), *(_copy_value(values[name]) for name in FIELDS),
+                           _copy_json(values["features"]), _copy_json(changes))) + "\n"
+                for values, changes in updates]))
+            cursor.execute(sql.CHANGED_STAGE_MOVE, self._change_parameters())
+            written = cursor.rowcount
+        if written != len(updates):
+            raise RuntimeError(f"staged {len(updates)} changed students but updated {written}")
 
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import gc
 
 import pytest
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
+from students import sql
 from students.importing import import_file, import_preview
 from students.importing.service import _statistics_stale
+from students.importing.uploads import import_job_run, import_upload_create_from_path, import_upload_start
 from students.importing.upsert import _STORED, ChunkWriter
 from students.models import ChangeSource, Student, StudentChange
 from students.services import student_save
@@ -129,7 +131,7 @@ def test_statistics_that_miss_a_load_are_noticed(tenant_a):
     no-op re-import of 100,000 rows) instead of probing the (institution, external_id) index."""
     institution = InstitutionFactory(slug="zeta")
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Student._meta.db_table}")  # statistics from before the load
+        cursor.execute(sql.STUDENTS_ANALYZE)  # statistics from before the load
     Student.objects.for_institution(institution).bulk_create(
         [Student(institution=institution, external_id=f"Z{i:05d}", features={"units_approved": 1.0})
          for i in range(20_000)], batch_size=5000)
@@ -138,7 +140,7 @@ def test_statistics_that_miss_a_load_are_noticed(tenant_a):
     assert not _statistics_stale(institution, 5_000)  # small imports never ask
 
     with connection.cursor() as cursor:  # what _refresh_statistics runs after the import's commit
-        cursor.execute(f"ANALYZE {Student._meta.db_table} (institution_id, external_id)")
+        cursor.execute(sql.STUDENTS_ANALYZE)
 
     assert not _statistics_stale(institution, 20_000)  # a re-import of the same file: no second ANALYZE
     writer = ChunkWriter(institution=institution, source=ChangeSource.IMPORT, job_id=None, actor_id=None)
@@ -225,3 +227,30 @@ def test_a_later_import_writes_its_new_students_only_at_the_commit(tmp_path):
 
     assert (report.created, report.updated, report.unchanged) == (7, 0, 4)
     assert set(seen) == {4} and len(stored(institution)) == 11
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_jobs_progress_is_visible_to_other_sessions_before_its_commit(tenants, tmp_path):
+    a, _b = tenants
+    path = write_file(tmp_path, "one.csv", rows(11))
+    upload = import_upload_create_from_path(institution=a.institution, path=path)
+    upload.mapping = import_preview(institution=a.institution, path=path).mapping.as_dict()
+    upload.save()
+    job = import_upload_start(upload=upload, commit=True, dispatch=False)
+    observer = connections.create_connection(DEFAULT_DB_ALIAS)  # another session: sees committed rows only
+    seen = []  # (what the import reported, what another session read right after)
+
+    def progress(stage, done, total):
+        if connection.in_atomic_block and done:
+            with observer.cursor() as cursor:
+                cursor.execute("SELECT stage, progress_done FROM institutions_job WHERE id = %s", [job.pk])
+                seen.append(((stage, done), cursor.fetchone()))
+
+    try:
+        report = import_job_run(institution=a.institution, job=job, progress=progress)
+    finally:
+        observer.close()
+
+    assert report.created == 11
+    assert len(seen) >= 2 and {reported[0] for reported, _observed in seen} == {"validating", "writing"}
+    assert all(observed == reported for reported, observed in seen)
