@@ -96,6 +96,18 @@ def job_dispatch_pending() -> int:
     return sent
 
 
+def job_claim(*, institution: Institution, job_id: int) -> Job | None:
+    """The job a task message names, or None when there is nothing to run.
+
+    None for a job deleted since it was queued, or one that already finished: a duplicate
+    delivery of work that ended (acks_late redelivers what a worker took but never acknowledged).
+    """
+    job = Job.objects.for_institution(institution).filter(pk=job_id).first()
+    if job is None or job.is_finished:
+        return None
+    return job
+
+
 def job_mark_running(job: Job, *, total: int = 0, stage: str = "") -> None:
     now = timezone.now()
     Job.objects.for_institution(job.institution).filter(pk=job.pk).update(
