@@ -6,8 +6,8 @@ A lower app never imports a higher one, neither at module level nor inside a fun
 ``importlib.import_module``, ``apps.get_model`` or a lazy ``"app.Model"`` relation. Only
 ``predictions`` imports ``ml``, and ``ml`` imports none of the apps, nor Django or its companions:
 it stays plain Python that the web layer uses, never the other way round. ``dropout_platform``
-(settings, URLs, Celery app) sits above everything and may import any app; ``workspace`` is
-imported by nothing but its URLs.
+(settings, URLs, Celery app) sits above everything: it may import any app and no app imports it;
+``workspace`` is imported by nothing but its URLs.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def module_name(path: Path) -> str:
 def layering_violations(app: str, roots: set[str]) -> set[str]:
     """What ``app`` may not depend on among ``roots``."""
     above = {other for other in LAYERS if RANK[other] > RANK[app]}
-    forbidden = above | ({"ml"} if app not in ML_MAY_BE_IMPORTED_BY else set())
+    # dropout_platform (settings, URLs, Celery app) is above every app: apps read settings via django.conf.
+    forbidden = above | {"dropout_platform"} | ({"ml"} if app not in ML_MAY_BE_IMPORTED_BY else set())
     return roots & forbidden
 
 
@@ -125,6 +126,7 @@ def test_project_package_imports_workspace_only_in_its_urls_and_never_ml():
      "interventions"),
     ("interventions", "interventions.views", "from workspace.selectors import worklist_students\n", "workspace"),
     ("interventions", "interventions.selectors", "from ml.trained_model import TrainedModel\n", "ml"),
+    ("students", "students.api", "from dropout_platform.api_errors import error_body\n", "dropout_platform"),
 ])
 def test_layering_checker_catches_an_upward_import(app, module, source, violation):
     assert layering_violations(app, imported_roots(source, module=module)) == {violation}
