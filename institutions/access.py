@@ -6,13 +6,17 @@ institution; another institution's object raises exactly what a missing one rais
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Model, QuerySet
 from django.http import Http404
 
 from .models import Institution, Membership
 
 User = get_user_model()
+ModelT = TypeVar("ModelT", bound=Model)
 
 NOT_FOUND_MESSAGE = "Not found."
 
@@ -48,15 +52,23 @@ def access_member_user(*, institution: Institution, user_id: int | str | None) -
     """A user who is a member of ``institution``; any other id is treated as not found."""
     if user_id in (None, ""):
         return None
+    # One membership per (institution, user): the join yields at most one row.
+    return object_for_input_id(User.objects.filter(is_active=True, memberships__institution=institution), user_id)
+
+
+def object_for_input_id(queryset: QuerySet[ModelT], value, *, field: str = "pk") -> ModelT:
+    """The row of an institution-bound ``queryset`` whose ``field`` is the id ``value`` from input.
+
+    The shared core of the ``access_<entity>`` selectors: a missing row, a row the queryset does
+    not hold (another institution's) and a value that cannot be an id all raise the same Http404.
+    """
     try:
-        user_pk = int(user_id)
+        number = int(value)
     except (TypeError, ValueError):
         raise Http404(NOT_FOUND_MESSAGE) from None
-    if not is_possible_id(user_pk):
+    if not is_possible_id(number):
         raise Http404(NOT_FOUND_MESSAGE)
-    user = User.objects.filter(
-        pk=user_pk, is_active=True, memberships__institution=institution
-    ).first()
-    if user is None:
-        raise Http404(NOT_FOUND_MESSAGE)
-    return user
+    try:
+        return queryset.get(**{field: number})
+    except queryset.model.DoesNotExist:
+        raise Http404(NOT_FOUND_MESSAGE) from None

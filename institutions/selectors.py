@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from .models import Institution, Job, Membership
+from .access import object_for_input_id
+from .models import Institution, Job, Membership, WebhookDelivery, WebhookEndpoint
 
 
 def membership_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Membership]:
@@ -17,3 +18,19 @@ def membership_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Membership]:
 
 def job_list(*, institution: Institution) -> QuerySet[Job]:
     return Job.objects.for_institution(institution).select_related("created_by")
+
+
+def access_job(*, institution: Institution, job_id: int | str) -> Job:
+    """The institution's job with ``job_id`` from input; another institution's job, a missing one
+    and a malformed id raise the same Http404."""
+    return object_for_input_id(job_list(institution=institution), job_id)
+
+
+def access_webhook_endpoint(*, institution: Institution, endpoint_id: int | str) -> WebhookEndpoint:
+    """The institution's webhook endpoint with ``endpoint_id`` from input (Http404 otherwise, alike)."""
+    return object_for_input_id(WebhookEndpoint.objects.for_institution(institution), endpoint_id)
+
+
+def access_webhook_delivery(*, institution: Institution, delivery_id: int | str) -> WebhookDelivery:
+    """The institution's webhook delivery with ``delivery_id`` from input (Http404 otherwise, alike)."""
+    return object_for_input_id(WebhookDelivery.objects.for_institution(institution), delivery_id)

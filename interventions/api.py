@@ -16,17 +16,31 @@ from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from institutions.access import access_member_user
 from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
 from institutions.api.filters import UtcIsoDateTimeFilter
-from students.models import ChangeSource
+from students.models import ChangeSource, Student
+from students.selectors import access_student
 
 from . import services
 from .models import Flag, FlagSource, Intervention, InterventionOutcome, InterventionStatus, InterventionType
-from .selectors import caseload_summary, intervention_list
+from .selectors import access_flag, access_intervention, access_intervention_type, caseload_summary, intervention_list
 
 
 def _rule_error(exc: services.InterventionRuleError) -> serializers.ValidationError:
     return serializers.ValidationError(exc.errors)
+
+
+NO_SUCH_STUDENT = "no such student in this institution"
+
+
+def _body_student(serializer, student_id):
+    """A student id from a request body, resolved inside the institution: another institution's
+    student is rejected with the same 400 message as a missing one."""
+    try:
+        return access_student(institution=serializer.context["institution"], student_id=student_id)
+    except Http404:
+        raise serializers.ValidationError(NO_SUCH_STUDENT) from None
 
 
 class InterventionTypeSerializer(serializers.ModelSerializer):
@@ -70,7 +84,7 @@ class InterventionTypeViewSet(
 
 
 class InterventionSerializer(serializers.ModelSerializer):
-    # FKs are plain integers resolved inside the institution by the service (never the default manager).
+    # FKs are plain integers in the body, resolved inside the institution by the access_* selectors.
     student = serializers.IntegerField(source="student_id")
     intervention_type = serializers.IntegerField(source="intervention_type_id")
     notes = serializers.CharField(required=False, allow_blank=True, max_length=20000)
@@ -85,6 +99,15 @@ class InterventionSerializer(serializers.ModelSerializer):
             "outcome", "outcome_notes", "closed_at", "author", "overdue", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "status", "outcome", "closed_at", "created_at", "updated_at"]
+
+    def validate_student(self, value) -> Student:
+        return _body_student(self, value)
+
+    def validate_intervention_type(self, value) -> InterventionType:
+        try:
+            return access_intervention_type(institution=self.context["institution"], intervention_type_id=value)
+        except Http404:
+            raise serializers.ValidationError("no such intervention type in this institution") from None
 
     def get_overdue(self, obj) -> bool:
         return bool(obj.status == InterventionStatus.OPEN and obj.follow_up_date
@@ -109,14 +132,12 @@ class InterventionSerializer(serializers.ModelSerializer):
                 confidential=validated_data.get("confidential", False),
                 follow_up_date=validated_data.get("follow_up_date"),
             )
-        except Http404:
-            raise serializers.ValidationError({"student": ["no such student in this institution"]}) from None
         except services.InterventionRuleError as exc:
             raise _rule_error(exc) from None
 
     def update(self, instance, validated_data):
         data = dict(validated_data)
-        if "student_id" in data and data.pop("student_id") != instance.student_id:
+        if "student_id" in data and data.pop("student_id").pk != instance.student_id:
             raise serializers.ValidationError({"student": ["an intervention cannot move to another student"]})
         if "intervention_type_id" in data:
             data["intervention_type"] = data.pop("intervention_type_id")
@@ -177,6 +198,12 @@ class InterventionViewSet(
             institution=self.institution, user=self.request.user, membership=self.access.membership
         )
 
+    def access_object(self, object_id):
+        return access_intervention(
+            institution=self.institution, intervention_id=object_id, user=self.request.user,
+            membership=self.access.membership,
+        )
+
     def update(self, request, *args, **kwargs):
         response = super().update(request, *args, **kwargs)
         return self._fresh(response.data["id"])
@@ -222,14 +249,15 @@ class FlagSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "source", "raised_at", "resolved_at", "resolution", "updated_at"]
 
+    def validate_student(self, value) -> Student:
+        return _body_student(self, value)
+
     def create(self, validated_data):
         try:
             return services.flag_raise(
                 institution=self.context["institution"], student=validated_data["student_id"],
                 reason=validated_data.get("reason", ""), raised_by=self.context["request"].user,
             )
-        except Http404:
-            raise serializers.ValidationError({"student": ["no such student in this institution"]}) from None
         except services.InterventionRuleError as exc:
             raise _rule_error(exc) from None
 
@@ -258,6 +286,9 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     def filter_scoped_queryset(self, queryset):
         return queryset.select_related("raised_by", "resolved_by").order_by("-raised_at", "-id")
 
+    def access_object(self, object_id):
+        return access_flag(institution=self.institution, flag_id=object_id)
+
     @extend_schema(request=FlagResolveSerializer, responses=FlagSerializer)
     @action(detail=True, methods=["post"])
     def resolve(self, request, *args, **kwargs):
@@ -280,6 +311,14 @@ class CaseloadAssignmentSerializer(serializers.Serializer):
         allow_null=True, help_text="User id of an advisor or administrator; null unassigns"
     )
     students = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=50000)
+
+    def validate_advisor(self, value):
+        if value is None:
+            return None
+        try:
+            return access_member_user(institution=self.context["institution"], user_id=value)
+        except Http404:
+            raise serializers.ValidationError("no such advisor in this institution") from None
 
 
 class CaseloadAssignmentResultSerializer(serializers.Serializer):

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import BooleanField, Case, CharField, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from institutions.access import object_for_input_id
 from institutions.models import Institution, Membership
 from predictions.selectors import latest_predictions
 from students.models import Student
@@ -167,3 +168,24 @@ def model_flag_review(*, institution: Institution, student: Student, scored_at) 
     return flag_list(institution=institution).filter(
         student=student, source=FlagSource.MODEL, resolved_at__gte=scored_at
     ).order_by("-resolved_at").first()
+
+
+def access_intervention_type(*, institution: Institution, intervention_type_id: int | str) -> InterventionType:
+    """The institution's intervention type with ``intervention_type_id`` from input; another
+    institution's, a missing one and a malformed id raise the same Http404."""
+    return object_for_input_id(InterventionType.objects.for_institution(institution), intervention_type_id)
+
+
+def access_intervention(
+    *, institution: Institution, intervention_id: int | str, user: AbstractBaseUser, membership: Membership | None
+) -> Intervention:
+    """The institution's intervention with ``intervention_id`` from input, its notes blanked as
+    :func:`intervention_list` blanks them for this reader; Http404 alike for any other id."""
+    return object_for_input_id(
+        intervention_list(institution=institution, user=user, membership=membership), intervention_id
+    )
+
+
+def access_flag(*, institution: Institution, flag_id: int | str) -> Flag:
+    """The institution's flag with ``flag_id`` from input (Http404 alike for any other id)."""
+    return object_for_input_id(flag_list(institution=institution), flag_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import django_filters
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, mixins, serializers, status
@@ -15,9 +14,15 @@ from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
 from institutions.api.filters import UtcIsoDateTimeFilter
 from institutions.api.serializers import JobSerializer
 from students.models import Student
+from students.selectors import access_student
 
 from .models import LatestPrediction, ModelVersion, Prediction, RiskBand
-from .selectors import latest_prediction_for_student, latest_predictions_explained, prediction_history
+from .selectors import (
+    access_model_version,
+    latest_prediction_for_student,
+    latest_predictions_explained,
+    prediction_history,
+)
 from .services.promotion import (
     ModelDecisionError,
     model_version_promote,
@@ -74,6 +79,9 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
 
     def filter_scoped_queryset(self, queryset):
         return queryset.defer("artifact").select_related("created_by", "decided_by").order_by("-number")
+
+    def access_object(self, object_id):
+        return access_model_version(institution=self.institution, number=object_id)
 
     def get_serializer_class(self):
         if self.action == "retrieve":
@@ -193,7 +201,7 @@ class _StudentPredictionMixin(InstitutionScopeMixin):
     read_capability = "view_students"
 
     def student(self) -> Student:
-        return get_object_or_404(Student.objects.for_institution(self.institution), pk=self.kwargs["student_id"])
+        return access_student(institution=self.institution, student_id=self.kwargs["student_id"])
 
 
 class StudentLatestPredictionView(_StudentPredictionMixin, generics.GenericAPIView):

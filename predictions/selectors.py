@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from institutions.access import object_for_input_id
 from institutions.models import Institution, Job, JobKind
 from students.models import Student
 
@@ -180,3 +181,9 @@ def model_version_report(version: ModelVersion) -> dict:
         "gate": version.gate or {},
         "card_sections": sections,
     }
+
+
+def access_model_version(*, institution: Institution, number: int | str) -> ModelVersion:
+    """The institution's model version with ``number`` from input (versions are numbered per
+    institution); another institution's, a missing one and a malformed number raise the same Http404."""
+    return object_for_input_id(model_version_list(institution=institution), number, field="number")

@@ -14,7 +14,7 @@ from institutions.api.filters import UtcIsoDateTimeFilter
 from . import services
 from .feature_values import FeatureValuesInvalid, clean_feature_values
 from .models import ChangeSource, EnrolmentStatus, FeatureDefinition, FeatureKind, Outcome, Student
-from .selectors import feature_definition_list
+from .selectors import access_student, feature_definition_list
 
 
 class StudentSerializer(serializers.ModelSerializer):
@@ -112,6 +112,9 @@ class StudentViewSet(
 
     def filter_scoped_queryset(self, queryset):
         return queryset.order_by("id")
+
+    def access_object(self, object_id):
+        return access_student(institution=self.institution, student_id=object_id)
 
     def perform_destroy(self, instance):
         services.student_delete(institution=self.institution, student=instance)

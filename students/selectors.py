@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 
+from institutions.access import object_for_input_id
 from institutions.models import Institution
 
 from .models import EnrolmentStatus, FeatureDefinition, Outcome, Student
@@ -39,3 +40,9 @@ def student_search(*, institution: Institution, query: str = "") -> QuerySet[Stu
             | Q(program__icontains=query)
         )
     return students
+
+
+def access_student(*, institution: Institution, student_id: int | str) -> Student:
+    """The institution's student with ``student_id`` from input; another institution's student,
+    a missing one and a malformed id raise the same Http404."""
+    return object_for_input_id(Student.objects.for_institution(institution), student_id)

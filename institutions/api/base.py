@@ -157,6 +157,19 @@ class InstitutionViewSet(InstitutionScopeMixin, viewsets.GenericViewSet):
     def filter_scoped_queryset(self, queryset):
         return queryset
 
+    def access_object(self, object_id):
+        """The object a detail route names, through the owning app's ``access_<entity>`` selector,
+        so that an id in a URL resolves exactly as the same id in a request body would. ``None``:
+        the scoped queryset's row (DRF's lookup)."""
+        return None
+
+    def get_object(self):
+        found = self.access_object(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        if found is None:
+            return super().get_object()
+        self.check_object_permissions(self.request, found)
+        return found
+
     def filter_queryset(self, queryset):
         # Query-string filters narrow lists; on a single object (retrieve/update/delete) they
         # would only cost a FilterSet per request (measured: the largest CPU item of a detail GET).

@@ -4,7 +4,7 @@ from rest_framework import generics, mixins, permissions
 from rest_framework.response import Response
 
 from ..models import Job, JobKind, JobStatus, Membership
-from ..selectors import membership_list_for_user
+from ..selectors import access_job, membership_list_for_user
 from .base import InstitutionScopeMixin, InstitutionViewSet
 from .serializers import InstitutionSerializer, JobSerializer, MembershipInstitutionSerializer
 
@@ -45,4 +45,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionVi
 
     def filter_scoped_queryset(self, queryset):
         return queryset.select_related("created_by")
+
+    def access_object(self, object_id):
+        return access_job(institution=self.institution, job_id=object_id)
 

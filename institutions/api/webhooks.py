@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from ..models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from ..selectors import access_webhook_delivery, access_webhook_endpoint
 from ..webhooks import (
     WEBHOOK_EVENTS,
     WebhookUrlInvalid,
@@ -89,6 +90,9 @@ class WebhookEndpointViewSet(
             return WebhookEndpointWithSecretSerializer
         return WebhookEndpointSerializer
 
+    def access_object(self, object_id):
+        return access_webhook_endpoint(institution=self.institution, endpoint_id=object_id)
+
     def perform_destroy(self, instance):
         webhook_endpoint_delete(institution=self.institution, endpoint=instance)
 
@@ -119,3 +123,6 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, I
     filterset_class = WebhookDeliveryFilter
     read_capability = "manage_webhooks"
     write_capability = "manage_webhooks"
+
+    def access_object(self, object_id):
+        return access_webhook_delivery(institution=self.institution, delivery_id=object_id)
