@@ -6,11 +6,11 @@ class InterventionsConfig(AppConfig):
     name = "interventions"
 
     def ready(self) -> None:
-        from celery.signals import task_success
+        from predictions.signals import rescore_finished
 
         from .receivers import snapshot_after_rescore
 
-        task_success.connect(snapshot_after_rescore, weak=False, dispatch_uid="interventions-snapshot-after-rescore")
+        rescore_finished.connect(snapshot_after_rescore, dispatch_uid="interventions-snapshot-after-rescore")
 
         from institutions.signals import institution_created
 

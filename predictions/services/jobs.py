@@ -16,6 +16,7 @@ from institutions.models import Institution, Job
 
 from ..frames import NoFeatureSchema
 from ..models import ModelTrigger, ModelVersion
+from ..signals import rescore_finished
 from .scoring import SCORING_CHUNK_SIZE, RescoreOutcome, predictions_rescore
 from .training import model_version_train
 
@@ -68,7 +69,8 @@ def rescore_job_run(*, institution: Institution, job: Job) -> RescoreOutcome | N
     """Score for ``job`` (``params.full``, ``params.chunk_size`` optional), continuing a run cut short.
 
     Returns the outcome, or None when the time limit stopped it (the chunks already stored are
-    kept). Any other error is recorded on the job and raised.
+    kept). Any other error is recorded on the job and raised. On success, sends
+    ``signals.rescore_finished``.
     """
     job_mark_running(job, stage="finding students to score")
     try:
@@ -86,4 +88,7 @@ def rescore_job_run(*, institution: Institution, job: Job) -> RescoreOutcome | N
     job_succeed(job, counts=outcome.counts(),
                 result={"model_version": outcome.model_version, "message": outcome.message,
                         "seconds": outcome.timings})
+    # The run is committed and the job says so: a reaction that fails is logged (django.dispatch)
+    # and must not turn a finished rescore into a failed task.
+    rescore_finished.send_robust(sender=rescore_job_run, institution=institution, job=job, outcome=outcome)
     return outcome
