@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from psycopg2 import sql  # noqa: E402
 
 from institutions.models import Institution, Job, JobStatus  # noqa: E402
 from institutions.scoping import institution_scope  # noqa: E402
@@ -102,7 +103,7 @@ def build_institution(n_current: int) -> Institution:
 def vacuum() -> None:
     with connection.cursor() as cursor:
         for model in (Prediction, LatestPrediction, Student):
-            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
+            cursor.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(model._meta.db_table)))
 
 
 def start_worker(queue: str, log_path: Path) -> subprocess.Popen:
