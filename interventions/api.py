@@ -82,6 +82,9 @@ class InterventionTypeViewSet(
     def filter_scoped_queryset(self, queryset):
         return queryset.order_by("position", "label", "id")
 
+    def access_object(self, object_id):
+        return access_intervention_type(institution=self.institution, intervention_type_id=object_id)
+
 
 class InterventionSerializer(serializers.ModelSerializer):
     # FKs are plain integers in the body, resolved inside the institution by the access_* selectors.

@@ -14,7 +14,7 @@ from institutions.api.filters import UtcIsoDateTimeFilter
 from . import services
 from .feature_values import FeatureValuesInvalid, clean_feature_values
 from .models import ChangeSource, EnrolmentStatus, FeatureDefinition, FeatureKind, Outcome, Student
-from .selectors import access_student, feature_definition_list
+from .selectors import access_feature_definition, access_student, feature_definition_list
 
 
 class StudentSerializer(serializers.ModelSerializer):
@@ -176,3 +176,6 @@ class FeatureDefinitionViewSet(
     read_capability = "view_aggregates"
     write_capability = "manage_data"
     pagination_class = None
+
+    def access_object(self, object_id):
+        return access_feature_definition(institution=self.institution, feature_definition_id=object_id)

@@ -46,3 +46,9 @@ def access_student(*, institution: Institution, student_id: int | str) -> Studen
     """The institution's student with ``student_id`` from input; another institution's student,
     a missing one and a malformed id raise the same Http404."""
     return object_for_input_id(Student.objects.for_institution(institution), student_id)
+
+
+def access_feature_definition(*, institution: Institution, feature_definition_id: int | str) -> FeatureDefinition:
+    """The institution's feature definition with ``feature_definition_id`` from input (Http404
+    alike for another institution's, a missing or a malformed id)."""
+    return object_for_input_id(FeatureDefinition.objects.for_institution(institution), feature_definition_id)

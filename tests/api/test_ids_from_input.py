@@ -37,6 +37,8 @@ def objects_of(tenant) -> dict[str, object]:
         "api-intervention-detail": InterventionFactory(institution=institution, student=tenant.students[0],
                                                        author=tenant.admin),
         "api-flag-detail": FlagFactory(institution=institution, student=tenant.students[0], raised_by=tenant.admin),
+        "api-intervention-type-detail": InterventionTypeFactory(institution=institution),
+        "api-feature-detail": tenant.features[0],
     }
 
 
@@ -46,7 +48,7 @@ def detail(client, tenant, name, pk):
 
 @pytest.mark.parametrize("name", [
     "api-student-detail", "api-job-detail", "api-webhook-detail", "api-webhook-delivery-detail",
-    "api-intervention-detail", "api-flag-detail",
+    "api-intervention-detail", "api-flag-detail", "api-intervention-type-detail", "api-feature-detail",
 ])
 def test_detail_route_answers_another_institutions_id_like_a_missing_one(tenants, client_a, name):
     a, b = tenants
