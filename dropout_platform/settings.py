@@ -202,7 +202,7 @@ if not REDIS_URL:
     }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Code-level beat entries (the DatabaseScheduler copies them into its table at start-up);
-# per-institution schedules are rows created by predictions.services.prediction_schedule_sync.
+# per-institution schedules are rows created by predictions.services.schedules.prediction_schedule_sync.
 CELERY_BEAT_SCHEDULE = {
     "dispatch-pending-jobs": {"task": "institutions.tasks.dispatch_pending_jobs", "schedule": 60.0},
     "dispatch-due-webhooks": {"task": "institutions.tasks.dispatch_due_webhooks", "schedule": 60.0},
