@@ -40,8 +40,8 @@ test: install
 
 # Stop the embedded PostgreSQL server (it keeps running between commands so they start fast).
 stop: install
-	$(PY) -c "from pathlib import Path; from dropout_platform.embedded_postgres import stop_embedded_server; \
-	print('stopped' if stop_embedded_server(Path('var/postgres')) else 'not running')"
+	$(PY) -c "from dropout_platform.embedded_postgres import configured_data_dir, stop_embedded_server; \
+	print('stopped' if stop_embedded_server(configured_data_dir()) else 'not running')"
 
 clean: stop
 	rm -rf $(VENV) var/postgres var/broker var/test-media var/media var/*.log var/celerybeat-schedule*

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -24,6 +25,12 @@ from django.core.exceptions import ImproperlyConfigured
 DATABASE_NAME = "dropout_platform"
 
 logger = logging.getLogger(__name__)
+
+
+def configured_data_dir() -> Path:
+    """``EMBEDDED_POSTGRES_DIR``, by default ``var/postgres`` in the project folder."""
+    default = Path(__file__).resolve().parent.parent / "var" / "postgres"
+    return Path(os.environ.get("EMBEDDED_POSTGRES_DIR") or default)
 
 
 def embedded_server(data_dir: Path):

@@ -86,7 +86,6 @@ WSGI_APPLICATION = "dropout_platform.wsgi.application"
 # PostgreSQL is the only engine. Without DATABASE_URL the embedded server of the default set-up
 # is started (or found running) under var/ (dropout_platform/embedded_postgres.py).
 DATABASE_URL = env_str("DATABASE_URL", default="")
-EMBEDDED_POSTGRES_DIR = Path(env_str("EMBEDDED_POSTGRES_DIR", default=str(BASE_DIR / "var" / "postgres")))
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
     if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
@@ -95,9 +94,9 @@ if DATABASE_URL:
             f"not {DATABASE_URL.split(':')[0]}"
         )
 else:
-    from .embedded_postgres import embedded_database_settings
+    from .embedded_postgres import configured_data_dir, embedded_database_settings
 
-    DATABASES = {"default": embedded_database_settings(EMBEDDED_POSTGRES_DIR)}
+    DATABASES = {"default": embedded_database_settings(configured_data_dir())}
 DATABASES["default"].update(
     CONN_MAX_AGE=env_int("DATABASE_CONN_MAX_AGE", default=60),
     CONN_HEALTH_CHECKS=True,
