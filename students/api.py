@@ -6,12 +6,14 @@ import django_filters
 from django.db import IntegrityError
 from django.http import Http404
 from rest_framework import mixins, serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
 
-from institutions.access import access_member_user
+from institutions.access import NOT_FOUND_MESSAGE, access_member_user
 from institutions.api.base import InstitutionViewSet
 from institutions.api.filters import UtcIsoDateTimeFilter
 
-from . import services
+from . import orm_bypass, services
 from .feature_values import FeatureValuesInvalid, clean_feature_values
 from .models import ChangeSource, EnrolmentStatus, FeatureDefinition, FeatureKind, Outcome, Student
 from .selectors import access_feature_definition, access_student, feature_definition_list
@@ -115,6 +117,39 @@ class StudentViewSet(
 
     def access_object(self, object_id):
         return access_student(institution=self.institution, student_id=object_id)
+
+    # A student by id and an unfiltered page of students are the API's hottest reads: they come
+    # through students.orm_bypass (plain statements bound to the institution, a hand-written
+    # representation equal to StudentSerializer's; see there for why and for its equality tests).
+    # Filters, the sync cursor, a subclass that narrows the queryset or changes the serializer,
+    # and every write keep the ORM and the serializer.
+    reads_bypass_orm = True
+
+    def retrieve(self, request, *args, **kwargs):
+        if not self._reads_bypass_orm():
+            return super().retrieve(request, *args, **kwargs)
+        student = orm_bypass.student_read(
+            institution=self.institution, student_id=self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        )
+        if student is None:
+            raise NotFound(NOT_FOUND_MESSAGE)
+        return Response(student)
+
+    def list(self, request, *args, **kwargs):
+        if not self._reads_bypass_orm() or self._list_is_filtered(request):
+            return super().list(request, *args, **kwargs)
+        return self.get_paginated_response(self.paginate_queryset(orm_bypass.StudentPages(self.institution)))
+
+    def _reads_bypass_orm(self) -> bool:
+        return (
+            self.reads_bypass_orm
+            and self.get_serializer_class() is StudentSerializer
+            and type(self).filter_scoped_queryset is StudentViewSet.filter_scoped_queryset
+        )
+
+    def _list_is_filtered(self, request) -> bool:
+        filters = set(self.filterset_class.base_filters) if self.filterset_class else set()
+        return bool(set(request.query_params) & filters) or self.paginator.wants_cursor(self.get_queryset(), request)
 
     def perform_destroy(self, instance):
         services.student_delete(institution=self.institution, student=instance)

@@ -129,3 +129,24 @@ JOB_PROGRESS = sql.SQL(
     "UPDATE {jobs} SET progress_done = %(done)s, progress_total = %(total)s, stage = %(stage)s, "
     "updated_at = %(now)s WHERE id = %(job_id)s AND institution_id = %(institution_id)s"
 ).format(jobs=sql.Identifier(Job._meta.db_table))
+
+# The API's hottest reads, used only by ``students/orm_bypass.py`` (see there for why): a student
+# by id, the number of an institution's students, and a page of them in id order. The page's ids
+# come from the (institution_id, id) index first, then only those rows are read ("deferred
+# join"), the same rows in the same order as the ORM's ``order_by("id")[offset:offset + limit]``.
+# Each binds the institution from the request's scope.
+_API_COLUMNS = sql.SQL(", ").join(
+    sql.SQL("{table}.{column}").format(table=_STUDENTS, column=sql.Identifier(name))
+    for name in ("id", "external_id", *STUDENT_FIELDS, "features", "created_at", "updated_at")
+)
+API_STUDENT_BY_ID = sql.SQL(
+    "SELECT {columns} FROM {students} WHERE {students}.institution_id = %(institution_id)s AND {students}.id = %(id)s"
+).format(columns=_API_COLUMNS, students=_STUDENTS)
+API_STUDENT_COUNT = sql.SQL("SELECT count(*) FROM {students} WHERE institution_id = %(institution_id)s").format(
+    students=_STUDENTS
+)
+API_STUDENT_PAGE = sql.SQL(
+    "SELECT {columns} FROM {students} JOIN ("
+    "SELECT id FROM {students} WHERE institution_id = %(institution_id)s ORDER BY id LIMIT %(limit)s OFFSET %(offset)s"
+    ") AS page USING (id) WHERE {students}.institution_id = %(institution_id)s ORDER BY {students}.id"
+).format(columns=_API_COLUMNS, students=_STUDENTS)
