@@ -23,9 +23,11 @@ filters, the sync cursor and every write keep the ORM.
 
 from __future__ import annotations
 
+import datetime
 import json
 
 from django.db import connection
+from django.utils import timezone
 from rest_framework import serializers
 
 from institutions.access import is_possible_id
@@ -38,11 +40,18 @@ FIELDS = ("id", "external_id", "name", "email", "program", "cohort", "status", "
           "features", "advisor", "created_at", "updated_at")
 _COLUMNS = ("id", "external_id", *sql.STUDENT_FIELDS, "features", "created_at", "updated_at")
 _DATE = serializers.DateField()
-_DATETIME = serializers.DateTimeField()  # DRF's own formatting: time zone, ISO 8601, "Z"
 
 
-def student_representation(row: tuple) -> dict:
+def _datetime_text(value: datetime.datetime, zone) -> str:
+    """What DRF's ``DateTimeField`` gives for an aware datetime (timestamptz always is): ISO 8601
+    in the current time zone, UTC written as ``Z``; the zone is looked up once per response."""
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def student_representation(row: tuple, zone=None) -> dict:
     """``StudentSerializer(student).data`` for one row of the ``API_STUDENT_*`` statements."""
+    zone = timezone.get_current_timezone() if zone is None else zone
     values = dict(zip(_COLUMNS, row, strict=True))
     features = values["features"]
     return {
@@ -58,8 +67,8 @@ def student_representation(row: tuple) -> dict:
         # Django has psycopg2 hand jsonb over as text; JSONField decodes it the same way.
         "features": json.loads(features) if isinstance(features, str) else features,
         "advisor": values["advisor_id"],
-        "created_at": _DATETIME.to_representation(values["created_at"]),
-        "updated_at": _DATETIME.to_representation(values["updated_at"]),
+        "created_at": _datetime_text(values["created_at"], zone),
+        "updated_at": _datetime_text(values["updated_at"], zone),
     }
 
 
@@ -100,4 +109,6 @@ class StudentPages:
         with connection.cursor() as cursor:
             cursor.execute(sql.API_STUDENT_PAGE,
                            {"institution_id": self.institution_id, "limit": limit, "offset": start})
-            return [student_representation(row) for row in cursor.fetchall()]
+            rows = cursor.fetchall()
+        zone = timezone.get_current_timezone()
+        return [student_representation(row, zone) for row in rows]

@@ -201,3 +201,17 @@ def test_the_apis_plain_reads_do_go_through_the_bypass_and_filtered_ones_do_not(
     for params in ({"status": "active"}, {"flagged": "false"}, {"cursor": ""}):
         filtered = statements_run(params=params)
         assert not any(statement in filtered for statement in rendered.values())
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/Sao_Paulo", "Asia/Kolkata"])
+def test_the_bypass_writes_times_as_drf_does_in_any_active_time_zone(tenants, zone):
+    from django.utils import timezone
+
+    a, b = tenants
+    students = varied_students(a, b)
+    with institution_scope(a.institution), timezone.override(zone):
+        for student in students:
+            with connection.cursor() as cursor:
+                cursor.execute(sql.API_STUDENT_BY_ID, {"institution_id": a.institution.pk, "id": student.pk})
+                row = cursor.fetchone()
+            assert orm_bypass.student_representation(row) == StudentSerializer(Student.objects.get(pk=student.pk)).data
