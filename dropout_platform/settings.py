@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "institutions.api.request_limits.PageUploadLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -146,6 +147,14 @@ if env_bool("DJANGO_BEHIND_PROXY", default=False):
 IMPORT_MAX_FILE_BYTES = env_int("IMPORT_MAX_FILE_BYTES", default=50 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# Hostile files (docs/imports.md, "Limits"): a file is refused with a specific message, and
+# nothing is written, when it crosses one of these. XLSX limits are checked while the workbook is
+# inflated (declared sizes can lie), before anything parses it.
+IMPORT_MAX_COLUMNS = env_int("IMPORT_MAX_COLUMNS", default=500)
+IMPORT_MAX_NEW_FEATURES = env_int("IMPORT_MAX_NEW_FEATURES", default=200)
+IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES = env_int("IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES", default=100 * 1024 * 1024)
+IMPORT_XLSX_MAX_SHARED_STRINGS = env_int("IMPORT_XLSX_MAX_SHARED_STRINGS", default=500_000)
+IMPORT_XLSX_MAX_CELLS = env_int("IMPORT_XLSX_MAX_CELLS", default=5_000_000)
 
 # Webhooks: HTTPS only and never to private addresses, except on a debug laptop or in tests.
 WEBHOOK_ALLOW_HTTP_LOOPBACK = env_bool("WEBHOOK_ALLOW_HTTP_LOOPBACK", default=DEBUG)

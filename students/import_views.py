@@ -79,16 +79,17 @@ class ImportMappingView(ImportPageMixin, TemplateView):
     def get(self, request, *args, **kwargs):
         try:
             self._prepare()
+            form = self._form()
         except ImportFileError as exc:
             return self._refused(exc)
-        return self.render_to_response(self.get_context_data(form=self._form()))
+        return self.render_to_response(self.get_context_data(form=form))
 
     def post(self, request, *args, **kwargs):
         try:
             self._prepare()
+            form = self._form(request.POST)
         except ImportFileError as exc:
             return self._refused(exc)
-        form = self._form(request.POST)
         if form.is_valid():
             spec = form.to_spec()
             try:

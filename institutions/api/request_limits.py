@@ -1,4 +1,5 @@
-"""Refuse oversize API bodies with 413 and the standard error body, before anything reads them.
+"""Refuse oversize bodies before anything reads them: API requests with 413 and the standard
+error body; a page's upload (multipart form) with the upload page again and a message.
 
 DRF reads request bodies from the stream, bypassing Django's DATA_UPLOAD_MAX_MEMORY_SIZE check,
 so the limit is enforced here on ``Content-Length``: JSON and form bodies up to
@@ -9,7 +10,8 @@ room for the form fields.
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.contrib import messages
+from django.http import HttpResponseRedirect, JsonResponse
 
 from .errors import error_body
 
@@ -50,3 +52,32 @@ class ApiRequestLimitsMiddleware:
                 status=413,
             )
         return None
+
+
+class PageUploadLimitsMiddleware:
+    """An HTML form's upload larger than the import limit is refused on its ``Content-Length``,
+    before Django streams it to a temporary file (the WSGI input is bounded by that length, so the
+    body is never read beyond it): the browser comes back to the page with a message saying the
+    limit. Runs after the session and messages middleware, before any view reads ``request.POST``.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if (request.method == "POST" and not request.path.startswith("/api/")
+                and request.META.get("CONTENT_TYPE", "").startswith("multipart/")):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0  # Django reads no body with an unreadable length
+            limit = api_body_limit("multipart/")
+            if length > limit:
+                messages.error(
+                    request,
+                    f"The upload is {length / 1_048_576:.1f} MB; the largest accepted file is "
+                    f"{settings.IMPORT_MAX_FILE_BYTES / 1_048_576:.0f} MB. Split it into several files (each with the "
+                    "header row) or ask the operator to raise IMPORT_MAX_FILE_BYTES.",
+                )
+                return HttpResponseRedirect(request.get_full_path())
+        return self.get_response(request)

@@ -20,6 +20,11 @@ class MembershipInstitutionSerializer(serializers.ModelSerializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
+    """A job. With ``cut_result_lists`` in the context (``GET /jobs/``), each list in its result
+    (an import's problems, say) is cut to its first :data:`LIST_RESULT_ITEMS` entries, so a page
+    of jobs stays small; ``result.truncated_lists`` names what was cut, and ``GET /jobs/<id>/``
+    has the job's whole (itself bounded) result."""
+
     percent = serializers.IntegerField(read_only=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
@@ -33,7 +38,30 @@ class JobSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, job: Job) -> dict:
+        data = super().to_representation(job)
+        if self.context.get("cut_result_lists") and isinstance(data.get("result"), dict):
+            data["result"] = _cut_lists(data["result"])
+        return data
+
     def get_url(self, job: Job) -> str:
         from django.urls import reverse
 
         return reverse("api-job-detail", kwargs={"institution_slug": self.context["institution"].slug, "pk": job.pk})
+
+
+LIST_RESULT_ITEMS = 10
+
+
+def _cut_lists(value: dict) -> dict:
+    cut, truncated = {}, []
+    for key, item in value.items():
+        if isinstance(item, list) and len(item) > LIST_RESULT_ITEMS:
+            truncated.append(key)
+            item = item[:LIST_RESULT_ITEMS]
+        elif isinstance(item, dict):
+            item = _cut_lists(item)
+        cut[key] = item
+    if truncated:
+        cut["truncated_lists"] = truncated
+    return cut

@@ -43,6 +43,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionVi
     read_capability = "view_aggregates"
     filterset_class = JobFilter
 
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "cut_result_lists": self.action == "list"}
+
     def filter_scoped_queryset(self, queryset):
         return queryset.select_related("created_by")
 

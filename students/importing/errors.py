@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+MAX_VALUE_CHARS = 200
+MAX_REASON_CHARS = 400
+MAX_MESSAGE_CHARS = 2000
+MAX_DETAILS = 100
+
+
+def cut_text(text, limit: int):
+    """``text`` cut to ``limit`` characters with an ellipsis (non-text left as it is)."""
+    if isinstance(text, str) and len(text) > limit:
+        return text[:limit - 1] + "…"
+    return text
+
 
 class ImportFileError(Exception):
     """The file as a whole cannot be imported; nothing was written.
@@ -12,10 +24,12 @@ class ImportFileError(Exception):
     """
 
     def __init__(self, code: str, message: str, *, details: list | None = None):
+        # Messages quote the file (header names, ids); a hostile file must not make them huge.
+        message = cut_text(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.code = code
         self.message = message
-        self.details = details or []
+        self.details = (details or [])[:MAX_DETAILS]
 
     def as_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "details": self.details}
@@ -29,6 +43,12 @@ class CellError:
     column: str
     value: str
     reason: str
+
+    def __post_init__(self):
+        # Reports are stored on the job and listed by the API: a cell of a megabyte is shown cut.
+        object.__setattr__(self, "value", cut_text(self.value, MAX_VALUE_CHARS))
+        object.__setattr__(self, "reason", cut_text(self.reason, MAX_REASON_CHARS))
+        object.__setattr__(self, "column", cut_text(self.column, MAX_VALUE_CHARS))
 
     def as_dict(self) -> dict:
         return asdict(self)

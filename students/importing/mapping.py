@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.utils.text import slugify
 
 from ..models import FeatureDefinition, FeatureKind, Outcome
@@ -219,6 +220,14 @@ def check_mapping(spec: ImportMappingSpec, header: Sequence[str], definitions: M
                 raise _invalid(f"Columns {seen_keys[column.feature]!r} and {header_name!r} both fill "
                                f"feature {column.feature!r}.")
             seen_keys[column.feature] = header_name
+    new_features = [name for name, column in spec.columns.items() if column.target == "new_feature"]
+    if len(new_features) > settings.IMPORT_MAX_NEW_FEATURES:
+        raise ImportFileError(
+            "too_many_new_features",
+            f"This mapping would create {len(new_features)} new features; one import creates at most "
+            f"{settings.IMPORT_MAX_NEW_FEATURES} (IMPORT_MAX_NEW_FEATURES), because features are permanent. Map the "
+            "columns you do not need to \"ignore\" (or to existing features) and import the others in a later file.",
+        )
 
 
 def _parses_as_number(value: str) -> bool:

@@ -2,8 +2,12 @@
 
 CSV: UTF-8 with or without BOM, else Windows-1252; the delimiter is sniffed among , ; tab |
 unless one is given; quoted fields and CRLF/LF line ends are handled by :mod:`csv`.
-XLSX: the first sheet, read with openpyxl in read-only mode (rows are streamed, not loaded).
+Excel's ``sep=;`` first line names the delimiter and is not part of the table.
+XLSX: the first sheet, read with openpyxl in read-only mode (rows are streamed, not loaded), once
+:func:`.limits.xlsx_check` has found the workbook within the limits.
 Header names are stripped of surrounding whitespace (the UCI export ends one with a tab).
+Rows whose cells are all empty (blank lines, ``;;;`` lines) carry no data and are skipped.
+A NUL byte (or character) anywhere is refused with its line (or cell): PostgreSQL stores none.
 """
 
 from __future__ import annotations
@@ -13,16 +17,24 @@ import csv
 import datetime as dt
 import io
 import itertools
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree.ElementTree import ParseError
+
+from django.conf import settings
 
 from .errors import ImportFileError
+from .limits import shorten, too_many_columns, xlsx_check
 
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
 _SNIFF_BYTES = 64 * 1024
+MAX_HEADER_NAME = 200
+MAX_XLSX_CELL = 32_767  # Excel's own limit on a cell's length
+_SEP_LINE = re.compile(r"\Asep=(.)\r?\n?\Z", re.IGNORECASE)
 _MAGIC = {
     b"\x1f\x8b": "a gzip archive",
     b"BZh": "a bzip2 archive",
@@ -43,6 +55,7 @@ class TableInfo:
     encoding: str = ""
     delimiter: str = ""
     header: list[str] = field(default_factory=list)
+    sep_line: bool = False  # the file starts with Excel's "sep=;" line, which is skipped
 
     @property
     def delimiter_name(self) -> str:
@@ -81,30 +94,48 @@ def _detect_binary(head: bytes, name: str) -> str | None:
                 "binary_file", f"This is {kind}, not a CSV or XLSX file, even if it is named {name!r}."
             )
     if b"\x00" in head:
+        offset = head.index(b"\x00")
+        line = head.count(b"\n", 0, offset) + 1
         raise ImportFileError(
             "binary_file",
-            "The file contains NUL bytes: it is a binary file (or UTF-16 text), not a CSV. "
-            "Save it as CSV (UTF-8) or XLSX and upload again.",
+            f"The file contains NUL bytes (the first on line {line}, byte offset {offset}): "
+            "it is a binary file (or UTF-16 text), not a CSV. Save it as CSV (UTF-8) or XLSX and upload again.",
         )
     return None
 
 
-def _detect_encoding(path: Path) -> str:
-    """UTF-8 (BOM or not) if the whole file decodes as such, else Windows-1252; else refuse."""
+def _nul_byte(line: int, offset: int) -> ImportFileError:
+    return ImportFileError(
+        "nul_byte",
+        f"The file contains a NUL byte (a zero byte, which no text holds) on line {line} (byte offset {offset}). "
+        "The file is damaged or was cut from a binary export: remove that character (or export the file again "
+        "as CSV UTF-8) and upload again.",
+        details=[{"line": line, "offset": offset}],
+    )
+
+
+def _detect_encoding(path: Path, limit: int | None = None) -> str:
+    """UTF-8 (BOM or not) if the whole file (or its first ``limit`` bytes) decodes as such, else
+    Windows-1252; else refuse. A NUL byte anywhere is refused with its line and offset."""
     with path.open("rb") as handle:
         start = handle.read(3)
     encodings = ("utf-8-sig", "cp1252") if start == codecs.BOM_UTF8 else ("utf-8", "cp1252")
     offset = 0
     for encoding in encodings:
         decoder = codecs.getincrementaldecoder(encoding)()
-        consumed = 0
+        consumed = lines = 0
         try:
             with path.open("rb") as handle:
-                while chunk := handle.read(1 << 20):
+                while chunk := handle.read(1 << 20 if limit is None else min(1 << 20, limit - consumed)):
+                    if b"\x00" in chunk:
+                        at = chunk.index(b"\x00")
+                        raise _nul_byte(lines + chunk.count(b"\n", 0, at) + 1, consumed + at)
+                    lines += chunk.count(b"\n")
                     pending = consumed - len(decoder.getstate()[0])
                     decoder.decode(chunk)
                     consumed += len(chunk)
-                decoder.decode(b"", final=True)
+                # A head cut in the middle of a character is not an error; the rest is read later.
+                decoder.decode(b"", final=limit is None or consumed < limit)
             return encoding
         except UnicodeDecodeError as exc:
             offset = max(0, pending) + exc.start  # the last encoding tried decides the message
@@ -134,11 +165,16 @@ def _sniff_delimiter(sample: str) -> str:
 class TableReader:
     """Reads one file; ``info`` after :meth:`open`, rows from :meth:`rows` (restartable)."""
 
-    def __init__(self, path: Path | str, *, original_name: str | None = None, delimiter: str | None = None):
+    def __init__(self, path: Path | str, *, original_name: str | None = None, delimiter: str | None = None,
+                 head_bytes: int | None = None):
+        """``head_bytes``: read only the file's beginning (a preview's rows, within a web request);
+        the whole file is checked when it is validated."""
         self.path = Path(path)
         self.name = original_name or self.path.name
         self.requested_delimiter = delimiter or None
+        self.head_bytes = head_bytes
         self.info: TableInfo | None = None
+        self._xlsx_checked = False
 
     def open(self) -> TableInfo:
         with self.path.open("rb") as handle:
@@ -148,10 +184,14 @@ class TableReader:
         if _detect_binary(head, self.name) == "xlsx":
             self.info = TableInfo(format="xlsx")
         else:
-            encoding = _detect_encoding(self.path)
+            encoding = _detect_encoding(self.path, self.head_bytes)
             sample = head.decode(encoding, errors="ignore")
-            delimiter = self.requested_delimiter or _sniff_delimiter(sample)
-            self.info = TableInfo(format="csv", encoding=encoding, delimiter=delimiter)
+            first_line = sample.removeprefix("\ufeff").split("\n", 1)[0]
+            sep = _SEP_LINE.match(first_line + "\n")
+            if sep:
+                sample = sample.removeprefix("\ufeff").split("\n", 1)[1] if "\n" in sample else ""
+            delimiter = self.requested_delimiter or (sep.group(1) if sep else _sniff_delimiter(sample))
+            self.info = TableInfo(format="csv", encoding=encoding, delimiter=delimiter, sep_line=bool(sep))
         rows = self._raw_rows()
         try:
             header = next(rows)
@@ -169,6 +209,14 @@ class TableReader:
     def _check_header(self, header: list[str]) -> None:
         if not header:
             raise ImportFileError("empty_file", "The first row is empty: the file needs a header row.")
+        if len(header) > settings.IMPORT_MAX_COLUMNS:
+            raise too_many_columns(len(header))
+        long_names = [str(i + 1) for i, name in enumerate(header) if len(name) > MAX_HEADER_NAME]
+        if long_names:
+            raise ImportFileError(
+                "header_too_long",
+                f"Column(s) {', '.join(long_names[:10])} have names longer than {MAX_HEADER_NAME} characters: the "
+                "first row does not look like a header. Give every column a short name.")
         if self.info.format == "csv" and len(header) == 1:
             cell = header[0]
             others = [d for d in CANDIDATE_DELIMITERS if d != self.info.delimiter and d in cell]
@@ -183,14 +231,16 @@ class TableReader:
                 )
         blanks = [str(i + 1) for i, name in enumerate(header) if not name]
         if blanks:
+            shown = ", ".join(blanks[:20]) + (", ..." if len(blanks) > 20 else "")
             raise ImportFileError(
-                "blank_header", f"Column(s) {', '.join(blanks)} have no name in the header row. Name every column."
+                "blank_header", f"Column(s) {shown} have no name in the header row. Name every column."
             )
         seen: set[str] = set()
         repeated = sorted({name for name in header if name in seen or seen.add(name)})
         if repeated:
+            shown = ", ".join(repeated[:20]) + (", ..." if len(repeated) > 20 else "")
             raise ImportFileError(
-                "duplicate_header", f"The header names these columns more than once: {', '.join(repeated)}."
+                "duplicate_header", f"The header names these columns more than once: {shown}."
             )
 
     def _raw_rows(self) -> Iterator[list]:
@@ -198,21 +248,56 @@ class TableReader:
             return self._xlsx_rows()
         return self._csv_rows()
 
+    def _csv_text(self):
+        if self.head_bytes is not None and self.path.stat().st_size > self.head_bytes:
+            with self.path.open("rb") as handle:
+                head = handle.read(self.head_bytes)
+            head = head[:head.rfind(b"\n") + 1] or head  # whole lines only
+            return io.StringIO(head.decode(self.info.encoding, errors="replace"), newline="")
+        return self.path.open(encoding=self.info.encoding, newline="")
+
     def _csv_rows(self) -> Iterator[list[str]]:
-        with self.path.open(encoding=self.info.encoding, newline="") as handle:
-            yield from csv.reader(handle, delimiter=self.info.delimiter)
+        with self._csv_text() as handle:
+            if self.info.sep_line:
+                handle.readline()
+            reader = csv.reader(handle, delimiter=self.info.delimiter)
+            try:
+                yield from reader
+            except csv.Error as exc:
+                raise ImportFileError(
+                    "malformed_csv", f"The CSV cannot be parsed at line {reader.line_num + self.info.sep_line}: "
+                                     f"{exc}. Look for an unclosed quote or an overlong cell.") from None
 
     def _xlsx_rows(self) -> Iterator[list]:
         from openpyxl import load_workbook
 
+        if not self._xlsx_checked:
+            xlsx_check(self.path)  # the limits, before openpyxl holds anything
+            self._xlsx_checked = True
         try:
             workbook = load_workbook(self.path, read_only=True, data_only=True)
-        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-            raise ImportFileError("binary_file", f"The workbook cannot be read as XLSX: {exc}.") from None
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError, AttributeError, IndexError,
+                ParseError) as exc:
+            raise ImportFileError("binary_file", f"The workbook cannot be read as XLSX: {shorten(exc, 200)}.") from None
         try:
+            if not workbook.worksheets:
+                raise ImportFileError("empty_file", "The workbook has no worksheet: there is no header and no data.")
             sheet = workbook.worksheets[0]
-            for row in sheet.iter_rows(values_only=True):
-                yield [_xlsx_cell_text(value) for value in row]
+            # The sheet's declared dimensions can lie (A1:XFD1048576 pads every row to 16,384
+            # cells); rows are as wide as the cells they hold, which xlsx_check bounded.
+            sheet.reset_dimensions()
+            try:
+                for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+                    cells = [_xlsx_cell_text(value) for value in row]
+                    for column, cell in enumerate(cells, start=1):
+                        if len(cell) > MAX_XLSX_CELL or "\x00" in cell:
+                            raise _bad_xlsx_cell(number, column, cell)
+                    yield cells
+            except (KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError, ParseError,
+                    zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise ImportFileError(
+                    "binary_file", f"The workbook cannot be read as XLSX: {shorten(exc, 200)}. Save it again as "
+                                   "XLSX or CSV and upload that.") from None
         finally:
             workbook.close()
 
@@ -225,12 +310,12 @@ class TableReader:
         try:
             next(rows)
             for number, row in enumerate(rows, start=2):
+                if _blank(row):  # blank and separator-only lines carry no data
+                    continue
                 if len(row) != width:
-                    # Spreadsheets pad rows with empty cells; blank lines carry no data.
+                    # Spreadsheets pad rows with empty cells.
                     while len(row) > width and row[-1] in ("", None):
                         row = row[:-1]
-                    if not any(cell not in ("", None) for cell in row):
-                        continue
                 yield number, row
         except csv.Error as exc:
             raise ImportFileError("malformed_csv", f"The CSV cannot be parsed: {exc}.") from None
@@ -249,16 +334,16 @@ class TableReader:
             number = 1
             while batch := list(itertools.islice(rows, size)):
                 first, number = number + 1, number + len(batch)
-                if all(map(width.__eq__, map(len, batch))):
+                if all(map(width.__eq__, map(len, batch))) and not any(map(_blank, batch)):
                     yield list(range(first, number + 1)), batch
                     continue
                 numbers, kept = [], []
                 for line, row in enumerate(batch, start=first):
+                    if _blank(row):  # blank and separator-only lines carry no data
+                        continue
                     if len(row) != width:
                         while len(row) > width and row[-1] in ("", None):
                             row = row[:-1]
-                        if not any(cell not in ("", None) for cell in row):
-                            continue
                     numbers.append(line)
                     kept.append(row)
                 yield numbers, kept
@@ -266,6 +351,24 @@ class TableReader:
             raise ImportFileError("malformed_csv", f"The CSV cannot be parsed: {exc}.") from None
         finally:
             rows.close()
+
+
+def _blank(row: list) -> bool:
+    return not "".join(cell or "" for cell in row).strip()
+
+
+def _bad_xlsx_cell(row: int, column: int, cell: str) -> ImportFileError:
+    from openpyxl.utils import get_column_letter
+
+    where = f"cell {get_column_letter(column)}{row}"
+    if "\x00" in cell:
+        return ImportFileError(
+            "nul_byte", f"The workbook's {where} contains a NUL character, which no text holds and the database "
+                        "cannot store. Remove it and upload again.", details=[{"row": row, "column": column}])
+    return ImportFileError(
+        "cell_too_long", f"The workbook's {where} holds {len(cell):,} characters; a spreadsheet cell holds at "
+                         f"most {MAX_XLSX_CELL:,}. Shorten it and upload again.",
+        details=[{"row": row, "column": column}])
 
 
 def _xlsx_cell_text(value) -> str:

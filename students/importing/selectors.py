@@ -7,9 +7,10 @@ from django.db.models import QuerySet
 from institutions.models import Institution
 
 from ..models import ImportUpload
+from .errors import ImportFileError
 from .mapping import ImportMappingSpec
 from .reading import TableReader
-from .service import ImportReport
+from .service import PREVIEW_HEAD_BYTES, ImportReport
 from .uploads import upload_path
 
 MAX_OUTCOME_WORDS = 30
@@ -21,11 +22,14 @@ def import_upload_list(*, institution: Institution) -> QuerySet[ImportUpload]:
 
 
 def import_outcome_words(*, upload: ImportUpload, spec: ImportMappingSpec, header: list[str]) -> list[str]:
-    """Distinct values of the outcome column (whole file), plus words the mapping already knows."""
+    """Distinct values of the outcome column (in the file's first :data:`PREVIEW_HEAD_BYTES`: this
+    runs in the web request), plus words the mapping already knows. A value seen only further down
+    is reported by the validation, and the admin maps it then."""
     words = list(spec.outcome_values)
     outcome_columns = spec.columns_for("outcome")
     if outcome_columns:
-        reader = TableReader(upload_path(upload), original_name=upload.original_name, delimiter=spec.delimiter or None)
+        reader = TableReader(upload_path(upload), original_name=upload.original_name, delimiter=spec.delimiter or None,
+                             head_bytes=PREVIEW_HEAD_BYTES)
         reader.open()
         position = header.index(outcome_columns[0])
         seen = set(words)
@@ -41,7 +45,10 @@ def import_outcome_words(*, upload: ImportUpload, spec: ImportMappingSpec, heade
 
 
 def import_error_rows(*, upload: ImportUpload, report: ImportReport | None, limit: int = 50) -> list[dict]:
-    """The first rows with errors, every cell with its problem (if any), to show them as a form would."""
+    """The first rows with errors, every cell with its problem (if any), to show them as a form would.
+
+    Only rows in the file's first :data:`PREVIEW_HEAD_BYTES` (the page polls this; the report
+    itself lists every problem)."""
     if report is None or not report.errors or not upload_path(upload).exists():
         return []
     by_row: dict[int, dict[str, str]] = {}
@@ -50,8 +57,15 @@ def import_error_rows(*, upload: ImportUpload, report: ImportReport | None, limi
             continue
         by_row.setdefault(error.row, {})[error.column] = error.reason
     reader = TableReader(upload_path(upload), original_name=upload.original_name,
-                         delimiter=(upload.mapping or {}).get("delimiter") or None)
-    header = reader.open().header
+                         delimiter=(upload.mapping or {}).get("delimiter") or None, head_bytes=PREVIEW_HEAD_BYTES)
+    try:
+        header = reader.open().header
+        return _rows_with_problems(reader, header, by_row)
+    except ImportFileError:  # the report says why the file is refused; no rows to show
+        return []
+
+
+def _rows_with_problems(reader: TableReader, header: list[str], by_row: dict[int, dict[str, str]]) -> list[dict]:
     rows = []
     for number, cells in reader.rows():
         if number in by_row:

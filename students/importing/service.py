@@ -32,7 +32,8 @@ from .upsert import ChunkCounts, ImportMode, ImportWriter
 from .validation import RowCleaner, new_feature_definition
 
 CHUNK_ROWS = 2000
-MAX_REPORTED_ERRORS = 5000
+MAX_REPORTED_ERRORS = 1000  # listed on the job (each value cut to 200 characters); all are counted
+PREVIEW_HEAD_BYTES = 2 * 1024 * 1024  # what a preview reads of a CSV, within the web request
 ANALYZE_AFTER_ROWS = 10_000
 Progress = Callable[[str, int, int], None]
 
@@ -138,10 +139,15 @@ def _estimate_rows(path: Path, info: TableInfo) -> int:
 
 def import_preview(*, institution: Institution, path: Path | str, original_name: str | None = None,
                    delimiter: str | None = None, rows: int = 10, sample_rows: int = 500) -> Preview:
-    """The detected format, the first rows and the suggested mapping (remembered one first)."""
+    """The detected format, the first rows and the suggested mapping (remembered one first).
+
+    Reads only the beginning of a CSV (:data:`PREVIEW_HEAD_BYTES`), so the page and the API answer
+    at once whatever the file's size; the whole file is read when the import job validates it,
+    in the worker. An XLSX is checked against the limits as a whole first (a streaming pass).
+    """
     path = Path(path)
     check_size(path.stat().st_size, settings.IMPORT_MAX_FILE_BYTES)
-    reader = TableReader(path, original_name=original_name, delimiter=delimiter)
+    reader = TableReader(path, original_name=original_name, delimiter=delimiter, head_bytes=PREVIEW_HEAD_BYTES)
     info = reader.open()
     sample: list[list[str]] = []
     for _number, cells in reader.rows():
@@ -151,7 +157,18 @@ def import_preview(*, institution: Institution, path: Path | str, original_name:
     spec = suggest_mapping(header=info.header, sample_rows=sample, definitions=_definitions(institution),
                            remembered=import_mapping_remembered(institution=institution))
     spec.delimiter = delimiter or ""
-    return Preview(info=info, rows=sample[:rows], mapping=spec, estimated_rows=_estimate_rows(path, info))
+    return Preview(info=info, rows=sample[:rows], mapping=spec, estimated_rows=_estimate_rows_from_head(path, info))
+
+
+def _estimate_rows_from_head(path: Path, info: TableInfo) -> int:
+    size = path.stat().st_size
+    if size <= PREVIEW_HEAD_BYTES:
+        return _estimate_rows(path, info)
+    if info.format == "xlsx":
+        return 0
+    with path.open("rb") as handle:
+        lines = handle.read(PREVIEW_HEAD_BYTES).count(b"\n")
+    return round(lines * size / PREVIEW_HEAD_BYTES)
 
 
 def _sorted_categories(values: set[str]) -> list[str]:

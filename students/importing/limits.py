@@ -1,0 +1,166 @@
+"""The limits that keep a hostile file from holding a worker: checked before anything parses it.
+
+An XLSX is a ZIP of XML parts. openpyxl (even in read-only mode) holds every shared string in
+memory and trusts the sheet's cell references, so a 200 KB workbook can inflate to hundreds of
+megabytes or spell a million strings. :func:`xlsx_check` inflates each part once, 64 KB at a
+time, counting the bytes it actually produced (the sizes the ZIP declares can lie), the shared
+strings, the cells and the highest column and row a cell names, and refuses a DTD (entity
+expansion). Only a workbook within every limit reaches openpyxl, whose memory then stays within
+what the limits allow. The limits are settings (``IMPORT_XLSX_*``, ``IMPORT_MAX_COLUMNS``).
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+import zlib
+from pathlib import Path
+
+from django.conf import settings
+
+from .errors import ImportFileError, cut_text
+
+_READ_BYTES = 64 * 1024
+MAX_ZIP_ENTRIES = 1000
+MAX_XLSX_ROW = 1_048_576  # Excel's own last row
+_MAX_TAG_BYTES = 1024 * 1024
+# A tag's name may carry a namespace prefix (x:c); each pattern overcounts rather than misses.
+_PREFIX = rb"(?:[A-Za-z_][\w.-]{0,15}:)?"
+_CELL = re.compile(rb"<" + _PREFIX + rb"c[\s/>]")
+_SHARED_STRING = re.compile(rb"<" + _PREFIX + rb"si[\s/>]")
+_CELL_COLUMN = re.compile(rb"""\sr\s*=\s*["']\$?([A-Za-z]{1,8})\$?[0-9]""")
+_ROW_NUMBER = re.compile(rb"<" + _PREFIX + rb"""row\s[^<>]*?\br\s*=\s*["']([0-9]{1,20})["']""")
+_DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+def column_letters_index(letters: bytes) -> int:
+    index = 0
+    for letter in letters.upper():
+        index = index * 26 + letter - 64
+    return index
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_048_576:.0f} MB"
+
+
+def _too_large(limit: int) -> ImportFileError:
+    return ImportFileError(
+        "xlsx_too_large",
+        f"The workbook unpacks to more than {_megabytes(limit)} of XML (the largest accepted; "
+        "IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES). An XLSX that small on disk and that large inside is not a normal "
+        "export: save the sheet as CSV (UTF-8) and upload that, or split it.",
+    )
+
+
+def too_many_columns(count: int | str) -> ImportFileError:
+    limit = settings.IMPORT_MAX_COLUMNS
+    return ImportFileError(
+        "too_many_columns",
+        f"The file has {count} columns; an import accepts at most {limit} (IMPORT_MAX_COLUMNS). Remove the columns "
+        "you do not need (keep the id and the features you want), or split them over several files that share "
+        "the id column.",
+    )
+
+
+class _PartScan:
+    """Counts over one inflated part, fed chunk by chunk (matches across chunk edges found once)."""
+
+    def __init__(self, *, cells: bool, strings: bool):
+        self.cells_wanted, self.strings_wanted = cells, strings
+        self.carry = b""
+        self.cells = self.strings = 0
+        self.max_column = self.max_row = 0
+        self.dtd = False
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        buffer = self.carry + data
+        # Every match lies inside one tag, and a tag holds no other "<" (not even in its
+        # attribute values), so counting up to the last "<" and carrying the rest over to the next
+        # read finds each match exactly once.
+        cut = len(buffer) if final else buffer.rfind(b"<")
+        if cut < 0:  # inside a long text: no tag starts here
+            self.carry = b""
+            return
+        part, self.carry = buffer[:cut], buffer[cut:]
+        if len(self.carry) > _MAX_TAG_BYTES:
+            raise ImportFileError("binary_file", "The workbook holds an XML tag longer than 1 MB: it is damaged or "
+                                                 "made to be refused. Save it again as XLSX or CSV.")
+        if _DTD.search(part):
+            self.dtd = True
+        if self.cells_wanted:
+            self.cells += len(_CELL.findall(part))
+            columns = set(_CELL_COLUMN.findall(part))
+            if columns:
+                self.max_column = max(self.max_column, *map(column_letters_index, columns))
+            rows = _ROW_NUMBER.findall(part)
+            if rows:
+                self.max_row = max(self.max_row, *map(int, rows))
+        if self.strings_wanted:
+            self.strings += len(_SHARED_STRING.findall(part))
+
+
+def xlsx_check(path: Path) -> None:
+    """Refuse a workbook that crosses a limit, reading it as a stream. Raises ImportFileError."""
+    max_bytes = settings.IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES
+    max_strings = settings.IMPORT_XLSX_MAX_SHARED_STRINGS
+    max_cells = settings.IMPORT_XLSX_MAX_CELLS
+    max_columns = settings.IMPORT_MAX_COLUMNS
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+            if len(entries) > MAX_ZIP_ENTRIES:
+                raise ImportFileError(
+                    "xlsx_too_large", f"The workbook holds {len(entries)} parts; a spreadsheet export has a few "
+                                      "dozen. Save the sheet as CSV (UTF-8) and upload that.")
+            if sum(entry.file_size for entry in entries) > max_bytes:
+                raise _too_large(max_bytes)
+            inflated = cells = strings = max_column = max_row = 0
+            for entry in entries:
+                name = entry.filename
+                scan = _PartScan(cells=name.startswith("xl/worksheets/"), strings=name == "xl/sharedStrings.xml")
+                with archive.open(entry) as stream:
+                    while data := stream.read(_READ_BYTES):
+                        inflated += len(data)
+                        if inflated > max_bytes:
+                            raise _too_large(max_bytes)
+                        scan.feed(data)
+                        if scan.dtd:
+                            break
+                scan.feed(b"", final=True)
+                if scan.dtd:
+                    raise ImportFileError(
+                        "xlsx_dtd",
+                        f"The workbook's part {name[:100]!r} declares a DTD or entities, which Excel never writes "
+                        "and which can expand without bound; it is refused. Open it in a spreadsheet program, save "
+                        "it again as XLSX or CSV, and upload that.")
+                cells += scan.cells
+                strings += scan.strings
+                max_column, max_row = max(max_column, scan.max_column), max(max_row, scan.max_row)
+                if strings > max_strings:
+                    raise ImportFileError(
+                        "xlsx_too_many_strings",
+                        f"The workbook holds more than {max_strings:,} distinct texts (shared strings; "
+                        "IMPORT_XLSX_MAX_SHARED_STRINGS). Save the sheet as CSV (UTF-8) and upload that, or split it.")
+                if cells > max_cells:
+                    raise ImportFileError(
+                        "xlsx_too_many_cells",
+                        f"The workbook holds more than {max_cells:,} cells (IMPORT_XLSX_MAX_CELLS). Save the sheet "
+                        "as CSV (UTF-8) and upload that, or split it into several files.")
+                if max_column > max_columns:
+                    raise too_many_columns(f"cells in column {max_column:,} and so at least {max_column:,}")
+                if max_row > MAX_XLSX_ROW:
+                    raise ImportFileError(
+                        "binary_file", f"The workbook names row {max_row:,}, beyond Excel's last row "
+                                       f"({MAX_XLSX_ROW:,}): it is damaged. Save it again as XLSX or CSV.")
+    except ImportFileError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError) as exc:
+        # RuntimeError: an encrypted part; NotImplementedError: a compression method zipfile lacks.
+        raise ImportFileError(
+            "binary_file", f"The workbook cannot be read as XLSX: {shorten(str(exc), 200)}. Save it again as XLSX "
+                           "or CSV and upload that.") from None
+
+
+def shorten(text, limit: int) -> str:
+    """``text`` (an exception, say) as text cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return cut_text(str(text), limit)
