@@ -16,7 +16,7 @@ from predictions.api_students import StudentViewSet  # students + filters on the
 from students.api import FeatureDefinitionViewSet
 from students.api_activity import ActivityEventViewSet
 from students.api_bulk import StudentBulkUpsertView
-from students.api_imports import ImportFileView
+from students.api_imports import ImportChangesView, ImportFileView
 
 router = SimpleRouter()
 router.register("students", StudentViewSet, basename="api-student")
@@ -37,6 +37,8 @@ urlpatterns = [
     path("institutions/<slug:institution_slug>/students/bulk-upsert/", StudentBulkUpsertView.as_view(),
          name="api-student-bulk-upsert"),
     path("institutions/<slug:institution_slug>/imports/", ImportFileView.as_view(), name="api-import-file"),
+    path("institutions/<slug:institution_slug>/imports/<str:upload_id>/changes.csv", ImportChangesView.as_view(),
+         name="api-import-changes"),
     path("institutions/<slug:institution_slug>/caseload-assignments/", CaseloadAssignmentView.as_view(),
          name="api-caseload-assignment"),
     path("institutions/<slug:institution_slug>/students/<int:student_id>/prediction/",

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, parsers, serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
@@ -21,7 +24,9 @@ from institutions.api.errors import error_body
 from . import tasks  # noqa: F401 - registers the import job runner
 from .importing import ImportFileError, import_mapping_remember, import_preview, mapping_from_dict
 from .importing.mapping import check_mapping
+from .importing.selectors import access_import_upload
 from .importing.uploads import (
+    import_changes_file,
     import_upload_create,
     import_upload_discard,
     import_upload_set_mapping,
@@ -61,6 +66,7 @@ class ImportFileView(InstitutionScopeMixin, generics.GenericAPIView):
         responses={202: inline_serializer("ImportAccepted", {
             "job_id": serializers.IntegerField(), "job_url": serializers.URLField(),
             "upload_id": serializers.IntegerField(), "mapping": serializers.JSONField(),
+            "changes_url": serializers.URLField(),
         })},
     )
     def post(self, request, *args, **kwargs):
@@ -93,9 +99,30 @@ class ImportFileView(InstitutionScopeMixin, generics.GenericAPIView):
         job = import_upload_start(upload=upload, commit=not data["dry_run"], valid_rows_only=data["valid_rows_only"],
                                   user=user, triggered_by="api")
         job_url = reverse("api-job-detail", args=[self.institution.slug, job.pk], request=request)
-        return Response({"job_id": job.pk, "job_url": job_url, "upload_id": upload.pk, "mapping": spec.as_dict()},
+        changes_url = reverse("api-import-changes", args=[self.institution.slug, upload.pk], request=request)
+        return Response({"job_id": job.pk, "job_url": job_url, "upload_id": upload.pk, "mapping": spec.as_dict(),
+                         "changes_url": changes_url},
                         status=status.HTTP_202_ACCEPTED, headers={"Location": job_url})
 
     def _refused(self, exc: ImportFileError) -> Response:
         return Response(error_body(code=exc.code, message=exc.message, errors={"file": [exc.message]}),
                         status=FILE_ERROR_STATUS.get(exc.code, status.HTTP_400_BAD_REQUEST))
+
+
+class ImportChangesView(InstitutionScopeMixin, generics.GenericAPIView):
+    """Every student's change as CSV (row, external_id, action, field, old, new, cleared): what a
+    dry run found the file would do, or what the import did, once its job has finished (404
+    before). The job's ``result.changes`` holds the first of them."""
+
+    read_capability = "manage_data"
+    write_capability = "manage_data"
+    api_scope = "imports"
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR), 404: None})
+    def get(self, request, *args, **kwargs):
+        upload = access_import_upload(institution=self.institution, upload_id=kwargs["upload_id"])
+        path = import_changes_file(upload)
+        if path is None:
+            raise NotFound("No list of changes for this upload yet: wait for its job to finish.")
+        return FileResponse(path.open("rb"), as_attachment=True, filename=f"import-{upload.pk}-changes.csv",
+                            content_type="text/csv; charset=utf-8")

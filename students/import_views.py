@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views import View
 from django.views.generic import FormView, TemplateView
@@ -20,6 +20,7 @@ from .importing.mapping import check_mapping
 from .importing.reports import write_error_csv
 from .importing.selectors import import_error_rows, import_outcome_words, import_upload_list
 from .importing.uploads import (
+    import_changes_file,
     import_upload_create,
     import_upload_discard,
     import_upload_path_exists,
@@ -195,3 +196,15 @@ class ImportErrorsCsvView(ImportPageMixin, View):
         response["Content-Disposition"] = f'attachment; filename="import-{upload.pk}-errors.csv"'
         return response
 
+
+class ImportChangesCsvView(ImportPageMixin, View):
+    """Every student's change (row, external id, created/updated/unchanged, field, old, new,
+    cleared) as CSV: what the validated file would do, or what its import did."""
+
+    def get(self, request, *args, **kwargs):
+        upload = self.get_upload()
+        path = import_changes_file(upload)
+        if path is None:
+            raise Http404("No list of changes for this upload.")
+        return FileResponse(path.open("rb"), as_attachment=True, filename=f"import-{upload.pk}-changes.csv",
+                            content_type="text/csv; charset=utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from institutions.access import object_for_input_id
 from institutions.models import Institution
 
 from ..models import ImportUpload
@@ -14,6 +15,12 @@ from .service import PREVIEW_HEAD_BYTES, ImportReport
 from .uploads import upload_path
 
 MAX_OUTCOME_WORDS = 30
+
+
+def access_import_upload(*, institution: Institution, upload_id) -> ImportUpload:
+    """The institution's upload with ``upload_id`` from input (Http404 alike for another
+    institution's, a missing or a malformed id)."""
+    return object_for_input_id(ImportUpload.objects.for_institution(institution), upload_id)
 
 
 def import_upload_list(*, institution: Institution) -> QuerySet[ImportUpload]:

@@ -25,6 +25,7 @@ from institutions.models import Institution
 
 from .. import sql
 from ..models import ChangeSource, FeatureDefinition, FeatureKind, ImportMapping, Student
+from .changes import ChangeList
 from .errors import CellError, ImportFileError
 from .mapping import ImportMappingSpec, check_mapping, mapping_from_dict, suggest_mapping
 from .reading import TableInfo, TableReader, check_size
@@ -50,6 +51,14 @@ class ImportReport:
     unchanged: int = 0
     skipped: int = 0
     new_features: list[str] = field(default_factory=list)
+    # What the import does (dry run) or did (commit) to each student (see importing.changes):
+    # the first changed lines, how many there are, and cleared values per field.
+    changes: list[dict] = field(default_factory=list)
+    changed_lines: int = 0
+    cleared: dict[str, int] = field(default_factory=dict)
+    # The most recently written student when the comparison ran ([updated_at, id], None: no
+    # student), so that a commit can tell whether the listed changes are still what it would do.
+    students_fingerprint: list | None = None
     committed: bool = False
     valid_rows_only: bool = False
     format: str = ""
@@ -64,6 +73,14 @@ class ImportReport:
     @property
     def errors_truncated(self) -> bool:
         return self.error_count > len(self.errors)
+
+    @property
+    def changes_truncated(self) -> bool:
+        return self.changed_lines > len(self.changes)
+
+    @property
+    def cleared_total(self) -> int:
+        return sum(self.cleared.values())
 
     @property
     def summary(self) -> str:
@@ -83,6 +100,7 @@ class ImportReport:
         data["errors"] = [error.as_dict() for error in self.errors]
         data["summary"] = self.summary
         data["errors_truncated"] = self.errors_truncated
+        data["changes_truncated"] = self.changes_truncated
         return data
 
     @classmethod
@@ -182,17 +200,35 @@ def import_file(
     *, institution: Institution, path: Path | str, mapping: ImportMappingSpec | Mapping, commit: bool,
     original_name: str | None = None, valid_rows_only: bool = False, source: str = ChangeSource.IMPORT,
     actor=None, job=None, progress: Progress | None = None, chunk_rows: int = CHUNK_ROWS,
+    changes_path: Path | None = None, expected_students: list | bool | None = False,
 ) -> ImportReport:
     """Validate the whole file, then (``commit``) upsert it. Raises :class:`ImportFileError`.
 
     Without ``commit`` this is a dry run: the report counts what would be created, updated and
-    left unchanged. Invalid rows make the report list them and nothing is written, unless
-    ``valid_rows_only`` is set explicitly.
+    left unchanged, and lists each student's changes (``changes_path``: where the full list goes
+    as CSV; see :mod:`.changes`). Invalid rows make the report list them and nothing is written,
+    unless ``valid_rows_only`` is set explicitly. ``expected_students``: the
+    ``students_fingerprint`` of the dry run whose changes the person saw; a commit refuses to
+    write if students were written since (the listed changes may no longer be what it would do).
     """
-    with _process_heap_frozen():
-        return _import_file(institution=institution, path=path, mapping=mapping, commit=commit,
-                            original_name=original_name, valid_rows_only=valid_rows_only, source=source, actor=actor,
-                            job=job, progress=progress, chunk_rows=chunk_rows)
+    changes = ChangeList(changes_path)
+    try:
+        with _process_heap_frozen():
+            report = _import_file(
+                institution=institution, path=path, mapping=mapping, commit=commit, original_name=original_name,
+                valid_rows_only=valid_rows_only, source=source, actor=actor, job=job, progress=progress,
+                chunk_rows=chunk_rows, changes=changes, expected_students=expected_students,
+            )
+    except BaseException:
+        changes.discard()
+        raise
+    changes.close()
+    if report.has_errors and not report.committed:
+        changes.discard()
+    else:
+        report.changes, report.changed_lines, report.cleared = (
+            changes.summary()[key] for key in ("changes", "changed_lines", "cleared"))
+    return report
 
 
 @contextlib.contextmanager
@@ -218,7 +254,7 @@ def _process_heap_frozen():
 
 def _import_file(*, institution: Institution, path: Path | str, mapping: ImportMappingSpec | Mapping, commit: bool,
                  original_name: str | None, valid_rows_only: bool, source: str, actor, job, progress: Progress | None,
-                 chunk_rows: int) -> ImportReport:
+                 chunk_rows: int, changes: ChangeList, expected_students) -> ImportReport:
     started = time.perf_counter()
     path = Path(path)
     spec = mapping if isinstance(mapping, ImportMappingSpec) else mapping_from_dict(mapping)
@@ -245,6 +281,14 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
         if commit:
             _lock_imports_of(institution)
         students_before = _students_fingerprint(institution)
+        report.students_fingerprint = _fingerprint_json(students_before)
+        if commit and expected_students is not False and _fingerprint_json(students_before) != expected_students:
+            raise ImportFileError(
+                "students_changed",
+                "Students were written since this file was validated (by another import, the API or a person), "
+                "so the changes the validation listed may no longer be what the import would do. Nothing was "
+                "written: validate the file again to see the current changes, then import it.",
+            )
         if not commit:
             mode = ImportMode.DRY_RUN
         else:
@@ -257,7 +301,7 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
             with connection.cursor() as cursor:
                 cursor.execute(sql.CONSTRAINTS_IMMEDIATE)
         pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes,
-                                        chunk_rows, report_progress)
+                                        chunk_rows, report_progress, changes)
         if pending is None:  # errors, and no explicit choice to import the valid rows
             if commit:
                 transaction.set_rollback(True)  # undo what pass 1 wrote early
@@ -266,7 +310,7 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
         total = report.rows * passes
         if commit:
             _write(institution, spec, reader, info, report, writer, pending, students_before, chunk_rows,
-                   report_progress, total)
+                   report_progress, total, changes)
     if commit:
         _refresh_statistics(institution, report.created)
     report.committed = commit
@@ -277,7 +321,7 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
 
 def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReader, info: TableInfo,
            report: ImportReport, writer: ImportWriter, pending: _Pending, students_before, chunk_rows: int,
-           report_progress: Progress, total: int) -> None:
+           report_progress: Progress, total: int, changes: ChangeList) -> None:
     """The commit, inside the import's transaction (which holds the import lock since pass 1
     began): write what pass 1 found new or changed, all or nothing."""
     # Whether pass 1's view is stale: students written since it began. After an institution's
@@ -292,6 +336,7 @@ def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReade
     if everything:
         writer.discard_staged()  # pass 1's view is stale: compare every row again
         todo = None
+        changes.reset()  # and list what the second comparison finds
     elif first_load:
         todo = pending.rows - pending.creates  # the new students are in already
     elif writer.staged:
@@ -315,7 +360,8 @@ def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReade
             if keep:
                 numbers, indexes, rows = ([seq[p] for p in keep] for seq in (numbers, indexes, rows))
                 records = pending.cleaner.clean_chunk(numbers, indexes, rows).records
-                _add(written, writer.write(records, known_new=known_new))
+                _add(written, writer.write(records, known_new=known_new,
+                                           changes=changes if todo is None else None))
             report_progress("writing", report.rows + last, total)
     report.created, report.updated = written.created, written.updated
     report.unchanged = report.valid_rows - written.created - written.updated
@@ -358,6 +404,10 @@ def _lock_imports_of(institution: Institution) -> None:
         cursor.execute(sql.IMPORT_LOCK, {"lock_space": _IMPORT_LOCK_SPACE, "lock_key": institution.pk % 2**31})
 
 
+def _fingerprint_json(fingerprint: tuple | None) -> list | None:
+    return None if fingerprint is None else [fingerprint[0].isoformat(), fingerprint[1]]
+
+
 def _students_fingerprint(institution: Institution) -> tuple | None:
     """The institution's most recently written student (None: it has none), read from the
     (institution, updated_at, id) index: every write of a student sets ``updated_at``."""
@@ -374,7 +424,7 @@ class _Pending:
 
 
 def _validate_and_compare(reader, info, spec, definitions, report: ImportReport, writer: ImportWriter, estimate: int,
-                          passes: int, chunk_rows: int, report_progress) -> _Pending | None:
+                          passes: int, chunk_rows: int, report_progress, changes: ChangeList) -> _Pending | None:
     """Pass 1: validate every row and compare the valid ones with what is stored.
 
     Keeps only ids (for duplicates), bad and pending line numbers and the first errors, so memory
@@ -415,6 +465,7 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
             errors.extend(result.errors[:MAX_REPORTED_ERRORS - len(errors)])
         if not ragged and not duplicates and (report.valid_rows_only or not report.error_count):
             counts, creates, updates = writer.take(result.records, lines)
+            changes.add(result.records, creates, updates)
             _add(report, counts)
             new_rows.update(record.row for record in creates)
             pending.update(record.row for record in creates)
@@ -550,6 +601,9 @@ def _create_new_features(institution: Institution, spec: ImportMappingSpec, clea
             labels = {item["value"]: item["label"] for item in column.categories}
             values = _sorted_categories(set(labels) | cleaner.new_categories.get(column.feature, set()))
             definition.categories = [{"value": value, "label": labels.get(value, value)} for value in values]
+        elif definition.kind == FeatureKind.NUMERIC and definition.min_value is None and definition.max_value is None:
+            # Offered on the schema page for an administrator to confirm as the valid range.
+            definition.seen_min_value, definition.seen_max_value = cleaner.seen_range(column.feature)
         created.append(definition)
     FeatureDefinition.objects.for_institution(institution).bulk_create(created)
     return [definition.key for definition in created]

@@ -40,10 +40,26 @@ def import_upload_path_exists(upload: ImportUpload) -> bool:
     return upload_path(upload).is_file()
 
 
+def import_changes_path(job: Job) -> Path:
+    """Where an import job's list of changes per student goes (CSV; see importing.changes)."""
+    return Path(settings.MEDIA_ROOT) / "imports" / str(job.institution_id) / "changes" / f"{job.pk}.csv"
+
+
 def _stored_name(institution: Institution, original_name: str) -> str:
     suffix = Path(original_name).suffix.lower()
     suffix = suffix if suffix in _ALLOWED_SUFFIXES else ".csv"
     return f"imports/{institution.pk}/{uuid.uuid4().hex}{suffix}"
+
+
+def import_changes_file(upload: ImportUpload) -> Path | None:
+    """The list of changes per student of the upload's latest finished job that has one: the
+    commit's (what it did) once it ran, else the validation's (what it would do)."""
+    for job in (upload.commit_job, upload.validation_job):
+        if job is not None and job.is_finished:
+            path = import_changes_path(job)
+            if path.is_file():
+                return path
+    return None
 
 
 def import_upload_create(*, institution: Institution, uploaded_file, user=None) -> ImportUpload:
@@ -98,17 +114,23 @@ def import_upload_start(
     dispatch: bool = True,
 ) -> Job:
     """Create the import job (validate, or validate + commit) for an upload and queue it."""
+    params = {"upload_id": upload.pk, "commit": commit, "valid_rows_only": valid_rows_only,
+              "file": upload.original_name}
+    validated = upload.validation_job
+    if commit and validated is not None and "students_fingerprint" in (validated.result or {}):
+        # The person saw the validation's list of changes: the commit writes only if it still holds.
+        params["expected_students"] = validated.result["students_fingerprint"]
     with transaction.atomic():
         job, _ = job_create(
             institution=upload.institution, kind=JobKind.IMPORT, created_by=user, triggered_by=triggered_by,
-            params={"upload_id": upload.pk, "commit": commit, "valid_rows_only": valid_rows_only,
-                    "file": upload.original_name},
+            params=params,
         )
         if commit:
             upload.commit_job = job
             upload.status = ImportUploadStatus.COMMITTING
         else:
             upload.validation_job = job
+            upload.commit_job = None  # a commit refused as stale (see import_job_run) is behind us
             upload.status = ImportUploadStatus.VALIDATING
         upload.save(update_fields=["commit_job", "validation_job", "status", "updated_at"])
         if dispatch:
@@ -142,7 +164,8 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
             institution=institution, path=upload_path(upload), original_name=upload.original_name,
             mapping=upload.mapping, commit=commit, valid_rows_only=bool(params.get("valid_rows_only")),
             source=ChangeSource.IMPORT if job.triggered_by != "api" else ChangeSource.API,
-            actor=job.created_by, job=job, progress=on_progress,
+            actor=job.created_by, job=job, progress=on_progress, changes_path=import_changes_path(job),
+            expected_students=params.get("expected_students", False),
         )
     except ImportFileError as exc:
         reporter.close()
@@ -150,6 +173,9 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
         Job.objects.for_institution(institution).filter(pk=job.pk).update(
             result={"file_error": exc.as_dict()}
         )
+        if exc.code == "students_changed":  # the file is fine: keep it, to be validated again
+            _reopen_upload(upload)
+            return None
         _finish_upload(upload, ImportUploadStatus.FAILED if commit else ImportUploadStatus.INVALID, commit)
         return None
     except Exception:
@@ -199,6 +225,12 @@ class _JobProgress:
         if self.side is not None:
             self.side.close()
             self.side = None
+
+
+def _reopen_upload(upload: ImportUpload) -> None:
+    ImportUpload.objects.for_institution(upload.institution).filter(pk=upload.pk).update(
+        status=ImportUploadStatus.UPLOADED)
+    upload.status = ImportUploadStatus.UPLOADED
 
 
 def _finish_upload(upload: ImportUpload, status: str, commit: bool) -> None:

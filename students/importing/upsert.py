@@ -160,8 +160,12 @@ class ChunkWriter:
         counts.created, counts.updated = len(creates), len(updates)
         return counts, creates, updates
 
-    def write(self, records: Sequence[CleanRecord], *, known_new: Container[int] = ()) -> ChunkCounts:
+    def write(self, records: Sequence[CleanRecord], *, known_new: Container[int] = (), changes=None) -> ChunkCounts:
+        """Compare and write a chunk; ``changes`` (an ``importing.changes.ChangeList``), if given,
+        gets what the comparison found for each record."""
         counts, creates, updates = self.classify(records, known_new=known_new)
+        if changes is not None:
+            changes.add(records, creates, updates)
         if not (creates or updates):
             return counts
         updates = [(values, changes) for values, changes, _record in updates]
