@@ -64,7 +64,9 @@ class ImportMappingForm(forms.Form):
         self.fields["id_row_prefix"] = forms.CharField(
             label="Or number the rows, with this prefix", required=False, max_length=40,
             initial=suggestion.id_row_prefix, widget=forms.TextInput(attrs={"class": "form-control form-control-sm"}),
-            help_text="Only for files without any id (e.g. the UCI data set): row 1 becomes PREFIX-00001.",
+            help_text="Only for a first import into an institution with no students, from a file without any id "
+                      "(e.g. the UCI data set): row 1 becomes PREFIX-00001. Later files must carry the students' ids: "
+                      "row numbers would name other students.",
         )
         self.outcome_words = outcome_words
         for position, word in enumerate(outcome_words):

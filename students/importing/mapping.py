@@ -261,9 +261,12 @@ def _uci_spec(column, definitions: Mapping[str, FeatureDefinition]) -> ColumnSpe
 
 def suggest_mapping(
     *, header: Sequence[str], sample_rows: Sequence[Sequence[str]], definitions: Mapping[str, FeatureDefinition],
-    remembered: Mapping | None = None,
+    remembered: Mapping | None = None, has_students: bool = False,
 ) -> ImportMappingSpec:
-    """Propose a mapping: what this institution chose before, else UCI/OULAD knowledge, else names."""
+    """Propose a mapping: what this institution chose before, else UCI/OULAD knowledge, else names.
+
+    Numbering the rows (for a file without ids) is suggested only while the institution has no
+    students (``has_students``): afterwards row numbers would name other students."""
     remembered = remembered or {}
     remembered_columns = remembered.get("columns", {}) if isinstance(remembered, Mapping) else {}
     by_label = {normalise_header(d.label): key for key, d in definitions.items()}
@@ -323,7 +326,7 @@ def suggest_mapping(
             id_columns = remembered_ids
         elif is_oulad:
             id_columns = [next(n for n in header if normalised[n] == key) for key in OULAD_ID_COLUMNS]
-        elif options.get("id_row_prefix") or is_uci:
+        elif (options.get("id_row_prefix") or is_uci) and not has_students:
             id_row_prefix = options.get("id_row_prefix") or "UCI"
     return ImportMappingSpec(columns=columns, outcome_values=outcome_values, id_columns=id_columns,
                              id_row_prefix=id_row_prefix, delimiter="")

@@ -173,7 +173,8 @@ def import_preview(*, institution: Institution, path: Path | str, original_name:
         if len(sample) >= sample_rows:
             break
     spec = suggest_mapping(header=info.header, sample_rows=sample, definitions=_definitions(institution),
-                           remembered=import_mapping_remembered(institution=institution))
+                           remembered=import_mapping_remembered(institution=institution),
+                           has_students=_students_fingerprint(institution) is not None)
     spec.delimiter = delimiter or ""
     return Preview(info=info, rows=sample[:rows], mapping=spec, estimated_rows=_estimate_rows_from_head(path, info))
 
@@ -282,6 +283,15 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
             _lock_imports_of(institution)
         students_before = _students_fingerprint(institution)
         report.students_fingerprint = _fingerprint_json(students_before)
+        if spec.id_row_prefix and students_before is not None:
+            raise ImportFileError(
+                "row_numbers_with_students",
+                "The file has no id column and this institution already has students. Numbered rows "
+                f"({spec.id_row_prefix}-00001, ...) name a row's position in the file, not a student, so they would "
+                "match, and overwrite, other students' records. Add a column with each student's id from your "
+                "student information system and map it as the external id. (Numbering rows is only for a "
+                "first import into an institution with no students.)",
+            )
         if commit and expected_students is not False and _fingerprint_json(students_before) != expected_students:
             raise ImportFileError(
                 "students_changed",
