@@ -2,6 +2,7 @@
 (every model orders by a unique key last), so pages are stable between requests."""
 
 from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
@@ -53,8 +54,18 @@ class SyncCursorPagination(CursorPagination):
         try:
             return super().decode_cursor(request)
         except NotFound:
-            raise ValidationError({self.cursor_query_param: ["invalid cursor; follow the next link of a page"]}) \
-                from None
+            raise self._invalid_cursor() from None
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except DjangoValidationError:
+            # A cursor made by hand (well-formed, but its position is no time) fails only when
+            # the position is compared with updated_at.
+            raise self._invalid_cursor() from None
+
+    def _invalid_cursor(self) -> ValidationError:
+        return ValidationError({self.cursor_query_param: ["invalid cursor; follow the next link of a page"]})
 
 
 class InstitutionPagination(StablePageNumberPagination):
