@@ -41,10 +41,12 @@ def feature_specs(*, institution: Institution) -> list[FeatureSpec]:
             actionable=definition.actionable,
             description=definition.description,
         )
-        for definition in feature_definition_list(institution=institution)
+        # A retired feature is no model input from the next retrain on (its values stay stored).
+        for definition in feature_definition_list(institution=institution).filter(retired_at__isnull=True)
     ]
     if not specs:
-        raise NoFeatureSchema("this institution has no features defined yet; add its data schema first")
+        raise NoFeatureSchema("this institution has no features defined yet (or every one is retired); "
+                              "add its data schema first")
     return specs
 
 

@@ -156,22 +156,48 @@ class StudentViewSet(
 
 
 class FeatureDefinitionSerializer(serializers.ModelSerializer):
+    """A feature of the schema. Creating takes every field; an update takes what the schema page
+    edits (label, description, unit, range, categories, protected, actionable, ``retired``) with
+    the same rules, records who changed what, and answers how many stored values the new range
+    or categories refuse (``stored_values_outside``: kept and flagged, refused on later imports)."""
+
+    retired = serializers.BooleanField(required=False, help_text="Retired: no model input from the next retrain on")
+    range_unconfirmed = serializers.BooleanField(read_only=True)
+    stored_values_outside = serializers.SerializerMethodField()
+
     class Meta:
         model = FeatureDefinition
         fields = [
             "id", "key", "label", "kind", "min_value", "max_value", "categories", "unit", "description",
-            "protected", "actionable", "position", "created_at", "updated_at",
+            "protected", "actionable", "retired", "retired_at", "seen_min_value", "seen_max_value",
+            "range_unconfirmed", "stored_values_outside", "position", "created_at", "updated_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        read_only_fields = ["id", "retired_at", "seen_min_value", "seen_max_value", "created_at", "updated_at"]
         validators = []
 
+    def get_stored_values_outside(self, definition) -> int | None:
+        """Only in the answer to an update that changed the range or categories."""
+        preview = getattr(definition, "_edit_preview", None)
+        return preview.stored_values_outside if preview is not None and preview.changes_value_rules else None
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["retired"] = instance.is_retired
+        return data
+
     def validate_key(self, value):
-        institution = self.context["institution"]
-        clash = FeatureDefinition.objects.for_institution(institution).filter(key=value)
         if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
+            if value != self.instance.key:
+                raise serializers.ValidationError("cannot be changed; stored values and models refer to it")
+            return value
+        institution = self.context["institution"]
+        if FeatureDefinition.objects.for_institution(institution).filter(key=value).exists():
             raise serializers.ValidationError("a feature with this key already exists")
+        return value
+
+    def validate_kind(self, value):
+        if self.instance is not None and value != self.instance.kind:
+            raise serializers.ValidationError("cannot be changed; stored values were validated as this kind")
         return value
 
     def validate_categories(self, value):
@@ -180,9 +206,10 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
         return [{"value": str(item["value"]), "label": str(item.get("label") or item["value"])} for item in value]
 
     def validate(self, attrs):
-        kind = attrs.get("kind", getattr(self.instance, "kind", None))
-        low = attrs.get("min_value", getattr(self.instance, "min_value", None))
-        high = attrs.get("max_value", getattr(self.instance, "max_value", None))
+        if self.instance is not None:
+            return attrs  # an update is checked by the service, as the schema page's edits are
+        kind = attrs.get("kind")
+        low, high = attrs.get("min_value"), attrs.get("max_value")
         if low is not None and high is not None and low > high:
             raise serializers.ValidationError({"min_value": ["must not be greater than max_value"]})
         if kind != FeatureKind.CATEGORICAL and attrs.get("categories"):
@@ -190,14 +217,30 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data):
-        return services.feature_definition_save(
+        retired = validated_data.pop("retired", False)
+        definition = services.feature_definition_save(
             institution=self.context["institution"], definition=None, data=validated_data
         )
+        if retired:
+            services.feature_definition_edit(institution=self.context["institution"], definition=definition,
+                                             data={"retired": True}, actor=self._actor(), source=ChangeSource.API)
+        return definition
+
+    def _actor(self):
+        return self.context["request"].user  # a member, or the API key's service user
 
     def update(self, instance, validated_data):
-        return services.feature_definition_save(
-            institution=self.context["institution"], definition=instance, data=validated_data
-        )
+        data = {name: value for name, value in validated_data.items()
+                if name in services.FEATURE_EDITABLE_FIELDS}
+        try:
+            preview, _change = services.feature_definition_edit(
+                institution=self.context["institution"], definition=instance, data=data, actor=self._actor(),
+                source=ChangeSource.API,
+            )
+        except services.FeatureDefinitionInvalid as exc:
+            raise serializers.ValidationError(exc.errors) from None
+        instance._edit_preview = preview
+        return instance
 
 
 class FeatureDefinitionViewSet(

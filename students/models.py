@@ -14,6 +14,13 @@ class FeatureKind(models.TextChoices):
     BOOLEAN = "boolean", "Yes/no"
 
 
+class ChangeSource(models.TextChoices):
+    IMPORT = "import", "File import"
+    API = "api", "API"
+    WEB = "web", "Web page"
+    SYSTEM = "system", "System"
+
+
 class FeatureDefinition(TenantModel):
     """One column of an institution's data: what it means and which values are valid.
 
@@ -34,6 +41,13 @@ class FeatureDefinition(TenantModel):
     protected = models.BooleanField(default=False)
     actionable = models.BooleanField(default=False)
     position = models.PositiveIntegerField(default=0)
+    # A retired feature is no longer a model input (from the next retrain on); its stored values
+    # and history are kept, and restoring it makes it an input again.
+    retired_at = models.DateTimeField(null=True, blank=True)
+    # The range of the values an import saw when it created this (numeric) feature without a
+    # range: offered to an administrator to confirm; cleared once a range is confirmed or set.
+    seen_min_value = models.FloatField(null=True, blank=True)
+    seen_max_value = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -53,6 +67,34 @@ class FeatureDefinition(TenantModel):
     @property
     def category_labels(self) -> dict[str, str]:
         return {str(item["value"]): item.get("label") or str(item["value"]) for item in self.categories}
+
+    @property
+    def is_retired(self) -> bool:
+        return self.retired_at is not None
+
+    @property
+    def range_unconfirmed(self) -> bool:
+        """An import saw this feature's values but nobody has set its valid range yet."""
+        return self.seen_min_value is not None and self.min_value is None and self.max_value is None
+
+
+class FeatureDefinitionChange(TenantModel):
+    """One edit of a feature's definition: who, when, and each changed field as ``[old, new]``."""
+
+    feature = models.ForeignKey(FeatureDefinition, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    source = models.CharField(max_length=16, choices=ChangeSource.choices)
+    changes = models.JSONField(default=dict, help_text='{"field": [old, new]}')
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-changed_at", "-id"]
+        indexes = [
+            models.Index(fields=["institution", "-changed_at"], name="feature_change_inst_time"),
+            models.Index(fields=["institution", "feature", "-changed_at"], name="feature_change_inst_feature"),
+        ]
 
 
 class Outcome(models.TextChoices):
@@ -118,13 +160,6 @@ class Student(TenantModel):
     @property
     def is_current(self) -> bool:
         return self.outcome == Outcome.ENROLLED and self.status != EnrolmentStatus.INACTIVE
-
-
-class ChangeSource(models.TextChoices):
-    IMPORT = "import", "File import"
-    API = "api", "API"
-    WEB = "web", "Web page"
-    SYSTEM = "system", "System"
 
 
 class StudentChange(TenantModel):

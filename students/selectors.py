@@ -7,11 +7,21 @@ from django.db.models import Count, Q, QuerySet
 from institutions.access import object_for_input_id
 from institutions.models import Institution
 
-from .models import EnrolmentStatus, FeatureDefinition, Outcome, Student
+from .models import EnrolmentStatus, FeatureDefinition, FeatureDefinitionChange, Outcome, Student
 
 
 def feature_definition_list(*, institution: Institution) -> QuerySet[FeatureDefinition]:
     return FeatureDefinition.objects.for_institution(institution).order_by("position", "key")
+
+
+def feature_definition_changes(
+    *, institution: Institution, feature: FeatureDefinition | None = None, limit: int = 20
+) -> list[FeatureDefinitionChange]:
+    """The latest edits of the schema (or of one feature), newest first."""
+    changes = FeatureDefinitionChange.objects.for_institution(institution).select_related("feature", "actor")
+    if feature is not None:
+        changes = changes.filter(feature=feature)
+    return list(changes.order_by("-changed_at", "-id")[:limit])
 
 
 def current_students(*, institution: Institution) -> QuerySet[Student]:

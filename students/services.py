@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models.fields.json import KeyTransform
+from django.utils import timezone
 
 from institutions.access import access_member_user
 from institutions.models import Institution, Job
 from institutions.scoping import institution_scope
 
-from .feature_values import clean_feature_values
-from .models import ChangeSource, FeatureDefinition, Student, StudentChange
+from .feature_values import FeatureValueError, clean_feature_value, clean_feature_values
+from .models import ChangeSource, FeatureDefinition, FeatureDefinitionChange, FeatureKind, Student, StudentChange
 
 STUDENT_FIELDS = ("name", "email", "program", "cohort", "status", "outcome", "outcome_date")
 
@@ -103,6 +107,173 @@ def feature_definition_save(
         definition.full_clean(exclude=["institution"])
         definition.save()
     return definition
+
+
+# What an administrator may change on a feature (its key and kind are what stored values mean).
+FEATURE_EDITABLE_FIELDS = (
+    "label", "description", "unit", "min_value", "max_value", "categories", "protected", "actionable", "retired",
+)
+# Changes the live model does not see until it is retrained on the new schema.
+FEATURE_RETRAIN_FIELDS = ("protected", "actionable", "retired")
+_VALUE_RULE_FIELDS = ("min_value", "max_value", "categories")
+
+
+class FeatureDefinitionInvalid(ValueError):
+    """An edit that would leave the definition inconsistent; ``errors`` maps field -> reasons."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{key}: {' '.join(reasons)}" for key, reasons in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class FeatureEditPreview:
+    """What saving an edit would do, shown before it is saved."""
+
+    changes: dict[str, list]  # field -> [old, new]
+    stored_values_outside: int  # students whose stored value the edited rules refuse (kept, flagged)
+    applies_at_retrain: list[str] = dataclass_field(default_factory=list)
+
+    @property
+    def changes_value_rules(self) -> bool:
+        return any(name in self.changes for name in _VALUE_RULE_FIELDS)
+
+
+def _feature_field_value(definition: FeatureDefinition, name: str):
+    if name == "retired":
+        return definition.is_retired
+    return getattr(definition, name)
+
+
+def _clean_feature_edit(definition: FeatureDefinition, data: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(data) - set(FEATURE_EDITABLE_FIELDS))
+    if unknown:
+        raise FeatureDefinitionInvalid({name: ["cannot be changed here"] for name in unknown})
+    cleaned = dict(data)
+    errors: dict[str, list[str]] = {}
+    if "label" in cleaned:
+        cleaned["label"] = str(cleaned["label"] or "").strip()
+        if not cleaned["label"]:
+            errors["label"] = ["must not be blank"]
+    for name in ("description", "unit"):
+        if name in cleaned:
+            cleaned[name] = str(cleaned[name] or "").strip()
+    if "categories" in cleaned:
+        categories = cleaned["categories"] or []
+        if not isinstance(categories, list) or not all(isinstance(c, dict) and "value" in c for c in categories):
+            errors["categories"] = ['must be a list of {"value": ..., "label": ...} objects']
+        else:
+            categories = [{"value": str(c["value"]).strip(), "label": str(c.get("label") or c["value"]).strip()}
+                          for c in categories]
+            values = [c["value"] for c in categories]
+            if any(not value for value in values):
+                errors["categories"] = ["a category's value must not be blank"]
+            elif len(set(values)) != len(values):
+                errors["categories"] = ["each category value may appear only once"]
+            cleaned["categories"] = categories
+    low = cleaned.get("min_value", definition.min_value)
+    high = cleaned.get("max_value", definition.max_value)
+    if definition.kind != FeatureKind.NUMERIC and (
+        cleaned.get("min_value") is not None or cleaned.get("max_value") is not None
+    ):
+        errors["min_value"] = ["only numeric features have a valid range"]
+    elif low is not None and high is not None and low > high:
+        errors["min_value"] = ["must not be greater than the maximum"]
+    if definition.kind != FeatureKind.CATEGORICAL and cleaned.get("categories"):
+        errors["categories"] = ["only categorical features have categories"]
+    if errors:
+        raise FeatureDefinitionInvalid(errors)
+    return cleaned
+
+
+def _edited_copy(definition: FeatureDefinition, data: Mapping[str, Any]) -> FeatureDefinition:
+    fields = FeatureDefinition._meta.concrete_fields
+    edited = FeatureDefinition(**{f.attname: getattr(definition, f.attname) for f in fields})
+    for name, value in data.items():
+        if name != "retired":
+            setattr(edited, name, value)
+    return edited
+
+
+def feature_stored_values_outside(*, institution: Institution, definition: FeatureDefinition) -> int:
+    """How many students hold a value of ``definition.key`` that ``definition``'s rules refuse."""
+    values = (Student.objects.for_institution(institution).filter(features__has_key=definition.key)
+              .annotate(value=KeyTransform(definition.key, "features")).values_list("value", flat=True))
+    outside = 0
+    verdicts: dict[object, bool] = {}  # few distinct values: judge each once
+    for value in values.iterator(chunk_size=5000):
+        marker = (type(value), value) if not isinstance(value, dict | list) else None
+        if marker is not None and marker in verdicts:
+            outside += verdicts[marker]
+            continue
+        try:
+            clean_feature_value(definition, value)
+            bad = False
+        except FeatureValueError:
+            bad = True
+        if marker is not None:
+            verdicts[marker] = bad
+        outside += bad
+    return outside
+
+
+def feature_definition_edit_preview(
+    *, institution: Institution, definition: FeatureDefinition, data: Mapping[str, Any]
+) -> FeatureEditPreview:
+    """Validate an edit and say what it would change, without saving anything.
+
+    Raises :class:`FeatureDefinitionInvalid`. ``stored_values_outside`` counts, when the edit
+    changes the range or categories, the stored values the new rules refuse: they are kept (and
+    flagged on the student's record), and imports refuse such values from then on.
+    """
+    if definition.institution_id != institution.pk:
+        raise ValueError("feature belongs to another institution")
+    cleaned = _clean_feature_edit(definition, data)
+    changes = {name: [_feature_field_value(definition, name), value] for name, value in cleaned.items()
+               if _feature_field_value(definition, name) != value}
+    outside = 0
+    if any(name in changes for name in _VALUE_RULE_FIELDS):
+        outside = feature_stored_values_outside(institution=institution, definition=_edited_copy(definition, cleaned))
+    return FeatureEditPreview(changes=changes, stored_values_outside=outside,
+                              applies_at_retrain=[name for name in FEATURE_RETRAIN_FIELDS if name in changes])
+
+
+@transaction.atomic
+def feature_definition_edit(
+    *, institution: Institution, definition: FeatureDefinition, data: Mapping[str, Any],
+    actor: AbstractBaseUser | None = None, source: str = ChangeSource.WEB,
+) -> tuple[FeatureEditPreview, FeatureDefinitionChange | None]:
+    """Apply an administrator's edit (label, description, unit, range, categories, flags, retired)
+    and record who changed what (old -> new). Returns the preview of what it did and the change
+    row (None when nothing changed). Setting a range confirms an import's "seen in file" range."""
+    preview = feature_definition_edit_preview(institution=institution, definition=definition, data=data)
+    if not preview.changes:
+        return preview, None
+    for name, (_old, new) in preview.changes.items():
+        if name == "retired":
+            definition.retired_at = timezone.now() if new else None
+        else:
+            setattr(definition, name, new)
+    if definition.min_value is not None or definition.max_value is not None:
+        definition.seen_min_value = definition.seen_max_value = None
+    definition.save()
+    change = FeatureDefinitionChange.objects.for_institution(institution).create(
+        feature=definition, actor=actor, source=source, changes=preview.changes,
+    )
+    return preview, change
+
+
+def feature_range_confirm(
+    *, institution: Institution, definition: FeatureDefinition, actor: AbstractBaseUser | None = None,
+    source: str = ChangeSource.WEB,
+) -> tuple[FeatureEditPreview, FeatureDefinitionChange | None]:
+    """Make the range an import saw in the file the feature's valid range."""
+    if not definition.range_unconfirmed:
+        raise FeatureDefinitionInvalid({"min_value": ["this feature has no range seen in a file to confirm"]})
+    return feature_definition_edit(
+        institution=institution, definition=definition, actor=actor, source=source,
+        data={"min_value": definition.seen_min_value, "max_value": definition.seen_max_value},
+    )
 
 
 def students_unassign_advisor(*, institution: Institution, user_id: int, actor=None) -> int:

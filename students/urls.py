@@ -1,10 +1,12 @@
 from django.urls import path
 
-from . import import_views, views
+from . import import_views, schema_views, views
 
 urlpatterns = [
     path("students/", views.StudentListView.as_view(), name="student-list"),
     path("data-schema/", views.FeatureListView.as_view(), name="feature-list"),
+    path("data-schema/manage/", schema_views.FeatureSchemaView.as_view(), name="feature-schema"),
+    path("data-schema/<int:pk>/edit/", schema_views.FeatureEditView.as_view(), name="feature-edit"),
     path("imports/", import_views.ImportUploadView.as_view(), name="import-upload"),
     path("imports/<int:pk>/", import_views.ImportDetailView.as_view(), name="import-detail"),
     path("imports/<int:pk>/mapping/", import_views.ImportMappingView.as_view(), name="import-mapping"),

@@ -334,6 +334,12 @@ class RowCleaner:
                    for p in range(count) if p not in bad_positions]
         return ChunkResult(records, ids, {numbers[p] for p in bad_positions}, [error for *_, error in problems])
 
+    def seen_range(self, key: str) -> tuple[float | None, float | None]:
+        """The smallest and largest number the file holds for the numeric feature ``key``."""
+        numbers = [value for column in self.columns if column.is_feature and column.destination == key
+                   for value in column.good.values() if isinstance(value, float)]
+        return (min(numbers), max(numbers)) if numbers else (None, None)
+
     def category_overflow(self) -> list[str]:
         return [key for key, values in self.new_categories.items() if len(values) > MAX_NEW_CATEGORIES]
 

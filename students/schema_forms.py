@@ -1,0 +1,72 @@
+"""The form of the schema page's feature edit: what an administrator may change on a feature."""
+
+from __future__ import annotations
+
+from django import forms
+
+from .models import FeatureDefinition, FeatureKind
+
+
+def categories_to_text(categories: list[dict]) -> str:
+    return "\n".join(
+        item["value"] if (item.get("label") or item["value"]) == item["value"] else f"{item['value']} = {item['label']}"
+        for item in categories
+    )
+
+
+def categories_from_text(text: str) -> list[dict]:
+    categories = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        value, _sep, label = line.partition("=")
+        categories.append({"value": value.strip(), "label": label.strip() or value.strip()})
+    return categories
+
+
+class FeatureEditForm(forms.Form):
+    """Fields for the feature's kind only: a range for numbers, categories for categorical ones."""
+
+    label = forms.CharField(max_length=FeatureDefinition._meta.get_field("label").max_length)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000)
+    unit = forms.CharField(required=False, max_length=FeatureDefinition._meta.get_field("unit").max_length)
+    min_value = forms.FloatField(required=False, label="Smallest valid value",
+                                 help_text="Leave empty for no lower bound.")
+    max_value = forms.FloatField(required=False, label="Largest valid value",
+                                 help_text="Leave empty for no upper bound.")
+    categories = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 6}), max_length=100_000,
+        help_text="One category a line: the value as stored, optionally ' = ' and the label shown "
+                  "(e.g. 33 = Agronomy). Leave empty to accept any value.",
+    )
+    protected = forms.BooleanField(
+        required=False, help_text="Not a model input; used for the fairness audit (gender, age, nationality...).",
+    )
+    actionable = forms.BooleanField(required=False, help_text="Something an advisor can influence (what-if).")
+    retired = forms.BooleanField(
+        required=False, label="Retired",
+        help_text="No longer a model input; its stored values and history are kept. Untick to restore it.",
+    )
+
+    def __init__(self, *args, definition: FeatureDefinition, **kwargs):
+        kwargs.setdefault("initial", {
+            "label": definition.label, "description": definition.description, "unit": definition.unit,
+            "min_value": definition.min_value, "max_value": definition.max_value,
+            "categories": categories_to_text(definition.categories), "protected": definition.protected,
+            "actionable": definition.actionable, "retired": definition.is_retired,
+        })
+        super().__init__(*args, **kwargs)
+        if definition.kind != FeatureKind.NUMERIC:
+            del self.fields["min_value"], self.fields["max_value"], self.fields["unit"]
+        if definition.kind != FeatureKind.CATEGORICAL:
+            del self.fields["categories"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if "categories" in self.fields and "categories" in cleaned:
+            cleaned["categories"] = categories_from_text(cleaned["categories"] or "")
+        return cleaned
+
+    def edit_data(self) -> dict:
+        """The cleaned values as the schema service takes them."""
+        return {name: self.cleaned_data[name] for name in self.fields}
