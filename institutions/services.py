@@ -57,7 +57,11 @@ def membership_add(
                     last_name=last_name.strip())
         temporary_password = secrets.token_urlsafe(11)
         user.set_password(temporary_password)
-        user.full_clean(exclude=["password"])
+        try:
+            user.full_clean(exclude=["password"])
+        except ValidationError as exc:  # e.g. a username with spaces: say so instead of a 500
+            problems = "; ".join(" ".join(messages) for messages in exc.message_dict.values())
+            raise MembershipError(f"{username!r} cannot be created: {problems}") from None
         user.save()
     elif Membership.objects.for_institution(institution).filter(user=user).exists():
         raise MembershipError(f"{username} is already a member of {institution.name}.")

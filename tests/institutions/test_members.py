@@ -32,6 +32,19 @@ def test_adding_an_existing_member_again_is_refused_and_changes_nothing(client, 
     assert Membership.objects.for_institution(tenant_a.institution).get(user=tenant_a.viewer).role == "viewer"
 
 
+@pytest.mark.parametrize("username", ["has space", "semi;colon", "é" * 151, "<script>"])
+def test_an_invalid_new_username_is_refused_with_a_message_and_creates_nobody(client, tenants, username):
+    a, _b = tenants
+    client.force_login(a.admin)
+    users_before = get_user_model().objects.count()
+    members_before = [Membership.objects.for_institution(t.institution).count() for t in tenants]
+    response = client.post(members_url("alpha"), {"username": username, "role": "advisor"})
+    assert response.status_code == 400
+    assert b"Enter a valid username" in response.content or b"at most 150 characters" in response.content
+    assert get_user_model().objects.count() == users_before
+    assert [Membership.objects.for_institution(t.institution).count() for t in tenants] == members_before
+
+
 def test_the_last_admin_cannot_be_demoted_or_removed(client, tenant_a):
     client.force_login(tenant_a.admin)
     own = Membership.objects.for_institution(tenant_a.institution).get(user=tenant_a.admin)
