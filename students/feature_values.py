@@ -7,11 +7,18 @@ missing -> None. Every rejection carries a reason a person can act on.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .models import FeatureDefinition, FeatureKind
 
+# Plain decimal notation, ASCII digits only: "12", "-3.5", ".5", "1e-3". Python's float() also reads
+# "1_9" (as 19), "nan", "infinity", " ١٢ " (Arabic-Indic digits) and "0x10"-like text nowhere; none of
+# that is a number a student record should be given silently.
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# With a decimal comma (chosen in the import's mapping): "12", "-3,5"; no thousands separators.
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+(?:,[0-9]+)?")
 _TRUE_WORDS = {"1", "true", "yes", "y", "t"}
 _FALSE_WORDS = {"0", "false", "no", "n", "f"}
 
@@ -36,17 +43,33 @@ def _is_missing(raw: object) -> bool:
     return isinstance(raw, str) and raw.strip() == ""
 
 
+def parse_plain_number(text: str, *, decimal_comma: bool = False) -> float | None:
+    """The number ``text`` writes in plain decimal notation (with a decimal comma if asked), or
+    None for anything else (``1_9``, ``nan``, ``1,5`` without the decimal comma, ``1.234,5``...)."""
+    text = text.strip()
+    if decimal_comma:
+        return float(text.replace(",", ".")) if _DECIMAL_COMMA.fullmatch(text) else None
+    return float(text) if _PLAIN_DECIMAL.fullmatch(text) else None
+
+
 def _format_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def clean_numeric(definition: FeatureDefinition, raw: object) -> float:
+def clean_numeric(definition: FeatureDefinition, raw: object, *, decimal_comma: bool = False) -> float:
     if isinstance(raw, bool):
         raise FeatureValueError(f"expected a number, got {raw!r}")
-    try:
-        value = float(raw.strip() if isinstance(raw, str) else raw)
-    except (TypeError, ValueError):
-        raise FeatureValueError(f"expected a number, got {raw!r}") from None
+    if isinstance(raw, str):
+        value = parse_plain_number(raw, decimal_comma=decimal_comma)
+        if value is None:
+            example = "12 or 3,5 (a decimal comma, no thousands separators)" if decimal_comma else \
+                "12 or 3.5 (digits, a '.' for decimals)"
+            raise FeatureValueError(f"{raw.strip()!r} is not a plain decimal number: write it as {example}")
+    else:
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise FeatureValueError(f"expected a number, got {raw!r}") from None
     if not math.isfinite(value):
         raise FeatureValueError(f"expected a finite number, got {raw!r}")
     low, high = definition.min_value, definition.max_value
@@ -79,11 +102,12 @@ def clean_boolean(raw: object) -> bool:
     raise FeatureValueError(f"expected yes/no (1/0, true/false), got {raw!r}")
 
 
-def clean_feature_value(definition: FeatureDefinition, raw: object) -> float | str | bool | None:
+def clean_feature_value(definition: FeatureDefinition, raw: object, *,
+                        decimal_comma: bool = False) -> float | str | bool | None:
     if _is_missing(raw):
         return None
     if definition.kind == FeatureKind.NUMERIC:
-        return clean_numeric(definition, raw)
+        return clean_numeric(definition, raw, decimal_comma=decimal_comma)
     if definition.kind == FeatureKind.CATEGORICAL:
         return clean_categorical(definition, raw)
     return clean_boolean(raw)

@@ -68,6 +68,12 @@ class ImportMappingForm(forms.Form):
                       "(e.g. the UCI data set): row 1 becomes PREFIX-00001. Later files must carry the students' ids: "
                       "row numbers would name other students.",
         )
+        self.fields["decimal_comma"] = forms.BooleanField(
+            label="Numbers use a decimal comma (3,5)", required=False, initial=suggestion.decimal_comma,
+            widget=forms.CheckboxInput(attrs={"class": "form-check-input"}),
+            help_text="Otherwise only plain decimal notation is read as a number (12, 3.5); a value such as 1_9, "
+                      "3,5 or 1.234,5 is reported as an error, never guessed.",
+        )
         self.outcome_words = outcome_words
         for position, word in enumerate(outcome_words):
             self.fields[f"outcome_{position}"] = forms.ChoiceField(
@@ -103,5 +109,5 @@ class ImportMappingForm(forms.Form):
         return ImportMappingSpec(
             columns=columns, outcome_values=outcome_values, id_columns=id_columns,
             id_row_prefix="" if id_columns else (data.get("id_row_prefix") or "").strip(),
-            delimiter=self.suggestion.delimiter,
+            delimiter=self.suggestion.delimiter, decimal_comma=bool(data.get("decimal_comma")),
         )

@@ -12,7 +12,8 @@ A mapping is plain JSON (the page form, the API and ``--mapping mapping.json`` a
      "outcome_values": {"Dropout": "dropped_out", "Graduate": "graduated", "Enrolled": "enrolled"},
      "id_columns": ["code_module", "code_presentation", "id_student"],   # compose the id, joined by "-"
      "id_row_prefix": "UCI",                                              # or number the rows: UCI-00001
-     "delimiter": ";"}                                                    # optional; sniffed otherwise
+     "delimiter": ";",                                                    # optional; sniffed otherwise
+     "decimal_comma": false}                                              # numbers written 3,5 (default 3.5)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.utils.text import slugify
 
+from ..feature_values import parse_plain_number
 from ..models import FeatureDefinition, FeatureKind, Outcome
 from ..uci_schema import UCI_COLUMNS, UCI_OUTCOMES, UCI_TARGET_HEADER
 from .errors import ImportFileError
@@ -107,12 +109,13 @@ class ImportMappingSpec:
     id_columns: list[str] = field(default_factory=list)
     id_row_prefix: str = ""
     delimiter: str = ""
+    decimal_comma: bool = False  # numbers are written 3,5: only then is a comma read as the decimal mark
 
     def as_dict(self) -> dict:
         return {
             "columns": {header: spec.as_dict() for header, spec in self.columns.items()},
             "outcome_values": dict(self.outcome_values), "id_columns": list(self.id_columns),
-            "id_row_prefix": self.id_row_prefix, "delimiter": self.delimiter,
+            "id_row_prefix": self.id_row_prefix, "delimiter": self.delimiter, "decimal_comma": self.decimal_comma,
         }
 
     def columns_for(self, target: str) -> list[str]:
@@ -176,10 +179,13 @@ def mapping_from_dict(data: Mapping) -> ImportMappingSpec:
     delimiter = data.get("delimiter") or ""
     if delimiter not in ("", ",", ";", "\t", "|"):
         raise _invalid("delimiter must be one of , ; | or a tab.")
+    decimal_comma = data.get("decimal_comma", False)
+    if not isinstance(decimal_comma, bool):
+        raise _invalid("decimal_comma must be true or false.")
     return ImportMappingSpec(
         columns=columns, outcome_values={str(k): str(v) for k, v in outcome_values.items()},
         id_columns=list(id_columns), id_row_prefix=str(data.get("id_row_prefix") or "")[:40],
-        delimiter=delimiter,
+        delimiter=delimiter, decimal_comma=decimal_comma,
     )
 
 
@@ -230,18 +236,16 @@ def check_mapping(spec: ImportMappingSpec, header: Sequence[str], definitions: M
         )
 
 
-def _parses_as_number(value: str) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except ValueError:
-        return False
+def _parses_as_number(value: str, decimal_comma: bool = False) -> bool:
+    number = parse_plain_number(value, decimal_comma=decimal_comma)
+    return number is not None and math.isfinite(number)
 
 
 def infer_kind(values: Iterable[str]) -> str:
     present = [value.strip() for value in values if value and value.strip()]
     if not present:
         return FeatureKind.CATEGORICAL
-    if all(_parses_as_number(value) for value in present):
+    if all(_parses_as_number(value) for value in present) or all(_parses_as_number(value, True) for value in present):
         return FeatureKind.NUMERIC
     if {value.lower() for value in present} <= _BOOLEAN_WORDS:
         return FeatureKind.BOOLEAN
@@ -328,5 +332,25 @@ def suggest_mapping(
             id_columns = [next(n for n in header if normalised[n] == key) for key in OULAD_ID_COLUMNS]
         elif (options.get("id_row_prefix") or is_uci) and not has_students:
             id_row_prefix = options.get("id_row_prefix") or "UCI"
+    decimal_comma = options.get("decimal_comma")
+    if not isinstance(decimal_comma, bool):
+        decimal_comma = _writes_decimal_commas(header, sample_rows, columns)
     return ImportMappingSpec(columns=columns, outcome_values=outcome_values, id_columns=id_columns,
-                             id_row_prefix=id_row_prefix, delimiter="")
+                             id_row_prefix=id_row_prefix, delimiter="", decimal_comma=decimal_comma)
+
+
+def _writes_decimal_commas(header: Sequence[str], sample_rows: Sequence[Sequence[str]],
+                           columns: Mapping[str, ColumnSpec]) -> bool:
+    """Whether the sample's feature columns write decimals with a comma (``3,5``) and never with
+    a point: the suggestion the administrator then sees, and can untick, on the mapping form."""
+    comma = point = False
+    for index, name in enumerate(header):
+        if columns[name].target not in FEATURE_TARGETS:
+            continue
+        for row in sample_rows:
+            cell = row[index].strip() if index < len(row) else ""
+            if "," in cell and parse_plain_number(cell, decimal_comma=True) is not None:
+                comma = True
+            elif "." in cell and parse_plain_number(cell) is not None:
+                point = True
+    return comma and not point

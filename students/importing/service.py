@@ -137,7 +137,7 @@ def import_mapping_remember(*, institution: Institution, spec: ImportMappingSpec
     mapping.columns = {**mapping.columns, **data["columns"]}
     mapping.outcome_values = {**mapping.outcome_values, **data["outcome_values"]}
     mapping.options = {"id_columns": data["id_columns"], "id_row_prefix": data["id_row_prefix"],
-                       "delimiter": data["delimiter"]}
+                       "delimiter": data["delimiter"], "decimal_comma": data["decimal_comma"]}
     mapping.updated_by = user
     mapping.save()
     return mapping

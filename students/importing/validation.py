@@ -95,10 +95,10 @@ def _date(raw: str) -> Verdict:
         return False, f"{value!r} is not a date (expected YYYY-MM-DD)"
 
 
-def _feature_cleaner(definition: FeatureDefinition) -> Callable[[str], Verdict]:
+def _feature_cleaner(definition: FeatureDefinition, *, decimal_comma: bool = False) -> Callable[[str], Verdict]:
     def clean(raw: str) -> Verdict:
         try:
-            return True, clean_feature_value(definition, raw)
+            return True, clean_feature_value(definition, raw, decimal_comma=decimal_comma)
         except FeatureValueError as exc:
             return False, str(exc)
     return clean
@@ -227,14 +227,14 @@ class RowCleaner:
                 continue
             is_feature = column.target in ("feature", "new_feature")
             if column.target == "feature":
-                cleaner = _feature_cleaner(self.definitions[column.feature])
+                cleaner = _feature_cleaner(self.definitions[column.feature], decimal_comma=self.spec.decimal_comma)
             elif column.target == "new_feature":
                 definition = new_feature_definition(column)
                 if definition.kind == FeatureKind.CATEGORICAL:
                     # A new feature's categories are the values the file holds (labels from the mapping).
                     definition.categories = []
                     self.new_categories[column.feature] = set()
-                cleaner = _feature_cleaner(definition)
+                cleaner = _feature_cleaner(definition, decimal_comma=self.spec.decimal_comma)
             elif column.target == "outcome":
                 cleaner = _outcome_cleaner(self.spec.outcome_values)
             elif column.target == "status":

@@ -43,8 +43,9 @@ def test_cli_prints_every_problem_writes_the_error_csv_and_fails(tenants, tmp_pa
     with pytest.raises(CommandError, match="Nothing was imported"):
         call_command("import_students", "alpha", str(path), "--no-progress", "--errors-csv", str(errors_csv),
                      stdout=out)
-    assert "row 2, column 'units_approved', value 'abc': expected a number, got 'abc'" in out.getvalue()
-    assert errors_csv.read_text().splitlines()[1] == "2,units_approved,abc,\"expected a number, got 'abc'\""
+    reason = "'abc' is not a plain decimal number: write it as 12 or 3.5 (digits, a '.' for decimals)"
+    assert f"row 2, column 'units_approved', value 'abc': {reason}" in out.getvalue()
+    assert errors_csv.read_text().splitlines()[1] == f'2,units_approved,abc,"{reason}"'
     assert database_state(a.institution, b.institution) == before
 
 

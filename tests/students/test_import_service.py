@@ -228,7 +228,8 @@ def test_oversize_file_is_refused(tenant_a, tmp_path, settings):
 
 
 @pytest.mark.parametrize("column,value,reason", [
-    ("units_approved", "abc", "expected a number, got 'abc'"),
+    ("units_approved", "abc", "'abc' is not a plain decimal number: write it as 12 or 3.5 (digits, a '.' for "
+                              "decimals)"),
     ("units_approved", "45", "45 is outside the valid range 0 to 30"),
     ("gender", "x", "'x' is not one of the categories (f, m)"),
     ("tuition_up_to_date", "maybe", "expected yes/no"),
