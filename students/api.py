@@ -217,14 +217,9 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data):
-        retired = validated_data.pop("retired", False)
-        definition = services.feature_definition_save(
-            institution=self.context["institution"], definition=None, data=validated_data
+        return services.feature_definition_create(
+            institution=self.context["institution"], data=validated_data, actor=self._actor(), source=ChangeSource.API
         )
-        if retired:
-            services.feature_definition_edit(institution=self.context["institution"], definition=definition,
-                                             data={"retired": True}, actor=self._actor(), source=ChangeSource.API)
-        return definition
 
     def _actor(self):
         return self.context["request"].user  # a member, or the API key's service user

@@ -96,16 +96,22 @@ def student_delete(*, institution: Institution, student: Student) -> None:
     student.delete()
 
 
-def feature_definition_save(
-    *, institution: Institution, definition: FeatureDefinition | None, data: Mapping[str, Any]
+def feature_definition_create(
+    *, institution: Institution, data: Mapping[str, Any], actor: AbstractBaseUser | None = None,
+    source: str = ChangeSource.API,
 ) -> FeatureDefinition:
-    if definition is None:
-        definition = FeatureDefinition(institution=institution)
-    for field, value in data.items():
-        setattr(definition, field, value)
-    with institution_scope(institution):  # uniqueness validation reads through the tenant manager
+    """A new feature of the schema (``retired`` may be given); its creation is recorded."""
+    data = dict(data)
+    retired = bool(data.pop("retired", False))
+    definition = FeatureDefinition(institution=institution, **data)
+    if retired:
+        definition.retired_at = timezone.now()
+    with transaction.atomic(), institution_scope(institution):  # uniqueness validation reads through the scope
         definition.full_clean(exclude=["institution"])
         definition.save()
+        FeatureDefinitionChange.objects.for_institution(institution).create(
+            feature=definition, actor=actor, source=source, changes={"created": [None, definition.key]},
+        )
     return definition
 
 

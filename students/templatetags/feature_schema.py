@@ -9,7 +9,7 @@ register = template.Library()
 FIELD_NAMES = {
     "label": "label", "description": "description", "unit": "unit", "min_value": "minimum",
     "max_value": "maximum", "categories": "categories", "protected": "protected", "actionable": "actionable",
-    "retired": "retired",
+    "retired": "retired", "created": "created with key",
 }
 
 

@@ -340,3 +340,19 @@ def test_api_student_write_refuses_a_value_outside_the_range_set_on_the_schema_p
     api_client.force_authenticate(b.admin)
     assert api_client.patch(reverse("api-student-detail", args=["beta", b.students[0].pk]),
                             {"features": {"units_approved": 12}}, format="json").status_code == 200
+
+
+def test_api_creates_a_feature_and_its_creation_is_in_the_schema_history(api_client, client, tenants):
+    a, b = tenants
+    api_client.force_authenticate(a.admin)
+    response = api_client.post(reverse("api-feature-list", args=["alpha"]),
+                               {"key": "age", "label": "Age", "kind": "numeric", "min_value": 16, "max_value": 90,
+                                "protected": True, "retired": True}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["retired"] is True and response.json()["stored_values_outside"] is None
+    change = FeatureDefinitionChange.objects.for_institution(a.institution).get()
+    assert (change.feature.key, change.actor, change.source, change.changes) == \
+        ("age", a.admin, ChangeSource.API, {"created": [None, "age"]})
+    assert not FeatureDefinitionChange.objects.for_institution(b.institution).exists()
+    client.force_login(a.admin)
+    assert "created with key" in client.get(reverse("feature-schema", args=["alpha"])).content.decode()
