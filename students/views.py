@@ -1,3 +1,4 @@
+from django.contrib import messages
 from django.views.generic import ListView
 
 from institutions.view_mixins import InstitutionPageMixin
@@ -12,7 +13,13 @@ class StudentListView(InstitutionPageMixin, ListView):
     context_object_name = "students"
 
     def get_queryset(self):
-        return student_search(institution=self.institution, query=self.request.GET.get("q", ""))
+        # A NUL cannot be in any stored text (PostgreSQL refuses it in a query), so it matches nothing.
+        query = self.request.GET.get("q", "")
+        if "\x00" in query:
+            messages.warning(self.request, "The search holds a NUL character, which no stored text contains: "
+                                           "nothing matches. Type the search again.")
+            return student_search(institution=self.institution).none()
+        return student_search(institution=self.institution, query=query)
 
 
 class FeatureListView(InstitutionPageMixin, ListView):
