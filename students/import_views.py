@@ -197,6 +197,27 @@ class ImportErrorsCsvView(ImportPageMixin, View):
         return response
 
 
+class ImportClearBlankColumnsView(ImportPageMixin, View):
+    """Validate again, letting the columns that are blank in every row clear the stored values
+    (by default they are left alone); the new report lists each value it would clear."""
+
+    def post(self, request, *args, **kwargs):
+        upload = self.get_upload()
+        report = _report(upload.validation_job)
+        if upload.status not in (ImportUploadStatus.VALIDATED, ImportUploadStatus.INVALID) or report is None:
+            messages.error(request, "This upload is not waiting to be imported.")
+            return redirect("import-detail", self.institution.slug, upload.pk)
+        chosen = set(request.POST.getlist("column")) & set(report.blank_columns)
+        if not chosen:
+            messages.error(request, "Choose a column that is blank in every row.")
+            return redirect("import-detail", self.institution.slug, upload.pk)
+        spec = mapping_from_dict(upload.mapping)
+        spec.clear_blank_columns = sorted({*spec.clear_blank_columns, *chosen})
+        import_upload_set_mapping(upload=upload, spec=spec)
+        import_upload_start(upload=upload, commit=False, user=request.user)
+        return redirect("import-detail", self.institution.slug, upload.pk)
+
+
 class ImportChangesCsvView(ImportPageMixin, View):
     """Every student's change (row, external id, created/updated/unchanged, field, old, new,
     cleared) as CSV: what the validated file would do, or what its import did."""

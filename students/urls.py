@@ -13,5 +13,7 @@ urlpatterns = [
     path("imports/<int:pk>/commit/", import_views.ImportCommitView.as_view(), name="import-commit"),
     path("imports/<int:pk>/discard/", import_views.ImportDiscardView.as_view(), name="import-discard"),
     path("imports/<int:pk>/errors.csv", import_views.ImportErrorsCsvView.as_view(), name="import-errors-csv"),
+    path("imports/<int:pk>/clear-blank/", import_views.ImportClearBlankColumnsView.as_view(),
+         name="import-clear-blank"),
     path("imports/<int:pk>/changes.csv", import_views.ImportChangesCsvView.as_view(), name="import-changes-csv"),
 ]

@@ -13,7 +13,8 @@ A mapping is plain JSON (the page form, the API and ``--mapping mapping.json`` a
      "id_columns": ["code_module", "code_presentation", "id_student"],   # compose the id, joined by "-"
      "id_row_prefix": "UCI",                                              # or number the rows: UCI-00001
      "delimiter": ";",                                                    # optional; sniffed otherwise
-     "decimal_comma": false}                                              # numbers written 3,5 (default 3.5)
+     "decimal_comma": false,                                              # numbers written 3,5 (default 3.5)
+     "clear_blank_columns": ["email"]}  # a column blank in every row clears stored values only if listed
 """
 
 from __future__ import annotations
@@ -110,13 +111,25 @@ class ImportMappingSpec:
     id_row_prefix: str = ""
     delimiter: str = ""
     decimal_comma: bool = False  # numbers are written 3,5: only then is a comma read as the decimal mark
+    # Columns blank in every row that should clear the stored values (otherwise left alone).
+    clear_blank_columns: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
             "columns": {header: spec.as_dict() for header, spec in self.columns.items()},
             "outcome_values": dict(self.outcome_values), "id_columns": list(self.id_columns),
             "id_row_prefix": self.id_row_prefix, "delimiter": self.delimiter, "decimal_comma": self.decimal_comma,
+            "clear_blank_columns": list(self.clear_blank_columns),
         }
+
+    def without_columns(self, headers) -> ImportMappingSpec:
+        """This mapping with ``headers`` ignored."""
+        columns = {name: ColumnSpec(target="ignore") if name in headers else column
+                   for name, column in self.columns.items()}
+        return ImportMappingSpec(columns=columns, outcome_values=dict(self.outcome_values),
+                                 id_columns=list(self.id_columns), id_row_prefix=self.id_row_prefix,
+                                 delimiter=self.delimiter, decimal_comma=self.decimal_comma,
+                                 clear_blank_columns=list(self.clear_blank_columns))
 
     def columns_for(self, target: str) -> list[str]:
         return [header for header, spec in self.columns.items() if spec.target == target]
@@ -182,10 +195,13 @@ def mapping_from_dict(data: Mapping) -> ImportMappingSpec:
     decimal_comma = data.get("decimal_comma", False)
     if not isinstance(decimal_comma, bool):
         raise _invalid("decimal_comma must be true or false.")
+    clear_blank_columns = data.get("clear_blank_columns") or []
+    if not isinstance(clear_blank_columns, list) or not all(isinstance(name, str) for name in clear_blank_columns):
+        raise _invalid("clear_blank_columns must be a list of header names.")
     return ImportMappingSpec(
         columns=columns, outcome_values={str(k): str(v) for k, v in outcome_values.items()},
         id_columns=list(id_columns), id_row_prefix=str(data.get("id_row_prefix") or "")[:40],
-        delimiter=delimiter, decimal_comma=decimal_comma,
+        delimiter=delimiter, decimal_comma=decimal_comma, clear_blank_columns=list(clear_blank_columns),
     )
 
 

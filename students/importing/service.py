@@ -59,6 +59,10 @@ class ImportReport:
     # The most recently written student when the comparison ran ([updated_at, id], None: no
     # student), so that a commit can tell whether the listed changes are still what it would do.
     students_fingerprint: list | None = None
+    # Mapped columns blank in every row, with how many stored values they would have cleared: left
+    # alone (the import ran as if they were not mapped) unless the mapping lists them under
+    # ``clear_blank_columns``.
+    blank_columns: dict[str, int] = field(default_factory=dict)
     committed: bool = False
     valid_rows_only: bool = False
     format: str = ""
@@ -312,6 +316,17 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
                 cursor.execute(sql.CONSTRAINTS_IMMEDIATE)
         pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes,
                                         chunk_rows, report_progress, changes)
+        blank = _blank_columns_to_leave_alone(spec, report, changes) if students_before is not None else {}
+        if blank and pending is not None:
+            # Validate and compare again as if those columns were not mapped: nothing of theirs is
+            # written, and the list of changes says what the import will really do.
+            spec = spec.without_columns(blank)
+            writer.discard_staged()
+            changes.reset()
+            report = _fresh_report(report)
+            pending = _validate_and_compare(reader, info, spec, definitions, report, writer, estimate, passes,
+                                            chunk_rows, report_progress, changes)
+        report.blank_columns = blank
         if pending is None:  # errors, and no explicit choice to import the valid rows
             if commit:
                 transaction.set_rollback(True)  # undo what pass 1 wrote early
@@ -433,6 +448,29 @@ class _Pending:
     bad_rows: set[int]  # line numbers with rejected cells (skipped when importing only the valid rows)
 
 
+# Targets whose blank cell would replace a stored value (a blank status or outcome leaves it alone,
+# and a new feature has no stored values yet).
+_CLEARABLE_TARGETS = frozenset({"name", "email", "program", "cohort", "outcome_date", "feature"})
+
+
+def _stored_field(spec: ImportMappingSpec, header: str) -> str:
+    """The name a column's changes go by in the list of changes (``name``, ``features.<key>``)."""
+    column = spec.columns[header]
+    return f"features.{column.feature}" if column.target == "feature" else column.target
+
+
+def _blank_columns_to_leave_alone(spec: ImportMappingSpec, report: ImportReport, changes: ChangeList) -> dict:
+    """The columns pass 1 found blank in every row that the mapping does not say to clear, with
+    the stored values each would clear (what the list of changes counted)."""
+    return {header: changes.cleared.get(_stored_field(spec, header), 0) for header in report.blank_columns
+            if header not in spec.clear_blank_columns}
+
+
+def _fresh_report(report: ImportReport) -> ImportReport:
+    return ImportReport(format=report.format, encoding=report.encoding, delimiter=report.delimiter,
+                        valid_rows_only=report.valid_rows_only, students_fingerprint=report.students_fingerprint)
+
+
 def _validate_and_compare(reader, info, spec, definitions, report: ImportReport, writer: ImportWriter, estimate: int,
                           passes: int, chunk_rows: int, report_progress, changes: ChangeList) -> _Pending | None:
     """Pass 1: validate every row and compare the valid ones with what is stored.
@@ -453,7 +491,11 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
     errors: list[CellError] = []
     report_progress("validating", 0, estimate * passes)
     data_index = 0
-    cleaned = ((numbers, indexes, skipped, cleaner.clean_chunk(numbers, indexes, rows))
+    # Mapped columns not seen with a value yet (checked in the reader thread, which is done with
+    # every chunk before the loop below ends).
+    blank = {index: name for index, name in enumerate(info.header)
+             if name in spec.columns and spec.columns[name].target in _CLEARABLE_TARGETS}
+    cleaned = ((numbers, indexes, skipped, cleaner.clean_chunk(numbers, indexes, _note_values(blank, rows)))
                for numbers, indexes, rows, skipped in _chunks(reader, width, chunk_rows))
     if writer.builds_lines_ahead:  # every valid row is new: its COPY line is built ahead, with the cleaning
         cleaned = ((*item, writer.staged_lines(item[3].records)) for item in cleaned)
@@ -516,6 +558,7 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
             f"Column(s) mapped to new categorical features hold too many distinct values: {', '.join(overflow)}. "
             "Map them as numeric, to a student field, or ignore them.",
         )
+    report.blank_columns = dict.fromkeys(blank.values(), 0) if data_index else {}
     report.errors = errors
     report.error_rows = len(bad_rows)
     report.valid_rows = report.rows - report.error_rows
@@ -524,6 +567,13 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
         return None
     report.skipped = report.error_rows
     return _Pending(cleaner=cleaner, rows=pending, creates=new_rows, bad_rows=bad_rows)
+
+
+def _note_values(blank: dict[int, str], rows: list[list[str]]) -> list[list[str]]:
+    """Forget the columns of ``blank`` that hold a value in one of ``rows``; return the rows."""
+    for index in [index for index in blank if any(row[index].strip() for row in rows)]:
+        del blank[index]
+    return rows
 
 
 def _ahead(items: Iterator, depth: int) -> Iterator:

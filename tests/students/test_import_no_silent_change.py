@@ -127,3 +127,107 @@ def test_the_api_refuses_a_feature_number_written_as_text_in_odd_notation(tenant
     student.refresh_from_db()
     assert student.features["units_approved"] == 1.0
     assert api.patch(url, {"features": {"units_approved": "19"}}, format="json").status_code == 200
+
+
+# --- columns blank in every row ------------------------------------------------------------------
+
+BLANK_EMAIL_CSV = "student_id,email,units_approved\r\nS001,,11\r\nS002,,12\r\nS003,,13\r\n"
+
+
+def emails(institution) -> dict:
+    return dict(Student.objects.for_institution(institution).values_list("external_id", "email"))
+
+
+@pytest.fixture
+def tenants_with_emails(tenants):
+    for tenant in tenants:
+        for student in Student.objects.for_institution(tenant.institution):
+            Student.objects.for_institution(tenant.institution).filter(pk=student.pk).update(
+                email=f"{student.external_id.lower()}@{tenant.institution.slug}.example.edu")
+    return tenants
+
+
+def test_a_column_blank_in_every_row_leaves_the_stored_values_alone_and_the_report_says_so(
+    tenants_with_emails, tmp_path
+):
+    a, _b = tenants_with_emails
+    stored = emails(a.institution)
+    assert all(stored[key] for key in ("S001", "S002", "S003"))
+    path = write_file(tmp_path, "blank.csv", BLANK_EMAIL_CSV)
+    mapping = import_preview(institution=a.institution, path=path).mapping
+    assert mapping.columns["email"].target == "email"
+
+    preview = import_file(institution=a.institution, path=path, mapping=mapping, commit=False)
+    assert preview.blank_columns == {"email": 3}
+    assert preview.cleared == {} and {c["field"] for c in preview.changes} == {"features.units_approved"}
+    done = import_file(institution=a.institution, path=path, mapping=mapping, commit=True)
+
+    assert done.committed and done.blank_columns == {"email": 3} and done.updated == 3
+    assert emails(a.institution) == stored
+    assert Student.objects.for_institution(a.institution).get(external_id="S003").features["units_approved"] == 13
+
+
+def test_a_blank_column_clears_the_stored_values_only_when_the_mapping_says_so(tenants_with_emails, tmp_path):
+    a, b = tenants_with_emails
+    path = write_file(tmp_path, "blank.csv", BLANK_EMAIL_CSV)
+    mapping = import_preview(institution=a.institution, path=path).mapping
+    mapping.clear_blank_columns = ["email"]
+    preview = import_file(institution=a.institution, path=path, mapping=mapping, commit=False)
+    assert preview.blank_columns == {} and preview.cleared == {"email": 3}
+    import_file(institution=a.institution, path=path, mapping=mapping, commit=True)
+    assert [emails(a.institution)[key] for key in ("S001", "S002", "S003")] == ["", "", ""]
+    assert all(emails(b.institution)[key] for key in ("S001", "S002", "S003"))  # B's students untouched
+
+
+def test_a_feature_column_blank_in_every_row_keeps_the_stored_values(tenants, tmp_path):
+    a, _b = tenants
+    path = write_file(tmp_path, "blank.csv", "student_id,name,units_approved\r\nS001,Ann,\r\nS002,Bo,\r\n")
+    done = import_file(institution=a.institution, path=path, commit=True,
+                       mapping=import_preview(institution=a.institution, path=path).mapping)
+    assert done.blank_columns == {"units_approved": 2}
+    features = dict(Student.objects.for_institution(a.institution).values_list("external_id", "features"))
+    assert (features["S001"]["units_approved"], features["S002"]["units_approved"]) == (1.0, 2.0)
+
+
+def test_a_column_blank_in_some_rows_clears_those_values_and_lists_them(tenants, tmp_path):
+    a, _b = tenants
+    path = write_file(tmp_path, "some.csv", "student_id,units_approved\r\nS001,\r\nS002,9\r\n")
+    preview = import_file(institution=a.institution, path=path, commit=False,
+                          mapping=import_preview(institution=a.institution, path=path).mapping)
+    assert preview.blank_columns == {} and preview.cleared == {"features.units_approved": 1}
+    (cleared,) = [c for c in preview.changes if c["cleared"]]
+    assert (cleared["external_id"], cleared["old"]) == ("S001", "1.0")
+
+
+def test_the_page_offers_to_clear_a_blank_column_and_then_lists_what_it_would_clear(
+    tenants_with_emails, client, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    from .import_helpers import latest_upload
+    from .test_import_pages import commit, upload, validate
+
+    a, b = tenants_with_emails
+    stored = emails(a.institution)
+    client.force_login(a.admin)
+    upload(client, a.institution.slug, "blank.csv", BLANK_EMAIL_CSV.encode())
+    upload_obj = latest_upload(a.institution)
+    validate(client, a.institution, upload_obj, django_capture_on_commit_callbacks)
+    detail = reverse("import-detail", args=[a.institution.slug, upload_obj.pk])
+    page = client.get(detail).content.decode()
+    assert "is blank in every row" in page and "3 stored values it would have cleared were left alone" in page
+
+    clear_url = reverse("import-clear-blank", args=[a.institution.slug, upload_obj.pk])
+    client.force_login(b.admin)  # another institution's admin cannot
+    for slug in (a.institution.slug, b.institution.slug):
+        url = reverse("import-clear-blank", args=[slug, upload_obj.pk])
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.post(url, {"column": "email"}).status_code == 404
+    client.force_login(a.admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(clear_url, {"column": "email"}).status_code == 302
+    page = client.get(detail).content.decode()
+    assert "3 stored values would be cleared" in page and "email (3)" in page
+    assert emails(a.institution) == stored  # still only a preview
+    commit(client, a.institution, upload_obj, django_capture_on_commit_callbacks)
+    assert [emails(a.institution)[key] for key in ("S001", "S002", "S003")] == ["", "", ""]
