@@ -68,6 +68,8 @@ def clean_numeric(definition: FeatureDefinition, raw: object, *, decimal_comma: 
     else:
         try:
             value = float(raw)
+        except OverflowError:  # an integer beyond any float, e.g. 10**400 in a JSON body
+            raise FeatureValueError("the number is too large (more than about 1.8e308)") from None
         except (TypeError, ValueError):
             raise FeatureValueError(f"expected a number, got {raw!r}") from None
     if not math.isfinite(value):

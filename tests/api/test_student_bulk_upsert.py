@@ -64,3 +64,13 @@ def test_bulk_upsert_needs_students_write(tenant_a, make_key, key_client):
 @pytest.mark.parametrize("body", [{}, {"students": []}, {"students": "all"}])
 def test_malformed_bulk_bodies_are_400(tenant_a, client_a, body):
     assert client_a.post(URL.format("alpha"), body, format="json").status_code == 400
+
+
+@pytest.mark.parametrize("number", [b"1" + b"0" * 400, b"-" + b"9" * 1000])
+def test_a_number_too_large_for_any_float_is_a_400_naming_the_feature(tenants, client_a, number):
+    before = [Student.objects.for_institution(t.institution).count() for t in tenants]
+    body = b'{"students": [{"external_id": "Q1", "features": {"units_approved": ' + number + b"}}]}"
+    response = client_a.post(URL.format("alpha"), body, content_type="application/json")
+    assert response.status_code == 400
+    assert "too large" in str(response.json()["errors"]["0"]["features"]["units_approved"])
+    assert [Student.objects.for_institution(t.institution).count() for t in tenants] == before
