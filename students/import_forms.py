@@ -74,6 +74,12 @@ class ImportMappingForm(forms.Form):
             help_text="Otherwise only plain decimal notation is read as a number (12, 3.5); a value such as 1_9, "
                       "3,5 or 1.234,5 is reported as an error, never guessed.",
         )
+        self.fields["program_from"] = forms.ChoiceField(
+            label="Also show this feature column as the student's program", required=False,
+            choices=[("", "(none)"), *[(h, h) for h in header]], initial=suggestion.program_from, widget=_SELECT,
+            help_text="For a coded course or programme (e.g. the UCI data's Course): the feature keeps the code for "
+                      "the model, and the lists, filters and profiles show its label as the program.",
+        )
         self.outcome_words = outcome_words
         for position, word in enumerate(outcome_words):
             self.fields[f"outcome_{position}"] = forms.ChoiceField(
@@ -110,4 +116,5 @@ class ImportMappingForm(forms.Form):
             columns=columns, outcome_values=outcome_values, id_columns=id_columns,
             id_row_prefix="" if id_columns else (data.get("id_row_prefix") or "").strip(),
             delimiter=self.suggestion.delimiter, decimal_comma=bool(data.get("decimal_comma")),
+            program_from=data.get("program_from") or "",
         )

@@ -14,7 +14,8 @@ A mapping is plain JSON (the page form, the API and ``--mapping mapping.json`` a
      "id_row_prefix": "UCI",                                              # or number the rows: UCI-00001
      "delimiter": ";",                                                    # optional; sniffed otherwise
      "decimal_comma": false,                                              # numbers written 3,5 (default 3.5)
-     "clear_blank_columns": ["email"]}  # a column blank in every row clears stored values only if listed
+     "clear_blank_columns": ["email"],  # a column blank in every row clears stored values only if listed
+     "program_from": "Course"}  # a categorical feature column whose label is also the student's program
 """
 
 from __future__ import annotations
@@ -59,17 +60,30 @@ _HEADER_HINTS: dict[str, set[str]] = {
                     "sis_id", "matricula", "student"},
     "name": {"name", "full_name", "student_name", "fullname"},
     "email": {"email", "e_mail", "email_address", "mail"},
-    "program": {"program", "programme", "program_name", "degree", "major", "code_module", "module"},
+    "program": {"program", "programme", "program_name", "programme_name", "degree", "major", "code_module", "module",
+                "course", "course_name", "curso", "carrera"},
     "cohort": {"cohort", "entry_term", "intake", "code_presentation", "entry_year", "start_term", "term"},
-    "outcome": {"outcome", "target", "final_result", "result"},
+    "outcome": {"outcome", "target", "final_result", "result", "final_status", "final_outcome", "student_outcome",
+                "outcome_status", "completion_status", "exit_status", "situacao", "resultado"},
     "status": {"status", "enrolment_status", "enrollment_status"},
     "outcome_date": {"outcome_date", "exit_date", "date_left"},
 }
+# Headers that hold the outcome when their values are outcome words, else the enrolment status.
+_STATUS_OR_OUTCOME = {"status", "student_status", "academic_status", "enrolment_status", "enrollment_status"}
+UCI_COURSE_HEADER = "Course"
 _PROTECTED_HINTS = {"gender", "sex", "age", "age_band", "nationality", "disability", "ethnicity", "race",
                     "religion", "marital_status", "imd_band"}
 _BOOLEAN_WORDS = {"yes", "no", "y", "n", "true", "false", "t", "f"}
 _UCI_BY_HEADER = {column.header: column for column in UCI_COLUMNS}
 OULAD_ID_COLUMNS = ["code_module", "code_presentation", "id_student"]
+
+
+def _looks_like_outcomes(values: Iterable[str]) -> bool:
+    """Whether a sample's values are all outcome words (and not all enrolment statuses)."""
+    words = {value.strip().lower() for value in values if value and value.strip()}
+    known = {*KNOWN_OUTCOME_WORDS, *Outcome.values, *(label.lower() for label in Outcome.labels)}
+    statuses = {"active", "inactive", "on leave", "on_leave"}
+    return bool(words) and words <= known and not words <= statuses
 
 
 def normalise_header(header: str) -> str:
@@ -113,13 +127,16 @@ class ImportMappingSpec:
     decimal_comma: bool = False  # numbers are written 3,5: only then is a comma read as the decimal mark
     # Columns blank in every row that should clear the stored values (otherwise left alone).
     clear_blank_columns: list[str] = field(default_factory=list)
+    # A column mapped to a categorical feature (e.g. UCI's course code) that also fills the student's
+    # program, with the category's label, so that the lists and filters show it.
+    program_from: str = ""
 
     def as_dict(self) -> dict:
         return {
             "columns": {header: spec.as_dict() for header, spec in self.columns.items()},
             "outcome_values": dict(self.outcome_values), "id_columns": list(self.id_columns),
             "id_row_prefix": self.id_row_prefix, "delimiter": self.delimiter, "decimal_comma": self.decimal_comma,
-            "clear_blank_columns": list(self.clear_blank_columns),
+            "clear_blank_columns": list(self.clear_blank_columns), "program_from": self.program_from,
         }
 
     def without_columns(self, headers) -> ImportMappingSpec:
@@ -129,7 +146,8 @@ class ImportMappingSpec:
         return ImportMappingSpec(columns=columns, outcome_values=dict(self.outcome_values),
                                  id_columns=list(self.id_columns), id_row_prefix=self.id_row_prefix,
                                  delimiter=self.delimiter, decimal_comma=self.decimal_comma,
-                                 clear_blank_columns=list(self.clear_blank_columns))
+                                 clear_blank_columns=list(self.clear_blank_columns),
+                                 program_from="" if self.program_from in headers else self.program_from)
 
     def columns_for(self, target: str) -> list[str]:
         return [header for header, spec in self.columns.items() if spec.target == target]
@@ -202,6 +220,7 @@ def mapping_from_dict(data: Mapping) -> ImportMappingSpec:
         columns=columns, outcome_values={str(k): str(v) for k, v in outcome_values.items()},
         id_columns=list(id_columns), id_row_prefix=str(data.get("id_row_prefix") or "")[:40],
         delimiter=delimiter, decimal_comma=decimal_comma, clear_blank_columns=list(clear_blank_columns),
+        program_from=str(data.get("program_from") or ""),
     )
 
 
@@ -220,6 +239,13 @@ def check_mapping(spec: ImportMappingSpec, header: Sequence[str], definitions: M
         )
     if id_sources > 1 or len(spec.columns_for("external_id")) > 1:
         raise _invalid("Choose one way to identify students: one id column, several id columns, or row numbers.")
+    if spec.program_from:
+        source = spec.columns.get(spec.program_from)
+        if source is None or source.target not in FEATURE_TARGETS:
+            raise _invalid(f"program_from names {spec.program_from!r}, which is not a column mapped to a feature.")
+        if spec.columns_for("program"):
+            raise _invalid(f"Column {spec.columns_for('program')[0]!r} is mapped to the program, and program_from "
+                           f"names {spec.program_from!r} too: choose one.")
     for target in STUDENT_TARGETS:
         if len(spec.columns_for(target)) > 1:
             raise _invalid(f"Only one column may be mapped to {TARGET_LABELS[target].lower()}: "
@@ -314,6 +340,9 @@ def suggest_mapping(
             spec = ColumnSpec(target="outcome")
         if spec is None and is_oulad and norm == "id_student":
             spec = ColumnSpec(target="ignore")  # part of the composed id (see id_columns)
+        if spec is None and norm in _STATUS_OR_OUTCOME and "outcome" not in used_student_targets and \
+                _looks_like_outcomes(row[index] for row in sample_rows if index < len(row)):
+            spec = ColumnSpec(target="outcome")  # "status" holding Graduate/Dropout/Enrolled is the outcome
         if spec is None:
             for target, hints in _HEADER_HINTS.items():
                 if norm in hints and target not in used_student_targets:
@@ -348,11 +377,17 @@ def suggest_mapping(
             id_columns = [next(n for n in header if normalised[n] == key) for key in OULAD_ID_COLUMNS]
         elif (options.get("id_row_prefix") or is_uci) and not has_students:
             id_row_prefix = options.get("id_row_prefix") or "UCI"
+    program_from = str(options.get("program_from") or "")
+    if program_from not in columns or columns[program_from].target not in FEATURE_TARGETS:
+        program_from = ""
+    if not program_from and is_uci and "program" not in used_student_targets:
+        program_from = next((name for name in header if name == UCI_COURSE_HEADER and name in columns), "")
     decimal_comma = options.get("decimal_comma")
     if not isinstance(decimal_comma, bool):
         decimal_comma = _writes_decimal_commas(header, sample_rows, columns)
     return ImportMappingSpec(columns=columns, outcome_values=outcome_values, id_columns=id_columns,
-                             id_row_prefix=id_row_prefix, delimiter="", decimal_comma=decimal_comma)
+                             id_row_prefix=id_row_prefix, delimiter="", decimal_comma=decimal_comma,
+                             program_from=program_from)
 
 
 def _writes_decimal_commas(header: Sequence[str], sample_rows: Sequence[Sequence[str]],

@@ -141,7 +141,8 @@ def import_mapping_remember(*, institution: Institution, spec: ImportMappingSpec
     mapping.columns = {**mapping.columns, **data["columns"]}
     mapping.outcome_values = {**mapping.outcome_values, **data["outcome_values"]}
     mapping.options = {"id_columns": data["id_columns"], "id_row_prefix": data["id_row_prefix"],
-                       "delimiter": data["delimiter"], "decimal_comma": data["decimal_comma"]}
+                       "delimiter": data["delimiter"], "decimal_comma": data["decimal_comma"],
+                       "program_from": data["program_from"]}
     mapping.updated_by = user
     mapping.save()
     return mapping

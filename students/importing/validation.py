@@ -247,6 +247,8 @@ class RowCleaner:
                 cleaner = _text_cleaner(column.target)
             self.columns.append(_Column(index[name], name, column.feature if is_feature else column.target,
                                         is_feature, cleaner))
+            if name == self.spec.program_from:
+                self.columns.append(_Column(index[name], name, "program", False, self._program_cleaner(column)))
         features = [column for column in self.columns if column.is_feature]
         self.feature_keys = tuple(column.destination for column in features)
         # The features' JSON is joined from per-value fragments in jsonb's key order (keys are unique:
@@ -254,6 +256,17 @@ class RowCleaner:
         self.json_columns = sorted(features, key=lambda column: jsonb_key_order(column.destination))
         self.id_limit = _max_length("external_id")
         self.id_header = " + ".join(self.spec.id_columns) or next(iter(self.spec.columns_for("external_id")), "")
+
+    def _program_cleaner(self, column) -> Callable[[str], Verdict]:
+        """The program a feature column's value gives (``program_from``): its category's label."""
+        categories = self.definitions[column.feature].categories if column.target == "feature" else column.categories
+        labels = {str(item["value"]): str(item.get("label") or item["value"]) for item in categories or []}
+        text = _text_cleaner("program")
+
+        def clean(raw: str) -> Verdict:
+            value = raw.strip()
+            return text(labels.get(value, value))
+        return clean
 
     def _ids(self, columns: list[tuple], data_indexes: Sequence[int]) -> tuple[list, list[str]]:
         """(id or None per row, the reason per row where None)."""

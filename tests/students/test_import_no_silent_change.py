@@ -231,3 +231,59 @@ def test_the_page_offers_to_clear_a_blank_column_and_then_lists_what_it_would_cl
     assert emails(a.institution) == stored  # still only a preview
     commit(client, a.institution, upload_obj, django_capture_on_commit_callbacks)
     assert [emails(a.institution)[key] for key in ("S001", "S002", "S003")] == ["", "", ""]
+
+
+# --- what the suggestion maps: the outcome and the program -------------------------------------------
+
+@pytest.mark.parametrize(("header", "values", "target"), [
+    ("status", ["Graduate", "Dropout", "Enrolled"], "outcome"),
+    ("Status", ["graduated", "withdrawn"], "outcome"),
+    ("status", ["active", "inactive", "on leave"], "status"),
+    ("final_status", ["Pass", "Fail"], "outcome"),
+    ("Final outcome", ["Dropped out"], "outcome"),
+    ("result", ["Pass", "Withdrawn"], "outcome"),
+    ("student_status", ["Dropout", "Graduate"], "outcome"),
+])
+def test_common_outcome_headers_are_suggested_as_the_outcome(tenant_a, tmp_path, header, values, target):
+    rows = "".join(f"S{i:03d},{value}\r\n" for i, value in enumerate(values, start=1))
+    path = write_file(tmp_path, "outcomes.csv", f"student_id,{header}\r\n{rows}")
+    mapping = import_preview(institution=tenant_a.institution, path=path).mapping
+    assert mapping.columns[header].target == target
+
+
+def test_a_course_column_is_suggested_as_the_program_and_fills_the_lists(tenants, tmp_path):
+    from workspace.selectors import program_and_cohort_choices
+
+    a, b = tenants
+    path = write_file(tmp_path, "courses.csv", "student_id,course\r\nS001,Zeta Nursing\r\nS002,Zeta Management\r\n")
+    mapping = import_preview(institution=a.institution, path=path).mapping
+    assert mapping.columns["course"].target == "program"
+    import_file(institution=a.institution, path=path, mapping=mapping, commit=True)
+    assert {"Zeta Management", "Zeta Nursing"} <= set(program_and_cohort_choices(institution=a.institution)[0])
+    assert "Zeta Nursing" not in program_and_cohort_choices(institution=b.institution)[0]
+
+
+def test_the_uci_course_code_stays_a_feature_and_its_label_becomes_the_program(tenants):
+    from students.uci_schema import COURSES
+
+    a, _b = tenants
+    Student.objects.for_institution(a.institution).delete()
+    from students.models import FeatureDefinition
+
+    FeatureDefinition.objects.for_institution(a.institution).filter(key="gender").delete()
+    mapping = import_preview(institution=a.institution, path=UCI_FILE).mapping
+    assert mapping.program_from == "Course" and mapping.columns["Course"].target == "new_feature"
+    import_file(institution=a.institution, path=UCI_FILE, mapping=mapping, commit=True)
+    first = Student.objects.for_institution(a.institution).get(external_id="UCI-00001")
+    assert first.features["course"] == "171" and first.program == COURSES["171"]
+    programs = set(Student.objects.for_institution(a.institution).values_list("program", flat=True))
+    assert programs <= set(COURSES.values()) and len(programs) == 17
+
+
+def test_program_from_must_name_a_feature_column_and_not_compete_with_a_program_column(tenant_a, tmp_path):
+    path = write_file(tmp_path, "p.csv", "student_id,course,gender\r\nS001,Nursing,f\r\n")
+    base = {"columns": {"student_id": "external_id", "course": "program",
+                        "gender": {"target": "feature", "feature": "gender"}}}
+    for program_from, words in (("student_id", "not a column mapped to a feature"), ("gender", "choose one")):
+        error = refused(tenant_a.institution, path, mapping_from_dict({**base, "program_from": program_from}))
+        assert error.code == "invalid_mapping" and words in error.message
