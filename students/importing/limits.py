@@ -24,13 +24,35 @@ _READ_BYTES = 64 * 1024
 MAX_ZIP_ENTRIES = 1000
 MAX_XLSX_ROW = 1_048_576  # Excel's own last row
 _MAX_TAG_BYTES = 1024 * 1024
-# A tag's name may carry a namespace prefix (x:c); each pattern overcounts rather than misses.
+# Tags as Excel writes them are counted with bytes.count (C speed); a part that uses namespace
+# prefixes (<x:c>) is counted with the regular expressions instead. Both overcount rather than miss.
 _PREFIX = rb"(?:[A-Za-z_][\w.-]{0,15}:)?"
 _CELL = re.compile(rb"<" + _PREFIX + rb"c[\s/>]")
 _SHARED_STRING = re.compile(rb"<" + _PREFIX + rb"si[\s/>]")
-_CELL_COLUMN = re.compile(rb"""\sr\s*=\s*["']\$?([A-Za-z]{1,8})\$?[0-9]""")
-_ROW_NUMBER = re.compile(rb"<" + _PREFIX + rb"""row\s[^<>]*?\br\s*=\s*["']([0-9]{1,20})["']""")
+_PREFIXED_TAG = re.compile(rb"<[A-Za-z_][\w.-]{0,15}:")
+_CELL_TAGS = tuple(b"<c" + end for end in (b" ", b">", b"/", b"\t", b"\n", b"\r"))
+_SHARED_STRING_TAGS = tuple(b"<si" + end for end in (b" ", b">", b"/", b"\t", b"\n", b"\r"))
 _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def column_letters(index: int) -> str:
+    letters = ""
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return letters
+
+
+def _references_beyond(limit: int) -> re.Pattern:
+    """A pattern for the ``r`` attributes that name a column beyond ``limit`` (``r="XFD3"``: group
+    1) or a row number of 7 digits or more (``<row r="99999999">``: group 2, compared with Excel's
+    last row), so that a normal sheet gives no match at all: one pass, few matches to look at."""
+    letters = column_letters(limit)
+    later = [f"{letters[:i]}[{chr(ord(letters[i]) + 1)}-Z][A-Z]{{{len(letters) - i - 1}}}"
+             for i in range(len(letters)) if letters[i] != "Z"]
+    column = "|".join([f"[A-Z]{{{len(letters) + 1},8}}", *later])
+    return re.compile(rf"""\sr\s*=\s*["']\$?(?:({column})\$?[0-9]|([0-9]{{7,20}})["'])""".encode(), re.IGNORECASE)
+
 
 def column_letters_index(letters: bytes) -> int:
     index = 0
@@ -65,8 +87,9 @@ def too_many_columns(count: int | str) -> ImportFileError:
 class _PartScan:
     """Counts over one inflated part, fed chunk by chunk (matches across chunk edges found once)."""
 
-    def __init__(self, *, cells: bool, strings: bool):
+    def __init__(self, *, cells: bool, strings: bool, references_beyond: re.Pattern):
         self.cells_wanted, self.strings_wanted = cells, strings
+        self.references_beyond = references_beyond
         self.carry = b""
         self.cells = self.strings = 0
         self.max_column = self.max_row = 0
@@ -83,20 +106,27 @@ class _PartScan:
             return
         part, self.carry = buffer[:cut], buffer[cut:]
         if len(self.carry) > _MAX_TAG_BYTES:
-            raise ImportFileError("binary_file", "The workbook holds an XML tag longer than 1 MB: it is damaged or "
-                                                 "made to be refused. Save it again as XLSX or CSV.")
-        if _DTD.search(part):
+            raise ImportFileError("binary_file", "The workbook holds more than 1 MB of XML without a tag (a cell "
+                                                 "holds at most 32,767 characters): it is damaged or made to be "
+                                                 "refused. Save it again as XLSX or CSV.")
+        if b"<!" in part and _DTD.search(part):
             self.dtd = True
+        prefixed = b":" in part and _PREFIXED_TAG.search(part) is not None
         if self.cells_wanted:
-            self.cells += len(_CELL.findall(part))
-            columns = set(_CELL_COLUMN.findall(part))
-            if columns:
-                self.max_column = max(self.max_column, *map(column_letters_index, columns))
-            rows = _ROW_NUMBER.findall(part)
-            if rows:
-                self.max_row = max(self.max_row, *map(int, rows))
+            if prefixed:
+                self.cells += len(_CELL.findall(part))
+            else:
+                self.cells += sum(map(part.count, _CELL_TAGS))
+            for letters, digits in self.references_beyond.findall(part):
+                if letters:
+                    self.max_column = max(self.max_column, column_letters_index(letters))
+                else:
+                    self.max_row = max(self.max_row, int(digits))
         if self.strings_wanted:
-            self.strings += len(_SHARED_STRING.findall(part))
+            if prefixed:
+                self.strings += len(_SHARED_STRING.findall(part))
+            else:
+                self.strings += sum(map(part.count, _SHARED_STRING_TAGS))
 
 
 def xlsx_check(path: Path) -> None:
@@ -115,9 +145,11 @@ def xlsx_check(path: Path) -> None:
             if sum(entry.file_size for entry in entries) > max_bytes:
                 raise _too_large(max_bytes)
             inflated = cells = strings = max_column = max_row = 0
+            references_beyond = _references_beyond(max_columns)
             for entry in entries:
                 name = entry.filename
-                scan = _PartScan(cells=name.startswith("xl/worksheets/"), strings=name == "xl/sharedStrings.xml")
+                scan = _PartScan(cells=name.startswith("xl/worksheets/"), strings=name == "xl/sharedStrings.xml",
+                                 references_beyond=references_beyond)
                 with archive.open(entry) as stream:
                     while data := stream.read(_READ_BYTES):
                         inflated += len(data)

@@ -223,6 +223,47 @@ def test_a_small_workbook_unzipping_to_200_mib_is_refused_in_bounded_memory(tena
     assert database_state(a.institution, b.institution) == before
 
 
+def test_a_workbook_is_counted_while_it_streams_in_bounded_memory(tenants, tmp_path, settings):
+    """Two million cells in 30 MB of XML: refused at the cell limit, never holding more than a few reads."""
+    a, b = tenants
+    settings.IMPORT_XLSX_MAX_CELLS = 1_000_000
+    row = b"<row>" + b"<c><v>1</v></c>" * 1000 + b"</row>"
+
+    def many_cells(stream):
+        stream.write(b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>')
+        for _ in range(2000):
+            stream.write(row)
+        stream.write(b"</sheetData></worksheet>")
+
+    path = write_file(tmp_path, "cells.xlsx", rewrite_parts(xlsx_bytes(GOOD_ROWS), {SHEET: many_cells}))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImportFileError) as caught:
+            xlsx_check(path)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.code == "xlsx_too_many_cells" and "1,000,000 cells" in caught.value.message
+    assert peak < 8 * 1024 * 1024
+    before = database_state(a.institution, b.institution)
+    assert refusal(a.institution, path).code == "xlsx_too_many_cells"
+    assert database_state(a.institution, b.institution) == before
+
+
+def test_a_single_text_of_megabytes_is_refused_without_being_held(tmp_path, settings):
+    settings.IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES = 400 * 1024 * 1024  # the declared sizes pass: the stream decides
+    path = write_file(tmp_path, "text.xlsx", rewrite_parts(xlsx_bytes(GOOD_ROWS), {SHEET: _bomb_sheet}))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImportFileError) as caught:
+            xlsx_check(path)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.code == "binary_file" and "1 MB of XML without a tag" in caught.value.message
+    assert peak < 8 * 1024 * 1024
+
+
 def test_a_workbook_whose_zip_declares_small_sizes_is_still_bounded_and_refused(tenants, tmp_path, zip_bomb):
     """Declared sizes lie: no more than the declared size is inflated, and the part's CRC exposes the lie."""
     a, b = tenants
@@ -305,7 +346,8 @@ def test_a_workbook_with_more_cells_than_the_limit_is_refused(tenants, tmp_path,
     (b'r="D3"', b'r="XFD3"', "too_many_columns", ["16,384", "at most 500"]),
     (b"<worksheet ", b'<!DOCTYPE worksheet [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><worksheet ',
      "xlsx_dtd", [SHEET, "DTD"]),
-], ids=["nul-character", "column-XFD", "dtd"])
+    (b'<row r="3"', b'<row r="99999999"', "binary_file", ["99,999,999", "beyond Excel's last row"]),
+], ids=["nul-character", "column-XFD", "dtd", "row-beyond-excel"])
 def test_a_hostile_sheet_is_refused_with_its_message(tenants, tmp_path, old, new, code, fragments):
     a, b = tenants
     path = sheet_edited(tmp_path, "hostile.xlsx", old, new)
