@@ -12,6 +12,7 @@ what the limits allow. The limits are settings (``IMPORT_XLSX_*``, ``IMPORT_MAX_
 from __future__ import annotations
 
 import re
+import threading
 import zipfile
 import zlib
 from pathlib import Path
@@ -129,12 +130,31 @@ class _PartScan:
                 self.strings += sum(map(part.count, _SHARED_STRING_TAGS))
 
 
+# The workbooks this process found within the limits: the mapping page reads a workbook's first
+# rows several times per request (preview, outcome values), each time with a fresh reader.
+_PASSED: dict[tuple, None] = {}
+_PASSED_KEPT = 32
+_PASSED_LOCK = threading.Lock()
+
+
 def xlsx_check(path: Path) -> None:
     """Refuse a workbook that crosses a limit, reading it as a stream. Raises ImportFileError."""
     max_bytes = settings.IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES
     max_strings = settings.IMPORT_XLSX_MAX_SHARED_STRINGS
     max_cells = settings.IMPORT_XLSX_MAX_CELLS
     max_columns = settings.IMPORT_MAX_COLUMNS
+    stat = Path(path).stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, max_bytes, max_strings, max_cells, max_columns)
+    if key in _PASSED:
+        return
+    _xlsx_check(path, max_bytes, max_strings, max_cells, max_columns)
+    with _PASSED_LOCK:
+        if len(_PASSED) >= _PASSED_KEPT:
+            _PASSED.pop(next(iter(_PASSED)))
+        _PASSED[key] = None
+
+
+def _xlsx_check(path: Path, max_bytes: int, max_strings: int, max_cells: int, max_columns: int) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
