@@ -4,6 +4,7 @@
 the modelling can be tested, benchmarked and reasoned about on its own.
 """
 
+from ml.comparison import compare_on_unseen_rows, refit_configuration
 from ml.config import TrainingConfig
 from ml.errors import ArtifactFormatError, DataInsufficientError, InvalidChangeError, SchemaError
 from ml.fairness import fairness_audit
@@ -19,7 +20,9 @@ __all__ = [
     "SchemaError",
     "TrainedModel",
     "TrainingConfig",
+    "compare_on_unseen_rows",
     "fairness_audit",
     "load_artifact",
+    "refit_configuration",
     "train_model",
 ]

@@ -48,6 +48,7 @@ class TrainingConfig:
     importance_sample_rows: int = 5_000
     n_jobs: int = 2
     large_data_rows: int = 20_000
+    min_fairness_group_size: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -61,6 +62,8 @@ class TrainingConfig:
             raise ValueError("capacity must be a positive number of students")
         if not 0.0 < self.holdout_fraction < 0.5:
             raise ValueError("holdout_fraction must be between 0 and 0.5")
+        if self.min_fairness_group_size < 1:
+            raise ValueError("min_fairness_group_size must be at least 1")
         unknown = set(self.calibration_methods) - set(CALIBRATION_METHODS)
         if unknown or not self.calibration_methods:
             raise ValueError(f"calibration_methods must be drawn from {CALIBRATION_METHODS}")

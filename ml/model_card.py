@@ -89,8 +89,9 @@ def _limitations(*, n_rows: int, positives: int, holdout_info: dict[str, Any], c
         for name, attribute in section["attributes"].items():
             if attribute["small_groups"]:
                 notes.append(
-                    f"Fairness for {name}: groups {', '.join(attribute['small_groups'])} are too small "
-                    "for stable figures and are left out of the largest gaps."
+                    f"Fairness for {name}: groups {', '.join(attribute['small_groups'])} have fewer than "
+                    f"{section.get('min_group_size', config.min_fairness_group_size)} students: their figures "
+                    "are reported but too unstable to count in the largest gaps or the promotion gate."
                 )
         break
     return notes

@@ -304,9 +304,12 @@ def train_model(
     report(0.94, "auditing fairness")
     groups_dev = protected_groups(dev_frame, specs)
     groups_holdout = protected_groups(holdout_frame, specs)
+    min_group = config.min_fairness_group_size
     fairness = {
-        "cross_validated": fairness_audit(dev_y, oof_risk, groups_dev, threshold) if groups_dev else None,
-        "holdout": fairness_audit(holdout_y, holdout_risk, groups_holdout, threshold) if groups_holdout else None,
+        "cross_validated": (fairness_audit(dev_y, oof_risk, groups_dev, threshold, min_group_size=min_group)
+                            if groups_dev else None),
+        "holdout": (fairness_audit(holdout_y, holdout_risk, groups_holdout, threshold, min_group_size=min_group)
+                    if groups_holdout else None),
     }
 
     holdout_index = [to_jsonable(label) for label in frame.index[holdout_positions]]
