@@ -11,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
+from institutions.api.errors import error_body
 from institutions.api.filters import UtcIsoDateTimeFilter
 from institutions.api.serializers import JobSerializer
 from students.models import Student
@@ -24,6 +25,7 @@ from .selectors import (
     prediction_history,
 )
 from .services.promotion import (
+    GateOverrideRequired,
     ModelDecisionError,
     model_version_promote,
     model_version_reject,
@@ -35,13 +37,15 @@ from .services.requests import rescore_request, retrain_request
 class ModelVersionSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
     decided_by = serializers.CharField(source="decided_by.username", default=None, read_only=True)
+    gate_overridden_by = serializers.CharField(source="gate_overridden_by.username", default=None, read_only=True)
 
     class Meta:
         model = ModelVersion
         fields = [
             "id", "number", "status", "artifact_sha256", "artifact_bytes", "training_size", "training_counts",
             "feature_keys", "metrics", "holdout_metrics", "baselines", "fairness", "gate", "threshold", "trigger",
-            "created_by", "decided_by", "decided_at", "decision_note", "promoted_at", "created_at",
+            "created_by", "decided_by", "decided_at", "decision_note", "gate_override_reason", "gate_overridden_by",
+            "gate_overridden_at", "promoted_at", "created_at",
         ]
         read_only_fields = fields
 
@@ -54,6 +58,14 @@ class ModelVersionDetailSerializer(ModelVersionSerializer):
 
 class DecisionSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class PromoteSerializer(DecisionSerializer):
+    reason = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, default="",
+        help_text="Required when the version did not pass the promotion gate (at least 10 characters): why it "
+                  "should go live anyway. Stored with the version, the caller and the time. Without it such a "
+                  "promotion is refused with 400 and code gate_override_reason_required.")
 
 
 class RescoreRequestSerializer(serializers.Serializer):
@@ -78,7 +90,9 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
     lookup_value_regex = r"\d+"
 
     def filter_scoped_queryset(self, queryset):
-        return queryset.defer("artifact").select_related("created_by", "decided_by").order_by("-number")
+        return queryset.defer("artifact").select_related(
+            "created_by", "decided_by", "gate_overridden_by"
+        ).order_by("-number")
 
     def access_object(self, object_id):
         return access_model_version(institution=self.institution, number=object_id)
@@ -86,28 +100,38 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
     def get_serializer_class(self):
         if self.action == "retrieve":
             return ModelVersionDetailSerializer
-        if self.action in ("promote", "reject"):
+        if self.action == "promote":
+            return PromoteSerializer
+        if self.action == "reject":
             return DecisionSerializer
         if self.action == "rescore":
             return RescoreRequestSerializer
         return ModelVersionSerializer
 
-    def _decide(self, request, decide):
+    def _decide(self, request, decide, serializer_class=DecisionSerializer):
         version = self.get_object()
-        serializer = DecisionSerializer(data=request.data)
+        serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
+        extra = {"gate_override_reason": serializer.validated_data["reason"]} if "reason" in serializer.fields else {}
         try:
             version = decide(institution=self.institution, version=version, user=request.user,
-                             note=serializer.validated_data["note"])
+                             note=serializer.validated_data["note"], **extra)
+        except GateOverrideRequired as exc:
+            return Response(error_body(code=GateOverrideRequired.code, message=str(exc), errors={"reason": [str(exc)]}),
+                            status=status.HTTP_400_BAD_REQUEST)
         except ModelDecisionError as exc:
             raise ValidationError({"status": [str(exc)]}) from None
         return Response(ModelVersionSerializer(version).data)
 
-    @extend_schema(request=DecisionSerializer, responses=ModelVersionSerializer)
+    @extend_schema(request=PromoteSerializer, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"])
     def promote(self, request, *args, **kwargs):
-        """Make this version live (the current live one is retired) and queue a rescore."""
-        return self._decide(request, model_version_promote)
+        """Make this version live (the current live one is retired) and queue a rescore.
+
+        A version that did not pass the promotion gate needs ``reason``; without one the answer is
+        400 with code ``gate_override_reason_required`` and nothing changes.
+        """
+        return self._decide(request, model_version_promote, PromoteSerializer)
 
     @extend_schema(request=DecisionSerializer, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"])

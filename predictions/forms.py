@@ -1,6 +1,7 @@
 from django import forms
 
-from .models import PredictionSettings
+from .models import ModelVersion, PredictionSettings
+from .services.promotion import gate_override_problem
 
 
 class PredictionSettingsForm(forms.ModelForm):
@@ -8,13 +9,45 @@ class PredictionSettingsForm(forms.ModelForm):
         model = PredictionSettings
         fields = [
             "flag_rule", "flag_threshold", "flag_capacity", "band_medium_from", "band_high_from",
-            "auto_promote", "min_training_size", "max_auc_drop", "max_fairness_gap", "search_iterations",
+            "auto_promote", "min_training_size", "max_auc_drop", "max_fairness_gap", "min_fairness_group_size",
+            "search_iterations",
             "rescore_schedule", "retrain_schedule", "schedule_hour", "rescore_after_import",
         ]
 
 
 class DecisionForm(forms.Form):
     note = forms.CharField(max_length=300, required=False, label="Note (why)")
+
+
+class PromoteForm(DecisionForm):
+    """Promotion; for a version that did not pass the gate, a ticked confirmation and a written reason."""
+
+    confirm_failed_gate = forms.BooleanField(
+        required=False, label="I have read the failed checks above and want this version live anyway")
+    reason = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}),
+        label="Why it should go live despite the failed checks",
+        help_text="Stored with the version, your name and the time, and shown on its page.")
+
+    def __init__(self, *args, version: ModelVersion, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.version = version
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.version.gate_passed:
+            return cleaned
+        if not cleaned.get("confirm_failed_gate"):
+            self.add_error("confirm_failed_gate", "Tick the confirmation: this version did not pass the gate.")
+        problem = gate_override_problem(version=self.version, reason=cleaned.get("reason") or "")
+        if problem:
+            self.add_error("reason", problem)
+        return cleaned
+
+
+class RejectForm(DecisionForm):
+    confirm = forms.BooleanField(required=True, widget=forms.HiddenInput,
+                                 error_messages={"required": "Confirm the rejection on this page."})
 
 
 class RescoreForm(forms.Form):

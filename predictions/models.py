@@ -64,6 +64,13 @@ class ModelVersion(TenantModel):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.CharField(max_length=300, blank=True)
+    # A version that did not pass the gate goes live only when an admin confirms and says why;
+    # the reason, who gave it and when stay with the version (shown on its page).
+    gate_override_reason = models.TextField(blank=True)
+    gate_overridden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    gate_overridden_at = models.DateTimeField(null=True, blank=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -84,6 +91,11 @@ class ModelVersion(TenantModel):
     @property
     def auc(self) -> float | None:
         return (self.metrics or {}).get("roc_auc")
+
+    @property
+    def gate_passed(self) -> bool:
+        """True only for a recorded verdict that passed; no verdict counts as not passed."""
+        return (self.gate or {}).get("passed") is True
 
 
 class FlagRule(models.TextChoices):
@@ -120,7 +132,13 @@ class PredictionSettings(TenantModel):
     )
     max_auc_drop = models.FloatField(
         default=0.01, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="How much lower than the live model's ROC-AUC (same holdout) a candidate may score.",
+        help_text="How much lower a candidate's ROC-AUC may be than the live model's configuration refitted on "
+                  "the candidate's training rows, both measured on the candidate's holdout.",
+    )
+    min_fairness_group_size = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(2), MaxValueValidator(100_000)],
+        help_text="Groups of a protected attribute with fewer students are shown on the model card with "
+                  "their figures but do not count in the fairness gaps the gate checks.",
     )
     max_fairness_gap = models.FloatField(
         default=0.2, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],

@@ -24,7 +24,7 @@ def prediction_settings_get(*, institution: Institution) -> PredictionSettings:
 def model_version_list(*, institution: Institution) -> QuerySet[ModelVersion]:
     """Every version, newest first, without the artifact bytes (they can be megabytes)."""
     return ModelVersion.objects.for_institution(institution).defer("artifact").select_related(
-        "created_by", "decided_by"
+        "created_by", "decided_by", "gate_overridden_by"
     ).order_by("-number")
 
 
@@ -146,8 +146,12 @@ def model_version_report(version: ModelVersion) -> dict:
             fairness_rows.append({
                 "attribute": labels.get(attribute, attribute), "metric": FAIRNESS_METRIC_NAMES.get(metric, metric),
                 "gap": entry.get("gap") if entry else None,
+                "interval": entry.get("interval") if entry else None,
                 "highest": entry.get("highest_group") if entry else None,
                 "lowest": entry.get("lowest_group") if entry else None,
+                "highest_size": entry.get("highest_size") if entry else None,
+                "lowest_size": entry.get("lowest_size") if entry else None,
+                "measured_on": entry.get("measured_on") if entry else None,
             })
     dom_id = f"model-v{version.number}"
     sections = []
@@ -178,9 +182,48 @@ def model_version_report(version: ModelVersion) -> dict:
             for item in (card.get("global_importance") or [])[:15]
         ],
         "fairness": fairness_rows,
+        "fairness_groups": _fairness_group_tables(fairness_audit, labels),
+        "fairness_min_group_size": fairness_audit.get("min_group_size"),
         "gate": version.gate or {},
+        "gate_comparison": _gate_comparison_rows((version.gate or {}).get("comparison")),
         "card_sections": sections,
     }
+
+
+FAIRNESS_GROUP_METRICS = ("selection_rate", "tpr", "fpr")
+
+
+def _fairness_group_tables(audit: dict, labels: dict[str, str]) -> list[dict]:
+    """Per protected attribute, every group with its size, leavers and stayers, and its rates with intervals."""
+    minimum = audit.get("min_group_size") or 0
+    tables = []
+    for attribute, report in (audit.get("attributes") or {}).items():
+        rows = []
+        for group, figures in (report.get("groups") or {}).items():
+            intervals = figures.get("intervals") or {}
+            rows.append({
+                "group": group, "count": figures.get("count"), "leavers": figures.get("leavers"),
+                "stayers": figures.get("stayers"), "small": (figures.get("count") or 0) < minimum,
+                "rates": [{"value": figures.get(metric), "interval": intervals.get(metric)}
+                          for metric in FAIRNESS_GROUP_METRICS],
+            })
+        tables.append({"attribute": labels.get(attribute, attribute), "rows": rows})
+    return tables
+
+
+def _gate_comparison_rows(comparison: dict | None) -> dict | None:
+    """The gate's candidate-vs-live figures with their intervals, as rows of one table."""
+    intervals = (comparison or {}).get("intervals")
+    if not intervals:
+        return None
+    rows = [
+        {"metric": label, "better": better, "candidate": intervals["candidate"][key],
+         "live": intervals["reference"][key], "difference": intervals["difference"][key]}
+        for key, label, better in (("roc_auc", "ROC-AUC", "higher"), ("brier", "Brier score", "lower"))
+    ]
+    return {"rows": rows, "live_version": comparison.get("live_version"), "rows_count": comparison.get("rows"),
+            "training_rows": comparison.get("training_rows"), "evaluation_rows": comparison.get("evaluation_rows"),
+            "method": intervals.get("method"), "confidence": round(100 * intervals.get("confidence", 0.95))}
 
 
 def access_model_version(*, institution: Institution, number: int | str) -> ModelVersion:

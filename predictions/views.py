@@ -10,7 +10,7 @@ from django.views.generic import DetailView, FormView, ListView, TemplateView, V
 from institutions.models import Job
 from institutions.view_mixins import InstitutionPageMixin
 
-from .forms import DecisionForm, PredictionSettingsForm, RescoreForm
+from .forms import DecisionForm, PredictionSettingsForm, PromoteForm, RejectForm, RescoreForm
 from .selectors import (
     model_version_latest_candidate,
     model_version_list,
@@ -23,6 +23,7 @@ from .selectors import (
     prediction_settings_get,
 )
 from .services.promotion import (
+    GateOverrideRequired,
     ModelDecisionError,
     model_version_promote,
     model_version_reject,
@@ -96,32 +97,73 @@ class _ModelActionView(InstitutionPageMixin, View):
         return redirect("model-list", institution_slug=self.institution.slug)
 
 
-class _DecisionView(_ModelActionView):
-    decide = None  # a model_version_* decision (services.promotion) taking institution, version, user, note
-    done_message = ""
+class _DecisionView(InstitutionPageMixin, TemplateView):
+    """A decision on one version: GET shows what is decided and asks to confirm; POST decides."""
+
+    template_name = "predictions/model_decision.html"
+    required_capability = "manage_models"
+    action = ""
+
+    def version(self):
+        return get_object_or_404(model_version_list(institution=self.institution), number=self.kwargs["number"])
+
+    def form(self, version, data=None):
+        raise NotImplementedError
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        version = kwargs.get("version") or self.version()
+        live = model_version_live(institution=self.institution)
+        context.update(
+            version=version, action=self.action, report=model_version_report(version),
+            live=live if live and live.pk != version.pk else None,
+            form=kwargs.get("form") or self.form(version),
+        )
+        return context
+
+    def decide(self, version, form):
+        raise NotImplementedError
 
     def post(self, request, *args, **kwargs):
-        form = DecisionForm(request.POST)
-        form.is_valid()
         version = self.version()
-        try:
-            type(self).decide(institution=self.institution, version=version, user=request.user,
-                              note=form.cleaned_data.get("note", ""))
-        except ModelDecisionError as exc:
-            messages.error(request, str(exc))
-        else:
-            messages.success(request, self.done_message.format(number=version.number))
-        return self.done()
+        form = self.form(version, request.POST)
+        if form.is_valid():
+            try:
+                message = self.decide(version, form)
+            except GateOverrideRequired as exc:
+                form.add_error("reason", str(exc))
+            except ModelDecisionError as exc:
+                messages.error(request, str(exc))
+                return redirect("model-list", institution_slug=self.institution.slug)
+            else:
+                messages.success(request, message)
+                return redirect("model-list", institution_slug=self.institution.slug)
+        # Nothing was decided: the page again, with what is missing.
+        return self.render_to_response(self.get_context_data(version=version, form=form))
 
 
 class PromoteView(_DecisionView):
-    decide = model_version_promote
-    done_message = "Model v{number} is live; students are being rescored with it."
+    action = "promote"
+
+    def form(self, version, data=None):
+        return PromoteForm(data, version=version)
+
+    def decide(self, version, form):
+        model_version_promote(institution=self.institution, version=version, user=self.request.user,
+                              note=form.cleaned_data["note"], gate_override_reason=form.cleaned_data["reason"])
+        return f"Model v{version.number} is live; students are being rescored with it."
 
 
 class RejectView(_DecisionView):
-    decide = model_version_reject
-    done_message = "Model v{number} was rejected."
+    action = "reject"
+
+    def form(self, version, data=None):
+        return RejectForm(data, initial={"confirm": True})
+
+    def decide(self, version, form):
+        model_version_reject(institution=self.institution, version=version, user=self.request.user,
+                             note=form.cleaned_data["note"])
+        return f"Model v{version.number} was rejected."
 
 
 class RollbackView(_ModelActionView):

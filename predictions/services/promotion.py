@@ -17,15 +17,47 @@ class ModelDecisionError(ValueError):
     """A promote/reject/rollback that does not apply to the version's current state."""
 
 
+class GateOverrideRequired(ModelDecisionError):
+    """Promoting a version that did not pass the gate needs a written reason (and, on a page, a confirmation)."""
+
+    code = "gate_override_reason_required"
+
+
+# Long enough that "ok" or "." is not accepted as a reason someone will read later.
+MIN_OVERRIDE_REASON_CHARS = 10
+
+
+def gate_override_problem(*, version: ModelVersion, reason: str) -> str | None:
+    """Why ``reason`` does not allow promoting ``version``; None when it may be promoted."""
+    if version.gate_passed:
+        return None
+    verdict = "did not pass the promotion gate" if version.gate else "has no promotion gate verdict"
+    if len(reason.strip()) < MIN_OVERRIDE_REASON_CHARS:
+        return (f"model v{version.number} {verdict}: promoting it anyway needs a written reason of at least "
+                f"{MIN_OVERRIDE_REASON_CHARS} characters, which is stored with your name and the time")
+    return None
+
+
 def _lock_versions(institution: Institution) -> None:
     # Serialise decisions per institution: two admins promoting at once cannot both win.
     list(ModelVersion.objects.for_institution(institution).select_for_update().values_list("pk", flat=True))
 
 
 def model_version_promote(
-    *, institution: Institution, version: ModelVersion, user=None, note: str = "", rescore: bool = True
+    *, institution: Institution, version: ModelVersion, user=None, note: str = "", rescore: bool = True,
+    gate_override_reason: str = "",
 ) -> ModelVersion:
-    """Make ``version`` the live model (the previous live one is retired) and queue a rescore."""
+    """Make ``version`` the live model (the previous live one is retired) and queue a rescore.
+
+    A version that did not pass the gate needs ``gate_override_reason`` (raises
+    GateOverrideRequired otherwise, changing nothing); the reason is stored with ``user`` and the time.
+    """
+    return _promote(institution=institution, version=version, user=user, note=note, rescore=rescore,
+                    gate_override_reason=gate_override_reason, check_gate=True)
+
+
+def _promote(*, institution: Institution, version: ModelVersion, user, note: str, rescore: bool,
+             gate_override_reason: str, check_gate: bool) -> ModelVersion:
     with transaction.atomic():
         _lock_versions(institution)
         version = ModelVersion.objects.for_institution(institution).defer("artifact").get(pk=version.pk)
@@ -33,13 +65,21 @@ def model_version_promote(
             raise ModelDecisionError(f"model v{version.number} is already live")
         if version.status == ModelStatus.REJECTED and user is None:
             raise ModelDecisionError(f"model v{version.number} was rejected")
+        problem = gate_override_problem(version=version, reason=gate_override_reason) if check_gate else None
+        if problem:
+            raise GateOverrideRequired(problem)
         now = timezone.now()
+        override = {}
+        if check_gate and not version.gate_passed:
+            reason = gate_override_reason.strip()
+            override = {"gate_override_reason": reason, "gate_overridden_by": user, "gate_overridden_at": now}
+            note = note or reason
         ModelVersion.objects.for_institution(institution).filter(status=ModelStatus.LIVE).update(
             status=ModelStatus.RETIRED, updated_at=now
         )
         ModelVersion.objects.for_institution(institution).filter(pk=version.pk).update(
             status=ModelStatus.LIVE, promoted_at=now, decided_by=user, decided_at=now,
-            decision_note=note[:300], updated_at=now,
+            decision_note=note[:300], updated_at=now, **override,
         )
         if rescore:
             rescore_request(institution=institution, created_by=user, triggered_by="promotion")
@@ -65,8 +105,13 @@ def model_version_reject(*, institution: Institution, version: ModelVersion, use
 
 
 def model_version_rollback(*, institution: Institution, user=None) -> ModelVersion:
-    """Put the previously live version back in production, in one action."""
+    """Put the previously live version back in production, in one action.
+
+    No gate override is asked for: the target was live before, so it passed the gate or an
+    administrator's override of it is already recorded on it.
+    """
     target = model_version_rollback_target(institution=institution)
     if target is None:
         raise ModelDecisionError("there is no earlier live version to roll back to")
-    return model_version_promote(institution=institution, version=target, user=user, note="rollback")
+    return _promote(institution=institution, version=target, user=user, note="rollback", rescore=True,
+                    gate_override_reason="", check_gate=False)

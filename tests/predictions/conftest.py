@@ -57,11 +57,21 @@ def trained_a(tenant_a):
     return tenant_a
 
 
+PASSED_GATE = {"passed": True, "checks": [{"name": "training_size", "label": "Enough students with a known outcome",
+                                            "passed": True, "detail": "300 students (minimum 100)"}]}
+FAILED_GATE = {"passed": False, "checks": [{"name": "training_size", "label": "Enough students with a known outcome",
+                                            "passed": False, "detail": "300 students (minimum 10000)"}]}
+
+
 def registry_row(institution, *, number: int, status: str = "candidate", artifact: bytes = b"{}", **fields):
-    """A registry row without training (for pages and decisions that never load the model)."""
+    """A registry row without training (for pages and decisions that never load the model).
+
+    Its gate passed unless ``gate`` says otherwise (``FAILED_GATE``, or ``{}`` for no verdict).
+    """
     from predictions.model_store import artifact_sha256
     from predictions.models import ModelVersion
 
+    fields.setdefault("gate", PASSED_GATE)
     return ModelVersion.objects.for_institution(institution).create(
         number=number, status=status, artifact=artifact, artifact_sha256=artifact_sha256(artifact),
         artifact_bytes=len(artifact), training_size=300, **fields,

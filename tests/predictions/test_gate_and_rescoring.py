@@ -47,7 +47,7 @@ def test_candidate_trained_on_too_few_students_waits_for_an_admin(trained_a):
     assert live.pk == trained_a.version.pk
 
 
-def test_candidate_worse_than_live_on_the_same_holdout_fails_the_auc_check(trained_a):
+def test_candidate_worse_than_live_on_unseen_students_fails_the_auc_check(trained_a):
     institution = trained_a.institution
     settings = fast_settings(institution, max_auc_drop=0.05)
     with institution_scope(institution):
@@ -64,6 +64,7 @@ def test_candidate_worse_than_live_on_the_same_holdout_fails_the_auc_check(train
     assert comparison["live_version"] == trained_a.version.number
     assert comparison["rows"] == len(noise_model.holdout_index)
     assert comparison["live"]["roc_auc"] - comparison["candidate"]["roc_auc"] > 0.05
+    assert comparison["intervals"]["difference"]["roc_auc"]["high"] < 0  # worse beyond the noise
     assert check["passed"] is False and gate["passed"] is False
 
 
@@ -73,6 +74,14 @@ def test_fairness_bound_holds_back_a_model_with_larger_gaps(trained_a):
     fairness = next(c for c in candidate.gate["checks"] if c["name"] == "fairness")
     assert fairness["passed"] is False and "gender" in fairness["detail"]
     assert candidate.status == ModelStatus.CANDIDATE
+    # The gap names both groups with the students it is measured on, and carries an interval.
+    worst = fairness["gaps"][0]
+    groups = candidate.fairness["cross_validated"]["attributes"][worst["attribute"]]["groups"]
+    assert groups[worst["highest_group"]]["count"] >= 30 and groups[worst["lowest_group"]]["count"] >= 30
+    assert worst["highest_size"] == groups[worst["highest_group"]][worst["measured_on"]]  # leavers or stayers
+    low, high = worst["interval"]
+    assert low <= worst["gap"] <= high
+    assert f"{worst['highest_group']} ({worst['highest_size']} {worst['measured_on']})" in fairness["detail"]
 
 
 def test_incremental_rescore_recomputes_only_changed_students_and_keeps_history(trained_a):

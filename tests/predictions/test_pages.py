@@ -94,7 +94,7 @@ def test_admin_promotes_a_candidate_and_rolls_back_in_one_action(client, tenants
 def test_admin_rejects_a_candidate(client, tenant_a):
     registry_row(tenant_a.institution, number=1)
     client.force_login(tenant_a.admin)
-    client.post(reverse("model-reject", args=["alpha", 1]), {"note": "fairness gap too wide"})
+    client.post(reverse("model-reject", args=["alpha", 1]), {"note": "fairness gap too wide", "confirm": "on"})
     version = _versions(tenant_a).get(number=1)
     assert version.status == ModelStatus.REJECTED
     assert version.decided_by == tenant_a.admin and version.decision_note == "fairness gap too wide"
@@ -130,13 +130,14 @@ def test_settings_page_saves_gate_and_creates_schedules_in_the_database(client, 
     data = {
         "flag_rule": "capacity", "flag_threshold": 0.5, "flag_capacity": 25, "band_medium_from": 0.25,
         "band_high_from": 0.55, "auto_promote": "on", "min_training_size": 150, "max_auc_drop": 0.02,
-        "max_fairness_gap": 0.15, "search_iterations": 4, "rescore_schedule": "daily", "retrain_schedule": "weekly",
-        "schedule_hour": 3, "rescore_after_import": "on",
+        "max_fairness_gap": 0.15, "min_fairness_group_size": 40, "search_iterations": 4, "rescore_schedule": "daily",
+        "retrain_schedule": "weekly", "schedule_hour": 3, "rescore_after_import": "on",
     }
     response = client.post(reverse("prediction-settings", args=["alpha"]), data)
     assert response.status_code == 302
     saved = PredictionSettings.objects.for_institution(a.institution).get()
     assert (saved.flag_rule, saved.flag_capacity, saved.min_training_size) == ("capacity", 25, 150)
+    assert saved.min_fairness_group_size == 40
     tasks = {t.task: t for t in PeriodicTask.objects.filter(name__contains=f"institution-{a.institution.pk}")}
     assert set(tasks) == {"predictions.tasks.scheduled_rescore", "predictions.tasks.scheduled_retrain"}
     rescore = tasks["predictions.tasks.scheduled_rescore"]
@@ -155,7 +156,8 @@ def test_settings_page_rejects_bands_in_the_wrong_order_and_saves_nothing(client
     response = client.post(reverse("prediction-settings", args=["alpha"]), {
         "flag_rule": "threshold", "flag_threshold": 0.5, "flag_capacity": 25, "band_medium_from": 0.7,
         "band_high_from": 0.4, "min_training_size": 150, "max_auc_drop": 0.02, "max_fairness_gap": 0.15,
-        "search_iterations": 4, "rescore_schedule": "daily", "retrain_schedule": "weekly", "schedule_hour": 3,
+        "min_fairness_group_size": 30, "search_iterations": 4, "rescore_schedule": "daily",
+        "retrain_schedule": "weekly", "schedule_hour": 3,
     })
     assert response.status_code == 200
     assert b"high band must start above the medium band" in response.content
