@@ -423,6 +423,45 @@ def test_the_mapping_page_says_why_too_many_new_features_are_refused(
     assert database_state(a.institution, b.institution) == before
 
 
+def test_a_header_name_longer_than_200_characters_is_refused(tenants, tmp_path):
+    a, b = tenants
+    path = write_file(tmp_path, "long-header.csv", "student_id," + "h" * 300 + "\nS1,1\n")
+    before = database_state(a.institution, b.institution)
+    error = refusal(a.institution, path)
+    assert error.code == "header_too_long" and "Column(s) 2" in error.message and "200 characters" in error.message
+    assert database_state(a.institution, b.institution) == before
+
+
+def test_an_overlong_csv_cell_is_refused_with_its_line(tenants, tmp_path):
+    a, b = tenants
+    path = write_file(tmp_path, "long-cell.csv", GOOD_CSV + "S9,\"" + "n" * 200_000 + "\",s@example.edu,1,yes,f,x\r\n")
+    before = database_state(a.institution, b.institution)
+    error = refusal(a.institution, path)
+    assert error.code == "malformed_csv" and "line 4" in error.message
+    assert "field larger than field limit" in error.message
+    assert database_state(a.institution, b.institution) == before
+
+
+def test_a_workbook_cell_longer_than_excel_allows_is_refused_with_the_cell(tenants, tmp_path):
+    a, b = tenants
+    # openpyxl cuts what it writes to Excel's limit; another program's workbook need not.
+    path = sheet_edited(tmp_path, "long.xlsx", b"<t>Bo</t>", b"<t>" + b"n" * 40_000 + b"</t>")
+    before = database_state(a.institution, b.institution)
+    error = refusal(a.institution, path)
+    assert error.code == "cell_too_long" and "cell B3" in error.message and "32,767" in error.message
+    assert database_state(a.institution, b.institution) == before
+
+
+def test_a_workbook_of_more_than_a_thousand_parts_is_refused(tenants, tmp_path):
+    a, b = tenants
+    parts = {f"xl/media/image{i}.png": b"x" for i in range(1001)}
+    path = write_file(tmp_path, "parts.xlsx", rewrite_parts(xlsx_bytes(GOOD_ROWS), parts))
+    before = database_state(a.institution, b.institution)
+    error = refusal(a.institution, path)
+    assert error.code == "xlsx_too_large" and "parts" in error.message
+    assert database_state(a.institution, b.institution) == before
+
+
 # --- sep= line, trailing lines ------------------------------------------------------------------
 
 def test_excel_sep_line_names_the_delimiter_and_is_not_the_header(tenant_a, tmp_path):
