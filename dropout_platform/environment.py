@@ -25,13 +25,21 @@ def env_bool(name: str, *, default: bool) -> bool:
 
 
 def env_int(name: str, *, default: int) -> int:
+    return _env_number(name, default=default, parse=int, what="an integer")
+
+
+def env_float(name: str, *, default: float) -> float:
+    return _env_number(name, default=default, parse=float, what="a number")
+
+
+def _env_number(name: str, *, default, parse, what: str):
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from exc
+        raise ImproperlyConfigured(f"{name} must be {what}, not {raw!r}") from exc
 
 
 def env_list(name: str, *, default: list[str]) -> list[str]:

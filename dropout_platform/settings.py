@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .environment import env_bool, env_int, env_list, env_str
+from .environment import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -171,9 +171,16 @@ REDIS_URL = env_str("REDIS_URL", default="")
 # Shared by every web worker (API rate limits count per key across processes); per-process in the demo.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                "KEY_PREFIX": "dp-cache"}
+                "KEY_PREFIX": "dp-cache",
+                # A Redis that is down or unreachable costs a request at most this long (then the
+                # API counts rate limits per process for REDIS_RETRY_SECONDS; see institutions.shared_redis).
+                "OPTIONS": {"socket_connect_timeout": env_float("REDIS_SOCKET_TIMEOUT_SECONDS", default=0.5),
+                            "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT_SECONDS", default=0.5)}}
     if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+REDIS_RETRY_SECONDS = env_float("REDIS_RETRY_SECONDS", default=5.0)
+# Retry-After of the API's 503 while the database is unreachable.
+API_DATABASE_RETRY_AFTER_SECONDS = env_int("API_DATABASE_RETRY_AFTER_SECONDS", default=30)
 # Without Redis the broker is a folder (kombu's filesystem transport): `make run` still starts a
 # real worker process, so a request never waits for a job. One host only; production uses Redis.
 BROKER_FOLDER = Path(env_str("BROKER_FOLDER", default=str(BASE_DIR / "var" / "broker")))

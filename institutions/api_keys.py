@@ -22,7 +22,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from .models import ROLE_CAPABILITIES, ApiKey, Institution, Role
-from .shared_redis import shared_redis
+from .shared_redis import redis_answered, redis_backing_off, redis_failed, shared_redis
 
 SCOPE_FAMILIES: dict[str, str] = {
     "students": "Students: records, bulk upserts, incremental sync",
@@ -227,7 +227,7 @@ class _RecentKeys:
 
     def generation(self) -> int | None:
         shared = shared_redis()
-        if shared is None:
+        if shared is None or redis_backing_off():
             return None
         client, make_key = shared
         counter = make_key(self.COUNTER)
@@ -238,9 +238,14 @@ class _RecentKeys:
                 # process takes the new count for the one it kept from before.
                 client.set(counter, secrets.randbelow(1 << 62), nx=True)
                 value = client.get(counter)
-            return int(value)
-        except (RedisError, TypeError, ValueError):
+            value = int(value)
+        except RedisError as exc:
+            redis_failed(exc)
             return None
+        except (TypeError, ValueError):
+            return None
+        redis_answered()
+        return value
 
     def get(self, institution_id: int, prefix: str, key_hash: str) -> tuple[ApiKey | None, tuple | None]:
         """``(the kept key or None, (rate window, count) or None)``: the key if the secret matches
@@ -254,7 +259,10 @@ class _RecentKeys:
         if entry is None or not hmac.compare_digest(entry[2].key_hash, key_hash):
             return None, None
         shared = shared_redis()
-        if shared is None:
+        if shared is None or redis_backing_off():
+            # Redis down: nothing vouches that the key is unchanged, so it is read afresh (and
+            # forgotten, so that a change made during the outage is never missed afterwards).
+            self._entries.pop((institution_id, prefix), None)
             return None, None
         client, make_key = shared
         window = rate_window(time.time())
@@ -266,10 +274,15 @@ class _RecentKeys:
             generation, count = pipeline.execute()
             count = int(count)
             generation = None if generation is None else int(generation)
-        except (RedisError, ValueError):
+            if count == 1:
+                client.expire(counter_key, 2 * RATE_WINDOW_SECONDS)
+        except RedisError as exc:
+            redis_failed(exc)
+            self._entries.pop((institution_id, prefix), None)
             return None, None
-        if count == 1:
-            client.expire(counter_key, 2 * RATE_WINDOW_SECONDS)
+        except ValueError:
+            return None, None
+        redis_answered()
         if generation is None or generation != entry[0] or time.monotonic() - entry[1] > self.MAX_AGE_SECONDS:
             self._entries.pop((institution_id, prefix), None)
             return None, (window, count)
@@ -299,13 +312,18 @@ class _RecentKeys:
     def _bump(self) -> None:
         self._entries.clear()
         shared = shared_redis()
-        if shared is not None:
+        if shared is not None and not redis_backing_off():
             client, make_key = shared
             counter = make_key(self.COUNTER)
             pipeline = client.pipeline(transaction=False)
             pipeline.set(counter, secrets.randbelow(1 << 62), nx=True)  # see generation()
             pipeline.incr(counter)
-            pipeline.execute()
+            try:
+                pipeline.execute()
+            except RedisError as exc:
+                # The bump is lost: other processes forget kept keys whenever they fail to reach
+                # Redis, and keep none longer than MAX_AGE_SECONDS anyway.
+                redis_failed(exc)
 
 
 _recent_keys = _RecentKeys()

@@ -2,12 +2,19 @@
 
 ``errors`` maps a field name (or ``non_field_errors``, or an item index for bulk requests) to a
 list of messages. A 404 for another institution's object is byte-for-byte a real 404.
+
+While the database cannot be reached (a restart, a failover, a dropped connection) every API
+request answers 503 ``database_unavailable`` with ``Retry-After`` (``API_DATABASE_RETRY_AFTER_SECONDS``)
+in this same body, never an HTML 500; Django drops the broken connection at the end of the
+request, so the first request after the database is back is answered normally.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
@@ -31,8 +38,23 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "request_too_large"
 
 
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable for a moment; retry after the seconds in Retry-After."
+    default_code = "database_unavailable"
+
+
+def database_retry_after_seconds() -> int:
+    return int(getattr(settings, "API_DATABASE_RETRY_AFTER_SECONDS", 30))
+
+
 def api_exception_handler(exc, context):
-    if isinstance(exc, RequestDataTooBig):
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # A lost connection or a server restarting (psycopg2's OperationalError, or InterfaceError
+        # on a connection already closed); Django's ATOMIC_REQUESTS is off, and a write in progress
+        # is rolled back by PostgreSQL with the connection.
+        exc = DatabaseUnavailable()
+    elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
@@ -56,4 +78,6 @@ def api_exception_handler(exc, context):
         response.data = error_body(code=str(code), message=str(detail))
     if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and getattr(exc, "wait", None):
         response["Retry-After"] = str(int(exc.wait) + 1)
+    if isinstance(exc, DatabaseUnavailable):
+        response["Retry-After"] = str(database_retry_after_seconds())
     return response

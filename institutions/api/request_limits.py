@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponseRedirect, JsonResponse
 
-from .errors import error_body
+from .errors import DatabaseUnavailable, database_retry_after_seconds, error_body
 
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 
@@ -34,6 +35,17 @@ class ApiRequestLimitsMiddleware:
             if refusal is not None:
                 return refusal
         return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        """A database outage in an API view outside DRF's handler still answers the JSON 503."""
+        if request.path.startswith("/api/") and isinstance(exception, (OperationalError, InterfaceError)):
+            response = JsonResponse(
+                error_body(code=DatabaseUnavailable.default_code, message=str(DatabaseUnavailable.default_detail)),
+                status=503,
+            )
+            response["Retry-After"] = str(database_retry_after_seconds())
+            return response
+        return None
 
     def _refusal(self, request):
         raw_length = request.META.get("CONTENT_LENGTH") or "0"

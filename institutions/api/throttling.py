@@ -6,6 +6,11 @@ rate, and none of its own when authentication already counted the request in the
 that checked a kept key (``institutions.api_keys``). Over the limit the API answers 429 with
 ``Retry-After`` = seconds until the window ends (see institutions.api.errors). Session users
 (the browser UI) are not limited here.
+
+When Redis is configured but unreachable the count falls back to this web process alone (an
+in-memory counter per process): each process then allows a key its full rate, so with N web
+processes a key may make up to N times its rate until Redis is back. Requests keep being
+answered; one warning is logged per outage (institutions.shared_redis).
 """
 
 from __future__ import annotations
@@ -13,10 +18,17 @@ from __future__ import annotations
 import time
 
 from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
+from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
 from ..api_keys import RATE_WINDOW_SECONDS, rate_counter_name, rate_window
-from ..shared_redis import shared_redis
+from ..shared_redis import redis_answered, redis_backing_off, redis_failed, shared_redis
+
+# This process's own counts, used only while Redis is unreachable.
+_process_counts = LocMemCache(
+    "api-rate-fallback", {"TIMEOUT": 2 * RATE_WINDOW_SECONDS, "OPTIONS": {"MAX_ENTRIES": 100_000}}
+)
 
 
 class ApiKeyRateThrottle(BaseThrottle):
@@ -43,16 +55,27 @@ def _count(key: str) -> int:
     window's first request (the key names its window, so a counter whose EXPIRE was lost, e.g. to
     a crash in between, is never counted again: it only lingers)."""
     shared = shared_redis()
-    if shared is not None:
-        client, make_key = shared
-        full_key = make_key(key)
+    if shared is None:
+        return _count_in(cache, key)
+    if redis_backing_off():
+        return _count_in(_process_counts, key)
+    client, make_key = shared
+    full_key = make_key(key)
+    try:
         count = int(client.incr(full_key))
         if count == 1:
             client.expire(full_key, 2 * RATE_WINDOW_SECONDS)
-        return count
-    cache.add(key, 0, timeout=2 * RATE_WINDOW_SECONDS)
+    except RedisError as exc:
+        redis_failed(exc)
+        return _count_in(_process_counts, key)
+    redis_answered()
+    return count
+
+
+def _count_in(counts, key: str) -> int:
+    counts.add(key, 0, timeout=2 * RATE_WINDOW_SECONDS)
     try:
-        return cache.incr(key)
+        return counts.incr(key)
     except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=2 * RATE_WINDOW_SECONDS)
+        counts.set(key, 1, timeout=2 * RATE_WINDOW_SECONDS)
         return 1
