@@ -54,22 +54,31 @@ def rate_difference_interval(successes_a: float, n_a: float, successes_b: float,
 
 
 # -- paired bootstrap of two models on the same rows --------------------------------------------
-def _auc_from_weights(ties: np.ndarray, n_levels: int, positive: np.ndarray, weights: np.ndarray) -> float:
-    """ROC-AUC of scores given by their tie levels (0 = lowest), each row counted ``weights`` times.
+BLOCK = 100  # resamples computed together: a few MB of weights for 20,000 students
+
+
+def _count_rows(draws: np.ndarray, n: int) -> np.ndarray:
+    """[blocks, n] how often each of n rows was drawn in each resample (a row of ``draws``)."""
+    offsets = (np.arange(len(draws)) * n)[:, None]
+    return np.bincount((draws + offsets).ravel(), minlength=len(draws) * n).reshape(len(draws), n).astype(float)
+
+
+def weighted_auc(positive_levels: np.ndarray, negative_levels: np.ndarray, n_levels: int,
+                 positive_weights: np.ndarray, negative_weights: np.ndarray) -> np.ndarray:
+    """ROC-AUC per row of weights; scores given by their tie levels (0 = lowest) for leavers and stayers.
 
     Mann-Whitney with weights: for every leaver, the weight of stayers scored below it plus half
     of those scored the same, over (leavers' weight x stayers' weight). Equal to sklearn's
-    ``roc_auc_score`` on the rows repeated by their weights, in O(n) per resample instead of a sort.
+    ``roc_auc_score`` on the students repeated by their weights, without a sort per resample.
     """
-    negative_weight = np.bincount(ties[~positive], weights=weights[~positive], minlength=n_levels)
-    below = np.cumsum(negative_weight) - negative_weight
-    wins = below[ties[positive]] + 0.5 * negative_weight[ties[positive]]
-    total = weights[positive].sum() * weights[~positive].sum()
-    return float(np.dot(weights[positive], wins) / total)
-
-
-def _brier_from_weights(errors: np.ndarray, weights: np.ndarray) -> float:
-    return float(np.dot(weights, errors) / weights.sum())
+    blocks = len(positive_weights)
+    offsets = (np.arange(blocks) * n_levels)[:, None]
+    stayers = np.bincount((negative_levels[None, :] + offsets).ravel(), weights=negative_weights.ravel(),
+                          minlength=blocks * n_levels).reshape(blocks, n_levels)
+    below = np.cumsum(stayers, axis=1) - stayers
+    wins = below[:, positive_levels] + 0.5 * stayers[:, positive_levels]
+    total = positive_weights.sum(axis=1) * negative_weights.sum(axis=1)
+    return (positive_weights * wins).sum(axis=1) / total
 
 
 def _interval(point: float, draws: np.ndarray, confidence: float) -> dict[str, float]:
@@ -99,30 +108,34 @@ def paired_bootstrap(
     if not (len(y) == len(candidate) == len(reference)):
         raise ValueError("outcomes and both models' risks must have the same length")
     positive = y == 1
-    positives, negatives = np.flatnonzero(positive), np.flatnonzero(~positive)
-    if len(positives) == 0 or len(negatives) == 0:
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
         raise ValueError("a comparison needs students who left and students who stayed")
-    levels = [np.unique(risk, return_inverse=True) for risk in (candidate, reference)]
-    ties = [inverse for _, inverse in levels]
-    n_levels = [len(unique) for unique, _ in levels]
-    errors = [(risk - y) ** 2 for risk in (candidate, reference)]
+    models = []
+    for risk in (candidate, reference):
+        unique, levels = np.unique(risk, return_inverse=True)
+        models.append({"levels": (levels[positive], levels[~positive]), "n_levels": len(unique),
+                       "errors": ((risk[positive] - 1) ** 2, risk[~positive] ** 2)})
 
-    def figures(weights: np.ndarray) -> tuple[float, float, float, float]:
-        auc = [_auc_from_weights(ties[m], n_levels[m], positive, weights) for m in (0, 1)]
-        brier = [_brier_from_weights(errors[m], weights) for m in (0, 1)]
-        return auc[0], auc[1], brier[0], brier[1]
+    def figures(positive_weights: np.ndarray, negative_weights: np.ndarray) -> np.ndarray:
+        """[blocks, 4]: AUC of both models, then Brier of both."""
+        columns = [weighted_auc(*m["levels"], m["n_levels"], positive_weights, negative_weights) for m in models]
+        count = positive_weights.sum(axis=1) + negative_weights.sum(axis=1)
+        columns += [((positive_weights * m["errors"][0]).sum(axis=1) + (negative_weights * m["errors"][1]).sum(axis=1))
+                    / count for m in models]
+        return np.column_stack(columns)
 
-    point = figures(np.ones(len(y)))
+    point = figures(np.ones((1, n_pos)), np.ones((1, n_neg)))[0]
     rng = np.random.default_rng(seed)
     draws = np.empty((resamples, 4))
-    for b in range(resamples):
-        weights = np.bincount(positives[rng.integers(0, len(positives), len(positives))], minlength=len(y))
-        weights = weights + np.bincount(negatives[rng.integers(0, len(negatives), len(negatives))],
-                                        minlength=len(y))
-        draws[b] = figures(weights.astype(float))
+    for start in range(0, resamples, BLOCK):
+        blocks = min(BLOCK, resamples - start)
+        positive_weights = _count_rows(rng.integers(0, n_pos, (blocks, n_pos)), n_pos)
+        negative_weights = _count_rows(rng.integers(0, n_neg, (blocks, n_neg)), n_neg)
+        draws[start:start + blocks] = figures(positive_weights, negative_weights)
     return {
         "rows": len(y),
-        "positives": int(positive.sum()),
+        "positives": n_pos,
         "confidence": confidence,
         "resamples": resamples,
         "method": (f"paired stratified bootstrap, {resamples} resamples of the same students for both "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from ml.intervals import _auc_from_weights, paired_bootstrap, rate_difference_interval, wilson_interval
+from ml.intervals import paired_bootstrap, rate_difference_interval, weighted_auc, wilson_interval
 
 
 def test_wilson_interval_matches_published_values():
@@ -27,10 +27,15 @@ def test_weighted_auc_equals_sklearn_on_the_rows_repeated_by_their_weights():
     y = rng.integers(0, 2, 300)
     score = np.round(rng.random(300) + 0.4 * y, 2)  # rounded: ties must count as half
     weights = rng.integers(0, 4, 300).astype(float)
-    unique, ties = np.unique(score, return_inverse=True)
-    ours = _auc_from_weights(ties, len(unique), y == 1, weights)
+    unique, levels = np.unique(score, return_inverse=True)
+    positive = y == 1
+    other = np.ones(300)  # a second resample in the same block: every student once
+    ours = weighted_auc(levels[positive], levels[~positive], len(unique),
+                        np.vstack([weights[positive], other[positive]]), np.vstack([weights[~positive],
+                                                                                     other[~positive]]))
     repeated = np.repeat(np.arange(300), weights.astype(int))
-    assert ours == pytest.approx(roc_auc_score(y[repeated], score[repeated]), abs=1e-12)
+    assert ours[0] == pytest.approx(roc_auc_score(y[repeated], score[repeated]), abs=1e-12)
+    assert ours[1] == pytest.approx(roc_auc_score(y, score), abs=1e-12)
 
 
 def _two_models(n: int, seed: int = 0):
