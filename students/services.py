@@ -115,6 +115,26 @@ def feature_definition_create(
     return definition
 
 
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def feature_definitions_created_record(
+    *, institution: Institution, definitions: list[FeatureDefinition], actor: AbstractBaseUser | None = None,
+    source: str = ChangeSource.IMPORT,
+) -> None:
+    """Record in the schema history the features an import created, with the range it saw."""
+    rows = []
+    for definition in definitions:
+        changes: dict[str, list] = {"created": [None, definition.key]}
+        if definition.seen_min_value is not None:
+            changes["seen_in_file"] = [
+                None, f"{_number_text(definition.seen_min_value)} to {_number_text(definition.seen_max_value)}"]
+        rows.append(FeatureDefinitionChange(institution=institution, feature=definition, actor=actor, source=source,
+                                            changes=changes))
+    FeatureDefinitionChange.objects.for_institution(institution).bulk_create(rows)
+
+
 # What an administrator may change on a feature (its key and kind are what stored values mean).
 FEATURE_EDITABLE_FIELDS = (
     "label", "description", "unit", "min_value", "max_value", "categories", "protected", "actionable", "retired",

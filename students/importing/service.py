@@ -25,6 +25,7 @@ from institutions.models import Institution
 
 from .. import sql
 from ..models import ChangeSource, FeatureDefinition, FeatureKind, ImportMapping, Student
+from ..services import feature_definitions_created_record
 from .changes import ChangeList
 from .errors import CellError, ImportFileError
 from .mapping import ImportMappingSpec, check_mapping, mapping_from_dict, suggest_mapping
@@ -336,7 +337,7 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
         total = report.rows * passes
         if commit:
             _write(institution, spec, reader, info, report, writer, pending, students_before, chunk_rows,
-                   report_progress, total, changes)
+                   report_progress, total, changes, actor=actor, source=source)
     if commit:
         _refresh_statistics(institution, report.created)
     report.committed = commit
@@ -347,7 +348,8 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
 
 def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReader, info: TableInfo,
            report: ImportReport, writer: ImportWriter, pending: _Pending, students_before, chunk_rows: int,
-           report_progress: Progress, total: int, changes: ChangeList) -> None:
+           report_progress: Progress, total: int, changes: ChangeList, *, actor=None,
+           source: str = ChangeSource.IMPORT) -> None:
     """The commit, inside the import's transaction (which holds the import lock since pass 1
     began): write what pass 1 found new or changed, all or nothing."""
     # Whether pass 1's view is stale: students written since it began. After an institution's
@@ -355,7 +357,7 @@ def _write(institution: Institution, spec: ImportMappingSpec, reader: TableReade
     # student created meanwhile with one of the file's ids calls for a second look.
     first_load = writer.mode is ImportMode.FIRST_LOAD
     everything = writer.conflict if first_load else _students_fingerprint(institution) != students_before
-    report.new_features = _create_new_features(institution, spec, pending.cleaner)
+    report.new_features = _create_new_features(institution, spec, pending.cleaner, actor=actor, source=source)
     written = ImportReport()
     written.created = writer.moved  # pass 1's early writes compare as unchanged below
     todo: set[int] | None = pending.rows  # line numbers pass 2 re-reads; None: every valid row
@@ -647,7 +649,8 @@ def _add(report: ImportReport, counts: ChunkCounts) -> None:
     report.unchanged += counts.unchanged
 
 
-def _create_new_features(institution: Institution, spec: ImportMappingSpec, cleaner: RowCleaner) -> list[str]:
+def _create_new_features(institution: Institution, spec: ImportMappingSpec, cleaner: RowCleaner, *, actor,
+                         source: str) -> list[str]:
     existing = FeatureDefinition.objects.for_institution(institution)
     position = max((d.position for d in existing), default=-1) + 1
     created = []
@@ -667,4 +670,5 @@ def _create_new_features(institution: Institution, spec: ImportMappingSpec, clea
             definition.seen_min_value, definition.seen_max_value = cleaner.seen_range(column.feature)
         created.append(definition)
     FeatureDefinition.objects.for_institution(institution).bulk_create(created)
+    feature_definitions_created_record(institution=institution, definitions=created, actor=actor, source=source)
     return [definition.key for definition in created]

@@ -10,6 +10,7 @@ FIELD_NAMES = {
     "label": "label", "description": "description", "unit": "unit", "min_value": "minimum",
     "max_value": "maximum", "categories": "categories", "protected": "protected", "actionable": "actionable",
     "retired": "retired", "created": "created with key",
+    "seen_in_file": "range seen in the file",
 }
 
 

@@ -234,13 +234,16 @@ def test_a_numeric_feature_created_by_an_import_is_offered_with_the_range_seen_i
     path = write_file(tmp_path, "credits.csv", "student_id,credits\r\nS001,0\r\nS002,37\r\nS003,12.5\r\n")
     mapping = import_preview(institution=a.institution, path=path).mapping.as_dict()
     mapping["columns"]["credits"].update(target="new_feature", kind="numeric", feature="credits")
-    report = import_file(institution=a.institution, path=path, mapping=mapping, commit=True)
+    report = import_file(institution=a.institution, path=path, mapping=mapping, commit=True, actor=a.admin)
     assert report.committed and report.new_features == ["credits"]
 
     credits = feature(a, "credits")
     assert (credits.seen_min_value, credits.seen_max_value, credits.min_value, credits.max_value) == \
         (0, 37, None, None)
     assert credits.range_unconfirmed
+    created = FeatureDefinitionChange.objects.for_institution(a.institution).get()
+    assert (created.feature, created.actor, created.source, created.changes) == (
+        credits, a.admin, ChangeSource.IMPORT, {"created": [None, "credits"], "seen_in_file": [None, "0 to 37"]})
     assert not FeatureDefinition.objects.for_institution(b.institution).filter(key="credits").exists()
     client.force_login(a.admin)
     page = client.get(reverse("feature-schema", args=["alpha"])).content.decode()
@@ -250,6 +253,7 @@ def test_a_numeric_feature_created_by_an_import_is_offered_with_the_range_seen_i
     review = client.post(edit_url(a, credits), posted(form))
     assert review.context["preview"].changes == {"min_value": [None, 0.0], "max_value": [None, 37.0]}
     assert review.context["preview"].stored_values_outside == 0
+    assert "range seen in the file: (none) → 0 to 37" in review.content.decode()  # the feature's history
     client.post(edit_url(a, credits), {**posted(form), "review": review.context["review_token"]})
     credits.refresh_from_db()
     assert (credits.min_value, credits.max_value, credits.range_unconfirmed) == (0, 37, False)
