@@ -172,6 +172,8 @@ def test_invalid_edits_are_refused_with_a_reason_and_change_nothing(client, tena
     assert "must not be greater than the maximum" in str(response.context["form"].errors)
     response = client.post(url, posted(form, label="  "))
     assert response.status_code == 400
+    for hostile in ("1e400", "abc", "nan"):
+        assert client.post(url, posted(form, max_value=hostile)).status_code == 400
     gender_url = edit_url(tenant_a, feature(tenant_a, "gender"))
     gender_form = client.get(gender_url).context["form"]
     response = client.post(gender_url, posted(gender_form, categories="f = Female\nf = Again"))
@@ -193,7 +195,9 @@ def test_retiring_and_restoring_a_feature_is_recorded_and_the_values_stay(client
     assert definition.is_retired
     assert all("tuition_up_to_date" in s.features for s in Student.objects.for_institution(tenant_a.institution))
     profile = client.get(reverse("student-detail", args=["alpha", tenant_a.students[0].pk]))
-    assert "retired" in profile.content.decode()
+    row = next(r for r in profile.context["feature_rows"] if r["definition"].key == "tuition_up_to_date")
+    assert row["value"] is True and row["definition"].is_retired  # still on the record
+    assert 'title="No longer a model input; the value is kept">retired</span>' in profile.content.decode()
 
     form = client.get(edit_url(tenant_a, definition)).context["form"]
     data = posted(form)
@@ -360,3 +364,27 @@ def test_api_creates_a_feature_and_its_creation_is_in_the_schema_history(api_cli
     assert not FeatureDefinitionChange.objects.for_institution(b.institution).exists()
     client.force_login(a.admin)
     assert "created with key" in client.get(reverse("feature-schema", args=["alpha"])).content.decode()
+
+
+@pytest.mark.parametrize("body", [
+    '{"max_value": 1e400}', '{"min_value": -1e999}', '{"max_value": "abc"}', '{"max_value": NaN}',
+    '{"categories": "f"}', '{"label": ""}', '{"retired": "perhaps"}',
+])
+def test_api_refuses_a_hostile_feature_edit_with_a_400_and_changes_nothing(api_client, tenant_a, body):
+    api_client.force_authenticate(tenant_a.admin)
+    url = reverse("api-feature-detail", args=["alpha", feature(tenant_a, "units_approved").pk])
+    response = api_client.patch(url, body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    definition = feature(tenant_a, "units_approved")
+    assert (definition.label, definition.min_value, definition.max_value, definition.is_retired) == \
+        ("Units approved", 0, 30, False)
+    assert not FeatureDefinitionChange.objects.for_institution(tenant_a.institution).exists()
+
+
+def test_api_refuses_a_feature_created_with_an_infinite_range(api_client, tenant_a):
+    api_client.force_authenticate(tenant_a.admin)
+    response = api_client.post(reverse("api-feature-list", args=["alpha"]),
+                               '{"key": "age", "label": "Age", "kind": "numeric", "max_value": 1e400}',
+                               content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert not FeatureDefinition.objects.for_institution(tenant_a.institution).filter(key="age").exists()
