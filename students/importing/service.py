@@ -341,6 +341,8 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
     if commit:
         _refresh_statistics(institution, report.created)
     report.committed = commit
+    if not commit:  # what the commit would create (it creates them once the file has proved valid)
+        report.new_features = [column.feature for column in spec.columns.values() if column.target == "new_feature"]
     report.seconds = round(time.perf_counter() - started, 3)
     report_progress("done", total, total)
     return report

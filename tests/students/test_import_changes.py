@@ -260,3 +260,19 @@ def test_the_apis_dry_run_returns_the_changes_and_the_csv_and_no_other_instituti
         response = client_b.get(reverse("api-import-changes", args=[slug, upload_id]))
         assert response.status_code == 404
     assert client_a.get(reverse("api-import-changes", args=[a.institution.slug, "abc"])).status_code == 404
+
+
+def test_the_report_names_the_features_the_import_would_create_and_then_links_to_confirm_them(
+    tenants, client, django_capture_on_commit_callbacks
+):
+    a, _b = tenants
+    client.force_login(a.admin)
+    upload(client, a.institution.slug, "new.csv", b"student_id,credits\r\nS001,30\r\nS002,45\r\n")
+    upload_obj = latest_upload(a.institution)
+    validate(client, a.institution, upload_obj, django_capture_on_commit_callbacks)
+    detail = reverse("import-detail", args=[a.institution.slug, upload_obj.pk])
+    page = client.get(detail).content.decode()
+    assert "New features to create" in page and "credits" in page
+    commit(client, a.institution, upload_obj, django_capture_on_commit_callbacks)
+    page = client.get(detail).content.decode()
+    assert "confirm their ranges and flags" in page and reverse("feature-schema", args=[a.institution.slug]) in page
