@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "django_celery_beat",
     "institutions",
+    "accounts",
     "students",
     "predictions",
     "interventions",
@@ -115,6 +116,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Accounts (docs/accounts.md) ----------------------------------------------------------
+# Email: SMTP when EMAIL_HOST is set; otherwise each email is printed on the console (the demo,
+# `make run`), which is where an invitation or reset link then appears.
+EMAIL_HOST = env_str("EMAIL_HOST", default="")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+                        else "django.core.mail.backends.console.EmailBackend")
+EMAIL_PORT = env_int("EMAIL_PORT", default=25)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default="dropout_platform <no-reply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# How long an invitation link and a password reset link work.
+INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", default=7)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", default=60 * 60 * 24)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

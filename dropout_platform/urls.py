@@ -9,6 +9,8 @@ urlpatterns = [
     path("", HomeView.as_view(), name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
+    path("i/<slug:institution_slug>/", include("accounts.institution_urls")),
     # The advisor workspace first: it owns the institution home and the student profile.
     path("i/<slug:institution_slug>/", include("workspace.urls")),
     path("i/<slug:institution_slug>/", include("interventions.urls")),

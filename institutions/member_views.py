@@ -5,38 +5,24 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views import View
 from django.views.generic import TemplateView
 
-from .forms import MemberAddForm, MemberRoleForm
+from .forms import MemberRoleForm
 from .models import Membership
-from .services import MembershipError, membership_add, membership_change_role, membership_remove
+from .services import MembershipError, membership_change_role, membership_remove
 from .view_mixins import InstitutionPageMixin
 
 
 class MemberListView(InstitutionPageMixin, TemplateView):
+    """The members and their roles. New members join through an emailed invitation (accounts app):
+    no page attaches an account that exists elsewhere without its owner accepting."""
+
     template_name = "institutions/member_list.html"
     required_capability = "manage_users"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["members"] = self.scoped(Membership).select_related("user").order_by("user__username")
-        context["form"] = kwargs.get("form") or MemberAddForm()
         context["role_form"] = MemberRoleForm()
         return context
-
-    def post(self, request, *args, **kwargs):
-        form = MemberAddForm(request.POST)
-        if form.is_valid():
-            try:
-                membership, password = membership_add(institution=self.institution, **form.cleaned_data)
-            except MembershipError as exc:
-                form.add_error(None, exc.message)
-            else:
-                if password:
-                    messages.success(request, f"Created {membership.user.username} with the one-time password "
-                                              f"{password} — hand it over securely; it is not shown again.")
-                else:
-                    messages.success(request, f"Added {membership.user.username} as {membership.get_role_display()}.")
-                return redirect("member-list", institution_slug=self.institution.slug)
-        return self.render_to_response(self.get_context_data(form=form), status=400)
 
 
 class MemberUpdateView(InstitutionPageMixin, View):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -33,40 +31,6 @@ def institution_created_announce(*, institution: Institution) -> None:
 
 class MembershipError(ValidationError):
     """A membership change that would leave the institution in a bad state."""
-
-
-@transaction.atomic
-def membership_add(
-    *, institution: Institution, username: str, email: str = "", role: str, first_name: str = "",
-    last_name: str = "",
-) -> tuple[Membership, str | None]:
-    """Add a user to the institution, creating the account if it does not exist yet.
-
-    Returns the membership and, for a new account, a one-time password to hand over (the
-    user changes it after logging in). An existing member is refused, not silently changed.
-    """
-    if role not in Role.values:
-        raise MembershipError(f"Unknown role {role!r}.")
-    username = username.strip()
-    if not username:
-        raise MembershipError("A username is required.")
-    user = User.objects.filter(username=username).first()
-    temporary_password = None
-    if user is None:
-        user = User(username=username, email=email.strip(), first_name=first_name.strip(),
-                    last_name=last_name.strip())
-        temporary_password = secrets.token_urlsafe(11)
-        user.set_password(temporary_password)
-        try:
-            user.full_clean(exclude=["password"])
-        except ValidationError as exc:  # e.g. a username with spaces: say so instead of a 500
-            problems = "; ".join(" ".join(messages) for messages in exc.message_dict.values())
-            raise MembershipError(f"{username!r} cannot be created: {problems}") from None
-        user.save()
-    elif Membership.objects.for_institution(institution).filter(user=user).exists():
-        raise MembershipError(f"{username} is already a member of {institution.name}.")
-    membership = Membership.objects.for_institution(institution).create(user=user, role=role)
-    return membership, temporary_password
 
 
 def _admins_left_after(institution: Institution, membership: Membership) -> int:
