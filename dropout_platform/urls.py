@@ -22,3 +22,6 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
+
+# Under /api/ a URL that matches no route answers the API's JSON 404 body, not the HTML page.
+handler404 = "institutions.api.errors.page_not_found"

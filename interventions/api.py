@@ -92,7 +92,9 @@ class InterventionSerializer(serializers.ModelSerializer):
     intervention_type = serializers.IntegerField(source="intervention_type_id")
     notes = serializers.CharField(required=False, allow_blank=True, max_length=20000)
     outcome_notes = serializers.CharField(read_only=True)
-    author = serializers.IntegerField(source="author_id", read_only=True)
+    author = serializers.IntegerField(source="author_id", read_only=True, allow_null=True)  # null: author deleted
+    # Read-only model fields lose allow_blank in DRF; an open intervention's outcome is "".
+    outcome = serializers.ChoiceField(choices=InterventionOutcome.choices, allow_blank=True, read_only=True)
     overdue = serializers.SerializerMethodField()
 
     class Meta:
@@ -240,8 +242,9 @@ class InterventionViewSet(
 
 class FlagSerializer(serializers.ModelSerializer):
     student = serializers.IntegerField(source="student_id")
-    raised_by = serializers.IntegerField(source="raised_by_id", read_only=True)
-    resolved_by = serializers.IntegerField(source="resolved_by_id", read_only=True)
+    # null: raised by the system, not resolved yet, or the user was deleted since.
+    raised_by = serializers.IntegerField(source="raised_by_id", read_only=True, allow_null=True)
+    resolved_by = serializers.IntegerField(source="resolved_by_id", read_only=True, allow_null=True)
     is_open = serializers.BooleanField(read_only=True)
 
     class Meta:

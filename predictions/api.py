@@ -35,9 +35,11 @@ from .services.requests import rescore_request, retrain_request
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
-    decided_by = serializers.CharField(source="decided_by.username", default=None, read_only=True)
-    gate_overridden_by = serializers.CharField(source="gate_overridden_by.username", default=None, read_only=True)
+    # null: made by a schedule or the system, not decided yet, or the user was deleted since.
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
+    decided_by = serializers.CharField(source="decided_by.username", default=None, read_only=True, allow_null=True)
+    gate_overridden_by = serializers.CharField(source="gate_overridden_by.username", default=None, read_only=True,
+                                               allow_null=True)
 
     class Meta:
         model = ModelVersion

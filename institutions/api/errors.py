@@ -11,11 +11,14 @@ request, so the first request after the database is back is answered normally.
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, HttpResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
@@ -81,3 +84,13 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DatabaseUnavailable):
         response["Retry-After"] = str(database_retry_after_seconds())
     return response
+
+
+def page_not_found(request, exception):
+    """Django's 404 handler (``handler404``): under ``/api/`` the API's own 404 body, byte for byte
+    what a view's 404 answers, for URLs no route matches (``students/abc/``: an integer path
+    parameter that is no integer, a slug with a space); the HTML page everywhere else."""
+    if request.path.startswith("/api/"):
+        body = json.dumps(error_body(code="not_found", message="Not found."), separators=(",", ":"))
+        return HttpResponse(body, status=404, content_type="application/json")
+    return defaults.page_not_found(request, exception)

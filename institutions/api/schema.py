@@ -45,8 +45,11 @@ ERROR_RESPONSES = {
     "403": "The key's scopes or the user's role do not allow this",
     "404": "Not found, or belonging to another institution",
     "413": "Request body too large",
+    "415": "The request body's Content-Type is not one the operation reads (send JSON)",
     "429": "Rate limit exceeded; see Retry-After",
+    "503": "The database is unavailable for a moment (code database_unavailable); see Retry-After",
 }
+BODY_ONLY_RESPONSES = {"413", "415"}  # a GET sends no body
 
 
 def add_error_responses(result, generator, request, public):
@@ -59,7 +62,7 @@ def add_error_responses(result, generator, request, public):
                 continue
             responses = operation.setdefault("responses", {})
             for status, description in ERROR_RESPONSES.items():
-                if status == "413" and method == "get":
+                if status in BODY_ONLY_RESPONSES and method == "get":
                     continue
                 responses.setdefault(status, {
                     "description": description, "content": {"application/json": {"schema": reference}},
