@@ -1,0 +1,148 @@
+"""Invitation, password reset and password change end to end, the emails going through a real
+SMTP server (aiosmtpd) that the test starts on the loopback address."""
+
+import email
+import re
+import socket
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from institutions.models import Membership
+
+pytestmark = pytest.mark.django_db
+STRONG = "correct-horse-battery-staple-42"
+NEWER = "another-long-passphrase-77"
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it is sent."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.original_content or envelope.content)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def last_body(self) -> str:
+        return self.messages[-1][2].get_payload(decode=True).decode()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(settings):
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    settings.EMAIL_USE_TLS = False
+    settings.DEFAULT_FROM_EMAIL = "Platform <platform@example.edu>"
+    try:
+        yield mailbox
+    finally:
+        controller.stop()
+
+
+def logged_in(client: Client) -> bool:
+    return client.get(reverse("password_change")).status_code == 200
+
+
+def link_in(body: str) -> str:
+    return re.search(r"https?://testserver(/\S+)", body).group(1)
+
+
+def test_an_invitation_travels_through_smtp_and_its_link_creates_the_account(client, tenants, smtp_server):
+    a, _b = tenants
+    client.force_login(a.admin)
+    response = client.post(reverse("invitation-list", args=["alpha"]),
+                           {"email": "new.advisor@example.edu", "role": "advisor"})
+    assert response.status_code == 302
+    sender, recipients, message = smtp_server.messages[-1]
+    assert sender == "platform@example.edu" and recipients == ["new.advisor@example.edu"]
+    assert "ALPHA University" in message["Subject"]
+    link = link_in(smtp_server.last_body())
+    client.logout()
+    assert client.post(link, {"username": "new.advisor", "password1": STRONG, "password2": STRONG}).status_code == 302
+    fresh = Client()
+    assert fresh.login(username="new.advisor", password=STRONG)
+    assert Membership.objects.for_institution(a.institution).get(user__username="new.advisor").role == "advisor"
+
+
+def test_an_unreachable_mail_server_leaves_no_invitation_and_says_so(client, tenant_a, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", _free_port()  # nothing listens there
+    client.force_login(tenant_a.admin)
+    response = client.post(reverse("invitation-list", args=["alpha"]), {"email": "x@example.edu", "role": "viewer"})
+    assert response.status_code == 400
+    assert b"could not be sent" in response.content
+    from accounts.models import Invitation
+    assert not Invitation.objects.for_institution(tenant_a.institution).exists()
+
+
+def test_a_password_reset_by_email_sets_a_new_password_and_ends_other_sessions(tenant_a, smtp_server):
+    elsewhere = Client()
+    elsewhere.force_login(tenant_a.advisor)
+    assert logged_in(elsewhere)
+    client = Client()
+    assert client.post(reverse("password_reset"), {"email": tenant_a.advisor.email}).status_code == 302
+    assert smtp_server.messages[-1][1] == [tenant_a.advisor.email]
+    link = link_in(smtp_server.last_body())
+    form_page = client.get(link, follow=True)  # Django swaps the token for a session-held one
+    assert form_page.context["validlink"]
+    set_url = form_page.redirect_chain[-1][0]
+    assert client.post(set_url, {"new_password1": NEWER, "new_password2": NEWER}).status_code == 302
+    assert Client().login(username=tenant_a.advisor.username, password=NEWER)
+    assert not Client().login(username=tenant_a.advisor.username, password="pw-for-tests")
+    # The old session is over, and the link cannot be used twice.
+    assert not logged_in(elsewhere)
+    assert not Client().get(link, follow=True).context["validlink"]
+
+
+def test_a_reset_for_an_unknown_address_looks_the_same_and_sends_nothing(client, tenant_a, smtp_server):
+    response = client.post(reverse("password_reset"), {"email": "nobody@example.edu"}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("password_reset_done")
+    assert smtp_server.messages == []
+
+
+def test_changing_the_password_keeps_this_session_and_ends_the_others(tenant_a):
+    user = tenant_a.advisor
+    here, there = Client(), Client()
+    assert here.login(username=user.username, password="pw-for-tests")
+    assert there.login(username=user.username, password="pw-for-tests")
+    assert logged_in(there)
+    response = here.post(reverse("password_change"), {
+        "old_password": "pw-for-tests", "new_password1": NEWER, "new_password2": NEWER})
+    assert response.status_code == 302 and response["Location"] == reverse("password_change_done")
+    assert logged_in(here)
+    assert not logged_in(there)
+    assert get_user_model().objects.get(pk=user.pk).check_password(NEWER)
+
+
+@pytest.mark.parametrize("weak", ["short", "password", "1234567890123"])
+def test_a_weak_new_password_is_refused_and_the_old_one_still_works(client, tenant_a, weak):
+    client.force_login(tenant_a.viewer)
+    response = client.post(reverse("password_change"), {
+        "old_password": "pw-for-tests", "new_password1": weak, "new_password2": weak})
+    assert response.status_code == 200 and response.context["form"].errors
+    assert get_user_model().objects.get(pk=tenant_a.viewer.pk).check_password("pw-for-tests")
+
+
+def test_the_password_pages_use_the_site_layout(client, tenant_a):
+    client.force_login(tenant_a.viewer)
+    page = client.get(reverse("password_change"))
+    assert page.status_code == 200
+    assert b"dropout_platform" in page.content and b"Change your password" in page.content
+    assert b"django-admin" not in page.content.lower() and b"Django administration" not in page.content
+    client.logout()
+    assert b"Forgot your password?" in client.get(reverse("login")).content
