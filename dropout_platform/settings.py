@@ -200,6 +200,8 @@ CACHES = {
 REDIS_RETRY_SECONDS = env_float("REDIS_RETRY_SECONDS", default=5.0)
 # Retry-After of the API's 503 while the database is unreachable.
 API_DATABASE_RETRY_AFTER_SECONDS = env_int("API_DATABASE_RETRY_AFTER_SECONDS", default=30)
+# Long API lists page by cursor; page numbers only up to this one (institutions.api.pagination).
+API_MAX_OFFSET_PAGE = env_int("API_MAX_OFFSET_PAGE", default=10)
 # Without Redis the broker is a folder (kombu's filesystem transport): `make run` still starts a
 # real worker process, so a request never waits for a job. One host only; production uses Redis.
 BROKER_FOLDER = Path(env_str("BROKER_FOLDER", default=str(BASE_DIR / "var" / "broker")))
