@@ -6,6 +6,7 @@ With ``DATABASE_URL`` unset the product runs on an embedded PostgreSQL server un
 real worker process runs the jobs with no service installed. With debug off, a secret key is mandatory.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_celery_beat",
+    "axes",
     "institutions",
     "accounts",
     "students",
@@ -63,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "institutions.api.request_limits.PageUploadLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dropout_platform.urls"
@@ -134,6 +138,19 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # How long an invitation link and a password reset link work.
 INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", default=7)
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", default=60 * 60 * 24)
+
+# Login protection (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one username, or
+# from one address, further attempts are refused, even with the right password, for
+# LOGIN_LOCKOUT_MINUTES, on the site's login and the staff admin's. The axes backend goes first.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "accounts.login_protection.client_address"
+# Behind a proxy, the client's address is the one this many hops from the right in X-Forwarded-For.
+LOGIN_TRUSTED_PROXY_COUNT = env_int("LOGIN_TRUSTED_PROXY_COUNT", default=0)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
