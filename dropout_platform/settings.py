@@ -181,6 +181,8 @@ if env_bool("DJANGO_BEHIND_PROXY", default=False):
 # Uploads: the import service enforces its own, configurable limit (IMPORT_MAX_FILE_BYTES);
 # Django only has to stream big files to disk instead of memory.
 IMPORT_MAX_FILE_BYTES = env_int("IMPORT_MAX_FILE_BYTES", default=50 * 1024 * 1024)
+# An uploaded file never committed is removed this many days after its upload (daily beat task).
+IMPORT_UPLOAD_RETENTION_DAYS = env_int("IMPORT_UPLOAD_RETENTION_DAYS", default=7)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", default=20 * 1024 * 1024)
 # Hostile files (docs/imports.md, "Limits"): a file is refused with a specific message, and
@@ -259,6 +261,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "dispatch-pending-jobs": {"task": "institutions.tasks.dispatch_pending_jobs", "schedule": 60.0},
     "dispatch-due-webhooks": {"task": "institutions.tasks.dispatch_due_webhooks", "schedule": 60.0},
+    # Daily: files of uploads never committed within IMPORT_UPLOAD_RETENTION_DAYS (students.upload_files).
+    "expire-import-uploads": {"task": "students.tasks.expire_import_uploads", "schedule": 24 * 60 * 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

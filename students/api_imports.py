@@ -34,8 +34,13 @@ from .importing.uploads import (
     upload_path,
 )
 from .models import FeatureDefinition
+from .upload_files import STORAGE_ERROR_CODES
 
-FILE_ERROR_STATUS = {"file_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE}
+FILE_ERROR_STATUS = {
+    "file_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    # The server's disk refused the file (full, read-only): not the client's fault; retry later.
+    **dict.fromkeys(STORAGE_ERROR_CODES, status.HTTP_503_SERVICE_UNAVAILABLE),
+}
 
 
 class ImportFileRequestSerializer(serializers.Serializer):
@@ -105,8 +110,11 @@ class ImportFileView(InstitutionScopeMixin, generics.GenericAPIView):
                         status=status.HTTP_202_ACCEPTED, headers={"Location": job_url})
 
     def _refused(self, exc: ImportFileError) -> Response:
-        return Response(error_body(code=exc.code, message=exc.message, errors={"file": [exc.message]}),
-                        status=FILE_ERROR_STATUS.get(exc.code, status.HTTP_400_BAD_REQUEST))
+        response = Response(error_body(code=exc.code, message=exc.message, errors={"file": [exc.message]}),
+                            status=FILE_ERROR_STATUS.get(exc.code, status.HTTP_400_BAD_REQUEST))
+        if exc.code in STORAGE_ERROR_CODES:
+            response["Retry-After"] = "60"
+        return response
 
 
 class ImportChangesView(InstitutionScopeMixin, generics.GenericAPIView):

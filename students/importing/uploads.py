@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from institutions.models import Institution, Job, JobKind
 from .. import sql
 from ..models import ChangeSource, ImportUpload, ImportUploadStatus
 from ..signals import import_committed
+from ..upload_files import upload_file_write
 from .errors import ImportFileError
 from .mapping import ImportMappingSpec
 from .reading import check_size
@@ -66,11 +66,7 @@ def import_upload_create(*, institution: Institution, uploaded_file, user=None) 
     """Store an uploaded file (Django ``UploadedFile``) after checking its size. Raises ImportFileError."""
     check_size(uploaded_file.size, settings.IMPORT_MAX_FILE_BYTES)
     stored = _stored_name(institution, uploaded_file.name)
-    target = Path(settings.MEDIA_ROOT) / stored
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as handle:
-        for chunk in uploaded_file.chunks():
-            handle.write(chunk)
+    upload_file_write(Path(settings.MEDIA_ROOT) / stored, uploaded_file.chunks())  # all or nothing
     return ImportUpload.objects.for_institution(institution).create(
         original_name=Path(uploaded_file.name).name[:255], stored_name=stored, size=uploaded_file.size,
         uploaded_by=user,
@@ -82,9 +78,8 @@ def import_upload_create_from_path(*, institution: Institution, path: Path, user
     path = Path(path)
     check_size(path.stat().st_size, settings.IMPORT_MAX_FILE_BYTES)
     stored = _stored_name(institution, path.name)
-    target = Path(settings.MEDIA_ROOT) / stored
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, target)
+    with path.open("rb") as source:
+        upload_file_write(Path(settings.MEDIA_ROOT) / stored, iter(lambda: source.read(1 << 20), b""))
     return ImportUpload.objects.for_institution(institution).create(
         original_name=path.name[:255], stored_name=stored, size=path.stat().st_size, uploaded_by=user,
     )

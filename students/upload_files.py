@@ -1,0 +1,107 @@
+"""Uploaded import files on disk: written so that a failed write leaves nothing behind, and
+removed when an upload was never committed within ``IMPORT_UPLOAD_RETENTION_DAYS``.
+
+A write goes to ``<name>.partial`` beside its final name and is renamed only when every byte is
+on disk (flushed and fsynced). Disk full, a quota, a read-only or missing media folder: the
+partial file is removed, nothing is recorded, and the person (page or API) is told which of these
+it was, in words an operator can act on; the next upload works as soon as there is room again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from institutions.models import ACTIVE_JOB_STATUSES, Institution
+
+from .importing.errors import ImportFileError
+from .models import ImportUpload, ImportUploadStatus
+
+logger = logging.getLogger(__name__)
+
+PARTIAL_SUFFIX = ".partial"
+# Codes of refusals that are the server's, not the file's (the API answers them with 503).
+STORAGE_ERROR_CODES = ("storage_full", "storage_read_only", "storage_unavailable")
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def upload_file_write(target: Path, chunks) -> None:
+    """Write ``chunks`` (bytes) to ``target``, all or nothing. Raises ImportFileError with one of
+    :data:`STORAGE_ERROR_CODES` when the disk refuses; no partial file is left behind."""
+    partial = target.with_name(target.name + PARTIAL_SUFFIX)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("xb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        logger.error("could not store an upload at %s: %s", target, exc)
+        raise storage_error(exc) from exc
+
+
+def storage_error(exc: OSError) -> ImportFileError:
+    if exc.errno in _FULL:
+        return ImportFileError("storage_full", (
+            "The server's upload storage is full, so the file was not saved (nothing was imported). "
+            "Try again later; if it persists, ask the operator to free space in the media folder."))
+    if exc.errno in _READ_ONLY:
+        return ImportFileError("storage_read_only", (
+            "The server cannot write uploaded files right now (its media folder is read-only), so the file was "
+            "not saved (nothing was imported). Ask the operator to check the media folder's permissions."))
+    return ImportFileError("storage_unavailable", (
+        f"The server could not save the file ({exc.strerror or exc}); nothing was imported. Try again later."))
+
+
+def import_uploads_expire(*, institution: Institution, now=None) -> dict[str, int]:
+    """Remove the files of this institution's uploads never committed within the retention period
+    (marked discarded, the row and its jobs kept), and stray files of its upload folder no upload
+    names (a crash between the write and the row, an old partial write). An upload whose job is
+    queued or running is left alone. Returns counts."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.IMPORT_UPLOAD_RETENTION_DAYS)
+    stale = (ImportUpload.objects.for_institution(institution)
+             .filter(created_at__lt=cutoff)
+             .exclude(status__in=(ImportUploadStatus.COMMITTED, ImportUploadStatus.DISCARDED))
+             .exclude(validation_job__status__in=ACTIVE_JOB_STATUSES)
+             .exclude(commit_job__status__in=ACTIVE_JOB_STATUSES))
+    expired = 0
+    for upload in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(Path(settings.MEDIA_ROOT) / upload.stored_name)
+        expired += ImportUpload.objects.for_institution(institution).filter(pk=upload.pk).exclude(
+            status=ImportUploadStatus.COMMITTED).update(status=ImportUploadStatus.DISCARDED)
+    return {"expired": expired, "strays": _remove_strays(institution, cutoff=cutoff.timestamp())}
+
+
+def _remove_strays(institution: Institution, *, cutoff: float) -> int:
+    folder = Path(settings.MEDIA_ROOT) / "imports" / str(institution.pk)
+    if not folder.is_dir():
+        return 0
+    named = set(ImportUpload.objects.for_institution(institution).values_list("stored_name", flat=True))
+    removed = 0
+    for path in folder.iterdir():  # the changes/ folder (job reports) is a folder: left alone
+        if not path.is_file():
+            continue
+        relative = f"imports/{institution.pk}/{path.name}"
+        # A partial write older than an hour is dead (a write takes seconds); a finished file
+        # no upload names is removed after the retention period, like an upload.
+        dead = path.name.endswith(PARTIAL_SUFFIX) and path.stat().st_mtime < time.time() - 3600
+        if dead or (relative not in named and path.stat().st_mtime < cutoff):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed

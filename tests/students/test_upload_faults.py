@@ -1,0 +1,195 @@
+"""Disk faults on upload (issue 17, item 7) and the clean-up of uploads never committed.
+
+The faults are real ones: MEDIA_ROOT on a tmpfs of 64 KB (disk full), on a read-only tmpfs or a
+read-only folder, or under a regular file (no folder can be made). Mounting needs root; where
+neither a mount nor a permission can make a folder unwritable the test is skipped, never faked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from institutions.models import Job, JobKind, JobStatus
+from students.models import ImportUpload, ImportUploadStatus
+from students.tasks import expire_import_uploads, expire_institution_import_uploads
+from students.upload_files import PARTIAL_SUFFIX
+
+from .import_helpers import GOOD_CSV
+
+pytestmark = pytest.mark.django_db
+
+
+class Tmpfs:
+    def __init__(self, path: Path, size: str):
+        self.path, self.size = path, size
+
+    def mount(self, *options: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        opts = ",".join([f"size={self.size}", *options])
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(self.path)], capture_output=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+
+    def remount(self, *options: str) -> None:
+        subprocess.run(["mount", "-o", ",".join(["remount", *options]), str(self.path)], check=True)
+
+    def unmount(self) -> None:
+        subprocess.run(["umount", str(self.path)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path, settings):
+    disk = Tmpfs(tmp_path / "media", "64k")
+    disk.mount()
+    settings.MEDIA_ROOT = disk.path
+    yield disk
+    disk.unmount()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(path for path in Path(root).rglob("*") if path.is_file())
+
+
+def _big_csv() -> bytes:
+    rows = "\n".join(f"X{index:06d},Student {index},3,yes,f" for index in range(6000))
+    return ("student_id,name,units_approved,tuition_up_to_date,gender\n" + rows + "\n").encode()
+
+
+def test_a_full_disk_says_so_on_the_page_leaves_no_partial_file_and_later_uploads_work(
+    client, tenant_a, tenant_b, small_disk,
+):
+    client.force_login(tenant_a.admin)
+    big = _big_csv()
+    assert len(big) > 64 * 1024
+    response = client.post(reverse("import-upload", args=["alpha"]), {"file": SimpleUploadedFile("big.csv", big)})
+    assert response.status_code in (200, 400)
+    assert "upload storage is full" in response.content.decode()
+    assert _files(small_disk.path) == []  # the partial write is gone
+    assert not ImportUpload.objects.for_institution(tenant_a.institution).exists()
+
+    response = client.post(reverse("import-upload", args=["alpha"]),
+                           {"file": SimpleUploadedFile("good.csv", GOOD_CSV.encode())})
+    assert response.status_code == 302  # on to the mapping page: the disk had room for this one
+    upload = ImportUpload.objects.for_institution(tenant_a.institution).get()
+    assert (small_disk.path / upload.stored_name).read_bytes() == GOOD_CSV.encode()
+    assert not ImportUpload.objects.for_institution(tenant_b.institution).exists()
+
+
+def test_a_full_disk_answers_the_api_with_503_and_its_code(api_client, tenant_a, tenant_b, small_disk):
+    api_client.force_authenticate(tenant_a.admin)
+    response = api_client.post(reverse("api-import-file", args=["alpha"]),
+                               {"file": SimpleUploadedFile("big.csv", _big_csv())}, format="multipart")
+    assert response.status_code == 503
+    assert response.json()["code"] == "storage_full" and "file" in response.json()["errors"]
+    assert int(response["Retry-After"]) > 0
+    assert _files(small_disk.path) == []
+    # B's administrator is refused A's endpoint as always; nothing of B's is written.
+    api_client.force_authenticate(tenant_b.admin)
+    assert api_client.post(reverse("api-import-file", args=["alpha"]),
+                           {"file": SimpleUploadedFile("good.csv", GOOD_CSV.encode())},
+                           format="multipart").status_code == 404
+
+
+def test_a_read_only_media_folder_gives_its_own_message_and_uploads_work_once_it_is_writable(
+    client, tenant_a, tenant_b, tmp_path, settings,
+):
+    disk = Tmpfs(tmp_path / "media", "1m")
+    if os.geteuid() == 0:
+        disk.mount("ro")
+    else:
+        disk.path.mkdir()
+        disk.path.chmod(0o555)
+    settings.MEDIA_ROOT = disk.path
+    try:
+        client.force_login(tenant_a.admin)
+        response = client.post(reverse("import-upload", args=["alpha"]),
+                               {"file": SimpleUploadedFile("good.csv", GOOD_CSV.encode())})
+        assert "media folder is read-only" in response.content.decode()
+        assert not ImportUpload.objects.for_institution(tenant_a.institution).exists()
+        if os.geteuid() == 0:
+            disk.remount("rw")
+        else:
+            disk.path.chmod(0o755)
+        response = client.post(reverse("import-upload", args=["alpha"]),
+                               {"file": SimpleUploadedFile("good.csv", GOOD_CSV.encode())})
+        assert response.status_code == 302
+        assert len(_files(disk.path)) == 1
+    finally:
+        if os.geteuid() == 0:
+            disk.unmount()
+
+
+def test_a_media_root_that_cannot_be_made_is_a_message_not_a_500(api_client, tenant_a, tenant_b, tmp_path, settings):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    settings.MEDIA_ROOT = blocker / "media"
+    api_client.force_authenticate(tenant_a.admin)
+    response = api_client.post(reverse("api-import-file", args=["alpha"]),
+                               {"file": SimpleUploadedFile("good.csv", GOOD_CSV.encode())}, format="multipart")
+    assert response.status_code == 503 and response.json()["code"] == "storage_unavailable"
+
+
+def _upload(tenant, media: Path, *, days_old: float, status=ImportUploadStatus.VALIDATED, job_status=None):
+    institution = tenant.institution
+    stored = f"imports/{institution.pk}/{os.urandom(8).hex()}.csv"
+    (media / stored).parent.mkdir(parents=True, exist_ok=True)
+    (media / stored).write_text(GOOD_CSV)
+    upload = ImportUpload.objects.for_institution(institution).create(
+        original_name="good.csv", stored_name=stored, size=len(GOOD_CSV), status=status)
+    if job_status is not None:
+        upload.validation_job = Job.objects.for_institution(institution).create(kind=JobKind.IMPORT, status=job_status)
+        upload.save(update_fields=["validation_job"])
+    ImportUpload.objects.for_institution(institution).filter(pk=upload.pk).update(
+        created_at=timezone.now() - timedelta(days=days_old))
+    return upload
+
+
+def test_uploads_never_committed_are_removed_after_the_retention_period_in_their_institution_only(
+    tenant_a, tenant_b, tmp_path, settings,
+):
+    settings.MEDIA_ROOT = tmp_path
+    settings.IMPORT_UPLOAD_RETENTION_DAYS = 7
+    old = _upload(tenant_a, tmp_path, days_old=8)
+    old_invalid = _upload(tenant_a, tmp_path, days_old=30, status=ImportUploadStatus.INVALID)
+    recent = _upload(tenant_a, tmp_path, days_old=6)
+    committed = _upload(tenant_a, tmp_path, days_old=30, status=ImportUploadStatus.COMMITTED)
+    busy = _upload(tenant_a, tmp_path, days_old=30, job_status=JobStatus.RUNNING)
+    old_b = _upload(tenant_b, tmp_path, days_old=30)
+    folder = tmp_path / "imports" / str(tenant_a.institution.pk)
+    stray_old, stray_new, dead_partial = folder / "stray.csv", folder / "new.csv", folder / f"x.csv{PARTIAL_SUFFIX}"
+    for path in (stray_old, stray_new, dead_partial):
+        path.write_text("x")
+    month_ago = (timezone.now() - timedelta(days=30)).timestamp()
+    os.utime(stray_old, (month_ago, month_ago))
+    os.utime(dead_partial, (month_ago, month_ago))
+
+    expire_institution_import_uploads(institution_id=tenant_a.institution.pk)
+
+    def state(upload):
+        upload.refresh_from_db()
+        return upload.status, (tmp_path / upload.stored_name).exists()
+
+    assert state(old) == (ImportUploadStatus.DISCARDED, False)
+    assert state(old_invalid) == (ImportUploadStatus.DISCARDED, False)
+    assert state(recent) == (ImportUploadStatus.VALIDATED, True)
+    assert state(committed) == (ImportUploadStatus.COMMITTED, True)
+    assert state(busy) == (ImportUploadStatus.VALIDATED, True)  # its job is running
+    assert state(old_b) == (ImportUploadStatus.VALIDATED, True)  # another institution's: not this task's
+    assert not stray_old.exists() and not dead_partial.exists() and stray_new.exists()
+
+    expire_import_uploads()  # the daily beat entry: every institution, each in its own scope
+    assert state(old_b) == (ImportUploadStatus.DISCARDED, False)
+    assert state(recent) == (ImportUploadStatus.VALIDATED, True)
+
+
+def test_the_clean_up_is_on_the_beat_schedule_daily(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["expire-import-uploads"]
+    assert entry["task"] == expire_import_uploads.name and entry["schedule"] == 24 * 60 * 60
