@@ -234,6 +234,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Where tasks go unless routed elsewhere, including the tasks workers and beat send themselves
+# (a re-queued job, a follow-up): give every process of one deployment the same value.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -260,11 +263,20 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # per-institution schedules are rows created by predictions.services.schedules.prediction_schedule_sync.
 CELERY_BEAT_SCHEDULE = {
     "dispatch-pending-jobs": {"task": "institutions.tasks.dispatch_pending_jobs", "schedule": 60.0},
+    "sweep-expired-jobs": {"task": "institutions.tasks.sweep_expired_jobs", "schedule": 60.0},
     "dispatch-due-webhooks": {"task": "institutions.tasks.dispatch_due_webhooks", "schedule": 60.0},
     # Daily: files of uploads never committed within IMPORT_UPLOAD_RETENTION_DAYS (students.upload_files).
     "expire-import-uploads": {"task": "students.tasks.expire_import_uploads", "schedule": 24 * 60 * 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
+# Leases (docs/operations.md, "Leases, the sweeper and cancelling"): a running job is held for
+# JOB_LEASE_SECONDS past its last heartbeat; the sweeper re-queues it after that, up to
+# JOB_MAX_ATTEMPTS runs in all, and the dispatcher re-sends a job still queued (no worker took
+# it: a lost message) JOB_REDISPATCH_SECONDS after it was last sent.
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", default=120)
+JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", default=max(1, JOB_LEASE_SECONDS // 4))
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", default=3)
+JOB_REDISPATCH_SECONDS = env_int("JOB_REDISPATCH_SECONDS", default=10 * 60)
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -118,6 +118,17 @@ class Job(TenantModel):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     dispatch_error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The running attempt holds the job until this time; its heartbeat and every progress call
+    # push it on. Past it, the sweeper (institutions.jobs.job_sweep) re-queues or fails the job.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    # A follow-up: queued behind this job of the same kind, sent when it finishes (see job_create).
+    waits_for = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="followers", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -128,6 +139,9 @@ class Job(TenantModel):
         indexes = [
             models.Index(fields=["institution", "kind", "status"], name="job_inst_kind_status"),
             models.Index(fields=["institution", "-created_at"], name="job_inst_created"),
+            # The sweeper's and the dispatcher's look at unfinished jobs: small, whatever the history.
+            models.Index(fields=["institution", "status", "lease_expires_at"], name="job_inst_active",
+                         condition=models.Q(status__in=["queued", "running"])),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from .access import object_for_input_id
-from .models import Institution, Job, Membership, WebhookDelivery, WebhookEndpoint
+from .models import Institution, Job, JobKind, Membership, WebhookDelivery, WebhookEndpoint
 
 
 def membership_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Membership]:
@@ -18,6 +18,11 @@ def membership_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Membership]:
 
 def job_list(*, institution: Institution) -> QuerySet[Job]:
     return Job.objects.for_institution(institution).select_related("created_by")
+
+
+def job_cancel_capability(job: Job) -> str:
+    """What cancelling ``job`` takes: its kind's managing capability (data work or models)."""
+    return "manage_models" if job.kind in (JobKind.RETRAIN, JobKind.RESCORE) else "manage_data"
 
 
 def access_job(*, institution: Institution, job_id: int | str) -> Job:

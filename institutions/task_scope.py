@@ -15,7 +15,16 @@ from typing import Any
 
 from celery import shared_task
 
-from .jobs import job_claim, register_job_runner
+from .jobs import (
+    DATABASE_CONNECTION_ERRORS,
+    JobCancelled,
+    JobLeaseLost,
+    job_claim,
+    job_heartbeat_stop,
+    job_record_cancelled,
+    job_requeue_after_interruption,
+    register_job_runner,
+)
 from .models import Institution
 from .scoping import institution_scope
 
@@ -55,8 +64,11 @@ def institution_job_task(*, kind: str, **options: Any) -> Callable[[Callable[...
     """``shared_task(**options)`` that runs jobs of ``kind``, registered as that kind's runner.
 
     The body is called as ``body(institution=..., job=...)`` in the institution's scope, with
-    the job claimed: a message for a deleted or already finished job (a redelivery of work that
-    ended) is acknowledged and does nothing.
+    the job claimed (one atomic update, see ``jobs.job_claim``): a message for a deleted,
+    finished or cancelled job, or one another attempt holds (a re-send, a redelivery), is
+    acknowledged and does nothing. While the body runs a heartbeat renews the job's lease. The
+    body stopping on a cancel is recorded as cancelled; on a lost database connection the job is
+    re-queued (recorded on a fresh connection) for the dispatcher, or failed after its attempts.
     """
 
     def decorate(body: Callable[..., Any]):
@@ -69,7 +81,19 @@ def institution_job_task(*, kind: str, **options: Any) -> Callable[[Callable[...
                 job = job_claim(institution=institution, job_id=job_id)
                 if job is None:
                     return None
-                return body(institution=institution, job=job)
+                try:
+                    return body(institution=institution, job=job)
+                except JobCancelled:
+                    job_record_cancelled(job)
+                except JobLeaseLost:
+                    logger.warning("%s: job %s was taken from attempt %s; stopped", body.__name__, job.pk,
+                                   job.attempts)
+                except DATABASE_CONNECTION_ERRORS as exc:
+                    logger.exception("%s: job %s lost its database connection", body.__name__, job.pk)
+                    job_requeue_after_interruption(job, reason=f"the database connection was lost ({exc})"[:200])
+                finally:
+                    job_heartbeat_stop(job)
+                return None
 
         task = shared_task(**options)(run)
         register_job_runner(kind, task)

@@ -4,7 +4,7 @@ import socket
 
 from celery import shared_task
 
-from .jobs import job_dispatch_pending, job_mark_running, job_succeed
+from .jobs import job_dispatch_pending, job_mark_running, job_succeed, job_sweep
 from .models import Institution, Job, JobKind
 from .task_scope import institution_job_task, institution_task
 from .webhooks import webhook_deliver, webhook_dispatch_due, webhook_schedule_retry
@@ -12,8 +12,14 @@ from .webhooks import webhook_deliver, webhook_dispatch_due, webhook_schedule_re
 
 @shared_task(acks_late=True, ignore_result=True)
 def dispatch_pending_jobs() -> int:
-    """Periodic: re-queue jobs that could not be queued while the broker was down."""
+    """Periodic: send queued jobs that never reached a worker (broker down, or the message lost)."""
     return job_dispatch_pending()
+
+
+@shared_task(acks_late=True, ignore_result=True, time_limit=120)
+def sweep_expired_jobs() -> dict:
+    """Periodic (every minute): re-queue or fail running jobs whose worker stopped renewing the lease."""
+    return job_sweep()
 
 
 @institution_job_task(kind=JobKind.HEALTH_CHECK, acks_late=True, ignore_result=True, time_limit=60,

@@ -1,8 +1,9 @@
 from django.urls import path
 
-from . import api_key_views, member_views, webhook_views
+from . import api_key_views, job_views, member_views, webhook_views
 
 urlpatterns = [
+    path("jobs/<int:pk>/cancel/", job_views.JobCancelView.as_view(), name="job-cancel"),
     path("members/", member_views.MemberListView.as_view(), name="member-list"),
     path("members/<int:pk>/", member_views.MemberUpdateView.as_view(), name="member-update"),
     path("api-keys/", api_key_views.ApiKeyListView.as_view(), name="api-key-list"),

@@ -34,7 +34,8 @@ class JobSerializer(serializers.ModelSerializer):
         fields = [
             "id", "url", "kind", "status", "stage", "percent", "progress_done", "progress_total", "counts",
             "result", "error", "triggered_by", "params", "created_at", "started_at", "finished_at",
-            "duration_seconds", "dispatch_error",
+            "duration_seconds", "dispatch_error", "attempts", "lease_expires_at", "cancel_requested_at",
+            "waits_for",
         ]
         read_only_fields = fields
 

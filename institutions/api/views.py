@@ -1,11 +1,16 @@
 import django_filters
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, mixins, permissions
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, mixins, permissions, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from ..api_keys import CAPABILITY_FAMILY
+from ..jobs import JobNotCancellable, job_cancel
 from ..models import Job, JobKind, JobStatus, Membership
-from ..selectors import access_job, membership_list_for_user
+from ..selectors import access_job, job_cancel_capability, membership_list_for_user
 from .base import InstitutionScopeMixin, InstitutionViewSet
+from .errors import error_body
 from .serializers import InstitutionSerializer, JobSerializer, MembershipInstitutionSerializer
 
 
@@ -51,4 +56,26 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionVi
 
     def access_object(self, object_id):
         return access_job(institution=self.institution, job_id=object_id)
+
+    # Cancelling an import needs imports:write (a key) or manage_data; a retrain or rescore also
+    # predictions:write or manage_models (checked on the job, once found in this institution).
+    capability_map = {"cancel": "manage_data"}
+
+    @extend_schema(request=None, responses={
+        200: JobSerializer, 409: OpenApiResponse(description="The job has already finished (code job_finished)."),
+    })
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, *args, **kwargs):
+        """Cancel a queued job (at once) or a running one (it stops at its next step; work already
+        stored is kept, an import being committed writes nothing). The answer is the job; poll it
+        until ``status`` is ``cancelled``. Another institution's job is a 404."""
+        job = self.get_object()
+        capability = job_cancel_capability(job)
+        if not self.access.can(capability, write=True, family=CAPABILITY_FAMILY[capability]):
+            raise PermissionDenied("Your role or key does not allow cancelling this job.")
+        try:
+            job = job_cancel(job=job, user=request.user)
+        except JobNotCancellable as exc:
+            return Response(error_body(code="job_finished", message=str(exc)), status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(job).data)
 

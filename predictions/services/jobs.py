@@ -11,7 +11,14 @@ from collections.abc import Callable
 from celery.exceptions import SoftTimeLimitExceeded
 
 import ml
-from institutions.jobs import job_fail, job_mark_running, job_progress, job_succeed
+from institutions.jobs import (
+    DATABASE_CONNECTION_ERRORS,
+    JobStopped,
+    job_fail,
+    job_mark_running,
+    job_progress,
+    job_succeed,
+)
 from institutions.models import Institution, Job
 
 from ..frames import NoFeatureSchema
@@ -54,6 +61,8 @@ def retrain_job_run(
     except SoftTimeLimitExceeded:
         job_fail(job, error="Training took longer than the time limit and was stopped; nothing was stored.")
         return None
+    except (JobStopped, *DATABASE_CONNECTION_ERRORS):
+        raise  # cancelled, taken over, or the database went away: the task wrapper records it
     except Exception as exc:
         job_fail(job, error=f"Training failed: {exc}")
         raise
@@ -82,6 +91,8 @@ def rescore_job_run(*, institution: Institution, job: Job) -> RescoreOutcome | N
         job_fail(job, error="Scoring took longer than the time limit; the chunks already stored are kept "
                             "and the next run continues from there.")
         return None
+    except (JobStopped, *DATABASE_CONNECTION_ERRORS):
+        raise  # cancelled (the chunks stored are kept), taken over, or the database went away
     except Exception as exc:
         job_fail(job, error=f"Scoring failed: {exc}")
         raise

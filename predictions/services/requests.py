@@ -1,4 +1,10 @@
-"""Requests for work: a retrain or rescore joins the job already queued or running, if any."""
+"""Requests for work: a retrain or rescore joins the job of its kind that will cover it.
+
+A job still queued covers any request (it reads the data when it starts; a ``full`` request makes
+it full). A running one has already read its data, so a request arriving then is queued as a
+follow-up that runs after it (institutions.jobs.job_create): an import that commits during a
+rescore is scored by the follow-up, never skipped.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,8 @@ from ..selectors import model_version_live, prediction_settings_get
 def retrain_request(
     *, institution: Institution, created_by=None, triggered_by: str = "user"
 ) -> tuple[Job, bool]:
-    """Queue a retrain, or join the one already queued or running. Returns ``(job, created)``."""
+    """Queue a retrain, or join the one queued (or the follow-up behind a running one). Returns
+    ``(job, created)``."""
     job, created = job_create(
         institution=institution, kind=JobKind.RETRAIN, created_by=created_by, triggered_by=triggered_by,
         join_active=True,
@@ -24,10 +31,10 @@ def retrain_request(
 def rescore_request(
     *, institution: Institution, full: bool = False, created_by=None, triggered_by: str = "user"
 ) -> tuple[Job, bool]:
-    """Queue a rescore (incremental unless ``full``), or join the active one."""
+    """Queue a rescore (incremental unless ``full``), or join the queued one (made full if asked)."""
     job, created = job_create(
         institution=institution, kind=JobKind.RESCORE, params={"full": bool(full)}, created_by=created_by,
-        triggered_by=triggered_by, join_active=True,
+        triggered_by=triggered_by, join_active=True, upgrade={"full": True} if full else None,
     )
     if created:
         job_dispatch(job)

@@ -77,7 +77,9 @@ def test_real_worker_trains_a_model_and_scores_every_current_student(celery_work
 def _start_worker(queue: str, log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url_of_test_database(),
            "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test",
-           "PYTHONPATH": str(PROJECT_ROOT), "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}
+           "PYTHONPATH": str(PROJECT_ROOT), "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+           # The redelivered message takes the job over only once the dead attempt's lease ran out.
+           "JOB_LEASE_SECONDS": str(VISIBILITY_TIMEOUT), "JOB_HEARTBEAT_SECONDS": "1"}
     log = open(log_path, "a")  # noqa: SIM115 - the process owns it until it exits
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", "--loglevel=INFO", "--pool=solo",
