@@ -124,10 +124,13 @@ STUDENTS_ANALYZE = sql.SQL("ANALYZE {students} ({columns})").format(
 )
 
 # An import's progress, written through a second connection so that pollers see it while the
-# import's own transaction is still open.
+# import's own transaction is still open. It renews the attempt's lease and returns whether a
+# cancel was asked for (institutions.jobs: the progress call is where a job stops).
 JOB_PROGRESS = sql.SQL(
     "UPDATE {jobs} SET progress_done = %(done)s, progress_total = %(total)s, stage = %(stage)s, "
-    "updated_at = %(now)s WHERE id = %(job_id)s AND institution_id = %(institution_id)s"
+    "updated_at = %(now)s, lease_expires_at = %(lease)s WHERE id = %(job_id)s "
+    "AND institution_id = %(institution_id)s AND status = 'running' AND attempts = %(attempt)s "
+    "RETURNING cancel_requested_at IS NOT NULL"
 ).format(jobs=sql.Identifier(Job._meta.db_table))
 
 # The API's hottest reads, used only by ``students/orm_bypass.py`` (see there for why): a student

@@ -10,23 +10,34 @@ import contextlib
 import logging
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
-from institutions.jobs import job_create, job_dispatch, job_fail, job_mark_running, job_progress, job_succeed
+from institutions.jobs import (
+    DATABASE_CONNECTION_ERRORS,
+    JobCancelled,
+    JobStopped,
+    job_create,
+    job_dispatch,
+    job_fail,
+    job_mark_running,
+    job_progress,
+    job_succeed,
+)
 from institutions.models import Institution, Job, JobKind
 
 from .. import sql
-from ..models import ChangeSource, ImportUpload, ImportUploadStatus
+from ..models import ChangeSource, ImportUpload, ImportUploadStatus, StudentChange
 from ..signals import import_committed
 from ..upload_files import upload_file_write
 from .errors import ImportFileError
 from .mapping import ImportMappingSpec
 from .reading import check_size
-from .service import ImportReport, import_file
+from .service import ImportReport, _fingerprint_json, _students_fingerprint, import_file
 
 logger = logging.getLogger(__name__)
 _ALLOWED_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
@@ -145,6 +156,19 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
     upload = ImportUpload.objects.for_institution(institution).get(pk=params["upload_id"])
     commit = bool(params.get("commit"))
     job_mark_running(job, stage="validating")
+    if commit and job.attempts > 1 and _committed_by(job):
+        # An earlier attempt committed and died before saying so: the data is in; never write it twice.
+        job_succeed(job, result={"message": "An earlier attempt of this job committed the import before its "
+                                            "worker stopped; nothing was written again."})
+        _finish_upload(upload, ImportUploadStatus.COMMITTED, commit)
+        return None
+    if commit and "expected_students" not in params:
+        # The state this commit is validated against, fixed by its first attempt: a redelivered or
+        # re-queued attempt after a newer import committed is refused instead of writing older data.
+        params = {**params, "expected_students": _fingerprint_json(_students_fingerprint(institution)),
+                  "expected_students_at_start": True}
+        Job.objects.for_institution(institution).filter(pk=job.pk).update(params=params)
+        job.params = params
 
     reporter = _JobProgress(job)
 
@@ -160,19 +184,29 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
             mapping=upload.mapping, commit=commit, valid_rows_only=bool(params.get("valid_rows_only")),
             source=ChangeSource.IMPORT if job.triggered_by != "api" else ChangeSource.API,
             actor=job.created_by, job=job, progress=on_progress, changes_path=import_changes_path(job),
-            expected_students=params.get("expected_students", False),
+            expected_students=_expected_students(job),
         )
     except ImportFileError as exc:
         reporter.close()
-        job_fail(job, error=exc.message)
-        Job.objects.for_institution(institution).filter(pk=job.pk).update(
-            result={"file_error": exc.as_dict()}
-        )
+        if exc.code == "students_changed" and job.attempts > 1 and params.get("expected_students_at_start"):
+            exc.message = (
+                f"This import was interrupted (attempt {job.attempts - 1} stopped before it finished) and students "
+                "were written since it started (by a newer import, the API or a person). Running it now would "
+                "overwrite newer data with this older file, so nothing was written. Validate the file again if "
+                "it is still wanted.")
+        job_fail(job, error=exc.message, result={"file_error": exc.as_dict()})
         if exc.code == "students_changed":  # the file is fine: keep it, to be validated again
             _reopen_upload(upload)
             return None
         _finish_upload(upload, ImportUploadStatus.FAILED if commit else ImportUploadStatus.INVALID, commit)
         return None
+    except (JobStopped, *DATABASE_CONNECTION_ERRORS) as exc:
+        # Cancelled (nothing was written: the commit is one transaction), taken over by another
+        # attempt, or the database went away (re-queued): the file stays for what comes next.
+        reporter.close()
+        if isinstance(exc, JobCancelled):
+            _reopen_upload(upload)
+        raise
     except Exception:
         logger.exception("import job %s of institution %s failed", job.pk, institution.pk)
         reporter.close()
@@ -184,8 +218,7 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
     counts = {key: getattr(report, key) for key in ("rows", "created", "updated", "unchanged", "error_rows",
                                                     "skipped")}
     if report.has_errors and not report.committed:
-        job_fail(job, error=report.summary, counts=counts)
-        Job.objects.for_institution(institution).filter(pk=job.pk).update(result=report.as_dict())
+        job_fail(job, error=report.summary, counts=counts, result=report.as_dict())
         _finish_upload(upload, ImportUploadStatus.INVALID, commit)
         return report
     job_succeed(job, counts=counts, result=report.as_dict())
@@ -212,14 +245,36 @@ class _JobProgress:
             return
         if self.side is None:
             self.side = connections.create_connection(DEFAULT_DB_ALIAS)
+        now = timezone.now()
         with self.side.cursor() as cursor:
-            cursor.execute(sql.JOB_PROGRESS, {"done": done, "total": total, "stage": stage, "now": timezone.now(),
-                                              "job_id": self.job.pk, "institution_id": self.job.institution_id})
+            cursor.execute(sql.JOB_PROGRESS, {
+                "done": done, "total": total, "stage": stage, "now": now, "job_id": self.job.pk,
+                "institution_id": self.job.institution_id, "attempt": self.job.attempts,
+                "lease": now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+            })
+            row = cursor.fetchone()
+        # No row: the job is out of this connection's sight (a caller's open transaction holds it).
+        if row is not None and row[0]:
+            raise JobCancelled(f"job #{self.job.pk} was cancelled")
 
     def close(self) -> None:
         if self.side is not None:
             self.side.close()
             self.side = None
+
+
+def _expected_students(job: Job) -> list | bool | None:
+    """What the commit must find, or False for no check. The state fixed at a job's first attempt
+    binds only its later attempts: the first one compares rows again under the import lock, so an
+    import that committed while it waited for the lock is no reason to refuse it."""
+    params = job.params
+    if "expected_students" not in params or (params.get("expected_students_at_start") and job.attempts <= 1):
+        return False
+    return params["expected_students"]
+
+
+def _committed_by(job: Job) -> bool:
+    return StudentChange.objects.for_institution(job.institution).filter(job=job).exists()
 
 
 def _reopen_upload(upload: ImportUpload) -> None:
