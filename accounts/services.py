@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from institutions.models import ApiKey, Institution, Membership, Role
+from institutions.services import institution_create
 
 from .models import Invitation
 
@@ -157,3 +158,25 @@ def invitation_revoke(*, institution: Institution, invitation: Invitation, actor
     invitation.revoked_by = actor
     invitation.save(update_fields=["revoked_at", "revoked_by"])
     return invitation
+
+
+@transaction.atomic
+def institution_start(
+    *, slug: str, name: str, admin_email: str, timezone_name: str = "UTC", base_url: str,
+) -> tuple[Institution, Invitation, str]:
+    """An operator starts an institution: create it and invite its first administrator.
+
+    All or nothing: a taken slug, a bad address or a mail server that refuses leaves neither the
+    institution nor the invitation behind."""
+    try:
+        validate_email((admin_email or "").strip())
+    except ValidationError:
+        raise InvitationError(f"{admin_email!r} is not a valid email address.") from None
+    try:
+        institution = institution_create(slug=slug, name=name, timezone=timezone_name)
+    except ValidationError as exc:
+        problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+        raise InvitationError(f"The institution cannot be created: {problems}") from None
+    invitation, link = invitation_create(institution=institution, email=admin_email, role=Role.ADMIN,
+                                         invited_by=None, base_url=base_url)
+    return institution, invitation, link

@@ -138,6 +138,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # How long an invitation link and a password reset link work.
 INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", default=7)
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", default=60 * 60 * 24)
+# Where people reach the platform: links in emails sent outside a request (create_institution).
+SITE_URL = env_str("SITE_URL", default="http://127.0.0.1:8000")
 
 # Login protection (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one username, or
 # from one address, further attempts are refused, even with the right password, for
