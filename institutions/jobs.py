@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import psycopg2
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, Value
@@ -36,8 +37,9 @@ logger = logging.getLogger(__name__)
 
 # kind -> the Celery task that runs it; each app registers its own kinds (see <app>/tasks.py).
 _JOB_RUNNERS: dict[str, Callable[..., Any]] = {}
-# Errors that mean the database connection went away (a restart, a network cut), not a bug.
-DATABASE_CONNECTION_ERRORS = (OperationalError, InterfaceError)
+# Errors that mean the database connection went away (a restart, a network cut), not a bug;
+# psycopg2's own for what bypasses Django's cursor wrapper (COPY).
+DATABASE_CONNECTION_ERRORS = (OperationalError, InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
 class JobStopped(Exception):

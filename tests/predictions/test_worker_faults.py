@@ -267,3 +267,29 @@ def test_a_job_whose_message_was_lost_is_resent_by_the_dispatcher_and_runs_once(
     time.sleep(1)  # the duplicate message, if one was sent, has been taken and dropped by now
     done = _job(institution, job.pk)
     assert done.status == JobStatus.SUCCEEDED and done.attempts == 1
+
+
+def test_database_connections_cut_mid_rescore_requeue_the_job_and_the_next_attempt_finishes(workers, tenant_a):
+    """As a PostgreSQL restart looks to a worker: every connection it holds is ended by the server."""
+    from django.db import connection
+
+    institution = tenant_a.institution
+    chunk = 100
+    job = _trained_with_a_queued_rescore(tenant_a, current=2000, chunk=chunk)
+    current = set(current_students(institution=institution).values_list("id", flat=True))
+    workers["start"]()
+    _wait_for(lambda: 2 * chunk <= _job(institution, job.pk).progress_done, timeout=120, log=workers["log"])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    # The task records the interruption on a fresh connection: re-queued, never left running.
+    requeued = _wait_for(lambda: _job(institution, job.pk).status == JobStatus.QUEUED and _job(institution, job.pk),
+                         timeout=60, log=workers["log"])
+    assert "database connection was lost" in requeued.stage and requeued.attempts == 1
+    assert job_dispatch_pending() == 1  # beat's dispatcher sends it again
+    finished = _wait_for(lambda: _job(institution, job.pk).is_finished and _job(institution, job.pk), timeout=180,
+                         interval=0.2, log=workers["log"])
+    assert finished.status == JobStatus.SUCCEEDED and finished.attempts == 2, finished.error
+    students = list(Prediction.objects.for_institution(institution).filter(job=job).values_list("student_id",
+                                                                                               flat=True))
+    assert len(students) == len(set(students)) == len(current)
