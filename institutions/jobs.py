@@ -31,6 +31,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from .models import ACTIVE_JOB_STATUSES, Institution, Job, JobStatus
+from .signals import job_stopped_outside_its_task
 from .webhooks import webhook_emit
 
 logger = logging.getLogger(__name__)
@@ -387,13 +388,15 @@ def job_record_on_fresh_connection(job: Job, fields: dict[str, Any], *, within: 
     return done.is_set()
 
 
-def _release_after_fresh_write(job: Job) -> None:
+def _release_after_fresh_write(job: Job, *, outside_task: bool = False) -> None:
     # The task's own connection is broken; tell listeners from a fresh one too.
     def release() -> None:
         try:
             fresh = Job.objects.unscoped().select_related("institution").get(pk=job.pk)
             _emit_job_finished(fresh)
             _release_followers(fresh)
+            if outside_task:
+                _stopped_outside_its_task(fresh)
         except DatabaseError:
             logger.exception("job %s: webhooks and follow-ups after a fresh-connection write failed", job.pk)
         finally:
@@ -418,6 +421,7 @@ def job_cancel(*, job: Job, user=None) -> Job:
         job.refresh_from_db()
         _emit_job_finished(job)
         _release_followers(job)
+        _stopped_outside_its_task(job)
         return job
     if not rows.filter(status=JobStatus.RUNNING).update(
             cancel_requested_at=Coalesce("cancel_requested_at", Value(now)), cancelled_by=user, updated_at=now):
@@ -449,7 +453,7 @@ def job_requeue_after_interruption(job: Job, *, reason: str) -> None:
         fields = {"status": JobStatus.QUEUED, "dispatched_at": None, "lease_expires_at": None, "updated_at": now,
                   "stage": f"re-queued after attempt {job.attempts}: {reason}"[:120]}
     if job_record_on_fresh_connection(job, fields) and fields["status"] == JobStatus.FAILED:
-        _release_after_fresh_write(job)
+        _release_after_fresh_write(job, outside_task=True)
 
 
 def job_sweep() -> dict[str, int]:
@@ -494,9 +498,14 @@ def job_sweep() -> dict[str, int]:
         if final:
             _emit_job_finished(job)
             _release_followers(job)
+            _stopped_outside_its_task(job)
         elif job.kind in _JOB_RUNNERS:
             _send(job, _JOB_RUNNERS[job.kind])
     return outcome
+
+
+def _stopped_outside_its_task(job: Job) -> None:
+    job_stopped_outside_its_task.send_robust(sender=Job, institution=job.institution, job=job)
 
 
 def _emit_job_finished(job: Job) -> None:

@@ -6,8 +6,9 @@ class StudentsConfig(AppConfig):
     name = "students"
 
     def ready(self) -> None:
-        from institutions.signals import membership_removed
+        from institutions.signals import job_stopped_outside_its_task, membership_removed
 
-        from .receivers import unassign_students_of_removed_member
+        from .receivers import reopen_upload_of_stopped_import, unassign_students_of_removed_member
 
         membership_removed.connect(unassign_students_of_removed_member, dispatch_uid="students-unassign-removed")
+        job_stopped_outside_its_task.connect(reopen_upload_of_stopped_import, dispatch_uid="students-reopen-upload")

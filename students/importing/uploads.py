@@ -273,6 +273,17 @@ def _expected_students(job: Job) -> list | bool | None:
     return params["expected_students"]
 
 
+def import_upload_reopen_after_stopped_job(*, institution: Institution, job: Job) -> None:
+    """An import job ended without its task (cancelled while queued, given up by the sweeper):
+    its upload waits for a new validation or commit instead of showing 'committing' forever. The
+    file is kept: nothing of it was written."""
+    if job.kind != JobKind.IMPORT or "upload_id" not in job.params:
+        return
+    ImportUpload.objects.for_institution(institution).filter(
+        pk=job.params["upload_id"], status__in=(ImportUploadStatus.VALIDATING, ImportUploadStatus.COMMITTING),
+    ).update(status=ImportUploadStatus.UPLOADED)
+
+
 def _committed_by(job: Job) -> bool:
     return StudentChange.objects.for_institution(job.institution).filter(job=job).exists()
 

@@ -319,3 +319,46 @@ def test_page_admin_cancels_a_job_other_institutions_admin_gets_404(tenants, cli
     response = client.post(reverse("job-cancel", args=[a.institution.slug, job.pk]))
     assert response.status_code == 302
     assert _job(a.institution, job.pk).status == JobStatus.CANCELLED
+
+
+# --- an import stopped outside its task opens its upload again ----------------------------------
+
+def _committing_upload(tenant):
+    from students.models import ImportUpload, ImportUploadStatus
+
+    upload = ImportUpload.objects.for_institution(tenant.institution).create(
+        original_name="students.csv", stored_name=f"imports/{tenant.institution.pk}/x.csv", size=10,
+        status=ImportUploadStatus.COMMITTING)
+    job, _ = job_create(institution=tenant.institution, kind=JobKind.IMPORT, params={"upload_id": upload.pk,
+                                                                                      "commit": True})
+    upload.commit_job = job
+    upload.save(update_fields=["commit_job"])
+    return upload, job
+
+
+def test_cancelling_a_queued_import_opens_its_upload_again_and_not_another_institutions(tenants):
+    from students.models import ImportUpload, ImportUploadStatus
+
+    a, b = tenants
+    upload_a, job_a = _committing_upload(a)
+    upload_b, _ = _committing_upload(b)
+    job_cancel(job=job_a, user=a.admin)
+    assert ImportUpload.objects.for_institution(a.institution).get(pk=upload_a.pk).status == \
+        ImportUploadStatus.UPLOADED
+    assert ImportUpload.objects.for_institution(b.institution).get(pk=upload_b.pk).status == \
+        ImportUploadStatus.COMMITTING
+
+
+@override_settings(JOB_MAX_ATTEMPTS=1)
+def test_an_import_the_sweeper_gives_up_opens_its_upload_again(tenant_a, client):
+    from students.models import ImportUpload, ImportUploadStatus
+
+    upload, job = _committing_upload(tenant_a)
+    job_claim(institution=tenant_a.institution, job_id=job.pk)
+    _expire(job)
+    assert job_sweep()["failed"] == 1
+    assert ImportUpload.objects.for_institution(tenant_a.institution).get(pk=upload.pk).status == \
+        ImportUploadStatus.UPLOADED
+    client.force_login(tenant_a.admin)
+    page = client.get(reverse("import-detail", args=[tenant_a.institution.slug, upload.pk])).content.decode()
+    assert "stopped responding" in page and "Nothing was written" in page
