@@ -52,3 +52,19 @@ class Invitation(TenantModel):
         if self.revoked_at:
             return "revoked"
         return "pending" if self.expires_at > timezone.now() else "expired"
+
+
+class SecurityPolicy(TenantModel):
+    """An institution's sign-in rules, set by its administrators (docs/accounts.md)."""
+
+    require_admin_two_factor = models.BooleanField(
+        default=False, help_text="Administrators must confirm each login with a code from an authenticator app.")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+", db_index=False)
+
+    class Meta(TenantModel.Meta):
+        constraints = [models.UniqueConstraint(fields=["institution"], name="security_policy_one_per_institution")]
+
+    def __str__(self) -> str:
+        return f"security policy @ {self.institution_id}"

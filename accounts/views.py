@@ -1,10 +1,17 @@
 """Invitations (admins send and revoke them; the invited person accepts) and the account pages."""
 
+from base64 import b32encode
+
+import segno
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import TemplateView
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from institutions.view_mixins import InstitutionPageMixin
 
@@ -18,6 +25,16 @@ from .services import (
     invitation_from_link,
     invitation_revoke,
     is_service_user,
+)
+from .two_factor import (
+    TwoFactorError,
+    security_policy_get,
+    security_policy_set,
+    totp_device_confirm,
+    totp_device_remove,
+    totp_device_start,
+    totp_verify,
+    two_factor_state,
 )
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -114,3 +131,90 @@ class InvitationAcceptView(View):
         messages.success(request, f"Welcome to {membership.institution.name}: you are "
                                   f"{membership.get_role_display()}.")
         return redirect("institution-home", institution_slug=membership.institution.slug)
+
+
+def _safe_next(request, default: str = "home") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return reverse(default)
+
+
+class TwoFactorView(LoginRequiredMixin, View):
+    """The account's two-factor state; POST a current code to turn it off (when no institution requires it)."""
+
+    def get(self, request, error=None, status=200):
+        has_device, required = two_factor_state(request.user)
+        return render(request, "accounts/two_factor.html",
+                      {"has_device": has_device, "required": required, "error": error}, status=status)
+
+    def post(self, request):
+        try:
+            totp_device_remove(user=request.user, token=request.POST.get("token", ""))
+        except TwoFactorError as exc:
+            return self.get(request, error=exc.message, status=400)
+        messages.success(request, "Two-factor sign-in is off for your account.")
+        return redirect("two-factor")
+
+
+class TwoFactorSetupView(LoginRequiredMixin, View):
+    """Show a new key (QR code and text) and confirm it with the first code the app shows."""
+
+    def _page(self, request, device, error=None, status=200):
+        url = device.config_url
+        context = {"qr_svg": segno.make(url, error="m").svg_inline(scale=4), "key": b32encode(device.bin_key).decode(),
+                   "error": error, "next": request.GET.get("next") or request.POST.get("next", "")}
+        return render(request, "accounts/two_factor_setup.html", context, status=status)
+
+    def get(self, request):
+        return self._page(request, totp_device_start(user=request.user))
+
+    def post(self, request):
+        try:
+            totp_device_confirm(request=request, user=request.user, token=request.POST.get("token", ""))
+        except TwoFactorError as exc:
+            device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
+            if device is None:
+                device = totp_device_start(user=request.user)
+            return self._page(request, device, error=exc.message, status=400)
+        messages.success(request, "Two-factor sign-in is on: each login now asks for a code from the app.")
+        return redirect(_safe_next(request, default="two-factor"))
+
+
+class TwoFactorVerifyView(LoginRequiredMixin, View):
+    """The second step of a login."""
+
+    def get(self, request, error=None, status=200):
+        return render(request, "accounts/two_factor_verify.html",
+                      {"error": error, "next": request.GET.get("next") or request.POST.get("next", "")}, status=status)
+
+    def post(self, request):
+        try:
+            totp_verify(request=request, user=request.user, token=request.POST.get("token", ""))
+        except TwoFactorError as exc:
+            return self.get(request, error=exc.message, status=400)
+        return redirect(_safe_next(request))
+
+
+class SecurityPolicyView(InstitutionPageMixin, TemplateView):
+    """GET: the institution's sign-in rules; POST: change them (admins)."""
+
+    template_name = "accounts/security_policy.html"
+    required_capability = "manage_users"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["policy"] = security_policy_get(institution=self.institution)
+        context["error"] = kwargs.get("error")
+        return context
+
+    def post(self, request, *args, **kwargs):
+        require = request.POST.get("require_admin_two_factor") == "on"
+        try:
+            security_policy_set(institution=self.institution, require_admin_two_factor=require, actor=request.user)
+        except TwoFactorError as exc:
+            return self.render_to_response(self.get_context_data(error=exc.message), status=400)
+        messages.success(request, "Administrators must now use two-factor sign-in." if require
+                         else "Two-factor sign-in is now optional for administrators.")
+        return redirect("security-policy", institution_slug=self.institution.slug)

@@ -1,0 +1,97 @@
+"""Time-based one-time passwords (TOTP, django-otp) for sign-in, and the institutions that make
+them mandatory for their administrators (docs/accounts.md, "Two-factor sign-in")."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from institutions.models import Institution, Membership, Role
+
+from .models import SecurityPolicy
+
+User = get_user_model()
+
+
+class TwoFactorError(ValidationError):
+    """A two-factor step that did not happen; the message says why."""
+
+
+def two_factor_state(user: AbstractBaseUser) -> tuple[bool, bool]:
+    """``(has_confirmed_device, required_by_an_institution)`` in one query: asked on every request."""
+    requiring = SecurityPolicy.objects.unscoped().filter(require_admin_two_factor=True).values("institution_id")
+    row = User.objects.filter(pk=user.pk).annotate(
+        has_device=Exists(TOTPDevice.objects.filter(user_id=OuterRef("pk"), confirmed=True)),
+        required=Exists(Membership.objects.unscoped().filter(
+            user_id=OuterRef("pk"), role=Role.ADMIN, institution_id__in=requiring)),
+    ).values_list("has_device", "required").first()
+    return row or (False, False)
+
+
+def security_policy_get(*, institution: Institution) -> SecurityPolicy:
+    return SecurityPolicy.objects.for_institution(institution).filter().first() or SecurityPolicy(
+        institution=institution)
+
+
+@transaction.atomic
+def security_policy_set(*, institution: Institution, require_admin_two_factor: bool,
+                        actor: AbstractBaseUser) -> SecurityPolicy:
+    """Turning the requirement on needs the acting admin to use two-factor already: an admin
+    cannot lock the institution's administrators into a rule they have not tried themselves."""
+    if require_admin_two_factor and not TOTPDevice.objects.filter(user=actor, confirmed=True).exists():
+        raise TwoFactorError("Set up two-factor sign-in for your own account first (Two-factor, in your account).")
+    policy, _created = SecurityPolicy.objects.for_institution(institution).update_or_create(
+        institution=institution,
+        defaults={"require_admin_two_factor": require_admin_two_factor, "updated_by": actor})
+    return policy
+
+
+@transaction.atomic
+def totp_device_start(*, user: AbstractBaseUser) -> TOTPDevice:
+    """A new, unconfirmed authenticator for ``user`` (replacing any unconfirmed one)."""
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+
+
+@transaction.atomic
+def totp_device_confirm(*, request, user: AbstractBaseUser, token: str) -> TOTPDevice:
+    """The first code proves the app holds the key; only then does the device count, and this
+    session is verified with it."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    if device is None:
+        raise TwoFactorError("Start the set-up again: no authenticator is waiting for its first code.")
+    if not device.verify_token((token or "").strip()):
+        raise TwoFactorError("That code is not right. Check the app shows codes for this account and try again.")
+    TOTPDevice.objects.filter(user=user, confirmed=True).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    otp_login(request, device)
+    return device
+
+
+def totp_verify(*, request, user: AbstractBaseUser, token: str) -> TOTPDevice:
+    """The second step of a login. django-otp slows repeated wrong codes down (throttling)."""
+    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+        allowed, _data = device.verify_is_allowed()
+        if not allowed:
+            raise TwoFactorError("Too many wrong codes: wait a little before the next try.")
+        if device.verify_token((token or "").strip()):
+            otp_login(request, device)
+            return device
+    raise TwoFactorError("That code is not right.")
+
+
+@transaction.atomic
+def totp_device_remove(*, user: AbstractBaseUser, token: str) -> None:
+    _has_device, required = two_factor_state(user)
+    if required:
+        raise TwoFactorError("An institution where you are an administrator requires two-factor sign-in.")
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None or not device.verify_token((token or "").strip()):
+        raise TwoFactorError("Give a current code from the app to turn two-factor sign-in off.")
+    TOTPDevice.objects.filter(user=user).delete()
