@@ -1,5 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from .jobs import JobNotCancellable, job_cancel
 from .models import ApiKey, Institution, Job, Membership, WebhookDelivery, WebhookEndpoint
 from .services import institution_created_announce
 
@@ -33,9 +34,25 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "institution", "kind", "status", "percent", "created_at", "finished_at"]
+    list_display = ["id", "institution", "kind", "status", "percent", "attempts", "lease_expires_at", "created_at",
+                    "finished_at"]
     list_filter = ["kind", "status", "institution"]
     readonly_fields = [f.name for f in Job._meta.fields]
+    actions = ["cancel_jobs"]
+
+    @admin.action(description="Cancel the selected queued or running jobs")
+    def cancel_jobs(self, request, queryset):
+        """Staff stop a stuck or unwanted job: queued ones at once, running ones at their next step
+        (the sweeper records it if their worker is gone). Who did it is recorded on each job."""
+        cancelled = refused = 0
+        for job in queryset.select_related("institution"):
+            try:
+                job_cancel(job=job, user=request.user)
+                cancelled += 1
+            except JobNotCancellable:
+                refused += 1
+        self.message_user(request, f"{cancelled} job(s) cancelled or asked to stop; {refused} had already finished.",
+                          messages.SUCCESS if cancelled else messages.WARNING)
 
 
 @admin.register(ApiKey)

@@ -362,3 +362,20 @@ def test_an_import_the_sweeper_gives_up_opens_its_upload_again(tenant_a, client)
     client.force_login(tenant_a.admin)
     page = client.get(reverse("import-detail", args=[tenant_a.institution.slug, upload.pk])).content.decode()
     assert "stopped responding" in page and "Nothing was written" in page
+
+
+def test_staff_cancel_jobs_from_the_admin_and_who_did_it_is_recorded(tenants, client):
+    from tests.factories import UserFactory
+
+    a, b = tenants
+    queued, _ = job_create(institution=a.institution, kind=JobKind.RESCORE)
+    running = _running(b.institution)
+    staff = UserFactory(username="staff", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    assert client.get("/admin/institutions/job/").status_code == 200
+    response = client.post("/admin/institutions/job/", {"action": "cancel_jobs",
+                                                        "_selected_action": [queued.pk, running.pk]})
+    assert response.status_code == 302
+    assert _job(a.institution, queued.pk).status == JobStatus.CANCELLED
+    asked = _job(b.institution, running.pk)
+    assert asked.status == JobStatus.RUNNING and asked.cancel_requested_at and asked.cancelled_by == staff
