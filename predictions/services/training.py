@@ -116,19 +116,25 @@ def _fairness_gaps(fairness: dict) -> list[dict]:
     return sorted(gaps, key=lambda gap: -gap["gap"])
 
 
-def _small_groups(fairness: dict) -> list[str]:
+def _feature_labels(card: dict) -> dict[str, str]:
+    features = card.get("features") or {}
+    return {f["feature"]: f.get("label") or f["feature"]
+            for f in [*(features.get("used") or []), *(features.get("excluded") or [])]}
+
+
+def _small_groups(fairness: dict, labels: dict[str, str]) -> list[str]:
     audit = _fairness_audit_for_gate(fairness)
     return [
-        f"{attribute} {group} ({report['groups'][group]['count']})"
+        f"{labels.get(attribute, attribute)} {group} ({report['groups'][group]['count']})"
         for attribute, report in (audit.get("attributes") or {}).items()
         for group in report.get("small_groups") or []
     ]
 
 
-def _fairness_check(fairness: dict, settings: PredictionSettings) -> dict:
+def _fairness_check(fairness: dict, settings: PredictionSettings, labels: dict[str, str]) -> dict:
     gaps = _fairness_gaps(fairness)
     minimum = _fairness_audit_for_gate(fairness).get("min_group_size", settings.min_fairness_group_size)
-    small = _small_groups(fairness)
+    small = _small_groups(fairness, labels)
     not_gated = (f"; groups under {minimum} students are reported, not gated: {', '.join(small)}" if small else "")
     if not gaps:
         detail = ("no protected attribute to audit" if not _fairness_audit_for_gate(fairness).get("attributes")
@@ -138,12 +144,13 @@ def _fairness_check(fairness: dict, settings: PredictionSettings) -> dict:
     worst = gaps[0]
     interval = worst.get("interval")
     shown = f" (95% CI {interval[0]:.3f} to {interval[1]:.3f})" if interval else ""
+    attribute = labels.get(worst["attribute"], worst["attribute"])
     return {
         "name": "fairness",
         "label": "Fairness gaps within bounds",
         "passed": worst["gap"] <= settings.max_fairness_gap,
         "detail": (f"largest gap {worst['gap']:.3f}{shown} in {GATE_FAIRNESS_LABELS[worst['metric']]} for "
-                   f"{worst['attribute']}: {worst['highest_group']} ({worst['highest_size']} {worst['measured_on']}) "
+                   f"{attribute}: {worst['highest_group']} ({worst['highest_size']} {worst['measured_on']}) "
                    f"vs {worst['lowest_group']} ({worst['lowest_size']}); bound {settings.max_fairness_gap:.3f}"
                    + not_gated),
         "gaps": gaps,
@@ -212,7 +219,7 @@ def model_gate_evaluate(
                 "live_refit": result["live_refit"],
             }
             checks.append(_auc_check(comparison=comparison, live=live, settings=settings))
-    checks.append(_fairness_check(candidate.fairness, settings))
+    checks.append(_fairness_check(candidate.fairness, settings, _feature_labels(candidate.model_card or {})))
     return {"passed": all(check["passed"] for check in checks), "checks": checks, "comparison": comparison,
             "evaluated_at": timezone.now().isoformat()}
 

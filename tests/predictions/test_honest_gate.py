@@ -114,7 +114,7 @@ def test_groups_below_the_minimum_size_are_shown_with_their_size_but_do_not_gate
     assert audit["min_group_size"] == 1000 and all(g["count"] < 1000 for g in groups.values())
     assert fairness["passed"] is True and fairness["gaps"] == []
     assert "reported, not gated" in fairness["detail"]
-    assert all(f"gender {name} ({g['count']})" in fairness["detail"] for name, g in groups.items())
+    assert all(f"Gender {name} ({g['count']})" in fairness["detail"] for name, g in groups.items())
 
     client.force_login(trained_a.admin)
     page = client.get(reverse("model-detail", args=["alpha", candidate.number])).content.decode()
