@@ -229,7 +229,9 @@ class InstitutionPagination(StablePageNumberPagination):
         try:
             number = int(raw)
         except ValueError:
-            return  # the page-number paginator answers it (404, as before)
+            if raw not in self.last_page_strings:
+                return  # the page-number paginator answers it (404, as before)
+            number = self.max_offset_page() + 1  # "last" is as deep as the list is long
         if number > self.max_offset_page():
             raise ValidationError({self.page_query_param: [
                 f"page numbers go up to {self.max_offset_page()} in this list; follow the next link of a page "

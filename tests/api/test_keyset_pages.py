@@ -95,6 +95,7 @@ def test_page_numbers_work_for_the_first_pages_and_a_deep_one_says_to_follow_the
     deep = client_a.get(PAGE.format(slug="alpha") + "?page=4")
     assert deep.status_code == 400 and deep.json()["code"] == "invalid"
     assert "follow the next link" in deep.json()["errors"]["page"][0]
+    assert client_a.get(PAGE.format(slug="alpha") + "?page=last").status_code == 400  # as deep as the list
 
 
 @pytest.mark.parametrize("cursor", ["k.", "k.bm90IGpzb24", "k.eyJ2IjpbMV0sInIiOmZhbHNlfQ",  # not JSON; one value
