@@ -9,6 +9,7 @@ as on Redis: recovery comes from the lease and the sweeper, not from the broker'
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -293,3 +294,69 @@ def test_database_connections_cut_mid_rescore_requeue_the_job_and_the_next_attem
     students = list(Prediction.objects.for_institution(institution).filter(job=job).values_list("student_id",
                                                                                                flat=True))
     assert len(students) == len(set(students)) == len(current)
+
+
+@pytest.fixture
+def own_broker():
+    """A redis-server of this test's own as the broker of this process (the shared one is never touched)."""
+    from dropout_platform.celery import app
+    from tests.api.test_resilience import OwnRedis
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server on PATH")
+    server = OwnRedis()
+    server.start()
+    saved = (app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue, app._pool)
+    queue = f"lost-queue-{server.port}"
+    app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue = False, server.url, queue
+    app._pool = None
+    app.amqp._producer_pool = None
+
+    def reconnect() -> None:
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    try:
+        yield {"server": server, "queue": queue, "reconnect": reconnect}
+    finally:
+        (app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue, app._pool) = saved
+        app.amqp._producer_pool = None
+        server.stop()
+
+
+@override_settings(JOB_REDISPATCH_SECONDS=0)
+def test_redis_restarting_empty_loses_the_queued_message_and_the_dispatcher_sends_the_job_again(
+    own_broker, tenant_a, tenant_b
+):
+    from institutions.jobs import job_dispatch
+
+    server, queue = own_broker["server"], own_broker["queue"]
+    institution = tenant_a.institution
+    job, _ = job_create(institution=institution, kind=JobKind.HEALTH_CHECK)
+    assert job_dispatch(job) and _job(institution, job.pk).dispatched_at is not None
+    server.stop()
+    server.start()  # no persistence: the queue is gone
+    own_broker["reconnect"]()
+    log_path = PROJECT_ROOT / "var" / f"test-lost-queue-worker-{os.getpid()}.log"
+    env = {**os.environ, "DATABASE_URL": database_url_of_test_database(), "REDIS_URL": server.url,
+           "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test", "PYTHONPATH": str(PROJECT_ROOT),
+           "CELERY_TASK_DEFAULT_QUEUE": queue}
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", "--loglevel=INFO", "--pool=solo",
+             "--concurrency=1", "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue,
+             "-n", f"{queue}@%h"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(lambda: "ready" in log_path.read_text(), timeout=60, log=str(log_path))
+        time.sleep(1)
+        assert _job(institution, job.pk).status == JobStatus.QUEUED  # "queued forever", until now
+        assert job_dispatch_pending() == 1
+        _wait_for(lambda: _job(institution, job.pk).is_finished, timeout=60, log=str(log_path))
+        job_dispatch_pending()  # a late second re-send finds nothing queued, or is dropped by the claim
+        time.sleep(1)
+        done = _job(institution, job.pk)
+        assert done.status == JobStatus.SUCCEEDED and done.attempts == 1
+        assert not Job.objects.for_institution(tenant_b.institution).exists()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
