@@ -100,7 +100,8 @@ class InvitationAcceptView(View):
     def _page(self, request, form=None, error=None, status=200):
         user = request.user
         context = {
-            "invitation": self.invitation, "institution": self.invitation.institution,
+            # Not "institution": that would show the institution's menu to someone not yet a member.
+            "invitation": self.invitation, "invited_to": self.invitation.institution,
             "form": form or (None if user.is_authenticated else InvitedAccountForm()),
             "error": error, "service_user": user.is_authenticated and is_service_user(user),
         }

@@ -215,3 +215,12 @@ def test_the_member_page_no_longer_attaches_accounts_by_username(client, tenants
     response = client.post(reverse("member-list", args=["alpha"]), {"username": "beta-admin", "role": "admin"})
     assert response.status_code == 405
     assert "beta-admin" not in members(a)
+
+
+def test_the_link_page_shows_no_institution_menu_before_joining(client, tenant_a):
+    client.force_login(tenant_a.admin)
+    invite(client, "alpha", "menu@example.edu")
+    client.logout()
+    page = client.get(path_of(last_link()))
+    assert page.status_code == 200 and b"Join ALPHA University" in page.content
+    assert reverse("dashboard", args=["alpha"]).encode() not in page.content
