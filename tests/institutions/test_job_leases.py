@@ -379,3 +379,20 @@ def test_staff_cancel_jobs_from_the_admin_and_who_did_it_is_recorded(tenants, cl
     assert _job(a.institution, queued.pk).status == JobStatus.CANCELLED
     asked = _job(b.institution, running.pk)
     assert asked.status == JobStatus.RUNNING and asked.cancel_requested_at and asked.cancelled_by == staff
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(JOB_LEASE_SECONDS=2, JOB_HEARTBEAT_SECONDS=1)
+def test_the_heartbeat_keeps_a_silent_running_job_from_the_sweeper_and_stops_with_it(tenant_a):
+    import time
+
+    job, _ = job_create(institution=tenant_a.institution, kind=JobKind.HEALTH_CHECK)
+    job_mark_running(job, total=1, stage="a long step without progress calls")
+    time.sleep(3.5)  # longer than the lease: only the heartbeat renewed it
+    assert _job(tenant_a.institution, job.pk).lease_expires_at > timezone.now()
+    assert job_sweep() == {"requeued": 0, "failed": 0, "cancelled": 0}
+    job_succeed(job)
+    done = _job(tenant_a.institution, job.pk)
+    assert done.status == JobStatus.SUCCEEDED and done.lease_expires_at is None
+    time.sleep(1.5)  # a stopped heartbeat writes no lease again
+    assert _job(tenant_a.institution, job.pk).lease_expires_at is None
