@@ -1,5 +1,6 @@
-"""Which address a login attempt comes from, for django-axes' per-address lockout."""
+"""Login protection around django-axes: which address an attempt comes from, and lifting a lock."""
 
+from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.http import HttpRequest
 
@@ -13,3 +14,8 @@ def client_address(request: HttpRequest) -> str:
     if hops > 0 and len(forwarded) >= hops:
         return forwarded[-hops]
     return request.META.get("REMOTE_ADDR", "")
+
+
+def login_lockout_lift(*, username: str) -> int:
+    """Forget the failed attempts for ``username`` (and so the lock they caused); returns how many."""
+    return axes_reset(username=username)

@@ -5,6 +5,7 @@ from base64 import b32encode
 import segno
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,6 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from institutions.view_mixins import InstitutionPageMixin
 
 from .forms import InvitationForm, InvitedAccountForm
+from .login_protection import login_lockout_lift
 from .models import Invitation
 from .services import (
     InvitationError,
@@ -219,3 +221,13 @@ class SecurityPolicyView(InstitutionPageMixin, TemplateView):
         messages.success(request, "Administrators must now use two-factor sign-in." if require
                          else "Two-factor sign-in is now optional for administrators.")
         return redirect("security-policy", institution_slug=self.institution.slug)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's, plus: setting a new password through the emailed link lifts a lockout of that
+    username (the person has just proved they hold the account's mailbox)."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        login_lockout_lift(username=form.user.get_username())
+        return response

@@ -151,3 +151,16 @@ def test_the_password_pages_use_the_site_layout(client, tenant_a):
     assert b"django-admin" not in page.content.lower() and b"Django administration" not in page.content
     client.logout()
     assert b"Forgot your password?" in client.get(reverse("login")).content
+
+
+def test_a_password_reset_lifts_the_lockout_of_that_account(tenant_a, smtp_server, settings):
+    user = tenant_a.viewer
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        Client().post(reverse("login"), {"username": user.username, "password": "guess"}, REMOTE_ADDR="10.4.4.4")
+    locked = Client().post(reverse("login"), {"username": user.username, "password": "pw-for-tests"})
+    assert locked.status_code == 429
+    client = Client()
+    client.post(reverse("password_reset"), {"email": user.email})
+    form_page = client.get(link_in(smtp_server.last_body()), follow=True)
+    client.post(form_page.redirect_chain[-1][0], {"new_password1": NEWER, "new_password2": NEWER})
+    assert log_in(Client(), user.username, NEWER)
