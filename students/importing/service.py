@@ -230,7 +230,7 @@ def import_file(
         changes.discard()
         raise
     changes.close()
-    if report.has_errors and not report.committed:
+    if commit and report.has_errors and not report.committed:  # refused: nothing was written
         changes.discard()
     else:
         report.changes, report.changed_lines, report.cleared = (
@@ -520,7 +520,10 @@ def _validate_and_compare(reader, info, spec, definitions, report: ImportReport,
         report.error_count += len(result.errors)
         if len(errors) < MAX_REPORTED_ERRORS:
             errors.extend(result.errors[:MAX_REPORTED_ERRORS - len(errors)])
-        if not ragged and not duplicates and (report.valid_rows_only or not report.error_count):
+        # A dry run compares the valid rows even once errors appear, so that its list of changes
+        # says what importing only the valid rows would do (it writes nothing either way).
+        if not ragged and not duplicates and (report.valid_rows_only or not report.error_count
+                                              or writer.mode is ImportMode.DRY_RUN):
             counts, creates, updates = writer.take(result.records, lines)
             changes.add(result.records, creates, updates)
             _add(report, counts)

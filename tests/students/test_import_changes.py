@@ -108,12 +108,29 @@ def test_unchanged_students_are_listed_in_the_csv_but_not_as_changes(tenants, tm
         ("S001", "unchanged"), ("S002", "unchanged")]
 
 
-def test_a_refused_file_leaves_no_list_of_changes(tenants, tmp_path):
-    a, _b = tenants
-    path = write_file(tmp_path, "bad.csv", "student_id,units_approved\r\nS001,abc\r\nS002,999\r\n")
-    report, _mapping = dry_run(a.institution, path, changes_path=tmp_path / "out.csv")
-    assert report.has_errors and report.changes == []
-    assert not (tmp_path / "out.csv").exists()
+def test_a_file_with_errors_lists_what_importing_only_its_valid_rows_would_change(tenants, tmp_path):
+    a, b = tenants
+    path = write_file(tmp_path, "bad.csv", "student_id,units_approved\r\nS001,abc\r\nS002,9\r\nS003,3\r\n")
+    report, mapping = dry_run(a.institution, path, changes_path=tmp_path / "out.csv")
+    assert report.has_errors and report.valid_rows == 2
+    assert [(c["external_id"], c["old"], c["new"]) for c in report.changes] == [("S002", "2.0", "9.0")]
+    assert [(line["external_id"], line["action"]) for line in csv_lines(tmp_path / "out.csv")] == [
+        ("S002", "updated"), ("S003", "unchanged")]
+
+    # Importing only the valid rows changes exactly what was listed.
+    before = stored_values(a.institution)
+    done = import_file(institution=a.institution, path=path, mapping=mapping, commit=True, valid_rows_only=True)
+    after = stored_values(a.institution)
+    changed = {key for key in before if after[key] != before[key]}
+    assert done.committed and changed == {("S002", "features.units_approved")}
+
+    # A committing import refused for its errors writes nothing and leaves no list.
+    state = database_state(a.institution, b.institution)
+    with_errors = write_file(tmp_path, "bad2.csv", "student_id,units_approved\r\nS001,abc\r\nS004,5\r\n")
+    refused = import_file(institution=a.institution, path=with_errors, mapping=mapping, commit=True,
+                          changes_path=tmp_path / "refused.csv")
+    assert refused.has_errors and not refused.committed and refused.changes == []
+    assert not (tmp_path / "refused.csv").exists() and database_state(a.institution, b.institution) == state
 
 
 def test_the_listed_changes_are_bounded_and_the_csv_holds_them_all(tenants, tmp_path, settings):
@@ -276,3 +293,22 @@ def test_the_report_names_the_features_the_import_would_create_and_then_links_to
     commit(client, a.institution, upload_obj, django_capture_on_commit_callbacks)
     page = client.get(detail).content.decode()
     assert "confirm their ranges and flags" in page and reverse("feature-schema", args=[a.institution.slug]) in page
+
+
+def test_the_page_of_a_file_with_errors_previews_what_importing_only_the_valid_rows_would_change(
+    tenants, client, django_capture_on_commit_callbacks
+):
+    a, _b = tenants
+    client.force_login(a.admin)
+    upload(client, a.institution.slug, "bad.csv", b"student_id,units_approved\r\nS001,abc\r\nS002,9\r\n")
+    upload_obj = latest_upload(a.institution)
+    validate(client, a.institution, upload_obj, django_capture_on_commit_callbacks)
+    upload_obj.refresh_from_db()
+    assert upload_obj.status == "invalid"
+    page = client.get(reverse("import-detail", args=[a.institution.slug, upload_obj.pk])).content.decode()
+    assert "What importing only the 1 valid rows would change" in page and "Import only the valid rows" in page
+    commit(client, a.institution, upload_obj, django_capture_on_commit_callbacks, valid_rows_only="1",
+           confirm_skip="1")
+    upload_obj.refresh_from_db()
+    assert upload_obj.status == "committed"
+    assert Student.objects.for_institution(a.institution).get(external_id="S002").features["units_approved"] == 9
