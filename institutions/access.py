@@ -56,17 +56,23 @@ def access_member_user(*, institution: Institution, user_id: int | str | None) -
     return object_for_input_id(User.objects.filter(is_active=True, memberships__institution=institution), user_id)
 
 
+def id_from_input(value) -> int | None:
+    """The id ``value`` (from a URL or a body) names, or None when it cannot name a row."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if is_possible_id(number) else None
+
+
 def object_for_input_id(queryset: QuerySet[ModelT], value, *, field: str = "pk") -> ModelT:
     """The row of an institution-bound ``queryset`` whose ``field`` is the id ``value`` from input.
 
     The shared core of the ``access_<entity>`` selectors: a missing row, a row the queryset does
     not hold (another institution's) and a value that cannot be an id all raise the same Http404.
     """
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise Http404(NOT_FOUND_MESSAGE) from None
-    if not is_possible_id(number):
+    number = id_from_input(value)
+    if number is None:
         raise Http404(NOT_FOUND_MESSAGE)
     try:
         return queryset.get(**{field: number})

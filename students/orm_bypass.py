@@ -30,7 +30,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework import serializers
 
-from institutions.access import is_possible_id
+from institutions.access import id_from_input
 from institutions.models import Institution
 
 from . import sql
@@ -75,11 +75,8 @@ def student_representation(row: tuple, zone=None) -> dict:
 def student_read(*, institution: Institution, student_id) -> dict | None:
     """The represented student with ``student_id`` (from the URL) of ``institution``, or None for
     a missing student, another institution's and an id that cannot be one (as ``access_student``)."""
-    try:
-        number = int(student_id)
-    except (TypeError, ValueError):
-        return None
-    if not is_possible_id(number):
+    number = id_from_input(student_id)
+    if number is None:
         return None
     with connection.cursor() as cursor:
         cursor.execute(sql.API_STUDENT_BY_ID, {"institution_id": institution.pk, "id": number})

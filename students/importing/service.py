@@ -233,8 +233,9 @@ def import_file(
     if commit and report.has_errors and not report.committed:  # refused: nothing was written
         changes.discard()
     else:
+        summary = changes.summary()
         report.changes, report.changed_lines, report.cleared = (
-            changes.summary()[key] for key in ("changes", "changed_lines", "cleared"))
+            summary["changes"], summary["changed_lines"], summary["cleared"])
     return report
 
 
@@ -298,7 +299,7 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
                 "student information system and map it as the external id. (Numbering rows is only for a "
                 "first import into an institution with no students.)",
             )
-        if commit and expected_students is not False and _fingerprint_json(students_before) != expected_students:
+        if commit and expected_students is not False and report.students_fingerprint != expected_students:
             raise ImportFileError(
                 "students_changed",
                 "Students were written since this file was validated (by another import, the API or a person), "

@@ -21,6 +21,7 @@ from predictions.api_students import StudentViewSet
 from students import orm_bypass, sql
 from students.api import StudentSerializer
 from students.models import EnrolmentStatus, Outcome, Student
+from tests.api.test_student_reads import plan_nodes
 from tests.factories import StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -166,16 +167,10 @@ def test_the_bypass_page_reads_its_keys_through_the_institution_id_index_without
         )
         plan = cursor.fetchone()[0]
         cursor.execute("RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_sort")
-    nodes = list(_plan_nodes(plan[0]["Plan"]))
+    nodes = list(plan_nodes(plan[0]["Plan"]))
     assert sum(node.get("Rows Removed by Filter", 0) for node in nodes) == 0, plan
     keys = [node for node in nodes if node["Node Type"] == "Index Only Scan"]
     assert keys and {node["Index Name"] for node in keys} == {"student_inst_id"}, plan
-
-
-def _plan_nodes(node):
-    yield node
-    for child in node.get("Plans", []):
-        yield from _plan_nodes(child)
 
 
 def test_the_apis_plain_reads_do_go_through_the_bypass_and_filtered_ones_do_not(tenants, client_a):
