@@ -68,3 +68,89 @@ class SecurityPolicy(TenantModel):
 
     def __str__(self) -> str:
         return f"security policy @ {self.institution_id}"
+
+
+class SsoProtocol(models.TextChoices):
+    OIDC = "oidc", "OpenID Connect"
+    SAML = "saml", "SAML 2.0"
+
+
+class IdentityProvider(TenantModel):
+    """One single sign-on identity provider of an institution (docs/sso.md); an institution may
+    have several. Both protocols share the login discovery, provisioning and role mapping; each
+    has its own connection fields. The OIDC client secret is stored encrypted
+    (``accounts.sso_secrets``) or as an ``env:SSO_CLIENT_SECRET_...`` reference, never shown back."""
+
+    protocol = models.CharField(max_length=8, choices=SsoProtocol.choices, default=SsoProtocol.OIDC)
+    name = models.CharField(max_length=100, help_text='Shown on the login page: "Sign in with <name>".')
+    email_domains = models.JSONField(
+        default=list, blank=True,
+        help_text="Lowercase email domains (e.g. uni.example) whose people the login page sends here.")
+    enabled = models.BooleanField(default=True)
+    jit_provisioning = models.BooleanField(
+        default=False, help_text="Create the account and the membership on a person's first sign-in.")
+    sso_only = models.BooleanField(
+        default=False, help_text="Members of this institution cannot log in or reset a password with a password.")
+    # Role mapping: the claim (OIDC) or attribute (SAML) read, rules value -> role, and the role
+    # for a person no rule matches ("" refuses them).
+    role_attribute = models.CharField(
+        max_length=200, blank=True, help_text="e.g. groups, roles, eduPersonAffiliation")
+    role_rules = models.JSONField(default=list, blank=True,
+                                  help_text='[{"value": "staff", "role": "advisor"}, ...]; the highest role matched wins.')
+    default_role = models.CharField(max_length=16, choices=Role.choices, blank=True,
+                                    help_text="Role when no rule matches; blank refuses the sign-in.")
+    # OpenID Connect
+    oidc_issuer = models.URLField(max_length=500, blank=True,
+                                  help_text="Issuer URL; its /.well-known/openid-configuration is read.")
+    oidc_client_id = models.CharField(max_length=255, blank=True)
+    oidc_client_secret_stored = models.TextField(
+        blank=True, help_text="Fernet ciphertext, or env:SSO_CLIENT_SECRET_<NAME>. Never shown.")
+    # SAML 2.0
+    saml_metadata_url = models.URLField(max_length=500, blank=True)
+    saml_metadata_xml = models.TextField(blank=True)
+    saml_idp_entity_id = models.CharField(max_length=500, blank=True)
+    saml_sp_entity_id = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+", db_index=False)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "name"], name="identity_provider_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_protocol_display()}) @ {self.institution_id}"
+
+    @property
+    def allauth_provider_id(self) -> str:
+        """The id in the sign-in URLs (/accounts/sso/<protocol>/<id>/...)."""
+        return f"idp{self.pk}"
+
+    @property
+    def has_client_secret(self) -> bool:
+        return bool(self.oidc_client_secret_stored)
+
+
+class SsoIdentity(TenantModel):
+    """The link between an account and a person at one identity provider: the provider's subject
+    (OIDC ``sub``, SAML NameID). Sign-ins find the account by this link only, never by email."""
+
+    provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="identities")
+    subject = models.CharField(max_length=255)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sso_identities")
+    email = models.EmailField(blank=True, help_text="As the provider last sent it (informational).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "provider_id", "subject"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "subject"], name="sso_identity_unique_subject"),
+            models.UniqueConstraint(fields=["provider", "user"], name="sso_identity_one_per_user_and_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} @ {self.provider_id} -> {self.user_id}"
