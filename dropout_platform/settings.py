@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "institutions",
+    "audit",
     "accounts",
     "students",
     "predictions",
@@ -192,6 +193,11 @@ if env_bool("DJANGO_BEHIND_PROXY", default=False):
 IMPORT_MAX_FILE_BYTES = env_int("IMPORT_MAX_FILE_BYTES", default=50 * 1024 * 1024)
 # An uploaded file never committed is removed this many days after its upload (daily beat task).
 IMPORT_UPLOAD_RETENTION_DAYS = env_int("IMPORT_UPLOAD_RETENTION_DAYS", default=7)
+# The access audit trail (docs/privacy.md): entries older than this many days are removed by a
+# daily job (at least 30: the database refuses to remove younger entries).
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", default=730)
+if AUDIT_RETENTION_DAYS < 30:
+    raise ImproperlyConfigured(f"AUDIT_RETENTION_DAYS must be at least 30 (days), not {AUDIT_RETENTION_DAYS}")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", default=20 * 1024 * 1024)
 # Hostile files (docs/imports.md, "Limits"): a file is refused with a specific message, and

@@ -1,0 +1,84 @@
+"""The access audit trail: one append-only entry per read of student-level data.
+
+An entry names who read (a member or an API key), in which institution, what (:class:`AccessAction`),
+which student (a plain id, no foreign key: erasure unlinks it and retention removes old entries
+without touching students) or, for a list, its filter and size, when and from which address. It
+holds nothing personal about the student: no name, no external id, no search text.
+
+PostgreSQL refuses ``UPDATE``, ``DELETE`` and ``TRUNCATE`` on the table (a trigger, see
+``migrations/0001_initial.py``) except through the two maintenance functions of :mod:`audit.sql`,
+which :mod:`audit.services` calls: removing entries past the retention period and unlinking an
+erased student.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from institutions.scoping import TenantModel
+
+
+class AccessAction(models.TextChoices):
+    # Pages
+    PROFILE_VIEW = "profile_view", "Viewed the student profile"
+    WHAT_IF = "what_if", "Ran a what-if on the student"
+    STUDENT_SEARCH = "student_search", "Listed or searched students"
+    FLAGGED_LIST = "flagged_list", "Viewed the flagged list"
+    CASELOAD = "caseload", "Viewed a caseload"
+    WORKLIST_EXPORT = "worklist_export", "Exported a student list (CSV)"
+    # Imports (reports hold the file's cell values)
+    IMPORT_REPORT = "import_report", "Viewed an import report"
+    IMPORT_ERRORS_EXPORT = "import_errors_csv", "Exported an import's problems (CSV)"
+    IMPORT_CHANGES_EXPORT = "import_changes_csv", "Exported an import's changes (CSV)"
+    IMPORT_JOB_RESULT = "import_job_result", "Read an import job's report (API)"
+    # API
+    API_STUDENT_READ = "api_student_read", "Read a student (API)"
+    API_STUDENT_LIST = "api_student_list", "Listed students (API)"
+    API_PREDICTION_READ = "api_prediction_read", "Read a student's risk (API)"
+    API_PREDICTION_HISTORY = "api_prediction_history", "Read a student's risk history (API)"
+    API_PREDICTION_LIST = "api_prediction_list", "Listed risks (API)"
+    API_INTERVENTION_READ = "api_intervention_read", "Read an intervention (API)"
+    API_INTERVENTION_LIST = "api_intervention_list", "Listed interventions (API)"
+    API_FLAG_READ = "api_flag_read", "Read a flag (API)"
+    API_FLAG_LIST = "api_flag_list", "Listed flags (API)"
+    # The trail itself
+    ACCESS_LOG_EXPORT = "access_log_export", "Exported the access log (CSV)"
+    STUDENT_ERASED = "student_erased", "Erased a student (entries unlinked)"
+
+
+class AccessEntry(TenantModel):
+    """One read. Written once (:func:`audit.services.access_record`), never changed."""
+
+    # No foreign key on the institution's side either: removing an institution removes its
+    # entries through the maintenance function (receivers.py), not through Django's cascade.
+    institution = models.ForeignKey(
+        "institutions.Institution", on_delete=models.DO_NOTHING, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=32, choices=AccessAction.choices)
+    # Who: the member (a user id and the username at the time), or the API key (its id and label;
+    # the key's service user is not a person). Plain ids: a deleted user or key keeps its entries.
+    actor_user_id = models.BigIntegerField(null=True, blank=True)
+    actor_name = models.CharField(max_length=200)
+    api_key_id = models.BigIntegerField(null=True, blank=True)
+    # The student read, if one: a plain id (erasure sets it to null, see services.redact_student).
+    student_id = models.BigIntegerField(null=True, blank=True)
+    # The object read beside the student (an intervention, a flag, an import upload), if any.
+    object_id = models.BigIntegerField(null=True, blank=True)
+    # A list's filter (query parameters; search text replaced by a marker) and how many rows it handed out.
+    filters = models.JSONField(default=dict, blank=True)
+    result_count = models.PositiveIntegerField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["institution", "-created_at"], name="accessentry_inst_created"),
+            models.Index(fields=["institution", "student_id", "-created_at"], name="accessentry_inst_student"),
+            models.Index(fields=["institution", "actor_user_id", "-created_at"], name="accessentry_inst_actor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.action} @ {self.created_at:%Y-%m-%d %H:%M}"
+
