@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin
 
 from institutions.models import Role
 from institutions.scoping import TenantModel
@@ -68,6 +69,43 @@ class SecurityPolicy(TenantModel):
 
     def __str__(self) -> str:
         return f"security policy @ {self.institution_id}"
+
+
+class RecoveryCodeDevice(ThrottlingMixin, Device):
+    """One-time recovery codes, a fallback for an authenticator app that is out of reach
+    (docs/accounts.md, "Recovery codes"). A django-otp device, so a code verifies the session like
+    an app's code; only a keyed hash of each code is stored, and each code works once."""
+
+    class Meta:
+        verbose_name = "recovery codes"
+        verbose_name_plural = "recovery codes"
+
+    def get_throttle_factor(self) -> int:
+        return getattr(settings, "OTP_RECOVERY_THROTTLE_FACTOR", 1)
+
+    def verify_token(self, token) -> bool:
+        from .two_factor import recovery_code_hash  # the hashing lives beside the rest of two-factor
+
+        code_hash = recovery_code_hash(token)
+        used = code_hash is not None and self.codes.filter(code_hash=code_hash, used_at=None).update(
+            used_at=timezone.now()) == 1
+        if used:
+            self.throttle_reset()
+        else:
+            self.throttle_increment()
+        return used
+
+
+class RecoveryCode(models.Model):
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "code_hash"], name="recovery_code_unique")]
+
+    def __str__(self) -> str:
+        return f"recovery code {'used' if self.used_at else 'unused'} of device {self.device_id}"
 
 
 class SsoProtocol(models.TextChoices):

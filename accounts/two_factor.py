@@ -3,6 +3,11 @@ them mandatory for their administrators (docs/accounts.md, "Two-factor sign-in")
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -13,7 +18,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from institutions.models import Institution, Membership, Role
 
-from .models import SecurityPolicy
+from .models import RecoveryCode, RecoveryCodeDevice, SecurityPolicy
 
 User = get_user_model()
 
@@ -74,9 +79,11 @@ def totp_device_confirm(*, request, user: AbstractBaseUser, token: str) -> TOTPD
     return device
 
 
-def totp_verify(*, request, user: AbstractBaseUser, token: str) -> TOTPDevice:
-    """The second step of a login. django-otp slows repeated wrong codes down (throttling)."""
-    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+def totp_verify(*, request, user: AbstractBaseUser, token: str) -> TOTPDevice | RecoveryCodeDevice:
+    """The second step of a login: a code from the app or one unused recovery code. django-otp
+    slows repeated wrong codes down (throttling), each device on its own."""
+    kind = RecoveryCodeDevice if recovery_code_hash(token) else TOTPDevice
+    for device in kind.objects.filter(user=user, confirmed=True):
         allowed, _data = device.verify_is_allowed()
         if not allowed:
             raise TwoFactorError("Too many wrong codes: wait a little before the next try.")
@@ -95,3 +102,67 @@ def totp_device_remove(*, user: AbstractBaseUser, token: str) -> None:
     if device is None or not device.verify_token((token or "").strip()):
         raise TwoFactorError("Give a current code from the app to turn two-factor sign-in off.")
     TOTPDevice.objects.filter(user=user).delete()
+    RecoveryCodeDevice.objects.filter(user=user).delete()
+
+
+# Recovery codes -------------------------------------------------------------------------------
+RECOVERY_CODE_COUNT = 10
+_RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i to misread
+_RECOVERY_LENGTH = 12  # 12 of 31 symbols: about 59 bits each
+
+
+def _normalized_recovery_code(token: str) -> str | None:
+    code = "".join(ch for ch in (token or "").lower() if ch not in " -")
+    if len(code) != _RECOVERY_LENGTH or any(ch not in _RECOVERY_ALPHABET for ch in code):
+        return None
+    return code
+
+
+def recovery_code_hash(token: str) -> str | None:
+    """The stored form of a recovery code (HMAC-SHA256 keyed by the site's secret), or None for
+    something that cannot be one (an app's 6-digit code, a typo of the wrong length)."""
+    code = _normalized_recovery_code(token)
+    if code is None:
+        return None
+    key = hashlib.sha256(("accounts.recovery-code" + settings.SECRET_KEY).encode()).digest()
+    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
+
+
+def recovery_codes_left(user: AbstractBaseUser) -> int | None:
+    """How many unused codes the account has, or None when it never made any."""
+    device = RecoveryCodeDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        return None
+    return device.codes.filter(used_at=None).count()
+
+
+@transaction.atomic
+def recovery_codes_generate(*, user: AbstractBaseUser) -> list[str]:
+    """A new set of codes for ``user``, returned once to be shown once; every older code stops
+    working. Only for an account that uses an authenticator app."""
+    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        raise TwoFactorError("Set up an authenticator app first: recovery codes stand in for it.")
+    device, _created = RecoveryCodeDevice.objects.get_or_create(
+        user=user, defaults={"name": "Recovery codes", "confirmed": True})
+    device.codes.all().delete()
+    codes = set()
+    while len(codes) < RECOVERY_CODE_COUNT:
+        codes.add("".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(_RECOVERY_LENGTH)))
+    shown = [f"{code[:4]}-{code[4:8]}-{code[8:]}" for code in sorted(codes)]
+    RecoveryCode.objects.bulk_create(RecoveryCode(device=device, code_hash=recovery_code_hash(code)) for code in shown)
+    device.throttle_reset()
+    return shown
+
+
+def recovery_codes_regenerate(*, user: AbstractBaseUser, token: str) -> list[str]:
+    """New codes in place of the old ones, for someone who gives a current code from the app (a
+    session left open somewhere is not enough to mint a second factor)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        raise TwoFactorError("Set up an authenticator app first: recovery codes stand in for it.")
+    allowed, _data = device.verify_is_allowed()
+    if not allowed:
+        raise TwoFactorError("Too many wrong codes: wait a little before the next try.")
+    if not device.verify_token((token or "").strip()):
+        raise TwoFactorError("Give a current code from the app to make new recovery codes.")
+    return recovery_codes_generate(user=user)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("two-factor/", views.TwoFactorView.as_view(), name="two-factor"),
     path("two-factor/setup/", views.TwoFactorSetupView.as_view(), name="two-factor-setup"),
     path("two-factor/verify/", views.TwoFactorVerifyView.as_view(), name="two-factor-verify"),
+    path("two-factor/recovery-codes/", views.RecoveryCodesView.as_view(), name="two-factor-recovery-codes"),
     path("password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),

@@ -9,6 +9,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import TemplateView
@@ -30,6 +31,9 @@ from .services import (
 )
 from .two_factor import (
     TwoFactorError,
+    recovery_codes_generate,
+    recovery_codes_left,
+    recovery_codes_regenerate,
     security_policy_get,
     security_policy_set,
     totp_device_confirm,
@@ -150,7 +154,8 @@ class TwoFactorView(LoginRequiredMixin, View):
     def get(self, request, error=None, status=200):
         has_device, required = two_factor_state(request.user)
         return render(request, "accounts/two_factor.html",
-                      {"has_device": has_device, "required": required, "error": error}, status=status)
+                      {"has_device": has_device, "required": required, "error": error,
+                       "codes_left": recovery_codes_left(request.user)}, status=status)
 
     def post(self, request):
         try:
@@ -182,7 +187,30 @@ class TwoFactorSetupView(LoginRequiredMixin, View):
                 device = totp_device_start(user=request.user)
             return self._page(request, device, error=exc.message, status=400)
         messages.success(request, "Two-factor sign-in is on: each login now asks for a code from the app.")
+        if not recovery_codes_left(request.user):  # a first set-up, or every old code used
+            return _recovery_codes_page(request, recovery_codes_generate(user=request.user),
+                                        next_url=_safe_next(request, default="two-factor"))
         return redirect(_safe_next(request, default="two-factor"))
+
+
+def _recovery_codes_page(request, codes: list[str], next_url: str):
+    """The only time the codes are shown: the answer to the POST that made them, never cached."""
+    response = render(request, "accounts/recovery_codes.html", {"codes": codes, "next": next_url})
+    add_never_cache_headers(response)
+    return response
+
+
+class RecoveryCodesView(LoginRequiredMixin, View):
+    """POST a current code from the app: new recovery codes, shown once; the old ones stop working."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        try:
+            codes = recovery_codes_regenerate(user=request.user, token=request.POST.get("token", ""))
+        except TwoFactorError as exc:
+            return TwoFactorView().get(request, error=exc.message, status=400)
+        return _recovery_codes_page(request, codes, next_url=reverse("two-factor"))
 
 
 class TwoFactorVerifyView(LoginRequiredMixin, View):

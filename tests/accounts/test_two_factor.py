@@ -36,7 +36,9 @@ def set_up_device(client, user):
     key = re.search(r'<code class="user-select-all">([A-Z2-7=]+)</code>', page.content.decode()).group(1)
     device = TOTPDevice.objects.get(user=user, confirmed=False)
     assert device.bin_key == base64.b32decode(key)
-    assert client.post(reverse("two-factor-setup"), {"token": code_for(device)}).status_code == 302
+    confirmed = client.post(reverse("two-factor-setup"), {"token": code_for(device)})
+    # A first set-up answers with the recovery codes, shown this once (tests/accounts/test_recovery_codes.py).
+    assert confirmed.status_code == 200 and len(confirmed.context["codes"]) == 10
     device.refresh_from_db()
     assert device.confirmed
     return device
