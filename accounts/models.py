@@ -133,8 +133,9 @@ class IdentityProvider(TenantModel):
     # for a person no rule matches ("" refuses them).
     role_attribute = models.CharField(
         max_length=200, blank=True, help_text="e.g. groups, roles, eduPersonAffiliation")
-    role_rules = models.JSONField(default=list, blank=True,
-                                  help_text='[{"value": "staff", "role": "advisor"}, ...]; the highest role matched wins.')
+    role_rules = models.JSONField(
+        default=list, blank=True,
+        help_text='[{"value": "staff", "role": "advisor"}, ...]; the highest role matched wins.')
     default_role = models.CharField(max_length=16, choices=Role.choices, blank=True,
                                     help_text="Role when no rule matches; blank refuses the sign-in.")
     # OpenID Connect

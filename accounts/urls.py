@@ -1,9 +1,10 @@
-"""Under /accounts/: the invitation link, password change and password reset."""
+"""Under /accounts/: the invitation link, password change and password reset, single sign-on."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import sso_allauth, sso_views, views
+from .sso_forms import SsoAwarePasswordResetForm, SsoAwareSetPasswordForm
 
 urlpatterns = [
     path("invitations/<slug:institution_slug>/<str:token>/", views.InvitationAcceptView.as_view(),
@@ -14,8 +15,14 @@ urlpatterns = [
     path("two-factor/recovery-codes/", views.RecoveryCodesView.as_view(), name="two-factor-recovery-codes"),
     path("password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
-    path("password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password_reset/", auth_views.PasswordResetView.as_view(form_class=SsoAwarePasswordResetForm),
+         name="password_reset"),
     path("password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
-    path("reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(form_class=SsoAwareSetPasswordForm),
+         name="password_reset_confirm"),
     path("reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    # Single sign-on (docs/sso.md): find an institution's sign-in, then its protocol's start and return.
+    path("sso/", sso_views.SsoFindView.as_view(), name="sso-find"),
+    path("sso/oidc/<str:provider_id>/login/", sso_allauth.oidc_login, name="openid_connect_login"),
+    path("sso/oidc/<str:provider_id>/login/callback/", sso_allauth.oidc_callback, name="openid_connect_callback"),
 ]

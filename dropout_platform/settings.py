@@ -49,6 +49,11 @@ INSTALLED_APPS = [
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    # Single sign-on (docs/sso.md): allauth speaks OpenID Connect; accounts.sso decides who gets in.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "institutions",
     "audit",
     "accounts",
@@ -69,6 +74,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "institutions.api.request_limits.PageUploadLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: turns a locked-out login into the lockout page.
@@ -161,6 +167,17 @@ AXES_CLIENT_IP_CALLABLE = "accounts.login_protection.client_address"
 LOGIN_TRUSTED_PROXY_COUNT = env_int("LOGIN_TRUSTED_PROXY_COUNT", default=0)
 # The name authenticator apps show beside the account.
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", default="dropout_platform")
+
+# Single sign-on (docs/sso.md). Identity providers are set up per institution in the UI; allauth
+# gets them from accounts.sso_allauth, never from its own tables. SSO_SECRET_KEY: Fernet key(s),
+# comma-separated, newest first, that encrypt the providers' client secrets (without it, a key
+# derived from DJANGO_SECRET_KEY). Issuers must be https:// unless SSO_ALLOW_HTTP_ISSUERS (tests, demo).
+SOCIALACCOUNT_ADAPTER = "accounts.sso_allauth.InstitutionSocialAccountAdapter"
+SOCIALACCOUNT_REQUESTS_TIMEOUT = env_int("SSO_REQUESTS_TIMEOUT_SECONDS", default=5)
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never: an email address attaches no account
+SSO_SECRET_KEY = env_str("SSO_SECRET_KEY", default="")
+SSO_ALLOW_HTTP_ISSUERS = env_bool("SSO_ALLOW_HTTP_ISSUERS", default=DEBUG)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -13,6 +13,8 @@ os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
 # Webhook tests post to a receiver on 127.0.0.1.
 os.environ.setdefault("WEBHOOK_ALLOW_HTTP_LOOPBACK", "1")
 os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_TARGETS", "1")
+# The OIDC provider of the SSO tests (tests/peers/oidc_provider) serves plain http on 127.0.0.1.
+os.environ.setdefault("SSO_ALLOW_HTTP_ISSUERS", "1")
 
 from .settings import *  # noqa: F403
 from .settings import MEDIA_ROOT

@@ -1,0 +1,96 @@
+"""A real OpenID Connect provider for the SSO tests: tests/peers/oidc_provider (django-oauth-toolkit)
+run as a process of its own on 127.0.0.1, with an RSA signing key generated for the run. The
+``oidc_peer`` fixture starts it once per session and stops it at the end; tests add people and
+clients, and set a fault, through its /control/ endpoint."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+PEER_DIR = Path(__file__).resolve().parent / "oidc_provider"
+
+
+@dataclass
+class OidcPeer:
+    url: str
+    control_token: str
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.url}/o"
+
+    def control(self, **body) -> None:
+        response = requests.post(f"{self.url}/control/", json=body, headers={"X-Peer-Token": self.control_token},
+                                 timeout=10)
+        response.raise_for_status()
+
+    def add_person(self, username: str, *, password: str, email: str, groups: list[str], first_name: str = "",
+                   last_name: str = "") -> None:
+        self.control(users=[{"username": username, "password": password, "email": email, "groups": groups,
+                             "first_name": first_name, "last_name": last_name}])
+
+    def add_client(self, client_id: str, client_secret: str, redirect_uri: str) -> None:
+        self.control(clients=[{"client_id": client_id, "client_secret": client_secret,
+                               "redirect_uris": [redirect_uri]}])
+
+    def fault(self, mode: str) -> None:
+        """'' (none), 'tamper', 'wrong_audience', 'expired' or 'stale_nonce' (see peer_validator.py)."""
+        self.control(mode=mode)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def oidc_peer():
+    workdir = Path(tempfile.mkdtemp(prefix="oidc-peer-"))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = workdir / "signing-key.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    port = _free_port()
+    token = secrets.token_urlsafe(24)
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    env.update(PEER_DIR=str(workdir), PEER_PORT=str(port), PEER_SECRET_KEY=secrets.token_urlsafe(40),
+               PEER_CONTROL_TOKEN=token, PEER_KEY_FILE=str(key_file))
+    log = open(workdir / "peer.log", "w")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen([sys.executable, str(PEER_DIR / "run.py")], cwd=PEER_DIR, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"{url}/o/.well-known/openid-configuration", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            log.close()
+            raise RuntimeError(f"the OIDC provider did not start: {(workdir / 'peer.log').read_text()[-2000:]}")
+        time.sleep(0.2)
+    try:
+        yield OidcPeer(url=url, control_token=token)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
