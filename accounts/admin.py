@@ -1,6 +1,9 @@
+from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django.contrib import admin
+from django.db import models
 
-from .models import Invitation, RecoveryCodeDevice
+from .models import IdentityProvider, Invitation, RecoveryCodeDevice, SsoIdentity
 
 
 @admin.register(Invitation)
@@ -29,3 +32,31 @@ class RecoveryCodeDeviceAdmin(admin.ModelAdmin):
     @admin.display(description="unused codes")
     def codes_left(self, obj):
         return obj.codes.filter(used_at=None).count()
+
+
+@admin.register(IdentityProvider)
+class IdentityProviderAdmin(admin.ModelAdmin):
+    """Institutions set their providers up themselves (/i/<slug>/sso/); staff see them. The client
+    secret is never shown nor editable here."""
+
+    list_display = ("name", "institution", "protocol", "enabled", "jit_provisioning", "sso_only")
+    list_filter = ("protocol", "enabled", "sso_only")
+    exclude = ("oidc_client_secret_stored",)
+    readonly_fields = ("updated_by",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+
+@admin.register(SsoIdentity)
+class SsoIdentityAdmin(admin.ModelAdmin):
+    list_display = ("subject", "provider", "user", "created_at", "last_login_at")
+    search_fields = ("subject", "user__username", "email")
+    readonly_fields = ("provider", "subject", "user", "email", "created_at", "last_login_at")
+
+    def has_add_permission(self, request):
+        return False
+
+
+# allauth's own tables stay empty: its apps come from IdentityProvider (accounts.sso_allauth).
+for _model in (SocialApp, SocialAccount, SocialToken, EmailAddress):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)

@@ -269,15 +269,22 @@ class IdentityProviderError(ValidationError):
     """A provider set-up that cannot be saved; the message says why, and nothing changed."""
 
 
-def email_domains_parse(text: str, *, institution: Institution, exclude_pk: int | None) -> list[str]:
+def email_domains_claimed_outside(institution_slug: str) -> set[str]:
+    """The email domains other institutions' providers claim. Read outside any institution scope
+    (the set-up page asks before it enters its own), since inside one only its rows are visible."""
+    rows = IdentityProvider.objects.unscoped().exclude(institution__slug=institution_slug).values_list(
+        "email_domains", flat=True)
+    return {domain for domains in rows.iterator() for domain in (domains or [])}
+
+
+def email_domains_parse(text: str, *, claimed_elsewhere: set[str]) -> list[str]:
     domains = sorted({part.strip().lower().lstrip("@") for part in re.split(r"[\s,;]+", text or "") if part.strip()})
     bad = [domain for domain in domains if not DOMAIN.match(domain)]
     if bad:
         raise IdentityProviderError(f"Not an email domain: {', '.join(bad[:5])} (write e.g. uni.example).")
     if len(domains) > 50:
         raise IdentityProviderError("At most 50 email domains.")
-    others = IdentityProvider.objects.unscoped().exclude(institution=institution)
-    taken = [domain for domain in domains if others.filter(email_domains__contains=[domain]).exists()]
+    taken = [domain for domain in domains if domain in claimed_elsewhere]
     if taken:
         raise IdentityProviderError(f"{', '.join(taken)}: already used by another institution's sign-in; "
                                     "ask platform staff if it is yours.")

@@ -58,9 +58,10 @@ class IdentityProviderForm(forms.ModelForm):
                   "saml_sp_entity_id": "SAML SP entity id (this platform)"}
         widgets = {"saml_metadata_xml": forms.Textarea(attrs={"rows": 3})}
 
-    def __init__(self, *args, institution, protocols, **kwargs):
+    def __init__(self, *args, institution, protocols, claimed_domains: set[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.institution = institution
+        self.claimed_domains = claimed_domains
         if not self.instance.pk:
             self.instance.institution = institution
         self.fields["protocol"].choices = [(value, label) for value, label in SsoProtocol.choices if value in protocols]
@@ -75,8 +76,8 @@ class IdentityProviderForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         try:
-            cleaned["email_domains"] = email_domains_parse(
-                cleaned.get("email_domains_text", ""), institution=self.institution, exclude_pk=self.instance.pk)
+            cleaned["email_domains"] = email_domains_parse(cleaned.get("email_domains_text", ""),
+                                                           claimed_elsewhere=self.claimed_domains)
         except IdentityProviderError as exc:
             self.add_error("email_domains_text", exc.message)
         try:

@@ -14,6 +14,7 @@ from .models import IdentityProvider, SsoIdentity
 from .sso import (
     IdentityProviderError,
     email_domain,
+    email_domains_claimed_outside,
     identity_provider_delete,
     identity_provider_save,
     institutions_with_sso,
@@ -86,6 +87,11 @@ class IdentityProviderEditView(InstitutionPageMixin, TemplateView):
     template_name = "accounts/sso_provider_form.html"
     required_capability = "manage_users"
 
+    def dispatch(self, request, *args, **kwargs):
+        # Before the institution's scope begins: inside it, other institutions' rows are not visible.
+        self.claimed_domains = email_domains_claimed_outside(kwargs["institution_slug"])
+        return super().dispatch(request, *args, **kwargs)
+
     def _provider(self):
         pk = self.kwargs.get("pk")
         if pk is None:
@@ -94,7 +100,7 @@ class IdentityProviderEditView(InstitutionPageMixin, TemplateView):
 
     def _form(self, data=None):
         return IdentityProviderForm(data, instance=self._provider(), institution=self.institution,
-                                    protocols=protocols_available())
+                                    protocols=protocols_available(), claimed_domains=self.claimed_domains)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
