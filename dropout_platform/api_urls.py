@@ -13,6 +13,7 @@ from predictions.api import (
     StudentPredictionHistoryView,
 )
 from predictions.api_students import StudentViewSet  # students + filters on the latest risk
+from privacy.api import StudentEraseView
 from students.api import FeatureDefinitionViewSet
 from students.api_activity import ActivityEventViewSet
 from students.api_bulk import StudentBulkUpsertView
@@ -45,5 +46,7 @@ urlpatterns = [
          StudentLatestPredictionView.as_view(), name="api-student-prediction"),
     path("institutions/<slug:institution_slug>/students/<int:student_id>/predictions/",
          StudentPredictionHistoryView.as_view(), name="api-student-prediction-history"),
+    path("institutions/<slug:institution_slug>/students/<int:student_id>/erase/", StudentEraseView.as_view(),
+         name="api-student-erase"),
     path("institutions/<slug:institution_slug>/", include(router.urls)),
 ]

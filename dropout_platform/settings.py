@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "students",
     "predictions",
     "interventions",
+    "privacy",
     "workspace",
 ]
 

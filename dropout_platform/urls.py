@@ -18,6 +18,7 @@ urlpatterns = [
     path("i/<slug:institution_slug>/", include("institutions.urls")),
     path("i/<slug:institution_slug>/", include("students.urls")),
     path("i/<slug:institution_slug>/", include("predictions.urls")),
+    path("i/<slug:institution_slug>/", include("privacy.urls")),
     path("api/v1/", include("dropout_platform.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -86,6 +86,7 @@ class JobKind(models.TextChoices):
     WEBHOOK = "webhook", "Webhook delivery"
     ACTIVITY_FEATURES = "activity", "Activity features"
     HEALTH_CHECK = "health_check", "Worker health check"
+    RETENTION = "retention", "Retention rules"
 
 
 class JobStatus(models.TextChoices):

@@ -1,0 +1,95 @@
+"""A student with data in every table that can hold something about them, in institution A."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.utils import timezone
+
+from audit.models import AccessAction
+from audit.services import Accessor, access_record
+from institutions.models import WebhookDelivery
+from institutions.scoping import institution_scope
+from institutions.webhooks import webhook_endpoint_create
+from interventions.models import RiskSnapshot
+from interventions.services import (
+    flag_raise,
+    intervention_create,
+    intervention_type_create_defaults,
+    risk_snapshot_record,
+)
+from predictions.models import PredictionSettings
+from students.models import ActivityEvent, Student
+from tests.predictions.conftest import add_population, fast_settings, rescore
+from tests.students.test_import_pages import import_through_pages
+
+EXTERNAL_ID = "ZQX-ERASE-7731"
+NAME = "Quillon Vexmarrow"
+EMAIL = "quillon.vexmarrow@example.org"
+NEEDLES = (EXTERNAL_ID, NAME, EMAIL)
+
+IMPORT_CSV = (
+    "student_id,name,email,units_approved,tuition_up_to_date,gender,outcome\r\n"
+    f"{EXTERNAL_ID},{NAME},{EMAIL},4,no,m,Enrolled\r\n"
+    "KEEP-0001,Ann Keeper,ann.keeper@example.edu,20,yes,f,Enrolled\r\n"
+)
+
+
+@dataclass
+class Subject:
+    student: Student
+    other: Student
+
+
+def build_subject(tenant, client, capture) -> Subject:
+    """Everything a student leaves behind, made the way the platform makes it: a real import
+    (report, change list, data-change history), a trained model's scoring (predictions,
+    explanations, the latest standing, risk snapshot, webhooks), interventions and flags through
+    their services, LMS activity, an access log entry and a staff admin log entry."""
+    institution = tenant.institution
+    add_population(institution, known=200, current=20)
+    fast_settings(institution)
+    import_through_pages(client, tenant, "subject.csv", IMPORT_CSV.encode(), capture)
+    student = Student.objects.for_institution(institution).get(external_id=EXTERNAL_ID)
+    other = Student.objects.for_institution(institution).get(external_id="KEEP-0001")
+    webhook_endpoint_create(institution=institution, url="http://127.0.0.1:9/hook",
+                            events=["student.flagged", "job.finished"])
+    PredictionSettings.objects.for_institution(institution).update(flag_rule="threshold", flag_threshold=0.01)
+    with institution_scope(institution):
+        from predictions.services.training import model_version_train
+
+        model_version_train(institution=institution)
+        job, _outcome = rescore(tenant, full=True)
+        risk_snapshot_record(institution=institution, job=job)  # what the rescore task does after scoring
+        intervention_type_create_defaults(institution=institution)
+        from interventions.models import InterventionType
+
+        meeting = InterventionType.objects.for_institution(institution).get(key="meeting")
+        intervention_create(institution=institution, student=student, intervention_type=meeting,
+                            date=datetime.date.today(), author=tenant.advisor,
+                            notes=f"{NAME} ({EMAIL}) asked about fees.", confidential=True)
+        # Another student's record mentions them: cleaned, not deleted.
+        intervention_create(institution=institution, student=other, intervention_type=meeting,
+                            date=datetime.date.today(), author=tenant.advisor,
+                            notes=f"Came with {NAME} to the meeting; discussed the timetable.")
+        flag_raise(institution=institution, student=student, reason=f"{NAME} missed three tutorials",
+                   raised_by=tenant.advisor)
+        ActivityEvent.objects.for_institution(institution).create(
+            student=student, occurred_at=timezone.now(), kind="view", course="MATH101", count=3, event_id="lms-1")
+        access_record(institution=institution, accessor=Accessor(name=tenant.admin.username, user_id=tenant.admin.pk),
+                      action=AccessAction.PROFILE_VIEW, student_id=student.pk)
+    LogEntry.objects.create(user=tenant.admin, content_type=ContentType.objects.get_for_model(Student),
+                            object_id=str(student.pk), object_repr=NAME, action_flag=CHANGE, change_message="[]")
+    assert WebhookDelivery.objects.for_institution(institution).filter(payload__student_id=student.pk).exists()
+    assert RiskSnapshot.objects.for_institution(institution).filter(flagged_student_ids__contains=[student.pk]).exists()
+    return Subject(student=student, other=other)
+
+
+@pytest.fixture
+def subject(tenants, client, django_capture_on_commit_callbacks):
+    a, _b = tenants
+    return build_subject(a, client, django_capture_on_commit_callbacks)
