@@ -14,6 +14,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404
 
 from .models import Institution, Membership
+from .scoping import ViewerRestriction
 
 User = get_user_model()
 ModelT = TypeVar("ModelT", bound=Model)
@@ -46,6 +47,17 @@ def access_membership(*, user: AbstractBaseUser | AnonymousUser, institution_slu
     if membership is None:
         raise Http404(NOT_FOUND_MESSAGE)
     return membership
+
+
+def viewer_restriction_for(membership: Membership | None) -> ViewerRestriction | None:
+    """What narrows this member's reads: need-to-know access, when their institution turned it on
+    and their role sees students but not all of them (advisors). None: nothing (administrators,
+    viewers, who see no student, API keys, and every member of an institution with it off)."""
+    if membership is None or not membership.institution.need_to_know_access:
+        return None
+    if not membership.can("view_students") or membership.can("view_all_students"):
+        return None
+    return ViewerRestriction(institution_id=membership.institution_id, user_id=membership.user_id)
 
 
 def access_member_user(*, institution: Institution, user_id: int | str | None) -> User | None:

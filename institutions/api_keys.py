@@ -42,6 +42,7 @@ KEY_FORBIDDEN_CAPABILITIES = frozenset({"manage_users", "manage_keys"})
 CAPABILITY_FAMILY: dict[str, str] = {
     "view_students": "students",
     "edit_students": "students",
+    "view_all_students": "students",
     "manage_data": "imports",
     "manage_models": "predictions",
     "view_notes": "interventions",

@@ -29,6 +29,16 @@ class Institution(models.Model):
     )
     name = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    # Need-to-know access: when on, a member who does not see every student (advisors) sees only
+    # those in their caseload, granted to them, or with an open flag routed to them (the rule is
+    # interventions.need_to_know; every tenant queryset of a request passes through it).
+    need_to_know_access = models.BooleanField(
+        default=False, help_text="Advisors see only their caseload, students granted to them, and flags routed to them."
+    )
+    need_to_know_changed_at = models.DateTimeField(null=True, blank=True)
+    need_to_know_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -46,10 +56,13 @@ class Role(models.TextChoices):
 
 
 # What each role may do, in one place; views and viewsets ask for a capability, not a role.
+# ``view_all_students``: need-to-know access (Institution.need_to_know_access) never narrows what
+# this member sees; a member with ``view_students`` but without it sees only their relationship.
 ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset({"view_aggregates", "view_students", "edit_students", "manage_data", "manage_models",
                           "manage_users", "manage_keys", "manage_webhooks", "view_notes", "edit_interventions",
-                          "assign_caseloads", "view_confidential_notes", "configure_interventions"}),
+                          "assign_caseloads", "view_confidential_notes", "configure_interventions",
+                          "view_all_students"}),
     Role.ADVISOR: frozenset({"view_aggregates", "view_students", "edit_interventions", "view_notes",
                             "work_caseload"}),
     Role.VIEWER: frozenset({"view_aggregates"}),

@@ -11,8 +11,9 @@ migrations-like maintenance and the access helpers that resolve the scope itself
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import models
@@ -23,6 +24,46 @@ if TYPE_CHECKING:
 _current_institution: ContextVar[Institution | None] = ContextVar("current_institution", default=None)
 # Set only by the platform-staff admin site, whose job is administering every institution.
 _platform_wide: ContextVar[bool] = ContextVar("platform_wide", default=False)
+
+
+@dataclass(frozen=True)
+class ViewerRestriction:
+    """Who is reading, when what they may read is narrower than their institution (need-to-know).
+
+    Set by the page and API base classes for a member whose institution turned need-to-know on and
+    whose role does not see every student (``institutions.access.viewer_restriction_for``); every
+    tenant queryset built while it is set passes through the registered row rules.
+    """
+
+    institution_id: int
+    user_id: int
+
+
+_viewer_restriction: ContextVar[ViewerRestriction | None] = ContextVar("viewer_restriction", default=None)
+# Row rules narrow a freshly bound tenant queryset for the current ViewerRestriction. Registered by
+# the app that knows the rule (interventions: the need-to-know rule, which needs caseloads, grants
+# and flags) at ready(), so that this lowest layer never imports the apps above it.
+RowRule = Callable[["TenantQuerySet", ViewerRestriction], "TenantQuerySet"]
+_row_rules: list[RowRule] = []
+
+
+def register_row_rule(rule: RowRule) -> None:
+    if rule not in _row_rules:
+        _row_rules.append(rule)
+
+
+@contextlib.contextmanager
+def viewer_restriction(restriction: ViewerRestriction | None) -> Iterator[ViewerRestriction | None]:
+    """Apply ``restriction`` (None: none) to every tenant queryset built in the enclosed block."""
+    token = _viewer_restriction.set(restriction)
+    try:
+        yield restriction
+    finally:
+        _viewer_restriction.reset(token)
+
+
+def current_viewer_restriction() -> ViewerRestriction | None:
+    return _viewer_restriction.get()
 
 
 class MissingInstitutionScope(RuntimeError):
@@ -75,6 +116,14 @@ class TenantQuerySet(models.QuerySet):
     def _bind(self, institution_id: int) -> TenantQuerySet:
         qs = self.filter(institution_id=institution_id)
         qs._bound_institution_id = institution_id
+        restriction = _viewer_restriction.get()
+        if restriction is not None:
+            if restriction.institution_id != institution_id:
+                raise InstitutionScopeMismatch(
+                    f"asked for institution {institution_id} while reading as a member of {restriction.institution_id}"
+                )
+            for rule in _row_rules:
+                qs = rule(qs, restriction)
         return qs
 
     def _check_object(self, obj: models.Model) -> None:
@@ -159,12 +208,14 @@ class TenantModel(models.Model):
         base_manager_name = "all_institutions"
 
 
-def enter_scope(institution: Institution):
+def enter_scope(institution: Institution, restriction: ViewerRestriction | None = None):
     """Low-level entry for request handlers that cannot use a ``with`` block; pair with exit_scope."""
     if institution is None or institution.pk is None:
         raise ValueError("enter_scope needs a saved Institution")
-    return _current_institution.set(institution)
+    return _current_institution.set(institution), _viewer_restriction.set(restriction)
 
 
 def exit_scope(token) -> None:
-    _current_institution.reset(token)
+    institution_token, restriction_token = token
+    _viewer_restriction.reset(restriction_token)
+    _current_institution.reset(institution_token)

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.timezone import now as timezone_now
 
 from .models import Institution, Membership, Role
 from .signals import institution_created, membership_removed
@@ -63,3 +64,15 @@ def membership_remove(*, institution: Institution, membership: Membership, actor
     membership.delete()
     # Higher apps react (students: unassign the caseload) without institutions importing them.
     membership_removed.send(sender=Membership, institution=institution, user_id=user_id, actor=actor)
+
+
+def institution_set_need_to_know(*, institution: Institution, enabled: bool, actor: AbstractBaseUser) -> bool:
+    """Turn need-to-know access on or off, recording who and when; False when it was already so."""
+    if institution.need_to_know_access == enabled:
+        return False
+    institution.need_to_know_access = enabled
+    institution.need_to_know_changed_at = timezone_now()
+    institution.need_to_know_changed_by = actor
+    institution.save(update_fields=["need_to_know_access", "need_to_know_changed_at", "need_to_know_changed_by",
+                                    "updated_at"])
+    return True

@@ -26,7 +26,7 @@ from .jobs import (
     register_job_runner,
 )
 from .models import Institution
-from .scoping import institution_scope
+from .scoping import institution_scope, viewer_restriction
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def institution_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
             institution = _institution(institution_id, body.__name__)
             if institution is None:
                 return None
-            with institution_scope(institution):
+            with institution_scope(institution), viewer_restriction(None):
                 return body(institution=institution, **kwargs)
 
         return shared_task(**options)(run)
@@ -77,7 +77,7 @@ def institution_job_task(*, kind: str, **options: Any) -> Callable[[Callable[...
             institution = _institution(institution_id, body.__name__)
             if institution is None:
                 return None
-            with institution_scope(institution):
+            with institution_scope(institution), viewer_restriction(None):
                 job = job_claim(institution=institution, job_id=job_id)
                 if job is None:
                     return None

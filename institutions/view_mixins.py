@@ -11,10 +11,11 @@ from __future__ import annotations
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.utils.cache import add_never_cache_headers
 
-from .access import access_membership
+from .access import access_membership, viewer_restriction_for
 from .models import Institution, Membership
-from .scoping import institution_scope
+from .scoping import institution_scope, viewer_restriction
 
 
 class InstitutionPageMixin(LoginRequiredMixin):
@@ -39,12 +40,15 @@ class InstitutionPageMixin(LoginRequiredMixin):
             needed = self.write_capability
         if not self.membership.can(needed):
             raise PermissionDenied(f"Your role ({self.membership.get_role_display()}) cannot do this.")
-        with institution_scope(self.institution):
+        with institution_scope(self.institution), viewer_restriction(viewer_restriction_for(self.membership)):
             response = super().dispatch(request, *args, **kwargs)
             # Template responses render lazily, after dispatch; render while the scope is active.
             if hasattr(response, "render") and not getattr(response, "is_rendered", True):
                 response.render()
-            return response
+        # Institution pages show students (profiles, lists, exports) or figures about them: no
+        # browser or proxy keeps a copy (Cache-Control: no-store, private).
+        add_never_cache_headers(response)
+        return response
 
     def scoped(self, model: type[models.Model]):
         return model.objects.for_institution(self.institution)

@@ -245,13 +245,18 @@ class FlagSerializer(serializers.ModelSerializer):
     # null: raised by the system, not resolved yet, or the user was deleted since.
     raised_by = serializers.IntegerField(source="raised_by_id", read_only=True, allow_null=True)
     resolved_by = serializers.IntegerField(source="resolved_by_id", read_only=True, allow_null=True)
+    assigned_to = serializers.IntegerField(
+        source="assigned_to_id", required=False, allow_null=True,
+        help_text="User id of the advisor or administrator the flag is routed to (under need-to-know access "
+                  "they see the student while the flag is open); null: nobody in particular",
+    )
     is_open = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Flag
         fields = [
-            "id", "student", "source", "reason", "raised_by", "raised_at", "is_open", "resolved_at", "resolved_by",
-            "resolution", "updated_at",
+            "id", "student", "source", "reason", "raised_by", "assigned_to", "raised_at", "is_open", "resolved_at",
+            "resolved_by", "resolution", "updated_at",
         ]
         read_only_fields = ["id", "source", "raised_at", "resolved_at", "resolution", "updated_at"]
 
@@ -263,6 +268,7 @@ class FlagSerializer(serializers.ModelSerializer):
             return services.flag_raise(
                 institution=self.context["institution"], student=validated_data["student_id"],
                 reason=validated_data.get("reason", ""), raised_by=self.context["request"].user,
+                assigned_to=validated_data.get("assigned_to_id"),
             )
         except services.InterventionRuleError as exc:
             raise _rule_error(exc) from None

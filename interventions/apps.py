@@ -17,3 +17,9 @@ class InterventionsConfig(AppConfig):
         from .new_institution import give_new_institution_default_types
 
         institution_created.connect(give_new_institution_default_types, dispatch_uid="interventions-default-types")
+
+        from institutions.scoping import register_row_rule
+
+        from .need_to_know import need_to_know_rows
+
+        register_row_rule(need_to_know_rows)

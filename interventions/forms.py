@@ -68,3 +68,19 @@ class InterventionTypeForm(forms.Form):
     key = forms.SlugField(max_length=60, help_text="Short machine name, e.g. home_visit")
     label = forms.CharField(max_length=120)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class AccessGrantForm(forms.Form):
+    """An administrator grants one advisor one student under need-to-know access."""
+
+    student = forms.CharField(label="Student id", max_length=100,
+                              help_text="The student information system's id (as on the student's page).")
+    user = forms.TypedChoiceField(label="Advisor", coerce=int)
+    reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Why they need to see this student (kept with the grant).")
+    expires_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Until",
+                                 help_text="Leave empty to keep it until revoked. Ends at the start of that day.")
+
+    def __init__(self, *args, advisor_choices: list[tuple[int, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].choices = [("", "Choose an advisor…"), *advisor_choices]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from institutions.scoping import TenantModel
 
@@ -122,6 +123,11 @@ class Flag(TenantModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     resolution = models.TextField(blank=True)
+    # Routed to this member: while the flag is open they may see the student under need-to-know.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,  # covered by (institution, assigned_to, resolved_at)
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(TenantModel.Meta):
@@ -129,6 +135,7 @@ class Flag(TenantModel):
         indexes = [
             models.Index(fields=["institution", "student", "resolved_at"], name="flag_inst_student"),
             models.Index(fields=["institution", "raised_by", "resolved_at"], name="flag_inst_raised_by"),
+            models.Index(fields=["institution", "assigned_to", "resolved_at"], name="flag_inst_assigned_to"),
         ]
         constraints = [
             # The model keeps at most one open flag per student; people may raise several, each with a reason.
@@ -144,6 +151,44 @@ class Flag(TenantModel):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+class StudentAccessGrant(TenantModel):
+    """An administrator lets one member see one student under need-to-know access (beyond their
+    caseload), optionally with a reason and an end; revoking keeps the record."""
+
+    student = models.ForeignKey(
+        "students.Student", on_delete=models.CASCADE, related_name="+",
+        db_index=False,  # covered by (institution, student)
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+        db_index=False,  # covered by (institution, user, student)
+    )
+    reason = models.TextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until revoked")
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    granted_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-granted_at", "-id"]
+        indexes = [
+            models.Index(fields=["institution", "user", "student"], name="grant_inst_user_student"),
+            models.Index(fields=["institution", "student"], name="grant_inst_student"),
+        ]
+
+    def __str__(self) -> str:
+        return f"student {self.student_id} for user {self.user_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
 
 
 class RiskSnapshot(TenantModel):

@@ -18,7 +18,7 @@ from predictions.selectors import latest_predictions
 from students.models import Student
 from students.selectors import current_students
 
-from .models import Flag, FlagSource, Intervention, InterventionStatus, InterventionType
+from .models import Flag, FlagSource, Intervention, InterventionStatus, InterventionType, StudentAccessGrant
 
 CONFIDENTIAL_PLACEHOLDER = "Confidential note: visible to its author and administrators."
 
@@ -189,3 +189,14 @@ def access_intervention(
 def access_flag(*, institution: Institution, flag_id: int | str) -> Flag:
     """The institution's flag with ``flag_id`` from input (Http404 alike for any other id)."""
     return object_for_input_id(flag_list(institution=institution), flag_id)
+
+
+def access_grant_list(*, institution: Institution) -> QuerySet[StudentAccessGrant]:
+    """Every need-to-know grant of the institution, current ones first, newest first."""
+    return StudentAccessGrant.objects.for_institution(institution).select_related(
+        "student", "user", "granted_by", "revoked_by"
+    ).order_by(F("revoked_at").desc(nulls_first=True), "-granted_at", "-id")
+
+
+def access_student_access_grant(*, institution: Institution, grant_id: int | str) -> StudentAccessGrant:
+    return object_for_input_id(StudentAccessGrant.objects.for_institution(institution), grant_id)

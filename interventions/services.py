@@ -31,6 +31,7 @@ from .models import (
     InterventionStatus,
     InterventionType,
     RiskSnapshot,
+    StudentAccessGrant,
 )
 
 
@@ -194,15 +195,60 @@ def intervention_close(
 
 # --- flags ----------------------------------------------------------------------------------
 
-def flag_raise(*, institution: Institution, student: Student | int, reason: str, raised_by: AbstractBaseUser) -> Flag:
-    """A person flags a student for attention; the reason is required."""
+def flag_raise(*, institution: Institution, student: Student | int, reason: str, raised_by: AbstractBaseUser,
+               assigned_to: int | str | None = None) -> Flag:
+    """A person flags a student for attention; the reason is required. ``assigned_to`` (a user id)
+    routes the flag to a member who works caseloads: while it is open, they see the student even
+    under need-to-know access."""
     reason = (reason or "").strip()
     if not reason:
         raise InterventionRuleError({"reason": "say why this student needs attention"})
     student = _resolve_student(institution, student)
+    assignee = _caseload_member(institution, assigned_to, field="assigned_to")
     return Flag.objects.for_institution(institution).create(
-        student=student, source=FlagSource.MANUAL, reason=reason, raised_by=raised_by
+        student=student, source=FlagSource.MANUAL, reason=reason, raised_by=raised_by, assigned_to=assignee
     )
+
+
+def _caseload_member(institution: Institution, user_id: int | str | None, *, field: str):
+    """The member with ``user_id`` who works caseloads (advisors, administrators), None for no id,
+    else a rule error naming ``field``."""
+    if user_id in (None, ""):
+        return None
+    try:
+        user = access_member_user(institution=institution, user_id=user_id)
+    except Http404:
+        raise InterventionRuleError({field: "no such advisor in this institution"}) from None
+    if not Membership.objects.for_institution(institution).get(user=user).can("edit_interventions"):
+        raise InterventionRuleError({field: "this member's role cannot work a caseload"})
+    return user
+
+
+def access_grant_create(*, institution: Institution, student: Student | int, user_id: int | str, reason: str = "",
+                        expires_at: datetime.datetime | None = None, granted_by: AbstractBaseUser,
+                        ) -> StudentAccessGrant:
+    """An administrator lets an advisor see one student under need-to-know access."""
+    student = _resolve_student(institution, student)
+    user = _caseload_member(institution, user_id, field="user")
+    if user is None:
+        raise InterventionRuleError({"user": "choose who may see the student"})
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InterventionRuleError({"expires_at": "the end must be in the future"})
+    return StudentAccessGrant.objects.for_institution(institution).create(
+        student=student, user=user, reason=(reason or "").strip(), expires_at=expires_at, granted_by=granted_by,
+    )
+
+
+def access_grant_revoke(*, institution: Institution, grant: StudentAccessGrant,
+                        revoked_by: AbstractBaseUser) -> StudentAccessGrant:
+    if grant.institution_id != institution.pk:
+        raise Http404("Not found.")
+    if grant.revoked_at is not None:
+        raise InterventionRuleError({"non_field_errors": "this grant is already revoked"})
+    grant.revoked_at = timezone.now()
+    grant.revoked_by = revoked_by
+    grant.save(update_fields=["revoked_at", "revoked_by"])
+    return grant
 
 
 def flag_resolve(*, institution: Institution, flag: Flag, resolution: str, resolved_by: AbstractBaseUser) -> Flag:
@@ -271,15 +317,9 @@ def caseload_assign(
         raise InterventionRuleError({"students": "student ids must be integers"}) from None
     if not ids:
         raise InterventionRuleError({"students": "choose at least one student"})
-    advisor_user = None
-    if advisor is not None:
-        try:
-            advisor_user = access_member_user(institution=institution, user_id=getattr(advisor, "pk", advisor))
-        except Http404:
-            raise InterventionRuleError({"advisor": "no such advisor in this institution"}) from None
-        membership = Membership.objects.for_institution(institution).get(user=advisor_user)
-        if not membership.can("edit_interventions"):
-            raise InterventionRuleError({"advisor": "this member's role cannot work a caseload"})
+    advisor_user = None if advisor is None else _caseload_member(
+        institution, getattr(advisor, "pk", advisor), field="advisor"
+    )
     students = Student.objects.for_institution(institution)
     possible = [pk for pk in ids if is_possible_id(pk)]
     current = dict(students.filter(pk__in=possible).values_list("pk", "advisor_id"))

@@ -11,5 +11,7 @@ urlpatterns = [
     path("interventions/<int:pk>/", views.InterventionEditView.as_view(), name="intervention-edit"),
     path("flags/<int:pk>/resolve/", views.FlagResolveView.as_view(), name="flag-resolve"),
     path("intervention-types/", views.InterventionTypeListView.as_view(), name="intervention-types"),
+    path("access/", views.AccessSettingsView.as_view(), name="access-settings"),
+    path("access/grants/<int:pk>/revoke/", views.AccessGrantRevokeView.as_view(), name="access-grant-revoke"),
     path("effectiveness/", views.EffectivenessView.as_view(), name="effectiveness"),
 ]

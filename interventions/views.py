@@ -4,6 +4,8 @@ services. The composite advisor pages (dashboard, worklists, student profile) ar
 
 from __future__ import annotations
 
+import datetime
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
@@ -13,11 +15,20 @@ from django.utils import timezone
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
+from institutions.services import institution_set_need_to_know
 from institutions.view_mixins import InstitutionPageMixin, int_param
+from students.models import Student
 
 from . import selectors, services
 from .effectiveness import MIN_SAMPLE, effectiveness_report
-from .forms import CaseloadAssignForm, FlagResolveForm, InterventionCloseForm, InterventionForm, InterventionTypeForm
+from .forms import (
+    AccessGrantForm,
+    CaseloadAssignForm,
+    FlagResolveForm,
+    InterventionCloseForm,
+    InterventionForm,
+    InterventionTypeForm,
+)
 from .models import Flag, Intervention, InterventionStatus, InterventionType
 
 
@@ -195,3 +206,67 @@ class EffectivenessView(InstitutionPageMixin, TemplateView):
         context["effects"] = effectiveness_report(institution=self.institution)
         context["min_sample"] = MIN_SAMPLE
         return context
+
+
+class AccessSettingsView(InstitutionPageMixin, TemplateView):
+    """Administrators turn need-to-know access on or off and grant advisors single students."""
+
+    template_name = "interventions/access.html"
+    required_capability = "manage_users"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("grant_form", AccessGrantForm(
+            advisor_choices=selectors.advisor_choices(institution=self.institution)))
+        context["grants"] = selectors.access_grant_list(institution=self.institution)[:200]
+        context["now"] = timezone.now()
+        return context
+
+    def post(self, request, *args, **kwargs):
+        if request.POST.get("setting") == "need_to_know":
+            enabled = request.POST.get("need_to_know") == "on"
+            changed = institution_set_need_to_know(institution=self.institution, enabled=enabled, actor=request.user)
+            if changed:
+                messages.success(request, "Need-to-know access is on: advisors now see only their caseload, students "
+                                          "granted to them and flags routed to them." if enabled else
+                                          "Need-to-know access is off: advisors see every student again.")
+            else:
+                messages.info(request, "Nothing changed: need-to-know access was already "
+                                       f"{'on' if enabled else 'off'}.")
+            return redirect("access-settings", self.institution.slug)
+        form = AccessGrantForm(request.POST, advisor_choices=selectors.advisor_choices(institution=self.institution))
+        if form.is_valid():
+            data = form.cleaned_data
+            student = self.scoped(Student).filter(external_id=data["student"].strip()).first()
+            if student is None:
+                form.add_error("student", "No student with this id in this institution.")
+            else:
+                expires_at = None
+                if data["expires_on"]:
+                    expires_at = timezone.make_aware(
+                        datetime.datetime.combine(data["expires_on"], datetime.time.min))
+                try:
+                    services.access_grant_create(institution=self.institution, student=student, user_id=data["user"],
+                                                 reason=data["reason"], expires_at=expires_at,
+                                                 granted_by=request.user)
+                except services.InterventionRuleError as exc:
+                    fields = {"expires_at": "expires_on", "user": "user", "student": "student"}
+                    for key, reasons in exc.errors.items():
+                        form.add_error(fields.get(key), reasons)
+                else:
+                    messages.success(request, f"{student.display_name} is granted.")
+                    return redirect("access-settings", self.institution.slug)
+        return self.render_to_response(self.get_context_data(grant_form=form), status=400)
+
+
+class AccessGrantRevokeView(InstitutionPageMixin, View):
+    required_capability = "manage_users"
+
+    def post(self, request, *args, **kwargs):
+        grant = selectors.access_student_access_grant(institution=self.institution, grant_id=kwargs["pk"])
+        try:
+            services.access_grant_revoke(institution=self.institution, grant=grant, revoked_by=request.user)
+            messages.success(request, "Grant revoked.")
+        except services.InterventionRuleError as exc:
+            messages.error(request, " ".join(" ".join(v) for v in exc.errors.values()))
+        return redirect("access-settings", self.institution.slug)

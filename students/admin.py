@@ -1,6 +1,11 @@
+"""Platform staff administer institutions, not students: the staff admin lists each institution's
+feature schema (definitions, no values) and nothing about any student. Students, their values and
+their change history are read by the institution's own members, on its pages and API
+(``tests/institutions/test_staff_admin_privacy.py`` browses every admin page to check)."""
+
 from django.contrib import admin
 
-from .models import FeatureDefinition, Student, StudentChange
+from .models import FeatureDefinition
 
 
 @admin.register(FeatureDefinition)
@@ -8,19 +13,5 @@ class FeatureDefinitionAdmin(admin.ModelAdmin):
     list_display = ["key", "label", "kind", "institution", "protected", "actionable", "position"]
     list_filter = ["institution", "kind", "protected", "actionable"]
     search_fields = ["key", "label"]
-
-
-@admin.register(Student)
-class StudentAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "name", "institution", "program", "cohort", "status", "outcome", "advisor"]
-    list_filter = ["institution", "outcome", "status"]
-    search_fields = ["external_id", "name", "email"]
-    raw_id_fields = ["advisor"]
-    list_select_related = ["institution", "advisor"]
-
-
-@admin.register(StudentChange)
-class StudentChangeAdmin(admin.ModelAdmin):
-    list_display = ["student", "institution", "source", "created", "changed_at"]
-    list_filter = ["institution", "source"]
-    raw_id_fields = ["student", "job", "actor"]
+    # The range an import saw is taken from students' values: not shown to staff.
+    exclude = ["seen_min_value", "seen_max_value"]

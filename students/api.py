@@ -146,6 +146,7 @@ class StudentViewSet(
     def _reads_bypass_orm(self) -> bool:
         return (
             self.reads_bypass_orm
+            and orm_bypass.may_bypass()
             and self.get_serializer_class() is StudentSerializer
             and type(self).filter_scoped_queryset is StudentViewSet.filter_scoped_queryset
         )

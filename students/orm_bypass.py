@@ -17,6 +17,12 @@ What it gives up, so that nothing else has to:
   the two for varied students, every page, page errors and another institution's ids; a field
   added to the serializer fails that test until it is added here (:data:`FIELDS`).
 
+- **It steps aside under need-to-know access**: while the request's member reads through a
+  ``ViewerRestriction`` (their institution turned need-to-know on and they are an advisor), the
+  row rule of ``interventions.need_to_know`` must narrow every read, and only the ORM applies it;
+  :func:`may_bypass` is then False and the viewset takes the ORM path. The readers here refuse to
+  run under a restriction, so a caller that forgets to ask cannot serve a hidden student.
+
 Only ``StudentViewSet``'s GET of one student and its unfiltered page-number list come here;
 filters, the sync cursor and every write keep the ORM.
 """
@@ -32,6 +38,7 @@ from rest_framework import serializers
 
 from institutions.access import id_from_input
 from institutions.models import Institution
+from institutions.scoping import current_viewer_restriction
 
 from . import sql
 
@@ -72,9 +79,20 @@ def student_representation(row: tuple, zone=None) -> dict:
     }
 
 
+def may_bypass() -> bool:
+    """Whether these reads may serve the current request: not under need-to-know (see above)."""
+    return current_viewer_restriction() is None
+
+
+def _refuse_under_restriction() -> None:
+    if not may_bypass():
+        raise RuntimeError("students.orm_bypass cannot apply need-to-know access; take the ORM path")
+
+
 def student_read(*, institution: Institution, student_id) -> dict | None:
     """The represented student with ``student_id`` (from the URL) of ``institution``, or None for
     a missing student, another institution's and an id that cannot be one (as ``access_student``)."""
+    _refuse_under_restriction()
     number = id_from_input(student_id)
     if number is None:
         return None
@@ -89,6 +107,7 @@ class StudentPages:
     represented students (what the paginator asks of a queryset)."""
 
     def __init__(self, institution: Institution):
+        _refuse_under_restriction()
         self.institution_id = institution.pk
 
     def count(self) -> int:

@@ -15,6 +15,7 @@ from django.views import View
 from django.views.generic import ListView, TemplateView
 
 from institutions.csv_export import formula_safe_writer
+from institutions.scoping import current_viewer_restriction
 from institutions.view_mixins import InstitutionPageMixin, int_param
 from interventions import selectors as intervention_selectors
 from interventions import services as intervention_services
@@ -55,6 +56,10 @@ class DashboardView(InstitutionPageMixin, TemplateView):
             no_contact_days=max(1, min(days, 3650)),
         )
         summary = selectors.dashboard_summary(institution=self.institution, filters=filters)
+        if current_viewer_restriction() is not None:
+            # The chart counts the whole institution's flagged students; under need-to-know the
+            # dashboard shows only figures of the member's own students.
+            summary["flagged_over_time"] = []
         context.update(
             counts=student_outcome_counts(institution=self.institution),
             summary=summary, filters=filters, programs=programs, cohorts=cohorts,
@@ -118,12 +123,15 @@ class WorklistMixin:
         return super().get(request, *args, **kwargs)
 
     def export_csv(self):
+        # Built now, inside the request's scope (and its need-to-know restriction, if any): the
+        # rows stream after the view has returned.
+        students = self.get_queryset()
         header = ["external_id", "name", "program", "cohort", "risk_percent", "band", "rank", "model_flagged",
                   "open_flag", "advisor", "last_contact", "next_follow_up", "open_intervention"]
 
         def rows():
             yield header
-            for s in self.get_queryset().iterator(chunk_size=2000):
+            for s in students.iterator(chunk_size=2000):
                 yield [
                     s.external_id, s.name, s.program, s.cohort,
                     "" if s.risk is None else f"{100 * s.risk:.1f}", s.risk_band or "", s.risk_rank or "",

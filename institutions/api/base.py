@@ -17,12 +17,13 @@ from rest_framework import permissions, viewsets
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
-from ..access import NOT_FOUND_MESSAGE, access_membership
+from ..access import NOT_FOUND_MESSAGE, access_membership, viewer_restriction_for
 from ..api_keys import api_scope_family
 from ..models import Institution, Membership
 from ..scoping import enter_scope, exit_scope
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+NO_STORE = "private, no-store"
 
 
 class InstitutionAccess:
@@ -87,7 +88,8 @@ class InstitutionScopeMixin:
         if request.user is not None and request.user.is_authenticated:
             self.access = resolve_institution_access(request, kwargs["institution_slug"])
             self.institution = self.access.institution
-            self._scope_token = enter_scope(self.institution)
+            # A session member reads through need-to-know when it applies to them; a key never does.
+            self._scope_token = enter_scope(self.institution, viewer_restriction_for(self.access.membership))
         super().initial(request, *args, **kwargs)
 
     def dispatch(self, request, *args, **kwargs):
@@ -105,6 +107,9 @@ class InstitutionScopeMixin:
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        # Institution data (students above all) stays in no cache, shared or the browser's; a
+        # client keeps an ETag itself to ask again with If-None-Match.
+        response["Cache-Control"] = NO_STORE
         return conditional_read_response(request, response)
 
 
@@ -122,14 +127,13 @@ def conditional_read_response(request, response):
     digest.update(str(response.get("Content-Type", "")).encode())
     etag = f'"{digest.hexdigest()[:40]}"'
     response["ETag"] = etag
-    response["Cache-Control"] = "private, no-cache"
     if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
     if if_none_match:
         wanted = parse_etags(if_none_match)
         if "*" in wanted or any(tag.removeprefix("W/") == etag for tag in wanted):
             not_modified = HttpResponseNotModified()
             not_modified["ETag"] = etag
-            not_modified["Cache-Control"] = "private, no-cache"
+            not_modified["Cache-Control"] = NO_STORE
             return not_modified
     return response
 
