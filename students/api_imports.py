@@ -1,9 +1,10 @@
 """File imports over the API: upload a CSV/XLSX, get 202 and a job to poll (``/jobs/<id>/``).
 
 The same service, mapping and report as the upload page and ``manage.py import_students``: the
-job validates the whole file and, unless ``dry_run``, commits it; its ``result`` holds the report
-(counts and every problem with row, column, value and reason) and ``result.file_error`` says why
-a file was refused as a whole.
+request only stores the file (refusing an oversize one); the job reads it in the worker, suggests
+the mapping if none was given, validates the whole file and, unless ``dry_run``, commits it; its
+``result`` holds the report (counts and every problem with row, column, value and reason) and
+``result.file_error`` says why a file was refused as a whole.
 """
 
 from __future__ import annotations
@@ -22,18 +23,14 @@ from institutions.api.base import InstitutionScopeMixin
 from institutions.api.errors import error_body
 
 from . import tasks  # noqa: F401 - registers the import job runner
-from .importing import ImportFileError, import_mapping_remember, import_preview, mapping_from_dict
-from .importing.mapping import check_mapping
+from .importing import ImportFileError, mapping_from_dict
 from .importing.selectors import access_import_upload
 from .importing.uploads import (
     import_changes_file,
     import_upload_create,
-    import_upload_discard,
     import_upload_set_mapping,
     import_upload_start,
-    upload_path,
 )
-from .models import FeatureDefinition
 from .upload_files import STORAGE_ERROR_CODES
 
 FILE_ERROR_STATUS = {
@@ -70,7 +67,10 @@ class ImportFileView(InstitutionScopeMixin, generics.GenericAPIView):
         request={"multipart/form-data": ImportFileRequestSerializer},
         responses={202: inline_serializer("ImportAccepted", {
             "job_id": serializers.IntegerField(), "job_url": serializers.URLField(),
-            "upload_id": serializers.IntegerField(), "mapping": serializers.JSONField(),
+            "upload_id": serializers.IntegerField(),
+            "mapping": serializers.JSONField(allow_null=True, help_text=(
+                "The mapping given; null when none was: the job uses the remembered/suggested one and returns it "
+                "as result.mapping")),
             "changes_url": serializers.URLField(),
         })},
     )
@@ -78,34 +78,28 @@ class ImportFileView(InstitutionScopeMixin, generics.GenericAPIView):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        spec = None
         try:
-            upload = import_upload_create(institution=self.institution, uploaded_file=data["file"],
-                                          user=request.user if request.user.is_authenticated else None)
-        except ImportFileError as exc:
-            return self._refused(exc)
-        try:
-            preview = import_preview(institution=self.institution, path=upload_path(upload),
-                                     original_name=upload.original_name)
-            spec = preview.mapping
-            if data.get("mapping"):
+            if data.get("mapping"):  # its form is checked here; whether it fits the file's header, by the job
                 try:
                     spec = mapping_from_dict(json.loads(data["mapping"]))
                 except ValueError as exc:
                     raise ImportFileError("invalid_mapping", f"The mapping is not valid JSON: {exc}.") from None
-            definitions = {d.key: d for d in FeatureDefinition.objects.for_institution(self.institution)}
-            check_mapping(spec, preview.info.header, definitions)
+            upload = import_upload_create(institution=self.institution, uploaded_file=data["file"],
+                                          user=request.user if request.user.is_authenticated else None)
         except ImportFileError as exc:
-            import_upload_discard(upload=upload)
             return self._refused(exc)
-        import_upload_set_mapping(upload=upload, spec=spec)
-        if data.get("mapping"):
-            import_mapping_remember(institution=self.institution, spec=spec)
+        if spec is not None:
+            import_upload_set_mapping(upload=upload, spec=spec)
+        # The file is read in the worker: the job suggests a mapping when none was given, checks the
+        # mapping against the header and refuses a hostile file there (result.file_error).
         user = request.user if getattr(request.user, "pk", None) and request.user.is_authenticated else None
         job = import_upload_start(upload=upload, commit=not data["dry_run"], valid_rows_only=data["valid_rows_only"],
-                                  user=user, triggered_by="api")
+                                  user=user, triggered_by="api", remember_mapping=spec is not None)
         job_url = reverse("api-job-detail", args=[self.institution.slug, job.pk], request=request)
         changes_url = reverse("api-import-changes", args=[self.institution.slug, upload.pk], request=request)
-        return Response({"job_id": job.pk, "job_url": job_url, "upload_id": upload.pk, "mapping": spec.as_dict(),
+        return Response({"job_id": job.pk, "job_url": job_url, "upload_id": upload.pk,
+                         "mapping": spec.as_dict() if spec is not None else None,
                          "changes_url": changes_url},
                         status=status.HTTP_202_ACCEPTED, headers={"Location": job_url})
 

@@ -1,4 +1,5 @@
-"""Import pages: upload -> preview and mapping -> validation report -> commit, each step a job."""
+"""Import pages: upload -> preview and mapping -> validation report -> commit; the file is read
+only by jobs (preview, validation, commit), in the worker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
@@ -15,18 +17,18 @@ from institutions.view_mixins import InstitutionPageMixin
 
 from . import tasks  # noqa: F401 - registers the import job runner
 from .import_forms import ImportMappingForm, ImportUploadForm
-from .importing import ImportFileError, ImportReport, import_mapping_remember, import_preview, mapping_from_dict
+from .importing import ImportFileError, ImportReport, import_mapping_remember, mapping_from_dict
 from .importing.mapping import check_mapping
 from .importing.reports import write_error_csv
-from .importing.selectors import import_error_rows, import_outcome_words, import_upload_list
+from .importing.selectors import import_error_rows, import_outcome_words, import_upload_list, import_upload_preview
 from .importing.uploads import (
     import_changes_file,
     import_upload_create,
     import_upload_discard,
     import_upload_path_exists,
+    import_upload_preview_start,
     import_upload_set_mapping,
     import_upload_start,
-    upload_path,
 )
 from .models import ImportUpload, ImportUploadStatus
 from .selectors import feature_definition_list
@@ -55,42 +57,47 @@ class ImportUploadView(ImportPageMixin, FormView):
         except ImportFileError as exc:
             form.add_error("file", exc.message)
             return self.form_invalid(form)
+        import_upload_preview_start(upload=upload, user=self.request.user)  # the worker reads it
         return redirect("import-mapping", self.institution.slug, upload.pk)
 
 
 class ImportMappingView(ImportPageMixin, TemplateView):
+    """The preview and the column mapping, drawn from the preview its job stored (the page never
+    reads the file); while the worker reads it, "reading your file" with the job's progress, then
+    its refusal if the file is refused."""
+
     template_name = "students/import_mapping.html"
 
-    def _prepare(self):
+    def _prepare(self) -> bool:
+        """Load the upload; False while there is no stored preview to draw the mapping from."""
         self.upload = self.get_upload()
         if self.upload.status in (ImportUploadStatus.COMMITTED, ImportUploadStatus.DISCARDED,
-                                  ImportUploadStatus.COMMITTING) or not import_upload_path_exists(self.upload):
+                                  ImportUploadStatus.COMMITTING):
             raise Http404("This upload is no longer available.")
-        self.preview = import_preview(institution=self.institution, path=upload_path(self.upload),
-                                      original_name=self.upload.original_name)
+        self.preview = import_upload_preview(self.upload)
+        if self.preview is None:
+            return False
         if self.upload.mapping:  # the admin is coming back to fix the mapping: start from their choice
             self.preview.mapping = mapping_from_dict(self.upload.mapping)
         self.definitions = list(feature_definition_list(institution=self.institution))
+        return True
 
     def _form(self, data=None):
-        words = import_outcome_words(upload=self.upload, spec=self.preview.mapping, header=self.preview.info.header)
+        words = import_outcome_words(preview=self.preview, spec=self.preview.mapping)
         return ImportMappingForm(data, header=self.preview.info.header, suggestion=self.preview.mapping,
                                  definitions=self.definitions, outcome_words=words)
 
     def get(self, request, *args, **kwargs):
-        try:
-            self._prepare()
-            form = self._form()
-        except ImportFileError as exc:
-            return self._refused(exc)
-        return self.render_to_response(self.get_context_data(form=form))
+        if not self._prepare():
+            return self._reading()
+        if request.headers.get("HX-Request"):  # the reading state's poll: the preview is there now
+            return _reload_page()
+        return self.render_to_response(self.get_context_data(form=self._form()))
 
     def post(self, request, *args, **kwargs):
-        try:
-            self._prepare()
-            form = self._form(request.POST)
-        except ImportFileError as exc:
-            return self._refused(exc)
+        if not self._prepare():
+            return redirect("import-mapping", self.institution.slug, self.upload.pk)
+        form = self._form(request.POST)
         if form.is_valid():
             spec = form.to_spec()
             try:
@@ -98,16 +105,30 @@ class ImportMappingView(ImportPageMixin, TemplateView):
             except ImportFileError as exc:
                 form.add_error(None, exc.message)
             else:
+                if not import_upload_path_exists(self.upload):
+                    messages.error(request, f"{self.upload.original_name} is no longer kept on the server; "
+                                            "upload it again.")
+                    return redirect("import-upload", self.institution.slug)
                 import_upload_set_mapping(upload=self.upload, spec=spec)
                 import_mapping_remember(institution=self.institution, spec=spec, user=request.user)
                 import_upload_start(upload=self.upload, commit=False, user=request.user)
                 return redirect("import-detail", self.institution.slug, self.upload.pk)
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
-    def _refused(self, exc: ImportFileError):
-        import_upload_discard(upload=self.upload)
-        messages.error(self.request, f"{self.upload.original_name}: {exc.message}")
-        return redirect("import-upload", self.institution.slug)
+    def _reading(self):
+        """No preview yet: the preview job's progress (polled), or why the file was refused."""
+        job = self.upload.preview_job
+        file_error = (job.result or {}).get("file_error") if job is not None and job.is_finished else None
+        running = job is not None and not job.is_finished
+        if self.request.headers.get("HX-Request") and not running:
+            return _reload_page()
+        context = super().get_context_data(
+            upload=self.upload, job=job, running=running, file_error=file_error,
+            can_read_again=not running and file_error is None and import_upload_path_exists(self.upload),
+        )
+        template = ("students/_import_reading.html" if self.request.headers.get("HX-Request")
+                    else "students/import_reading.html")
+        return TemplateResponse(self.request, template, context)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -119,6 +140,29 @@ class ImportMappingView(ImportPageMixin, TemplateView):
             outcome_fields=[form[f"outcome_{i}"] for i in range(len(form.outcome_words))],
         )
         return context
+
+
+def _reload_page() -> HttpResponse:
+    """Answer an htmx poll by reloading the whole page (the state it showed is over)."""
+    response = HttpResponse(status=204)
+    response["HX-Refresh"] = "true"
+    return response
+
+
+class ImportReadAgainView(ImportPageMixin, View):
+    """Start a new preview job for a file whose reading was cancelled or stopped (or an upload
+    stored before previews ran in the worker)."""
+
+    def post(self, request, *args, **kwargs):
+        upload = self.get_upload()
+        job = upload.preview_job
+        if (upload.status not in (ImportUploadStatus.UPLOADED, ImportUploadStatus.VALIDATED,
+                                  ImportUploadStatus.INVALID)
+                or (job is not None and not job.is_finished) or not import_upload_path_exists(upload)):
+            messages.error(request, "This file cannot be read again: upload it again.")
+            return redirect("import-upload", self.institution.slug)
+        import_upload_preview_start(upload=upload, user=request.user)
+        return redirect("import-mapping", self.institution.slug, upload.pk)
 
 
 def _report(job: Job | None) -> ImportReport | None:

@@ -235,7 +235,8 @@ class ImportUpload(TenantModel):
     """An uploaded file on its way through preview, mapping, validation and commit.
 
     The file itself lives under ``MEDIA_ROOT/imports/<institution id>/`` until the commit job
-    ends or the upload is discarded; the reports stay on the jobs.
+    ends or the upload is discarded; the reports stay on the jobs. The preview job (read in the
+    worker) stores ``preview``; the mapping page is drawn from it.
     """
 
     original_name = models.CharField(max_length=255)
@@ -243,6 +244,14 @@ class ImportUpload(TenantModel):
     size = models.PositiveBigIntegerField(default=0)
     status = models.CharField(max_length=16, choices=ImportUploadStatus.choices, default=ImportUploadStatus.UPLOADED)
     mapping = models.JSONField(default=dict, blank=True, help_text="The mapping chosen for this file")
+    preview = models.JSONField(
+        default=dict, blank=True,
+        help_text="What the mapping page shows (format, header, first rows, suggested mapping, each column's first "
+                  "values), stored by the preview job so the page never reads the file",
+    )
+    preview_job = models.ForeignKey(
+        "institutions.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )

@@ -10,6 +10,7 @@ urlpatterns = [
     path("imports/", import_views.ImportUploadView.as_view(), name="import-upload"),
     path("imports/<int:pk>/", import_views.ImportDetailView.as_view(), name="import-detail"),
     path("imports/<int:pk>/mapping/", import_views.ImportMappingView.as_view(), name="import-mapping"),
+    path("imports/<int:pk>/read-again/", import_views.ImportReadAgainView.as_view(), name="import-read-again"),
     path("imports/<int:pk>/commit/", import_views.ImportCommitView.as_view(), name="import-commit"),
     path("imports/<int:pk>/discard/", import_views.ImportDiscardView.as_view(), name="import-discard"),
     path("imports/<int:pk>/errors.csv", import_views.ImportErrorsCsvView.as_view(), name="import-errors-csv"),

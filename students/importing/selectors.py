@@ -1,4 +1,4 @@
-"""Reads for the import pages: recent uploads, outcome words in a file, the rows behind errors."""
+"""Reads for the import pages: recent uploads, the stored preview and its outcome words, the rows behind errors."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from ..models import ImportUpload
 from .errors import ImportFileError
 from .mapping import ImportMappingSpec
 from .reading import TableReader
-from .service import PREVIEW_HEAD_BYTES, ImportReport
+from .service import MAX_COLUMN_VALUES, PREVIEW_HEAD_BYTES, ImportReport, Preview
 from .uploads import upload_path
 
-MAX_OUTCOME_WORDS = 30
+MAX_OUTCOME_WORDS = MAX_COLUMN_VALUES
 
 
 def access_import_upload(*, institution: Institution, upload_id) -> ImportUpload:
@@ -23,31 +23,30 @@ def access_import_upload(*, institution: Institution, upload_id) -> ImportUpload
     return object_for_input_id(ImportUpload.objects.for_institution(institution), upload_id)
 
 
+def import_upload_preview(upload: ImportUpload) -> Preview | None:
+    """The preview its job stored (None while the file is being read, or if it was refused)."""
+    return Preview.from_dict(upload.preview) if upload.preview else None
+
+
 def import_upload_list(*, institution: Institution) -> QuerySet[ImportUpload]:
     return ImportUpload.objects.for_institution(institution).select_related(
         "uploaded_by", "validation_job", "commit_job").order_by("-created_at", "-id")
 
 
-def import_outcome_words(*, upload: ImportUpload, spec: ImportMappingSpec, header: list[str]) -> list[str]:
-    """Distinct values of the outcome column (in the file's first :data:`PREVIEW_HEAD_BYTES`: this
-    runs in the web request), plus words the mapping already knows. A value seen only further down
-    is reported by the validation, and the admin maps it then."""
+def import_outcome_words(*, preview: Preview, spec: ImportMappingSpec) -> list[str]:
+    """The words the mapping already knows, plus the distinct values of the outcome column that the
+    preview job found in the file's beginning (the page never reads the file). A value seen only
+    further down is reported by the validation, and the admin maps it then."""
     words = list(spec.outcome_values)
     outcome_columns = spec.columns_for("outcome")
     if outcome_columns:
-        reader = TableReader(upload_path(upload), original_name=upload.original_name, delimiter=spec.delimiter or None,
-                             head_bytes=PREVIEW_HEAD_BYTES)
-        reader.open()
-        position = header.index(outcome_columns[0])
         seen = set(words)
-        for _number, cells in reader.rows():
-            if position < len(cells):
-                value = cells[position].strip()
-                if value and value not in seen:
-                    seen.add(value)
-                    words.append(value)
-                    if len(words) >= MAX_OUTCOME_WORDS:
-                        break
+        for value in preview.column_values.get(outcome_columns[0], []):
+            if len(words) >= MAX_OUTCOME_WORDS:
+                break
+            if value not in seen:
+                seen.add(value)
+                words.append(value)
     return words
 
 

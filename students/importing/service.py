@@ -27,7 +27,7 @@ from .. import sql
 from ..models import ChangeSource, FeatureDefinition, FeatureKind, ImportMapping, Student
 from ..services import feature_definitions_created_record
 from .changes import ChangeList
-from .errors import CellError, ImportFileError
+from .errors import MAX_VALUE_CHARS, CellError, ImportFileError, cut_text
 from .mapping import ImportMappingSpec, check_mapping, mapping_from_dict, suggest_mapping
 from .reading import TableInfo, TableReader, check_size
 from .upsert import ChunkCounts, ImportMode, ImportWriter
@@ -35,7 +35,9 @@ from .validation import RowCleaner, new_feature_definition
 
 CHUNK_ROWS = 2000
 MAX_REPORTED_ERRORS = 1000  # listed on the job (each value cut to 200 characters); all are counted
-PREVIEW_HEAD_BYTES = 2 * 1024 * 1024  # what a preview reads of a CSV, within the web request
+PREVIEW_HEAD_BYTES = 2 * 1024 * 1024  # what a preview reads of a CSV (the preview job, in the worker)
+PREVIEW_VALUE_ROWS = 50_000  # rows a preview reads at most (a workbook has no byte head)
+MAX_COLUMN_VALUES = 30  # distinct values kept per column in a preview (the outcome words offered)
 ANALYZE_AFTER_ROWS = 10_000
 Progress = Callable[[str, int, int], None]
 
@@ -118,10 +120,26 @@ class ImportReport:
 
 @dataclass
 class Preview:
+    """What the mapping page shows of a file, read by the preview job (in the worker) and stored
+    on the upload as :meth:`as_dict`, so that the page never opens the file."""
+
     info: TableInfo
     rows: list[list[str]]
     mapping: ImportMappingSpec
     estimated_rows: int
+    # Per column, its first distinct values in the file's beginning (the outcome words offered for
+    # mapping); a column with more than MAX_COLUMN_VALUES distinct values keeps its first ones
+    # only if it is suggested as the outcome.
+    column_values: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"info": asdict(self.info), "rows": self.rows, "mapping": self.mapping.as_dict(),
+                "estimated_rows": self.estimated_rows, "column_values": self.column_values}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Preview:
+        return cls(info=TableInfo(**data["info"]), rows=data["rows"], mapping=mapping_from_dict(data["mapping"]),
+                   estimated_rows=data["estimated_rows"], column_values=data.get("column_values", {}))
 
 
 def _definitions(institution: Institution) -> dict[str, FeatureDefinition]:
@@ -165,24 +183,54 @@ def import_preview(*, institution: Institution, path: Path | str, original_name:
                    delimiter: str | None = None, rows: int = 10, sample_rows: int = 500) -> Preview:
     """The detected format, the first rows and the suggested mapping (remembered one first).
 
-    Reads only the beginning of a CSV (:data:`PREVIEW_HEAD_BYTES`), so the page and the API answer
-    at once whatever the file's size; the whole file is read when the import job validates it,
-    in the worker. An XLSX is checked against the limits as a whole first (a streaming pass).
+    Reads only the beginning of a CSV (:data:`PREVIEW_HEAD_BYTES`) and of a workbook
+    (:data:`PREVIEW_VALUE_ROWS` rows), after checking a workbook against the limits as a whole (a
+    streaming pass). The upload page runs it in the preview job (the worker), never in the web
+    request; the whole file is read when the import job validates it.
     """
     path = Path(path)
     check_size(path.stat().st_size, settings.IMPORT_MAX_FILE_BYTES)
     reader = TableReader(path, original_name=original_name, delimiter=delimiter, head_bytes=PREVIEW_HEAD_BYTES)
     info = reader.open()
     sample: list[list[str]] = []
-    for _number, cells in reader.rows():
-        sample.append(cells)
-        if len(sample) >= sample_rows:
+    values = _ColumnValues(len(info.header))
+    for count, (_number, cells) in enumerate(reader.rows(), start=1):
+        if len(sample) < sample_rows:
+            sample.append(cells)
+        values.add(cells)
+        if count >= PREVIEW_VALUE_ROWS:
             break
     spec = suggest_mapping(header=info.header, sample_rows=sample, definitions=_definitions(institution),
                            remembered=import_mapping_remembered(institution=institution),
                            has_students=_students_fingerprint(institution) is not None)
     spec.delimiter = delimiter or ""
-    return Preview(info=info, rows=sample[:rows], mapping=spec, estimated_rows=_estimate_rows_from_head(path, info))
+    shown = [[cut_text(cell, MAX_VALUE_CHARS) for cell in row] for row in sample[:rows]]
+    return Preview(info=info, rows=shown, mapping=spec, estimated_rows=_estimate_rows_from_head(path, info),
+                   column_values=values.by_header(info.header, keep_all=set(spec.columns_for("outcome"))))
+
+
+class _ColumnValues:
+    """Each column's first distinct values (at most MAX_COLUMN_VALUES kept, each under
+    MAX_VALUE_CHARS: longer ones are no outcome word), and whether it has more."""
+
+    def __init__(self, width: int):
+        self.values: list[dict[str, None]] = [{} for _ in range(width)]
+        self.more = [False] * width
+
+    def add(self, cells: list[str]) -> None:
+        for position, cell in enumerate(cells[:len(self.values)]):
+            value = cell.strip()
+            seen = self.values[position]
+            if not value or value in seen or len(value) > MAX_VALUE_CHARS:
+                continue
+            if len(seen) >= MAX_COLUMN_VALUES:
+                self.more[position] = True
+            else:
+                seen[value] = None
+
+    def by_header(self, header: list[str], *, keep_all: set[str]) -> dict[str, list[str]]:
+        return {name: list(self.values[i]) for i, name in enumerate(header)
+                if self.values[i] and (not self.more[i] or name in keep_all)}
 
 
 def _estimate_rows_from_head(path: Path, info: TableInfo) -> int:

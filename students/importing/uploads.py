@@ -1,4 +1,4 @@
-"""Uploaded files on disk, and the import job that validates or commits one.
+"""Uploaded files on disk, and the import jobs that preview, validate or commit one.
 
 Files live under ``MEDIA_ROOT/imports/<institution id>/`` (never served by URL) until the job
 that commits them ends, or the upload is discarded.
@@ -35,9 +35,17 @@ from ..models import ChangeSource, ImportUpload, ImportUploadStatus, StudentChan
 from ..signals import import_committed
 from ..upload_files import upload_file_write
 from .errors import ImportFileError
-from .mapping import ImportMappingSpec
+from .mapping import ImportMappingSpec, mapping_from_dict
 from .reading import check_size
-from .service import ImportReport, _fingerprint_json, _students_fingerprint, import_file
+from .service import (
+    ImportReport,
+    Preview,
+    _fingerprint_json,
+    _students_fingerprint,
+    import_file,
+    import_mapping_remember,
+    import_preview,
+)
 
 logger = logging.getLogger(__name__)
 _ALLOWED_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
@@ -117,11 +125,17 @@ def import_upload_set_mapping(*, upload: ImportUpload, spec: ImportMappingSpec) 
 
 def import_upload_start(
     *, upload: ImportUpload, commit: bool, valid_rows_only: bool = False, user=None, triggered_by: str = "user",
-    dispatch: bool = True,
+    dispatch: bool = True, remember_mapping: bool = False,
 ) -> Job:
-    """Create the import job (validate, or validate + commit) for an upload and queue it."""
+    """Create the import job (validate, or validate + commit) for an upload and queue it.
+
+    An upload without a mapping (the API's, when none was given) gets the suggested one in the
+    job; ``remember_mapping``: once the job has read the file with the upload's mapping, it
+    becomes the institution's remembered one."""
     params = {"upload_id": upload.pk, "commit": commit, "valid_rows_only": valid_rows_only,
               "file": upload.original_name}
+    if remember_mapping:
+        params["remember_mapping"] = True
     validated = upload.validation_job
     if commit and validated is not None and "students_fingerprint" in (validated.result or {}):
         # The person saw the validation's list of changes: the commit writes only if it still holds.
@@ -147,13 +161,55 @@ def import_upload_start(
     return job
 
 
-def import_job_run(*, institution: Institution, job: Job, progress=None) -> ImportReport | None:
+def import_upload_preview_start(*, upload: ImportUpload, user=None) -> Job:
+    """Queue the preview job: the worker reads the file's format, header and first rows, checks a
+    workbook against the limits, suggests the mapping and stores it all on the upload."""
+    params = {"upload_id": upload.pk, "preview": True, "file": upload.original_name}
+    with transaction.atomic():
+        job, _ = job_create(institution=upload.institution, kind=JobKind.IMPORT, created_by=user, params=params)
+        upload.preview_job = job
+        upload.preview = {}
+        upload.save(update_fields=["preview_job", "preview", "updated_at"])
+        job_dispatch(job)
+    return job
+
+
+def import_preview_job_run(*, institution: Institution, job: Job, upload: ImportUpload) -> Preview | None:
+    """The preview job: store the upload's preview, or fail with the reason the file is refused
+    (the file is then removed and the upload marked failed; nothing was written)."""
+    job_mark_running(job, stage="reading the file")
+    try:
+        preview = import_preview(institution=institution, path=upload_path(upload),
+                                 original_name=upload.original_name)
+    except FileNotFoundError:
+        job_fail(job, error="The file is no longer kept (the upload was discarded); upload it again.")
+        return None
+    except ImportFileError as exc:
+        job_fail(job, error=exc.message, result={"file_error": exc.as_dict()})
+        _delete_file(upload)
+        _finish_upload(upload, ImportUploadStatus.FAILED, commit=False)
+        return None
+    except Exception:
+        logger.exception("preview job %s of institution %s failed", job.pk, institution.pk)
+        job_fail(job, error="Reading the file stopped on an unexpected error; nothing was written. "
+                            "The operators have been told.")
+        raise
+    ImportUpload.objects.for_institution(institution).filter(pk=upload.pk).update(preview=preview.as_dict())
+    job_succeed(job, result={"format": preview.info.format, "columns": len(preview.info.header),
+                             "estimated_rows": preview.estimated_rows})
+    return preview
+
+
+def import_job_run(*, institution: Institution, job: Job, progress=None) -> ImportReport | Preview | None:
     """Run one import job to the end (the Celery task and the CLI both call this).
 
-    Returns the report, or None when the file was refused as a whole (the job says why).
+    Returns the report (the preview, for a preview job), or None when the file was refused as a
+    whole (the job says why).
     """
     params = job.params
     upload = ImportUpload.objects.for_institution(institution).get(pk=params["upload_id"])
+    if params.get("preview"):
+        return import_preview_job_run(institution=institution, job=job, upload=upload)
     commit = bool(params.get("commit"))
     job_mark_running(job, stage="validating")
     if commit and job.attempts > 1 and _committed_by(job):
@@ -178,7 +234,15 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
             progress(stage, done, total)
 
     report = None
+    suggested = None
     try:
+        if not upload.mapping:
+            # A file sent through the API without a mapping: the suggestion is made here, in the
+            # worker, as the page's preview job makes it (the request only stored the file).
+            suggested = import_preview(institution=institution, path=upload_path(upload),
+                                       original_name=upload.original_name).mapping.as_dict()
+            ImportUpload.objects.for_institution(institution).filter(pk=upload.pk).update(mapping=suggested)
+            upload.mapping = suggested
         report = import_file(
             institution=institution, path=upload_path(upload), original_name=upload.original_name,
             mapping=upload.mapping, commit=commit, valid_rows_only=bool(params.get("valid_rows_only")),
@@ -215,13 +279,18 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
         _finish_upload(upload, ImportUploadStatus.FAILED, commit)
         raise
     reporter.close()
+    if params.get("remember_mapping"):  # a mapping the API was given, now known to fit the file
+        import_mapping_remember(institution=institution, spec=mapping_from_dict(upload.mapping))
     counts = {key: getattr(report, key) for key in ("rows", "created", "updated", "unchanged", "error_rows",
                                                     "skipped")}
+    result = report.as_dict()
+    if suggested is not None:
+        result["mapping"] = suggested
     if report.has_errors and not report.committed:
-        job_fail(job, error=report.summary, counts=counts, result=report.as_dict())
+        job_fail(job, error=report.summary, counts=counts, result=result)
         _finish_upload(upload, ImportUploadStatus.INVALID, commit)
         return report
-    job_succeed(job, counts=counts, result=report.as_dict())
+    job_succeed(job, counts=counts, result=result)
     _finish_upload(upload, ImportUploadStatus.COMMITTED if commit else ImportUploadStatus.VALIDATED, commit)
     if commit:
         import_committed.send(sender=ImportUpload, institution_id=institution.pk, job_id=job.pk)

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from institutions.api_keys import ALL_SCOPES, api_key_create
 from institutions.models import Job, JobKind, JobStatus, Role
-from students.models import FeatureDefinition, Student
+from students.models import FeatureDefinition, ImportMapping, ImportUpload, Student
 from tests.factories import InstitutionFactory, MembershipFactory, UserFactory
 
 from .import_helpers import GOOD_CSV, UCI_FILE, database_state, student_snapshot
@@ -58,16 +58,69 @@ def test_file_endpoint_with_an_api_key_and_an_invalid_value_reports_it_on_the_jo
     assert database_state(a.institution, b.institution) == before
 
 
-@pytest.mark.parametrize("content,code,status_code", [
-    (b"\x1f\x8b\x08\x00gzip", "binary_file", 400),
-    (b"", "empty_file", 400),
+@pytest.mark.parametrize("content,code", [
+    (b"\x1f\x8b\x08\x00gzip", "binary_file"),
+    (b"", "empty_file"),
 ])
-def test_file_refused_as_a_whole_answers_400_with_its_code(api_client, tenant_a, content, code, status_code,
-                                                           django_capture_on_commit_callbacks):
-    api_client.force_authenticate(tenant_a.admin)
+def test_file_refused_as_a_whole_fails_its_job_with_the_code_and_writes_nothing(
+    api_client, tenants, content, code, django_capture_on_commit_callbacks
+):
+    a, b = tenants
+    api_client.force_authenticate(a.admin)
+    before = database_state(a.institution, b.institution)
     response = post_file(api_client, "alpha", "x.csv", content, django_capture_on_commit_callbacks)
-    assert response.status_code == status_code and response.json()["code"] == code
+    assert response.status_code == 202  # the file is read by the job, in the worker
+    job = api_client.get(response.json()["job_url"]).json()
+    assert job["status"] == JobStatus.FAILED and job["result"]["file_error"]["code"] == code
+    assert job["error"] == job["result"]["file_error"]["message"]
+    assert database_state(a.institution, b.institution) == before
+
+
+def test_a_mapping_that_is_not_json_answers_400_before_the_file_is_stored(
+    api_client, tenant_a, django_capture_on_commit_callbacks
+):
+    api_client.force_authenticate(tenant_a.admin)
+    response = post_file(api_client, "alpha", "good.csv", GOOD_CSV.encode(), django_capture_on_commit_callbacks,
+                         mapping="{not json")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_mapping"
+    assert not ImportUpload.objects.for_institution(tenant_a.institution).exists()
     assert not Job.objects.for_institution(tenant_a.institution).exists()
+
+
+def test_without_a_mapping_the_job_suggests_one_and_returns_it(api_client, tenant_a,
+                                                              django_capture_on_commit_callbacks):
+    api_client.force_authenticate(tenant_a.admin)
+    response = post_file(api_client, "alpha", "good.csv", GOOD_CSV.encode(), django_capture_on_commit_callbacks,
+                         dry_run="true")
+    assert response.status_code == 202 and response.json()["mapping"] is None
+    job = api_client.get(response.json()["job_url"]).json()
+    assert job["status"] == JobStatus.SUCCEEDED
+    assert job["result"]["mapping"]["columns"]["student_id"]["target"] == "external_id"
+    upload = ImportUpload.objects.for_institution(tenant_a.institution).get(pk=response.json()["upload_id"])
+    assert upload.mapping == job["result"]["mapping"]
+
+
+def test_a_given_mapping_that_does_not_fit_the_file_fails_the_job_and_is_not_remembered(
+    api_client, tenant_a, django_capture_on_commit_callbacks
+):
+    api_client.force_authenticate(tenant_a.admin)
+    before = database_state(tenant_a.institution)
+    mapping = '{"columns": {"no_such_column": "external_id"}}'
+    response = post_file(api_client, "alpha", "good.csv", GOOD_CSV.encode(), django_capture_on_commit_callbacks,
+                         mapping=mapping)
+    assert response.status_code == 202
+    job = api_client.get(response.json()["job_url"]).json()
+    assert job["status"] == JobStatus.FAILED and "no_such_column" in job["error"]
+    assert job["result"]["file_error"]["code"]
+    assert not ImportMapping.objects.for_institution(tenant_a.institution).exists()
+    assert database_state(tenant_a.institution) == before
+
+    good = '{"columns": {"student_id": "external_id", "name": "name"}}'
+    response = post_file(api_client, "alpha", "good.csv", GOOD_CSV.encode(), django_capture_on_commit_callbacks,
+                         mapping=good, dry_run="true")
+    assert api_client.get(response.json()["job_url"]).json()["status"] == JobStatus.SUCCEEDED
+    remembered = ImportMapping.objects.for_institution(tenant_a.institution).get()
+    assert remembered.columns["student_id"]["target"] == "external_id"
 
 
 def test_oversize_file_answers_413(api_client, tenant_a, settings, django_capture_on_commit_callbacks):

@@ -142,14 +142,18 @@ def test_nul_byte_beyond_the_preview_never_shows_ready_to_import_on_the_page(
     assert database_state(a.institution, b.institution) == before
 
 
-def test_nul_byte_through_the_api_is_a_400_with_its_code(api_client, tenants, django_capture_on_commit_callbacks):
+def test_nul_byte_through_the_api_fails_the_job_with_its_code_and_line(
+    api_client, tenants, django_capture_on_commit_callbacks
+):
     a, b = tenants
     api_client.force_authenticate(a.admin)
     before = database_state(a.institution, b.institution)
     content = (HEADER + padding_rows(1500) + "Z1,Ze\x00ro,z@example.edu,3,yes,f,Enrolled\r\n").encode()
     response = post_file(api_client, "alpha", "nul.csv", content, django_capture_on_commit_callbacks)
-    assert response.status_code == 400
-    assert response.json()["code"] == "nul_byte" and "line 1502" in response.json()["message"]
+    assert response.status_code == 202  # the request only stores the file: the worker reads it
+    job = api_client.get(response.json()["job_url"]).json()
+    assert job["status"] == JobStatus.FAILED and job["result"]["file_error"]["code"] == "nul_byte"
+    assert "line 1502" in job["error"]
     assert database_state(a.institution, b.institution) == before
 
 
@@ -419,7 +423,9 @@ def test_the_mapping_page_says_why_too_many_new_features_are_refused(
     response = client.post(url, form_data(form))
     assert response.status_code == 400
     assert "would create 3 new features" in response.content.decode()
-    assert not Job.objects.for_institution(a.institution).exists()
+    upload_obj.refresh_from_db()
+    assert upload_obj.validation_job_id is None  # only its preview job ran
+    assert list(Job.objects.for_institution(a.institution).values_list("pk", flat=True)) == [upload_obj.preview_job_id]
     assert database_state(a.institution, b.institution) == before
 
 

@@ -7,6 +7,7 @@ import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import TestCase
 from django.urls import reverse
 
 from institutions.models import Job, JobKind, JobStatus
@@ -31,7 +32,9 @@ def form_data(form, **overrides) -> dict:
 
 
 def upload(client, slug, name, content: bytes):
-    return client.post(reverse("import-upload", args=[slug]), {"file": SimpleUploadedFile(name, content)})
+    """Post the upload form; its preview job runs (eagerly, in tests) when the request's transaction commits."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(reverse("import-upload", args=[slug]), {"file": SimpleUploadedFile(name, content)})
 
 
 def validate(client, institution, upload_obj, django_capture_on_commit_callbacks, **overrides):
@@ -156,12 +159,17 @@ def test_a_file_refused_as_a_whole_says_why_on_the_page(client, tenant_a, django
     assert "The file cannot be imported." in page and "appear more than once" in page
 
 
-def test_binary_upload_is_refused_at_preview(client, tenant_a):
-    client.force_login(tenant_a.admin)
-    response = upload(client, tenant_a.institution.slug, "students.csv", b"\x1f\x8b\x08\x00rest")
-    response = client.get(response["Location"], follow=True)
-    assert "This is a gzip archive" in response.content.decode()
-    assert latest_upload(tenant_a.institution).status == ImportUploadStatus.DISCARDED
+def test_binary_upload_is_refused_by_the_preview_job_and_the_mapping_page_says_why(client, tenants):
+    a, b = tenants
+    before = database_state(a.institution, b.institution)
+    client.force_login(a.admin)
+    response = upload(client, a.institution.slug, "students.csv", b"\x1f\x8b\x08\x00rest")
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and "This is a gzip archive" in page.content.decode()
+    upload_obj = latest_upload(a.institution)
+    assert upload_obj.status == ImportUploadStatus.FAILED and not upload_path(upload_obj).exists()
+    assert upload_obj.preview_job.result["file_error"]["code"] == "binary_file"
+    assert database_state(a.institution, b.institution) == before
 
 
 def test_oversize_upload_is_refused_on_the_form(client, tenant_a, settings):
@@ -181,20 +189,25 @@ def test_only_administrators_can_import(client, tenant_a, role):
 
 @pytest.mark.parametrize("name,method", [
     ("import-detail", "get"), ("import-mapping", "get"), ("import-mapping", "post"), ("import-commit", "post"),
-    ("import-discard", "post"), ("import-errors-csv", "get"),
+    ("import-discard", "post"), ("import-errors-csv", "get"), ("import-read-again", "post"),
 ])
-def test_admin_of_another_institution_gets_404_on_its_uploads(client, tenants, name, method):
+@pytest.mark.parametrize("htmx", [False, True])
+def test_admin_of_another_institution_gets_404_on_its_uploads(client, tenants, name, method, htmx):
     a, b = tenants
     client.force_login(b.admin)
     upload(client, b.institution.slug, "b.csv", GOOD_CSV.encode())
     b_upload = latest_upload(b.institution)
+    jobs = list(Job.objects.for_institution(b.institution).values_list("pk", "status"))
+    assert jobs == [(b_upload.preview_job_id, JobStatus.SUCCEEDED)]  # its preview, read in the worker
     client.force_login(a.admin)
-    through_own_url = getattr(client, method)(reverse(name, args=[a.institution.slug, b_upload.pk]))
-    through_its_url = getattr(client, method)(reverse(name, args=[b.institution.slug, b_upload.pk]))
+    headers = {"HX-Request": "true"} if htmx else {}  # the reading state's poll
+    through_own_url = getattr(client, method)(reverse(name, args=[a.institution.slug, b_upload.pk]), headers=headers)
+    through_its_url = getattr(client, method)(reverse(name, args=[b.institution.slug, b_upload.pk]), headers=headers)
     assert through_own_url.status_code == 404 and through_its_url.status_code == 404
+    assert "HX-Refresh" not in through_own_url and "HX-Refresh" not in through_its_url
     b_upload.refresh_from_db()
-    assert b_upload.status == ImportUploadStatus.UPLOADED
-    assert not Job.objects.for_institution(b.institution).exists()
+    assert b_upload.status == ImportUploadStatus.UPLOADED and b_upload.preview["info"]["header"][0] == "student_id"
+    assert list(Job.objects.for_institution(b.institution).values_list("pk", "status")) == jobs
 
 
 def test_upload_list_shows_only_own_institutions_uploads(client, tenants):
