@@ -6,4 +6,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Access audit trail"
 
     def ready(self):
-        from . import receivers  # noqa: F401 - connects the reactions to institutions' signals
+        from . import (
+            receivers,  # noqa: F401 - connects the reactions to institutions' signals
+            tasks,  # noqa: F401 - registers the retention job's runner (web processes dispatch it too)
+        )

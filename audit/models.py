@@ -27,7 +27,10 @@ class AccessAction(models.TextChoices):
     FLAGGED_LIST = "flagged_list", "Viewed the flagged list"
     CASELOAD = "caseload", "Viewed a caseload"
     WORKLIST_EXPORT = "worklist_export", "Exported a student list (CSV)"
+    INTERVENTION_LIST = "intervention_list", "Listed interventions"
+    INTERVENTION_VIEW = "intervention_view", "Opened an intervention"
     # Imports (reports hold the file's cell values)
+    IMPORT_PREVIEW = "import_preview", "Viewed an import's preview rows"
     IMPORT_REPORT = "import_report", "Viewed an import report"
     IMPORT_ERRORS_EXPORT = "import_errors_csv", "Exported an import's problems (CSV)"
     IMPORT_CHANGES_EXPORT = "import_changes_csv", "Exported an import's changes (CSV)"
@@ -43,6 +46,7 @@ class AccessAction(models.TextChoices):
     API_FLAG_READ = "api_flag_read", "Read a flag (API)"
     API_FLAG_LIST = "api_flag_list", "Listed flags (API)"
     # The trail itself
+    ACCESS_LOG_SEARCH = "access_log_search", "Searched the access log"
     ACCESS_LOG_EXPORT = "access_log_export", "Exported the access log (CSV)"
     STUDENT_ERASED = "student_erased", "Erased a student (entries unlinked)"
 

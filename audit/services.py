@@ -17,10 +17,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.login_protection import client_address
-from institutions.models import Institution
+from institutions.jobs import job_create, job_dispatch, job_mark_running, job_succeed
+from institutions.models import Institution, Job, JobKind
 
 from . import sql
-from .models import AccessAction
+from .models import AccessAction, AccessEntry
 
 # Query parameters that only page through a list or choose its format: not part of its filter.
 PAGING_PARAMETERS = frozenset({"page", "page_size", "cursor", "export", "format", "limit", "offset"})
@@ -156,3 +157,29 @@ def access_entries_remove_for_removed_institution(*, institution_id: int) -> int
     with connection.cursor() as cursor:
         cursor.execute(sql.ACCESS_ENTRIES_REMOVE_INSTITUTION, {"institution_id": institution_id})
         return cursor.fetchone()[0]
+
+
+def access_log_retention_due(*, institution: Institution, before: datetime.datetime) -> bool:
+    return AccessEntry.objects.for_institution(institution).filter(created_at__lt=before).exists()
+
+
+def access_log_retention_start(*, institution: Institution, before: datetime.datetime) -> Job | None:
+    """Queue the institution's retention job when it has entries past the period (None: nothing to
+    remove, no job). The job's record says when it ran, up to which time, and how many went."""
+    if not access_log_retention_due(institution=institution, before=before):
+        return None
+    job, created = job_create(institution=institution, kind=JobKind.AUDIT_RETENTION, triggered_by="schedule",
+                              params={"before": before.isoformat(),
+                                      "retention_days": settings.AUDIT_RETENTION_DAYS}, join_active=True)
+    if created:
+        job_dispatch(job)
+    return job
+
+
+def access_log_retention_run(*, institution: Institution, job: Job) -> None:
+    """The retention job's body: remove the entries created before the job's ``before``."""
+    before = datetime.datetime.fromisoformat(job.params["before"])
+    job_mark_running(job, total=1, stage="Removing access log entries past the retention period")
+    removed = access_entries_expire(institution=institution, before=before)
+    job_succeed(job, counts={"removed": removed},
+                result={"before": job.params["before"], "retention_days": job.params.get("retention_days")})

@@ -300,6 +300,8 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-due-webhooks": {"task": "institutions.tasks.dispatch_due_webhooks", "schedule": 60.0},
     # Daily: files of uploads never committed within IMPORT_UPLOAD_RETENTION_DAYS (students.upload_files).
     "expire-import-uploads": {"task": "students.tasks.expire_import_uploads", "schedule": 24 * 60 * 60.0},
+    # Daily: access log entries older than AUDIT_RETENTION_DAYS, one job per institution that has some.
+    "expire-access-log": {"task": "audit.tasks.expire_access_log", "schedule": 24 * 60 * 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 # Leases (docs/operations.md, "Leases, the sweeper and cancelling"): a running job is held for

@@ -61,6 +61,7 @@ class Role(models.TextChoices):
 ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset({"view_aggregates", "view_students", "edit_students", "manage_data", "manage_models",
                           "manage_users", "manage_keys", "manage_webhooks", "view_notes", "edit_interventions",
+                          "view_access_log",
                           "assign_caseloads", "view_confidential_notes", "configure_interventions",
                           "view_all_students"}),
     Role.ADVISOR: frozenset({"view_aggregates", "view_students", "edit_interventions", "view_notes",
@@ -99,6 +100,7 @@ class JobKind(models.TextChoices):
     WEBHOOK = "webhook", "Webhook delivery"
     ACTIVITY_FEATURES = "activity", "Activity features"
     HEALTH_CHECK = "health_check", "Worker health check"
+    AUDIT_RETENTION = "audit_retention", "Access log retention"
     RETENTION = "retention", "Retention rules"
 
 

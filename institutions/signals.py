@@ -13,3 +13,8 @@ institution_created = Signal()
 # sweeper or after a lost database; kwargs: institution, job. The app that owns the job's kind
 # tidies up what the task would have (students: the import's upload is open again).
 job_stopped_outside_its_task = Signal()
+
+# Sent by the jobs API after it has represented jobs for a successful GET (one job or a page);
+# kwargs: request, institution, jobs (the representations, as sent), detail (one job by id). An
+# import job's result holds the file's cell values: the audit app records that they were read.
+job_results_read = Signal()

@@ -16,6 +16,8 @@ from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from audit.models import AccessAction
+from audit.recording import AccessRecordedAPIMixin
 from institutions.access import access_member_user
 from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
 from institutions.api.filters import UtcIsoDateTimeFilter
@@ -185,8 +187,8 @@ class MembershipContextMixin:
 
 
 class InterventionViewSet(
-    MembershipContextMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-    mixins.UpdateModelMixin, InstitutionViewSet,
+    AccessRecordedAPIMixin, MembershipContextMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin, mixins.UpdateModelMixin, InstitutionViewSet,
 ):
     """Interventions: log, edit, close with an outcome. Confidential notes read as a placeholder for
     anyone but their author and administrators."""
@@ -196,6 +198,7 @@ class InterventionViewSet(
     filterset_class = InterventionFilter
     read_capability = "view_students"
     write_capability = "edit_interventions"
+    access_reads = {"list": AccessAction.API_INTERVENTION_LIST, "retrieve": AccessAction.API_INTERVENTION_READ}
 
     def filter_scoped_queryset(self, queryset):
         # The selector builds its own institution-bound queryset with confidential notes blanked.
@@ -286,7 +289,10 @@ class FlagFilter(django_filters.FilterSet):
     resolved_since = UtcIsoDateTimeFilter(field_name="resolved_at", lookup_expr="gte")
 
 
-class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, InstitutionViewSet):
+class FlagViewSet(
+    AccessRecordedAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    InstitutionViewSet,
+):
     """Students marked for attention by the model or by staff (with a reason); resolve with a reason."""
 
     model = Flag
@@ -294,6 +300,7 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     filterset_class = FlagFilter
     read_capability = "view_students"
     write_capability = "edit_interventions"
+    access_reads = {"list": AccessAction.API_FLAG_LIST, "retrieve": AccessAction.API_FLAG_READ}
 
     def filter_scoped_queryset(self, queryset):
         return queryset.select_related("raised_by", "resolved_by").order_by("-raised_at", "-id")

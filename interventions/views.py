@@ -15,6 +15,8 @@ from django.utils import timezone
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
+from audit.models import AccessAction
+from audit.recording import AccessRecordedPageMixin
 from institutions.services import institution_set_need_to_know
 from institutions.view_mixins import InstitutionPageMixin, int_param
 from students.models import Student
@@ -68,9 +70,14 @@ class InterventionObjectMixin:
         )
 
 
-class InterventionEditView(InterventionObjectMixin, InstitutionPageMixin, TemplateView):
+class InterventionEditView(InterventionObjectMixin, AccessRecordedPageMixin, InstitutionPageMixin, TemplateView):
     template_name = "interventions/intervention_edit.html"
     required_capability = "edit_interventions"
+    access_action = AccessAction.INTERVENTION_VIEW
+
+    def access_details(self, response) -> dict:
+        intervention = response.context_data["intervention"]
+        return {"student_id": intervention.student_id, "object_id": intervention.pk}
 
     def dispatch_checks(self, intervention: Intervention) -> None:
         if not services.intervention_can_edit(intervention=intervention, user=self.request.user,
@@ -119,11 +126,12 @@ class InterventionEditView(InterventionObjectMixin, InstitutionPageMixin, Templa
                                        status=400)
 
 
-class InterventionListView(InstitutionPageMixin, ListView):
+class InterventionListView(AccessRecordedPageMixin, InstitutionPageMixin, ListView):
     """All interventions, filterable by status, overdue, type and author."""
 
     template_name = "interventions/intervention_list.html"
     required_capability = "view_students"
+    access_action = AccessAction.INTERVENTION_LIST
     paginate_by = 50
     context_object_name = "interventions"
 

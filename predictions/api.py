@@ -10,6 +10,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from audit.models import AccessAction
+from audit.recording import AccessRecordedAPIMixin
 from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
 from institutions.api.errors import error_body
 from institutions.api.filters import UtcIsoDateTimeFilter
@@ -208,7 +210,7 @@ class LatestPredictionFilter(django_filters.FilterSet):
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
 
-class LatestPredictionViewSet(mixins.ListModelMixin, InstitutionViewSet):
+class LatestPredictionViewSet(AccessRecordedAPIMixin, mixins.ListModelMixin, InstitutionViewSet):
     """Every current student's latest prediction with its explanation, in rank order (highest risk
     first). ``updated_since`` returns the rows whose risk, band, flag or rank changed since then,
     by cursor, for a nightly pull of the risks."""
@@ -217,13 +219,14 @@ class LatestPredictionViewSet(mixins.ListModelMixin, InstitutionViewSet):
     serializer_class = LatestPredictionSerializer
     filterset_class = LatestPredictionFilter
     read_capability = "view_students"
+    access_reads = {"list": AccessAction.API_PREDICTION_LIST}
 
     def filter_scoped_queryset(self, queryset):
         # The selector builds the same institution-bound queryset, joined and in rank order.
         return latest_predictions_explained(institution=self.institution)
 
 
-class _StudentPredictionMixin(InstitutionScopeMixin):
+class _StudentPredictionMixin(AccessRecordedAPIMixin, InstitutionScopeMixin):
     read_capability = "view_students"
 
     def student(self) -> Student:
@@ -234,6 +237,7 @@ class StudentLatestPredictionView(_StudentPredictionMixin, generics.GenericAPIVi
     """The student's current risk, band, rank and flag with the explanation (top factors)."""
 
     serializer_class = LatestPredictionSerializer
+    access_reads = {"get": AccessAction.API_PREDICTION_READ}
 
     @extend_schema(responses={200: LatestPredictionSerializer, 404: inline_serializer(
         "PredictionNotFound", {"code": serializers.CharField(), "message": serializers.CharField()})})
@@ -249,6 +253,7 @@ class StudentPredictionHistoryView(_StudentPredictionMixin, generics.ListAPIView
     """Every stored prediction of the student, newest first: the risk over time."""
 
     serializer_class = PredictionHistoryItemSerializer
+    access_reads = {"get": AccessAction.API_PREDICTION_HISTORY}
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no student, no rows

@@ -9,6 +9,8 @@ from rest_framework import mixins, serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from audit.models import AccessAction
+from audit.recording import AccessRecordedAPIMixin
 from institutions.access import NOT_FOUND_MESSAGE, access_member_user
 from institutions.api.base import InstitutionViewSet
 from institutions.api.filters import UtcIsoDateTimeFilter
@@ -101,8 +103,8 @@ class StudentFilter(django_filters.FilterSet):
 
 
 class StudentViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin, InstitutionViewSet,
+    AccessRecordedAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.UpdateModelMixin, mixins.DestroyModelMixin, InstitutionViewSet,
 ):
     """Students of the institution. ``updated_since`` (ISO 8601) supports incremental sync."""
 
@@ -111,6 +113,9 @@ class StudentViewSet(
     filterset_class = StudentFilter
     read_capability = "view_students"
     write_capability = "edit_students"
+    access_reads = {"list": AccessAction.API_STUDENT_LIST, "retrieve": AccessAction.API_STUDENT_READ}
+    access_student_field = "id"
+    access_student_parameter = None
     # Page numbers all the way (a deferred join keeps deep pages cheap; students.orm_bypass serves
     # the unfiltered pages): integrations browse students by page number.
     keyset_pagination = False

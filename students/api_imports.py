@@ -19,6 +19,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from audit.models import AccessAction
+from audit.services import access_record_for_request
 from institutions.api.base import InstitutionScopeMixin
 from institutions.api.errors import error_body
 
@@ -126,5 +128,8 @@ class ImportChangesView(InstitutionScopeMixin, generics.GenericAPIView):
         path = import_changes_file(upload)
         if path is None:
             raise NotFound("No list of changes for this upload yet: wait for its job to finish.")
-        return FileResponse(path.open("rb"), as_attachment=True, filename=f"import-{upload.pk}-changes.csv",
-                            content_type="text/csv; charset=utf-8")
+        response = FileResponse(path.open("rb"), as_attachment=True, filename=f"import-{upload.pk}-changes.csv",
+                                content_type="text/csv; charset=utf-8")
+        access_record_for_request(request, institution=self.institution, action=AccessAction.IMPORT_CHANGES_EXPORT,
+                                  object_id=upload.pk)
+        return response

@@ -12,6 +12,9 @@ from django.template.response import TemplateResponse
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
+from audit.models import AccessAction
+from audit.recording import AccessRecordedPageMixin
+from audit.services import access_record_for_request
 from institutions.models import Job, JobStatus
 from institutions.view_mixins import InstitutionPageMixin
 
@@ -61,12 +64,16 @@ class ImportUploadView(ImportPageMixin, FormView):
         return redirect("import-mapping", self.institution.slug, upload.pk)
 
 
-class ImportMappingView(ImportPageMixin, TemplateView):
+class ImportMappingView(AccessRecordedPageMixin, ImportPageMixin, TemplateView):
     """The preview and the column mapping, drawn from the preview its job stored (the page never
     reads the file); while the worker reads it, "reading your file" with the job's progress, then
     its refusal if the file is refused."""
 
     template_name = "students/import_mapping.html"
+    # The preview shows the file's first rows: students' values.
+    access_action = AccessAction.IMPORT_PREVIEW
+    access_object_kwarg = "pk"
+    access_requires_context = "preview"
 
     def _prepare(self) -> bool:
         """Load the upload; False while there is no stored preview to draw the mapping from."""
@@ -171,8 +178,13 @@ def _report(job: Job | None) -> ImportReport | None:
     return ImportReport.from_dict(job.result)
 
 
-class ImportDetailView(ImportPageMixin, TemplateView):
+class ImportDetailView(AccessRecordedPageMixin, ImportPageMixin, TemplateView):
     """Where the upload stands: the running job's progress, then the report and the next step."""
+
+    # The report lists rejected cell values and the rows they came from.
+    access_action = AccessAction.IMPORT_REPORT
+    access_object_kwarg = "pk"
+    access_requires_context = "report"
 
     def get_template_names(self):
         if self.request.headers.get("HX-Request"):
@@ -238,6 +250,8 @@ class ImportErrorsCsvView(ImportPageMixin, View):
         write_error_csv(buffer, report)
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="import-{upload.pk}-errors.csv"'
+        access_record_for_request(request, institution=self.institution, action=AccessAction.IMPORT_ERRORS_EXPORT,
+                                  object_id=upload.pk, result_count=len(report.errors))
         return response
 
 
@@ -271,5 +285,8 @@ class ImportChangesCsvView(ImportPageMixin, View):
         path = import_changes_file(upload)
         if path is None:
             raise Http404("No list of changes for this upload.")
-        return FileResponse(path.open("rb"), as_attachment=True, filename=f"import-{upload.pk}-changes.csv",
-                            content_type="text/csv; charset=utf-8")
+        response = FileResponse(path.open("rb"), as_attachment=True, filename=f"import-{upload.pk}-changes.csv",
+                                content_type="text/csv; charset=utf-8")
+        access_record_for_request(request, institution=self.institution, action=AccessAction.IMPORT_CHANGES_EXPORT,
+                                  object_id=upload.pk)
+        return response

@@ -1,14 +1,17 @@
 from django.contrib import messages
 from django.views.generic import ListView
 
+from audit.models import AccessAction
+from audit.recording import AccessRecordedPageMixin
 from institutions.view_mixins import InstitutionPageMixin
 
 from .selectors import feature_definition_list, student_search
 
 
-class StudentListView(InstitutionPageMixin, ListView):
+class StudentListView(AccessRecordedPageMixin, InstitutionPageMixin, ListView):
     template_name = "students/student_list.html"
     required_capability = "view_students"
+    access_action = AccessAction.STUDENT_SEARCH
     paginate_by = 50
     context_object_name = "students"
 

@@ -6,7 +6,7 @@ Included first (see dropout_platform/urls.py): this app owns the institution hom
 
 from django.urls import path
 
-from . import views
+from . import access_log, views
 
 urlpatterns = [
     path("", views.InstitutionHomeView.as_view(), name="institution-home"),
@@ -18,4 +18,5 @@ urlpatterns = [
     path("students/<int:pk>/interventions/new/", views.InterventionCreateView.as_view(), name="intervention-create"),
     path("students/<int:pk>/flags/new/", views.FlagCreateView.as_view(), name="flag-create"),
     path("students/<int:pk>/flags/review-model/", views.ModelFlagReviewView.as_view(), name="model-flag-review"),
+    path("access-log/", access_log.AccessLogView.as_view(), name="access-log"),
 ]

@@ -14,6 +14,10 @@ from django.utils import timezone
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
+from audit.models import AccessAction
+from audit.recording import AccessRecordedPageMixin
+from audit.selectors import student_access_entries
+from audit.services import list_filters
 from institutions.csv_export import formula_safe_writer
 from institutions.scoping import current_viewer_restriction
 from institutions.view_mixins import InstitutionPageMixin, int_param
@@ -122,10 +126,23 @@ class WorklistMixin:
             return self.export_csv()
         return super().get(request, *args, **kwargs)
 
+    def _exporting(self) -> bool:
+        return self.request.method == "GET" and self.request.GET.get("export") == "csv"
+
+    def get_access_action(self) -> str:
+        return AccessAction.WORKLIST_EXPORT if self._exporting() else super().get_access_action()
+
+    def access_details(self, response) -> dict:
+        if not self._exporting():
+            return super().access_details(response)
+        filters, _ = list_filters(self.request.GET)
+        return {"filters": {**filters, "list": self.access_action}, "result_count": self._exported_rows}
+
     def export_csv(self):
         # Built now, inside the request's scope (and its need-to-know restriction, if any): the
         # rows stream after the view has returned.
         students = self.get_queryset()
+        self._exported_rows = self.get_queryset().count()  # for the access log entry of this export
         header = ["external_id", "name", "program", "cohort", "risk_percent", "band", "rank", "model_flagged",
                   "open_flag", "advisor", "last_contact", "next_follow_up", "open_intervention"]
 
@@ -162,11 +179,12 @@ class WorklistMixin:
         return context
 
 
-class FlaggedListView(WorklistMixin, InstitutionPageMixin, ListView):
+class FlaggedListView(WorklistMixin, AccessRecordedPageMixin, InstitutionPageMixin, ListView):
     """Students flagged by the model or by staff, highest risk first."""
 
     template_name = "workspace/flagged_list.html"
     required_capability = "view_students"
+    access_action = AccessAction.FLAGGED_LIST
     csv_filename = "flagged.csv"
 
     def get_queryset(self):
@@ -185,11 +203,12 @@ class FlaggedListView(WorklistMixin, InstitutionPageMixin, ListView):
         return context
 
 
-class CaseloadView(WorklistMixin, InstitutionPageMixin, ListView):
+class CaseloadView(WorklistMixin, AccessRecordedPageMixin, InstitutionPageMixin, ListView):
     """"My caseload": the signed-in person's students, overdue follow-ups on top."""
 
     template_name = "workspace/caseload.html"
     required_capability = "view_students"
+    access_action = AccessAction.CASELOAD
     csv_filename = "caseload.csv"
 
     def get_queryset(self):
@@ -216,11 +235,19 @@ class StudentObjectMixin:
         return self._student
 
 
-class StudentProfileView(StudentObjectMixin, InstitutionPageMixin, TemplateView):
+class StudentAccessRecordedMixin(AccessRecordedPageMixin):
+    """A page about the one student of its URL records that student."""
+
+    def access_details(self, response) -> dict:
+        return {"student_id": self.get_student().pk}
+
+
+class StudentProfileView(StudentObjectMixin, StudentAccessRecordedMixin, InstitutionPageMixin, TemplateView):
     """Risk, why (SHAP factors), what-if, risk history, the data, and the intervention timeline."""
 
     template_name = "workspace/student_profile.html"
     required_capability = "view_students"
+    access_action = AccessAction.PROFILE_VIEW
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -250,14 +277,18 @@ class StudentProfileView(StudentObjectMixin, InstitutionPageMixin, TemplateView)
             history_data=[{"date": row["created_at"].strftime("%Y-%m-%d"), "risk": round(100 * row["risk"], 1)}
                           for row in history],
             factor_data=[{"label": f["text"] or f["label"], "contribution": f["contribution"]} for f in factors],
+            # "Who saw this record", for those who may read the access log.
+            access_history=student_access_entries(institution=self.institution, student_id=student.pk)
+            if self.membership.can("view_access_log") else None,
         )
         return context
 
 
-class StudentWhatIfView(StudentObjectMixin, InstitutionPageMixin, View):
+class StudentWhatIfView(StudentObjectMixin, StudentAccessRecordedMixin, InstitutionPageMixin, View):
     """``POST {"changes": {"key": value}}`` -> the recomputed risk, as JSON (nothing is stored)."""
 
     required_capability = "view_students"
+    access_action = AccessAction.WHAT_IF
 
     def post(self, request, *args, **kwargs):
         student = self.get_student()

@@ -9,6 +9,7 @@ from ..api_keys import CAPABILITY_FAMILY
 from ..jobs import JobNotCancellable, job_cancel
 from ..models import Job, JobKind, JobStatus, Membership
 from ..selectors import access_job, job_cancel_capability, membership_list_for_user
+from ..signals import job_results_read
 from .base import InstitutionScopeMixin, InstitutionViewSet
 from .errors import error_body
 from .serializers import InstitutionSerializer, JobSerializer, MembershipInstitutionSerializer
@@ -56,6 +57,14 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionVi
 
     def access_object(self, object_id):
         return access_job(institution=self.institution, job_id=object_id)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if request.method in ("GET", "HEAD") and response.status_code == 200 and self.action in ("list", "retrieve"):
+            data = response.data
+            jobs = data.get("results", []) if self.action == "list" and isinstance(data, dict) else [data]
+            job_results_read.send(sender=type(self), request=request, institution=self.institution, jobs=jobs,
+                                  detail=self.action == "retrieve")
+        return super().finalize_response(request, response, *args, **kwargs)
 
     # Cancelling an import needs imports:write (a key) or manage_data; a retrain or rescore also
     # predictions:write or manage_models (checked on the job, once found in this institution).
