@@ -238,3 +238,11 @@ def test_the_highest_mapped_role_wins_and_single_values_count(tenant_a):
     assert role_from_claims(provider, {"eduPersonAffiliation": "faculty"}) == Role.ADMIN
     assert role_from_claims(provider, {"eduPersonAffiliation": ["student"]}) is None
     assert role_from_claims(provider, {}) is None
+
+
+def test_opening_a_sign_in_link_asks_before_leaving_for_the_provider(client, tenant_a):
+    provider = provider_of(tenant_a.institution, name="Alpha Campus")
+    page = client.get(reverse("openid_connect_login", kwargs={"provider_id": provider.allauth_provider_id}))
+    text = page.content.decode()
+    # A GET never starts a sign-in (a link on another site cannot start one): it asks for a POST.
+    assert page.status_code == 200 and "Continue to Alpha Campus" in text and '<form method="post">' in text
