@@ -4,6 +4,9 @@ The worker is a separate process, as in production, so a request that starts a r
 or import returns at once and the job page shows its progress while the worker runs it. With
 ``REDIS_URL`` unset its broker is the filesystem folder of the settings (nothing to install).
 The worker's log goes to ``var/worker.log``; stopping the server (Ctrl-C) stops the worker.
+A worker that dies (killed, out of memory, or exiting when its broker drops) is started again
+by :mod:`dropout_platform.supervisor`, as systemd or a container's restart policy does in
+production; its job's lease runs out and the embedded beat's sweeper queues it again.
 """
 
 from __future__ import annotations
@@ -16,30 +19,46 @@ import sys
 import time
 from pathlib import Path
 
+from dropout_platform.supervisor import Supervised
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKER_READY_SECONDS = 90
 
 
-def start_worker(log_path: Path) -> subprocess.Popen:
-    log = log_path.open("w")
+def worker_command() -> list[str]:
     # prefork with one child: the task time limits need it (the solo pool cannot enforce them).
-    return subprocess.Popen(  # noqa: S603 - a fixed command line
-        [sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", "--beat", "--loglevel=INFO",
-         "--concurrency=1", "--without-gossip", "--without-mingle",
-         "--schedule", str(PROJECT_ROOT / "var" / "celerybeat-schedule")],
-        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    return [sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", "--beat", "--loglevel=INFO",
+            "--concurrency=1", "--without-gossip", "--without-mingle",
+            "--schedule", str(PROJECT_ROOT / "var" / "celerybeat-schedule")]
 
 
-def wait_until_ready(worker: subprocess.Popen, log_path: Path) -> None:
+def start_worker(log_path: Path) -> Supervised:
+    """The worker under a supervisor that starts it again whenever it exits."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("")
+    worker = Supervised(worker_command(), log_path=log_path, cwd=PROJECT_ROOT, name="worker")
+    worker.start()
+    return worker
+
+
+def wait_until_ready(worker: Supervised, log_path: Path) -> None:
     deadline = time.monotonic() + WORKER_READY_SECONDS
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
+        if worker.process.poll() is not None:
             raise SystemExit(f"the worker exited at start-up; see {log_path}:\n{log_path.read_text()[-2000:]}")
         if " ready." in log_path.read_text():
             return
         time.sleep(0.3)
     raise SystemExit(f"the worker was not ready within {WORKER_READY_SECONDS} s; see {log_path}")
+
+
+def serve_while_supervising(server: subprocess.Popen, worker: Supervised, *, interval: float = 0.5) -> int:
+    """Until the web server exits: a worker that died is started again (after a pause that grows
+    while it keeps dying). Returns the server's exit status."""
+    while server.poll() is None:
+        worker.check()
+        time.sleep(interval)
+    return server.returncode
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -70,19 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         wait_until_ready(worker, log_path)
-        print(f"  worker ready (pid {worker.pid}); its log: {log_path}", flush=True)
+        print(f"  worker ready (pid {worker.process.pid}); its log: {log_path}", flush=True)
         # Its own session too, so that stopping it stops runserver's autoreload child as well.
         server = subprocess.Popen(  # noqa: S603 - our own manage.py with the host and port given to make
             [sys.executable, "manage.py", "runserver", f"{args.host}:{args.port}"], cwd=PROJECT_ROOT,
             start_new_session=True,
         )
-        return server.wait()
+        return serve_while_supervising(server, worker)
     except KeyboardInterrupt:
         return 0
     finally:
         if server is not None:
             stop(server)
-        stop(worker)
+        worker.stop()
 
 
 if __name__ == "__main__":
