@@ -36,6 +36,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.http import Http404
 from django.shortcuts import redirect, render
+from requests import RequestException
 
 from .models import IdentityProvider, SsoProtocol
 from .sso import SsoPerson, provider_by_allauth_id, sso_sign_in
@@ -47,13 +48,18 @@ MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 # --- OpenID Connect ----------------------------------------------------------------------------
 
+class AnswerRejected(OAuth2Error):
+    """A provider's answer this module refuses; its message is shown to the person."""
+
+
 class InstitutionOIDCAdapter(OpenIDConnectOAuth2Adapter):
     @property
     def openid_config(self):
         config = super().openid_config
         expected = self.get_provider().app.settings["issuer"].rstrip("/")
         if str(config.get("issuer", "")).rstrip("/") != expected:
-            raise OAuth2Error(f"the discovery document names the issuer {config.get('issuer')!r}, not {expected!r}")
+            raise AnswerRejected(f"The provider's discovery document names the issuer {config.get('issuer')!r}, "
+                                 f"not the configured {expected!r}: check the issuer URL of this sign-in.")
         return config
 
     def _decode_id_token(self, app: SocialApp, id_token: str) -> dict:
@@ -63,12 +69,12 @@ class InstitutionOIDCAdapter(OpenIDConnectOAuth2Adapter):
 
     def complete_login(self, request, app, token, **kwargs):
         if not kwargs["response"].get("id_token"):
-            raise OAuth2Error("the provider sent no id_token")
+            raise AnswerRejected("The identity provider sent no id_token.")
         sociallogin = super().complete_login(request, app, token, **kwargs)
         data = sociallogin.account.extra_data
         userinfo = data.get("userinfo")
         if userinfo is not None and str(userinfo.get("sub")) != str(data["id_token"].get("sub")):
-            raise OAuth2Error("the userinfo answer is about another subject than the id_token")
+            raise AnswerRejected("The identity provider's userinfo answer is about someone else than its id_token.")
         return sociallogin
 
 
@@ -189,6 +195,8 @@ class InstitutionSocialAccountAdapter(DefaultSocialAccountAdapter):
 
 
 def refusal_reason(error, exception, extra_context) -> str:
+    if isinstance(exception, AnswerRejected):
+        return str(exception)
     cause = getattr(exception, "__cause__", None)
     if isinstance(cause, (jwt.InvalidSignatureError, jwt.InvalidKeyError)):
         return "The identity provider's answer has an invalid signature: it was changed on the way or not issued by it."
@@ -216,15 +224,22 @@ def sign_in_refused(request, idp: IdentityProvider | None, message: str):
 
 # --- URL views (allauth's stock OIDC views would use its own, laxer adapter) ---------------------
 
-def oidc_login(request, provider_id: str):
+def _oidc_view(view_class, request, provider_id: str):
     try:
-        return OAuth2LoginView.adapter_view(InstitutionOIDCAdapter(request, provider_id))(request)
+        return view_class.adapter_view(InstitutionOIDCAdapter(request, provider_id))(request)
     except SocialApp.DoesNotExist:
         raise Http404("No such sign-in.") from None
+    except (OAuth2Error, RequestException, ValueError) as exc:
+        # allauth reads the discovery document before its own error handling begins (for the
+        # client's authentication method): an unreachable or wrong provider is refused here.
+        idp = provider_by_allauth_id(provider_id)
+        log.info("sso: sign-in at %s refused before allauth's handling: %r", provider_id, exc)
+        return sign_in_refused(request, idp, refusal_reason(None, exc, None))
+
+
+def oidc_login(request, provider_id: str):
+    return _oidc_view(OAuth2LoginView, request, provider_id)
 
 
 def oidc_callback(request, provider_id: str):
-    try:
-        return OAuth2CallbackView.adapter_view(InstitutionOIDCAdapter(request, provider_id))(request)
-    except SocialApp.DoesNotExist:
-        raise Http404("No such sign-in.") from None
+    return _oidc_view(OAuth2CallbackView, request, provider_id)

@@ -208,3 +208,32 @@ def test_a_disabled_or_unknown_provider_has_no_sign_in(tenants, oidc_peer, clien
     assert client.post(url).status_code == 404
     assert client.post(reverse("openid_connect_login", kwargs={"provider_id": "idp999999"})).status_code == 404
     assert client.post(reverse("openid_connect_login", kwargs={"provider_id": "nonsense"})).status_code == 404
+
+
+def test_a_userinfo_answer_about_someone_else_is_refused(tenants, oidc_peer, client):  # noqa: F811
+    a, _b = tenants
+    provider = oidc_provider_for(a.institution, oidc_peer)
+    person(oidc_peer, "max", ["advisors"])
+    oidc_peer.fault("userinfo_other_subject")
+    before = snapshot()
+    assert "userinfo answer is about someone else" in refusal(sign_in(client, provider, "max"))
+    assert snapshot() == before
+
+
+def test_a_provider_whose_discovery_names_another_issuer_is_refused(tenants, oidc_peer, client):  # noqa: F811
+    a, _b = tenants
+    # The same server reached by another name: its discovery document names http://127.0.0.1:<port>/o.
+    provider = oidc_provider_for(a.institution, oidc_peer)
+    provider.oidc_issuer = oidc_peer.issuer.replace("127.0.0.1", "localhost")
+    provider.save()
+    response = client.post(reverse("openid_connect_login", kwargs={"provider_id": provider.allauth_provider_id}))
+    assert "names the issuer" in refusal(response)
+
+
+def test_an_unreachable_provider_is_refused_with_a_page_not_an_error(tenants, oidc_peer, client):  # noqa: F811
+    a, _b = tenants
+    provider = oidc_provider_for(a.institution, oidc_peer)
+    provider.oidc_issuer = "http://127.0.0.1:9/o"  # nothing listens on the discard port
+    provider.save()
+    response = client.post(reverse("openid_connect_login", kwargs={"provider_id": provider.allauth_provider_id}))
+    assert "could not be reached" in refusal(response)

@@ -13,9 +13,9 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import IdentityProvider, SsoIdentity
-from accounts.sso import role_from_claims
+from accounts.sso import SsoPerson, role_from_claims, sso_sign_in
 from accounts.sso_secrets import SecretUnavailable, secret_open, secret_seal
-from institutions.models import Role
+from institutions.models import ApiKey, Role
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -246,3 +246,28 @@ def test_opening_a_sign_in_link_asks_before_leaving_for_the_provider(client, ten
     text = page.content.decode()
     # A GET never starts a sign-in (a link on another site cannot start one): it asks for a POST.
     assert page.status_code == 200 and "Continue to Alpha Campus" in text and '<form method="post">' in text
+
+
+def test_a_linked_service_account_or_a_deactivated_account_cannot_sign_in(tenant_a):
+    provider = provider_of(tenant_a.institution, default_role=Role.ADVISOR)
+    identities = SsoIdentity.objects.for_institution(tenant_a.institution)
+    service = UserFactory(username="svc")
+    ApiKey.objects.for_institution(tenant_a.institution).create(name="k", service_user=service, prefix="p1",
+                                                                 key_hash="h" * 64)
+    identities.create(provider=provider, subject="svc-sub", user=service)
+    outcome = sso_sign_in(provider=provider, person=SsoPerson(subject="svc-sub"))
+    assert outcome.membership is None and "service account" in outcome.refusal
+    tenant_a.viewer.is_active = False
+    tenant_a.viewer.save()
+    identities.create(provider=provider, subject="gone-sub", user=tenant_a.viewer)
+    outcome = sso_sign_in(provider=provider, person=SsoPerson(subject="gone-sub"))
+    assert outcome.membership is None and "deactivated" in outcome.refusal
+
+
+def test_a_subject_linked_to_one_account_cannot_be_connected_to_another(tenant_a):
+    provider = provider_of(tenant_a.institution, default_role=Role.ADVISOR)
+    SsoIdentity.objects.for_institution(tenant_a.institution).create(provider=provider, subject="s1",
+                                                                     user=tenant_a.advisor)
+    outcome = sso_sign_in(provider=provider, person=SsoPerson(subject="s1"), connect_user=tenant_a.admin)
+    assert outcome.membership is None and "already connected to another account" in outcome.refusal
+    assert SsoIdentity.objects.for_institution(tenant_a.institution).get(subject="s1").user == tenant_a.advisor

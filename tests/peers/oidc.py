@@ -47,7 +47,8 @@ class OidcPeer:
                                "redirect_uris": [redirect_uri]}])
 
     def fault(self, mode: str) -> None:
-        """'' (none), 'tamper', 'wrong_audience', 'expired' or 'stale_nonce' (see peer_validator.py)."""
+        """'' (none), 'tamper', 'wrong_audience', 'expired', 'stale_nonce' or 'userinfo_other_subject'
+        (see peer_validator.py)."""
         self.control(mode=mode)
 
 

@@ -3,7 +3,8 @@
 - ``tamper``: the id_token's payload is changed after signing (groups become ``platform-admins``);
 - ``wrong_audience``: the id_token is issued for another client;
 - ``expired``: the id_token expired an hour ago;
-- ``stale_nonce``: the id_token carries the nonce of the previous sign-in (a replayed token).
+- ``stale_nonce``: the id_token carries the nonce of the previous sign-in (a replayed token);
+- ``userinfo_other_subject``: the userinfo endpoint answers about another subject.
 """
 
 import base64
@@ -46,6 +47,12 @@ class PeerValidator(OAuth2Validator):
         elif mode == "stale_nonce" and nonces:
             claims["nonce"] = nonces[-1]
         return claims, expiration_time
+
+    def get_userinfo_claims(self, request):
+        claims = super().get_userinfo_claims(request)
+        if current_mode() == "userinfo_other_subject":
+            claims["sub"] = "someone-else"
+        return claims
 
     def finalize_id_token(self, id_token, token, token_handler, request):
         serialized = super().finalize_id_token(id_token, token, token_handler, request)
