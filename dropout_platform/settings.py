@@ -135,11 +135,17 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # --- Accounts (docs/accounts.md) ----------------------------------------------------------
-# Email: SMTP when EMAIL_HOST is set; otherwise each email is printed on the console (the demo,
-# `make run`), which is where an invitation or reset link then appears.
+# Email: SMTP when EMAIL_HOST is set; otherwise each email is printed on the console of the
+# worker (the demo, `make run`: var/worker.log), which is where an invitation or reset link then
+# appears. Requests only queue an email (sealed); a Celery task delivers it through
+# EMAIL_DELIVERY_BACKEND and retries while the server is unreachable (accounts/mail.py).
 EMAIL_HOST = env_str("EMAIL_HOST", default="")
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
-                        else "django.core.mail.backends.console.EmailBackend")
+EMAIL_DELIVERY_BACKEND = env_str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
+                                 if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = "accounts.mail.QueuedEmailBackend"
+EMAIL_RETRY_LIMIT = env_int("EMAIL_RETRY_LIMIT", default=8)
+EMAIL_RETRY_BASE_SECONDS = env_int("EMAIL_RETRY_BASE_SECONDS", default=30)
+EMAIL_RETRY_MAX_SECONDS = env_int("EMAIL_RETRY_MAX_SECONDS", default=60 * 60)
 EMAIL_PORT = env_int("EMAIL_PORT", default=25)
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)

@@ -100,13 +100,21 @@ def celery_worker_session(django_db_setup, django_db_blocker):
     For tests marked ``worker``. The broker is Redis where REDIS_URL is set (CI), otherwise the
     filesystem broker of the embedded default; the database is the test database either way.
     """
+    yield from celery_worker_started()
+
+
+def celery_worker_started(name: str = "", extra_env: dict | None = None, loglevel: str = "INFO"):
+    """Start a worker (its own queue, ``extra_env`` on top of this process's), yield its details,
+    stop it: the body of :func:`celery_worker_session`, for a test that needs a worker configured
+    differently (e.g. pointed at a mail server of its own)."""
     env = {**os.environ, "DATABASE_URL": database_url_of_test_database(),
-           "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test", "PYTHONPATH": str(PROJECT_ROOT)}
+           "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test", "PYTHONPATH": str(PROJECT_ROOT),
+           **(extra_env or {})}
     # A queue of its own, so a worker left over from another run can never steal these tasks.
-    queue = f"test-{socket.gethostname()}-{os.getpid()}"
-    log = open(PROJECT_ROOT / "var" / f"test-worker-{os.getpid()}.log", "w")  # noqa: SIM115 - closed at teardown
+    queue = f"test-{name}{socket.gethostname()}-{os.getpid()}"
+    log = open(PROJECT_ROOT / "var" / f"test-worker-{name}{os.getpid()}.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", "--loglevel=INFO", "--pool=solo",
+        [sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", f"--loglevel={loglevel}", "--pool=solo",
          "--concurrency=1", "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue,
          "-n", f"{queue}@%h"],
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -135,12 +143,17 @@ def celery_worker_session(django_db_setup, django_db_blocker):
 @pytest.fixture
 def celery_worker_process(celery_worker_session):
     """Send this test's tasks to the real worker; every other test keeps running them in-process."""
+    yield from tasks_sent_to(celery_worker_session)
+
+
+def tasks_sent_to(worker: dict):
+    """Until the generator is closed, tasks go to ``worker``'s queue instead of running in-process."""
     from dropout_platform.celery import app
 
     previous = (app.conf.task_always_eager, app.conf.task_default_queue)
     app.conf.task_always_eager = False
-    app.conf.task_default_queue = celery_worker_session["queue"]
+    app.conf.task_default_queue = worker["queue"]
     try:
-        yield celery_worker_session
+        yield worker
     finally:
         app.conf.task_always_eager, app.conf.task_default_queue = previous

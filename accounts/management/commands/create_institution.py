@@ -1,10 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.mail import emails_only_printed
 from accounts.services import InvitationError, institution_start
-
-PRINTING_BACKENDS = ("django.core.mail.backends.console.EmailBackend",
-                      "django.core.mail.backends.filebased.EmailBackend")
 
 
 class Command(BaseCommand):
@@ -28,6 +26,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Created {institution.name} (/i/{institution.slug}/)."))
         self.stdout.write(f"Invited {invitation.email} as its first administrator; the link works for "
                           f"{settings.INVITATION_VALID_DAYS} days, once.")
-        if settings.EMAIL_BACKEND in PRINTING_BACKENDS:
+        if emails_only_printed():
             # No mail server configured: the operator hands the link over.
             self.stdout.write(f"No mail server is configured (EMAIL_HOST), so here is the link to hand over:\n{link}")

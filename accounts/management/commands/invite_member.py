@@ -1,10 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.mail import emails_only_printed
 from accounts.services import InvitationError, invitation_create
 from institutions.models import Institution, Role
-
-from .create_institution import PRINTING_BACKENDS
 
 
 class Command(BaseCommand):
@@ -28,5 +27,5 @@ class Command(BaseCommand):
             raise CommandError(f"{exc.message} Nothing was sent.") from None
         self.stdout.write(self.style.SUCCESS(
             f"Invited {invitation.email} to {institution.name} as {invitation.get_role_display()}."))
-        if settings.EMAIL_BACKEND in PRINTING_BACKENDS:
+        if emails_only_printed():
             self.stdout.write(f"No mail server is configured (EMAIL_HOST), so here is the link to hand over:\n{link}")
