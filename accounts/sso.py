@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from institutions.models import Institution, Membership, Role
+from institutions.scoping import institution_scope
 
 from .models import IdentityProvider, SsoIdentity, SsoProtocol
 from .services import is_service_user
@@ -164,7 +165,6 @@ def _create_account(person: SsoPerson) -> AbstractBaseUser:
     raise IntegrityError("could not choose a free username")
 
 
-@transaction.atomic
 def sso_sign_in(*, provider: IdentityProvider, person: SsoPerson, connect_user: AbstractBaseUser | None = None
                 ) -> SsoOutcome:
     """Decide what a verified sign-in at ``provider`` does; everything happens in the provider's institution.
@@ -177,6 +177,11 @@ def sso_sign_in(*, provider: IdentityProvider, person: SsoPerson, connect_user: 
       role updated. When the mapping gives no role, a member who had one loses the membership
       (they have left the group at the provider) and the sign-in is refused.
     """
+    with institution_scope(provider.institution), transaction.atomic():
+        return _sign_in(provider, person, connect_user)
+
+
+def _sign_in(provider: IdentityProvider, person: SsoPerson, connect_user: AbstractBaseUser | None) -> SsoOutcome:
     institution = provider.institution
     name = provider.name
     if not person.subject:
