@@ -150,6 +150,13 @@ def test_api_interventions_flags_and_predictions_record_their_student(tenants, a
                 f"{base}/students/{student.pk}/prediction/", f"{base}/students/{student.pk}/predictions/"):
         assert client.get(url).status_code == 200, url
     assert client.get(f"{base}/students/{b.students[0].pk}/prediction/").status_code == 404
+    b_kind = InterventionType.objects.for_institution(b.institution).create(key="mail", label="Mail")
+    b_intervention = Intervention.objects.for_institution(b.institution).create(
+        student=b.students[0], intervention_type=b_kind, date="2026-11-01", author=b.admin)
+    b_flag = Flag.objects.for_institution(b.institution).create(student=b.students[0], reason="x", raised_by=b.admin)
+    for url in (f"{base}/interventions/{b_intervention.pk}/", f"{base}/flags/{b_flag.pk}/",
+                f"{base}/students/{b.students[0].pk}/predictions/"):
+        assert client.get(url).status_code == 404, url
     got = [(e.action, e.student_id, e.object_id, e.result_count, e.filters) for e in entries(a)]
     assert got == [
         (AccessAction.API_INTERVENTION_LIST, student.pk, None, 1, {}),
