@@ -172,21 +172,24 @@ def erasure_plan(*, institution: Institution, students: Sequence[Student]) -> Er
     collector = Collector(using=router.db_for_write(Student))
     collector.collect(students)
     plan.collector = collector
+    going: dict[type, set] = {}  # rows deleted anyway: not counted as cleaned too
     for model, instances in collector.data.items():
         plan.deleted[_label(model)] += len(instances)
+        going.setdefault(model, set()).update(instance.pk for instance in instances)
     for queryset in collector.fast_deletes:
-        count = queryset.count()
-        if count:
-            plan.deleted[_label(queryset.model)] += count
+        pks = set(queryset.values_list("pk", flat=True))
+        if pks:
+            plan.deleted[_label(queryset.model)] += len(pks)
+            going.setdefault(queryset.model, set()).update(pks)
 
     deliveries = WebhookDelivery.objects.for_institution(institution).filter(
         payload__student_id__in=needles.student_ids)
     plan.deliveries = list(deliveries.values_list("pk", flat=True))
     if plan.deliveries:
         plan.deleted["webhook deliveries about the student"] += len(plan.deliveries)
+    going.setdefault(WebhookDelivery, set()).update(plan.deliveries)
     for model in _scanned_models():
-        skip = set(plan.deliveries) if model is WebhookDelivery else set()
-        _plan_cleaning(plan, institution, model, needles, skip=skip)
+        _plan_cleaning(plan, institution, model, needles, skip=going.get(model, set()))
 
     snapshot_has = Q()
     for student_id in needles.student_ids:

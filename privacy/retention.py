@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from institutions.jobs import job_create, job_dispatch, job_mark_running, job_progress, job_succeed
+from institutions.jobs import JobStopped, job_create, job_dispatch, job_mark_running, job_progress, job_succeed
 from institutions.models import Institution, Job, JobKind
 from interventions.models import Flag
 from students.models import Outcome, Student
@@ -174,7 +174,32 @@ def retention_job_run(*, institution: Institution, job: Job) -> None:
         flag_ids = [i for i in flag_ids if i in wanted_flags]
     total = len(student_ids) + (1 if flag_ids else 0)
     job_mark_running(job, total=total, stage="closing flags")
-    closed = []
+    done = {"erasure_ids": [], "flags_closed": []}
+
+    def report() -> tuple[dict, dict]:
+        counts = {"students_erased": len(done["erasure_ids"]), "flags_closed": len(done["flags_closed"])}
+        return counts, {
+            "rules": retention_rules_summary(policy), "today": plan.today.isoformat(),
+            "erase_cutoff": plan.erase_cutoff.isoformat() if plan.erase_cutoff else None,
+            "flag_cutoff": plan.flag_cutoff.isoformat() if plan.flag_cutoff else None,
+            "term_end": plan.term_end.isoformat() if plan.term_end else None,
+            **done, "students_kept_without_outcome_date": plan.students_without_date,
+            "previewed_but_no_longer_due": skipped,
+        }
+
+    try:
+        _retention_apply(institution=institution, job=job, policy=policy, plan=plan, student_ids=student_ids,
+                         flag_ids=flag_ids, done=done)
+    except JobStopped:
+        # Cancelled (or taken over) midway: what was done so far stays on the job's report.
+        counts, result = report()
+        Job.objects.for_institution(institution).filter(pk=job.pk).update(counts=counts, result=result)
+        raise
+    counts, result = report()
+    job_succeed(job, counts=counts, result=result)
+
+
+def _retention_apply(*, institution, job, policy, plan, student_ids, flag_ids, done) -> None:
     if flag_ids:
         with transaction.atomic():
             due = Flag.objects.for_institution(institution).select_for_update().filter(
@@ -183,28 +208,17 @@ def retention_job_run(*, institution: Institution, job: Job) -> None:
             Flag.objects.for_institution(institution).filter(pk__in=closed).update(
                 resolved_at=timezone.now(), resolved_by=None, resolution=_flag_resolution(policy, plan, job),
                 updated_at=timezone.now())
+        done["flags_closed"] = closed
         job_progress(job, done=1, stage="erasing students")
-    erasures = []
     rule = _rule_text(policy, plan)
     students = Student.objects.for_institution(institution)
-    for done, student_id in enumerate(student_ids, start=1 + (1 if flag_ids else 0)):
+    for step, student_id in enumerate(student_ids, start=1 + (1 if flag_ids else 0)):
         student = students.filter(pk=student_id).first()
         record = student and student_erase_recorded(institution=institution, student=student,
                                                     via=ErasureVia.RETENTION, job=job, rule=rule)
         if record is not None:
-            erasures.append(str(record.erasure_id))
-        job_progress(job, done=done)
-    job_succeed(job, counts={"students_erased": len(erasures), "flags_closed": len(closed)}, result={
-        "rules": retention_rules_summary(policy),
-        "today": plan.today.isoformat(),
-        "erase_cutoff": plan.erase_cutoff.isoformat() if plan.erase_cutoff else None,
-        "flag_cutoff": plan.flag_cutoff.isoformat() if plan.flag_cutoff else None,
-        "term_end": plan.term_end.isoformat() if plan.term_end else None,
-        "erasure_ids": erasures,
-        "flags_closed": closed,
-        "students_kept_without_outcome_date": plan.students_without_date,
-        "previewed_but_no_longer_due": skipped,
-    })
+            done["erasure_ids"].append(str(record.erasure_id))
+        job_progress(job, done=step)
 
 
 def retention_rules_summary(policy: RetentionPolicy) -> dict:

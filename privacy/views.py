@@ -12,6 +12,8 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.generic import ListView, TemplateView, View
 
+from audit.models import AccessAction
+from audit.services import access_record_for_request
 from institutions.view_mixins import InstitutionPageMixin
 from students.selectors import access_student
 
@@ -102,6 +104,9 @@ class StudentPrivacyMixin(InstitutionPageMixin):
     def get_student(self):
         return access_student(institution=self.institution, student_id=self.kwargs["pk"])
 
+    def record_read(self, action, student) -> None:
+        access_record_for_request(self.request, institution=self.institution, action=action, student_id=student.pk)
+
 
 class StudentExportView(StudentPrivacyMixin, TemplateView):
     """Everything held about the student, readable; the JSON download beside it."""
@@ -115,6 +120,7 @@ class StudentExportView(StudentPrivacyMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         student = self.get_student()
         document = student_export(institution=self.institution, student=student, exported_by=self.request.user)
+        self.record_read(AccessAction.SUBJECT_EXPORT, student)
         context.update(student=student, document=document, summary=export_summary(document),
                        pretty=json.dumps(document["other_linked_records"], indent=2, cls=DjangoJSONEncoder))
         return context
@@ -124,6 +130,7 @@ class StudentExportJsonView(StudentPrivacyMixin, View):
     def get(self, request, *args, **kwargs):
         student = self.get_student()
         document = student_export(institution=self.institution, student=student, exported_by=request.user)
+        self.record_read(AccessAction.SUBJECT_EXPORT, student)
         response = HttpResponse(json.dumps(document, indent=2, cls=DjangoJSONEncoder, ensure_ascii=False),
                                 content_type="application/json; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="student-{student.pk}-export.json"'
@@ -142,6 +149,8 @@ class StudentEraseView(StudentPrivacyMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         student = kwargs.get("student") or self.get_student()
+        # Recorded first: the entry is one of those the erasure unlinks, so the counts include it.
+        self.record_read(AccessAction.ERASURE_REVIEW, student)
         plan = erasure_plan(institution=self.institution, students=[student])
         context.update(student=student, plan=plan, counts=plan.counts,
                        form=kwargs.get("form") or ErasureConfirmForm(external_id=student.external_id))

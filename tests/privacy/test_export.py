@@ -7,6 +7,8 @@ import json
 import pytest
 from django.urls import reverse
 
+from audit.models import AccessEntry
+
 from .conftest import EMAIL, EXTERNAL_ID, NAME
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +40,9 @@ def test_the_export_holds_the_record_history_predictions_interventions_flags_act
     assert [entry["by"] for entry in document["access_log"]] == [a.admin.username]
     # Nothing of another student.
     assert "KEEP-0001" not in response.content.decode()
+    # The export itself is a read of the record, in the access log.
+    assert AccessEntry.objects.for_institution(a.institution).filter(
+        action="subject_export", student_id=subject.student.pk, actor_user_id=a.admin.pk).count() == 1
 
 
 def test_the_export_page_shows_the_same_document_readably(tenants, subject, client):

@@ -215,3 +215,24 @@ def test_only_administrators_see_the_retention_page_and_other_institutions_get_4
     assert client.post(reverse("retention", args=[a.institution.slug]), {"erase_after_days": "1"}).status_code == 404
     assert client.post(reverse("retention-run", args=[a.institution.slug]), {"plan": "x"}).status_code == 404
     assert not RetentionPolicy.objects.for_institution(a.institution).exists()
+
+
+def test_a_run_cancelled_midway_keeps_the_report_of_what_it_did(tenants, client):
+    from institutions.jobs import job_create
+    from privacy.tasks import run_retention
+
+    a, _b = tenants
+    expected = left_students(a)
+    set_rules(client, a, erase_after_days="365")
+    job, _ = job_create(institution=a.institution, kind=JobKind.RETENTION, created_by=a.admin)
+    # An administrator's cancel reaches the run as it starts: it stops after its first erasure.
+    Job.objects.for_institution(a.institution).filter(pk=job.pk).update(cancel_requested_at=timezone.now(),
+                                                                      cancelled_by=a.admin)
+    run_retention.apply(kwargs={"institution_id": a.institution.pk, "job_id": job.pk})
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and "Cancelled by alpha-admin" in job.error
+    records = ErasureRecord.objects.for_institution(a.institution)
+    assert job.counts == {"students_erased": 1, "flags_closed": 0}
+    assert job.result["erasure_ids"] == [str(records.get().erasure_id)] and records.get().job_id == job.pk
+    remaining = set(Student.objects.for_institution(a.institution).values_list("pk", flat=True))
+    assert len(expected["erased"] - remaining) == 1
