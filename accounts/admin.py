@@ -4,6 +4,10 @@ from django.contrib import admin
 from django.db import models
 
 from .models import IdentityProvider, Invitation, RecoveryCodeDevice, SsoIdentity
+from .sso_forms import SsoAwareAdminAuthenticationForm
+
+# "SSO only" (docs/sso.md) holds on the staff admin's login too.
+admin.site.login_form = SsoAwareAdminAuthenticationForm
 
 
 @admin.register(Invitation)

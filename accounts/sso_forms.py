@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 from django.core.exceptions import ValidationError
 
@@ -128,6 +129,16 @@ class IdentityProviderForm(forms.ModelForm):
 class SsoAwareAuthenticationForm(AuthenticationForm):
     """The login page's form: a member of an institution whose sign-in is "SSO only" cannot log in
     with a password (told so only after the right password, so the page reveals nothing else)."""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        providers = sso_only_providers_for(user)
+        if providers:
+            raise ValidationError(sso_only_message(providers), code="sso_only")
+
+
+class SsoAwareAdminAuthenticationForm(AdminAuthenticationForm):
+    """The staff admin's login: the same rule for a staff account that is a member of such an institution."""
 
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)

@@ -16,7 +16,7 @@ from accounts.models import IdentityProvider, SsoIdentity
 from accounts.sso import SsoPerson, role_from_claims, sso_sign_in
 from accounts.sso_secrets import SecretUnavailable, secret_open, secret_seal
 from institutions.models import ApiKey, Role
-from tests.factories import UserFactory
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 RAW_SECRET = "s3cret-from-the-provider-XYZ"
@@ -271,3 +271,15 @@ def test_a_subject_linked_to_one_account_cannot_be_connected_to_another(tenant_a
     outcome = sso_sign_in(provider=provider, person=SsoPerson(subject="s1"), connect_user=tenant_a.admin)
     assert outcome.membership is None and "already connected to another account" in outcome.refusal
     assert SsoIdentity.objects.for_institution(tenant_a.institution).get(subject="s1").user == tenant_a.advisor
+
+
+def test_sso_only_also_holds_on_the_staff_admin_login(client, tenants):
+    a, _b = tenants
+    _sso_only(a.institution, a.admin)
+    staff_member = UserFactory(username="staff-member", is_staff=True, is_superuser=True)
+    MembershipFactory(institution=a.institution, user=staff_member, role=Role.VIEWER)
+    response = client.post("/admin/login/", {"username": "staff-member", "password": "pw-for-tests"})
+    assert response.status_code == 200 and "single sign-on only" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    UserFactory(username="plain-staff", is_staff=True, is_superuser=True)
+    assert client.post("/admin/login/", {"username": "plain-staff", "password": "pw-for-tests"}).status_code == 302
