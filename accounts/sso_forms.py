@@ -126,15 +126,19 @@ class IdentityProviderForm(forms.ModelForm):
         return provider
 
 
+def refuse_password_if_sso_only(user) -> None:
+    providers = sso_only_providers_for(user)
+    if providers:
+        raise ValidationError(sso_only_message(providers), code="sso_only")
+
+
 class SsoAwareAuthenticationForm(AuthenticationForm):
     """The login page's form: a member of an institution whose sign-in is "SSO only" cannot log in
     with a password (told so only after the right password, so the page reveals nothing else)."""
 
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)
-        providers = sso_only_providers_for(user)
-        if providers:
-            raise ValidationError(sso_only_message(providers), code="sso_only")
+        refuse_password_if_sso_only(user)
 
 
 class SsoAwareAdminAuthenticationForm(AdminAuthenticationForm):
@@ -142,9 +146,7 @@ class SsoAwareAdminAuthenticationForm(AdminAuthenticationForm):
 
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)
-        providers = sso_only_providers_for(user)
-        if providers:
-            raise ValidationError(sso_only_message(providers), code="sso_only")
+        refuse_password_if_sso_only(user)
 
 
 class SsoAwarePasswordResetForm(PasswordResetForm):
@@ -160,7 +162,5 @@ class SsoAwareSetPasswordForm(SetPasswordForm):
     """A reset link sent before the institution turned SSO only on no longer sets a password."""
 
     def clean(self):
-        providers = sso_only_providers_for(self.user)
-        if providers:
-            raise ValidationError(sso_only_message(providers), code="sso_only")
+        refuse_password_if_sso_only(self.user)
         return super().clean()
