@@ -45,6 +45,7 @@ class AccessAction(models.TextChoices):
     API_INTERVENTION_LIST = "api_intervention_list", "Listed interventions (API)"
     API_FLAG_READ = "api_flag_read", "Read a flag (API)"
     API_FLAG_LIST = "api_flag_list", "Listed flags (API)"
+    API_ACTIVITY_LIST = "api_activity_list", "Listed learning activity (API)"
     # Subject access and erasure (privacy app)
     SUBJECT_EXPORT = "subject_export", "Viewed or downloaded everything held about the student"
     ERASURE_REVIEW = "erasure_review", "Reviewed what erasing the student would remove"

@@ -9,6 +9,8 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from audit.models import AccessAction
+from audit.recording import AccessRecordedAPIMixin
 from institutions.api.base import InstitutionViewSet
 from institutions.api.filters import UtcIsoDateTimeFilter
 from institutions.api.serializers import JobSerializer
@@ -17,7 +19,7 @@ from institutions.models import JobKind
 
 from . import tasks  # noqa: F401 - registers the activity job runner
 from .activity import MAX_EVENTS_PER_REQUEST, ActivityEventsInvalid, activity_events_ingest
-from .models import ActivityEvent
+from .models import ActivityEvent, Student
 
 
 class ActivityEventSerializer(serializers.ModelSerializer):
@@ -66,7 +68,7 @@ class ActivityEventFilter(django_filters.FilterSet):
     type = django_filters.CharFilter(field_name="kind")
 
 
-class ActivityEventViewSet(mixins.ListModelMixin, InstitutionViewSet):
+class ActivityEventViewSet(AccessRecordedAPIMixin, mixins.ListModelMixin, InstitutionViewSet):
     """Learning-platform activity. POST a batch of events; then recompute the derived features."""
 
     model = ActivityEvent
@@ -74,6 +76,17 @@ class ActivityEventViewSet(mixins.ListModelMixin, InstitutionViewSet):
     filterset_class = ActivityEventFilter
     read_capability = "view_students"
     write_capability = "edit_students"
+    access_reads = {"list": AccessAction.API_ACTIVITY_LIST}
+    access_student_parameter = None
+
+    def access_details(self, request, data) -> dict:
+        # ``student`` is an external id here: the entry keeps the student's number, never the id text.
+        details = super().access_details(request, data)
+        external_id = details["filters"].pop("student", None)
+        if isinstance(external_id, str):
+            details["student_id"] = Student.objects.for_institution(self.institution).filter(
+                external_id=external_id).values_list("pk", flat=True).first()
+        return details
 
     def filter_scoped_queryset(self, queryset):
         return queryset.select_related("student").order_by("occurred_at", "id")

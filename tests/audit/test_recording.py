@@ -199,3 +199,17 @@ def test_import_reports_with_cell_values_are_recorded_on_every_channel(tenants, 
     assert got[-1] == (AccessAction.IMPORT_ERRORS_EXPORT, upload_id)
     assert entries(a)[-1].result_count == 1
     assert entries(b) == []
+
+
+def test_api_activity_list_records_the_student_by_number_never_their_external_id(tenants, api_client, make_key):
+    a, b = tenants
+    client, _ = api_client_with_key(api_client, make_key, a)
+    student = a.students[4]
+    url = "/api/v1/institutions/alpha/activity-events/"
+    assert client.get(url, {"student": student.external_id, "type": "login"}).status_code == 200
+    assert client.get(url, {"student": "NOT-A-STUDENT"}).status_code == 200
+    named, unknown = entries(a)
+    assert (named.action, named.student_id, named.filters) == (AccessAction.API_ACTIVITY_LIST, student.pk,
+                                                               {"type": "login"})
+    assert (unknown.student_id, unknown.filters) == (None, {})
+    assert entries(b) == []
