@@ -26,6 +26,17 @@ import redis
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _die_with_the_test_run() -> None:
+    """preexec_fn: the process gets SIGKILL when the test run that started it dies (Linux), so a
+    test run killed outright (no fixture tear-down) leaves no worker or server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,7 +66,7 @@ class OwnRedis:
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_the_test_run,
         )
         client = redis.Redis.from_url(self.url)
         for _ in range(100):
@@ -236,7 +247,8 @@ class Workers:
     def start(self, *, pool: str = "solo", env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.log, "a")  # noqa: SIM115 - the process owns it until it exits
         process = subprocess.Popen(self.command(pool=pool), cwd=PROJECT_ROOT, env={**self.env, **(env or {})},
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=_die_with_the_test_run)
         log.close()
         self.processes.append(process)
         return process
@@ -248,7 +260,8 @@ class Workers:
         command = [sys.executable, "-m", "dropout_platform.supervisor", "--name", "worker", "--grace", "10",
                    "--log", str(self.log), "--pid-file", str(pid_file), "--", *self.command(pool=pool)]
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env={**self.env, **(env or {})},
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                   preexec_fn=_die_with_the_test_run)
         self.processes.append(process)
         self.pid_files.append(pid_file)
         return process

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
-import subprocess
 import time
 
 import pytest
@@ -21,53 +19,17 @@ from django.test import override_settings
 from institutions import shared_redis
 from institutions.jobs import job_dispatch_pending
 from institutions.models import Job, JobStatus
+from tests.servers import running_redis
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server on PATH")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class OwnRedis:
-    """A redis-server process of this test's own, without persistence (a restart loses everything)."""
-
-    def __init__(self):
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+# Redis and PostgreSQL going away under the API: part of the fault suite (`pytest -m faults`).
+pytestmark = [pytest.mark.faults,
+              pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server on PATH")]
 
 
 @pytest.fixture
 def own_redis():
-    server = OwnRedis()
-    server.start()
-    try:
+    with running_redis() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)

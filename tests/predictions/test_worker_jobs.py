@@ -25,6 +25,7 @@ from predictions.services.requests import rescore_request, retrain_request
 from predictions.services.training import model_version_train
 from students.selectors import current_students
 from tests.conftest import database_url_of_test_database, needs_redis
+from tests.servers import wait_for as _wait_for
 
 from .conftest import add_population, fast_settings
 
@@ -32,17 +33,6 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VISIBILITY_TIMEOUT = 3
-
-
-def _wait_for(predicate, *, timeout: float, interval: float = 0.05, log: str | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    tail = Path(log).read_text()[-4000:] if log and Path(log).exists() else ""
-    raise AssertionError(f"condition not met within {timeout} s\n{tail}")
 
 
 def _job(institution, pk) -> Job:
@@ -117,6 +107,7 @@ def private_queue(celery_worker_process):
                 process.kill()
 
 
+@pytest.mark.faults  # with the fault suite (tests/faults/): recovery by the broker's redelivery
 @needs_redis  # the filesystem broker forgets a message once read: only Redis hands it on
 def test_worker_killed_mid_rescore_leaves_whole_chunks_and_the_retry_finishes_exactly_once(
     private_queue, tenant_a
