@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import secrets
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -223,27 +223,109 @@ def webhook_verify(*, secret: str, body: bytes, timestamp: str, signature: str, 
     return any(hmac.compare_digest(expected, candidate.strip()) for candidate in signature.split(","))
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None  # a 3xx is reported as the endpoint's answer, never followed
+# Special-purpose ranges a webhook never reaches, beyond what ``ipaddress`` calls non-global
+# (private, loopback, link-local, shared 100.64.0.0/10, documentation, benchmarking, reserved...):
+# ranges that are "global" to ipaddress but lead into some other network or are not unicast.
+BLOCKED_NETWORKS = tuple(ipaddress.ip_network(net) for net in (
+    "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.88.99.0/24", "198.18.0.0/15", "224.0.0.0/4",
+    "240.0.0.0/4", "255.255.255.255/32",
+    "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
+    "2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+))
+# One text for every way a connection fails (refused, reset, timed out, TLS, not HTTP), so the log
+# cannot be used to tell a closed port from an open one on the receiving host.
+DELIVERY_FAILED = "No HTTP answer from the endpoint (connection failed, timed out or was not HTTP)"
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+def webhook_address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether a delivery may connect to ``address``: a global unicast address outside every
+    special-purpose range (an IPv4 address written as IPv6 is judged as the IPv4 it carries)."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    if mapped is not None:
+        address = mapped
+    if not address.is_global or address.is_multicast:
+        return False
+    return not any(address.version == net.version and address in net for net in BLOCKED_NETWORKS)
 
 
-def _refuse_private_target(url: str) -> None:
-    """Production: never let a webhook reach the platform's own network (SSRF)."""
-    if _setting("WEBHOOK_ALLOW_PRIVATE_TARGETS", settings.DEBUG):
-        return
-    host = urlsplit(url).hostname or ""
+class WebhookTargetRefused(OSError):
+    """The endpoint's host resolves to an address a webhook must not reach."""
+
+
+class WebhookHostUnresolved(OSError):
+    """The endpoint's host name has no address (nothing was connected to)."""
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """The host's addresses (the one DNS lookup of a delivery)."""
     try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise OSError(f"cannot resolve {host}: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            raise PermissionError(f"{host} resolves to a private address ({address}); refused")
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise WebhookHostUnresolved(f"cannot resolve {host}: {exc}") from None
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def webhook_target_address(host: str, port: int) -> str:
+    """Resolve ``host`` once and return the address to connect to, checked: the delivery then
+    connects to exactly this address (a second lookup could answer differently: DNS rebinding).
+    Every address the name resolves to must be allowed, so no answer order can slip one through."""
+    addresses = _resolve(host, port)
+    if not addresses:
+        raise WebhookHostUnresolved(f"cannot resolve {host}")
+    if not _setting("WEBHOOK_ALLOW_PRIVATE_TARGETS", settings.DEBUG):
+        for text in addresses:
+            address = ipaddress.ip_address(text.split("%", 1)[0])
+            if not webhook_address_allowed(address):
+                raise WebhookTargetRefused(
+                    f"{host} resolves to {address}, a private or special-purpose address; refused")
+    return addresses[0]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to ``address`` whose Host header still names the URL's host."""
+
+    def __init__(self, host, port, *, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self):
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to ``address``, with SNI and certificate checks for the URL's host name."""
+
+    def __init__(self, host, port, *, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self):
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        try:
+            self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+
+
+def _post(url: str, *, body: bytes, headers: dict, timeout: float) -> tuple[int, str]:
+    """POST ``body`` to ``url`` through one checked address; (status, first bytes of the answer).
+    A redirect is reported as the endpoint's answer, never followed."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    port = parts.port or (443 if secure else 80)
+    address = webhook_target_address(parts.hostname or "", port)
+    connection_class = _PinnedHTTPSConnection if secure else _PinnedHTTPConnection
+    connection = connection_class(parts.hostname, port, address=address, timeout=timeout)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read(RESPONSE_BODY_LIMIT).decode("utf-8", errors="replace")
+    finally:
+        connection.close()
 
 
 def retry_delay_seconds(attempt: int) -> float:
@@ -263,7 +345,7 @@ def webhook_deliver(*, institution: Institution, delivery_id: int) -> float | No
     body = webhook_body(delivery)
     timestamp = int(time.time())
     # The URL was checked by validate_webhook_url (http/https only) when it was saved.
-    request = urllib.request.Request(endpoint.url, data=body, method="POST", headers={  # noqa: S310
+    headers = {
         "Content-Type": "application/json",
         "User-Agent": "dropout_platform-webhooks/1.0",
         "X-Dropout-Event": delivery.event,
@@ -271,19 +353,19 @@ def webhook_deliver(*, institution: Institution, delivery_id: int) -> float | No
         "X-Dropout-Delivery": str(delivery.pk),
         TIMESTAMP_HEADER: str(timestamp),
         SIGNATURE_HEADER: webhook_signature(secret=endpoint.secret, timestamp=timestamp, body=body),
-    })
+    }
     status_code, response_body, error = None, "", ""
     try:
-        _refuse_private_target(endpoint.url)
-        with _opener.open(request, timeout=float(_setting("WEBHOOK_TIMEOUT_SECONDS", 10))) as response:
-            status_code = response.status
-            response_body = response.read(RESPONSE_BODY_LIMIT).decode("utf-8", errors="replace")
-    except urllib.error.HTTPError as exc:
-        status_code = exc.code
-        response_body = exc.read(RESPONSE_BODY_LIMIT).decode("utf-8", errors="replace")
-        error = f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:  # refused, timed out, DNS, TLS, private target
-        error = f"{type(exc).__name__}: {exc}"
+        status_code, response_body = _post(endpoint.url, body=body, headers=headers,
+                                           timeout=float(_setting("WEBHOOK_TIMEOUT_SECONDS", 10)))
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    except (WebhookTargetRefused, WebhookHostUnresolved) as exc:  # said as it is: nothing was connected to
+        error = str(exc)
+    except OSError:  # refused, reset, timed out, TLS: one text (see DELIVERY_FAILED)
+        error = DELIVERY_FAILED
+    except (http.client.HTTPException, ValueError):  # an answer that is not HTTP
+        error = DELIVERY_FAILED
 
     attempts = delivery.attempts + 1
     now = timezone.now()

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from ..models import Institution, Job, Membership
+from ..models import Institution, Job, JobKind, Membership
 
 
 class InstitutionSerializer(serializers.ModelSerializer):
@@ -41,6 +41,8 @@ class JobSerializer(serializers.ModelSerializer):
 
     def to_representation(self, job: Job) -> dict:
         data = super().to_representation(job)
+        if job.kind == JobKind.IMPORT and not self.context.get("import_values_visible", False):
+            data["result"] = import_result_without_values(data.get("result"))
         if self.context.get("cut_result_lists") and isinstance(data.get("result"), dict):
             data["result"] = _cut_lists(data["result"])
         return data
@@ -52,6 +54,18 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 LIST_RESULT_ITEMS = 10
+
+
+def import_result_without_values(result) -> dict:
+    """An import's result for a caller who may not manage data (viewers, advisors, keys without
+    imports:read): its figures only. The rejected cells (with their values and reasons), the list
+    of changes (old and new values) and anything else that could carry a student's data are left
+    out; ``values_hidden`` says so."""
+    if not isinstance(result, dict):
+        return {"values_hidden": True}
+    kept = {key: value for key, value in result.items()
+            if isinstance(value, bool | int | float) or value is None}
+    return {**kept, "values_hidden": True}
 
 
 def _cut_lists(value: dict) -> dict:

@@ -50,7 +50,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionVi
     filterset_class = JobFilter
 
     def get_serializer_context(self):
-        return {**super().get_serializer_context(), "cut_result_lists": self.action == "list"}
+        # An import's rejected cells and changes are students' values: only for those who manage
+        # the institution's data (administrators; keys with imports:read). Others get its figures.
+        values_visible = hasattr(self, "access") and self.access.can(
+            "manage_data", write=False, family=CAPABILITY_FAMILY["manage_data"])
+        return {**super().get_serializer_context(), "cut_result_lists": self.action == "list",
+                "import_values_visible": values_visible}
 
     def filter_scoped_queryset(self, queryset):
         return queryset.select_related("created_by")

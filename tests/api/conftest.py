@@ -7,6 +7,8 @@ from rest_framework.test import APIClient
 
 from institutions.api_keys import ALL_SCOPES, api_key_create
 
+from .receiver import start_receiver
+
 
 @pytest.fixture
 def make_key():
@@ -33,3 +35,12 @@ def admin_key_a(tenant_a, make_key):
 @pytest.fixture
 def client_a(admin_key_a, key_client):
     return key_client(admin_key_a[1])
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP receiver on 127.0.0.1 (see receiver.py) for webhook tests."""
+    receiver = start_receiver()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
