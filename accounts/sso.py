@@ -332,7 +332,7 @@ def identity_provider_delete(*, institution: Institution, provider: IdentityProv
 
 
 def protocols_available() -> list[str]:
-    """The protocols whose sign-in flow is built (SAML's arrives with its own module)."""
+    """The protocols whose sign-in flow is built."""
     from . import sso_allauth
 
-    return [protocol for protocol in SsoProtocol.values if protocol in sso_allauth.APP_BUILDERS]
+    return [protocol for protocol in SsoProtocol.values if protocol in sso_allauth.SIGN_IN_URLS]

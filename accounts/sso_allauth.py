@@ -125,8 +125,11 @@ APP_BUILDERS = {SsoProtocol.OIDC: oidc_app}
 PROVIDER_CLASSES = {"openid_connect": InstitutionOIDCProvider}
 PERSON_READERS = {SsoProtocol.OIDC: oidc_person}
 # URL names (and their keyword) of the sign-in start and of the provider's return, per protocol.
-SIGN_IN_URLS = {SsoProtocol.OIDC: ("openid_connect_login", "provider_id")}
-CALLBACK_URLS = {SsoProtocol.OIDC: ("openid_connect_callback", "provider_id")}
+# SAML 2.0 is pysaml2's, outside allauth (accounts/sso_saml.py): only its URLs are named here.
+SIGN_IN_URLS = {SsoProtocol.OIDC: ("openid_connect_login", "provider_id"),
+                SsoProtocol.SAML: ("saml_login", "provider_id")}
+CALLBACK_URLS = {SsoProtocol.OIDC: ("openid_connect_callback", "provider_id"),
+                 SsoProtocol.SAML: ("saml_acs", "provider_id")}
 
 
 class SignInRefused(Exception):
@@ -174,18 +177,7 @@ class InstitutionSocialAccountAdapter(DefaultSocialAccountAdapter):
         except SignInRefused as exc:
             raise ImmediateHttpResponse(sign_in_refused(request, idp, exc.message)) from None
         connect = (sociallogin.state or {}).get("process") == AuthProcess.CONNECT and request.user.is_authenticated
-        outcome = sso_sign_in(provider=idp, person=person, connect_user=request.user if connect else None)
-        if outcome.membership is None:
-            raise ImmediateHttpResponse(sign_in_refused(request, idp, outcome.refusal))
-        membership = outcome.membership
-        if not (connect and request.user.pk == membership.user_id):
-            login(request, membership.user, backend=MODEL_BACKEND)
-        if connect:
-            messages.success(request, f"Your account is connected to {idp.name}: you can sign in with it from now on.")
-        elif outcome.role_changed_from:
-            messages.info(request, f"{idp.name} changed your role at {idp.institution.name} to "
-                                   f"{membership.get_role_display()}.")
-        raise ImmediateHttpResponse(redirect("institution-home", institution_slug=idp.institution.slug))
+        raise ImmediateHttpResponse(sign_in_finish(request, idp, person, connect=connect))
 
     def on_authentication_error(self, request, provider, error=None, exception=None, extra_context=None):
         app = getattr(provider, "app", None)
@@ -216,6 +208,22 @@ def refusal_reason(error, exception, extra_context) -> str:
     if exception is not None:
         return "The sign-in did not complete: the identity provider could not be reached or refused it."
     return "The sign-in did not complete: the identity provider sent an error."
+
+
+def sign_in_finish(request, idp: IdentityProvider, person: SsoPerson, *, connect: bool):
+    """After any protocol verified ``person``: decide (accounts.sso), log in, and answer."""
+    outcome = sso_sign_in(provider=idp, person=person, connect_user=request.user if connect else None)
+    if outcome.membership is None:
+        return sign_in_refused(request, idp, outcome.refusal)
+    membership = outcome.membership
+    if not (connect and request.user.pk == membership.user_id):
+        login(request, membership.user, backend=MODEL_BACKEND)
+    if connect:
+        messages.success(request, f"Your account is connected to {idp.name}: you can sign in with it from now on.")
+    elif outcome.role_changed_from:
+        messages.info(request, f"{idp.name} changed your role at {idp.institution.name} to "
+                               f"{membership.get_role_display()}.")
+    return redirect("institution-home", institution_slug=idp.institution.slug)
 
 
 def sign_in_refused(request, idp: IdentityProvider | None, message: str):

@@ -94,10 +94,27 @@ class IdentityProviderForm(forms.ModelForm):
         protocol = cleaned.get("protocol")
         if protocol == SsoProtocol.OIDC:
             self._clean_oidc(cleaned)
-        elif protocol == SsoProtocol.SAML and not (cleaned.get("saml_metadata_url")
-                                                   or cleaned.get("saml_metadata_xml")):
-            self.add_error("saml_metadata_url", "Give the identity provider's metadata URL or paste its XML.")
+        elif protocol == SsoProtocol.SAML:
+            self._clean_saml(cleaned)
         return cleaned
+
+    def _clean_saml(self, cleaned):
+        """The metadata must be readable IdP metadata; its entity id fills (or must equal) the IdP entity id."""
+        from .sso_saml import MetadataUnavailable, metadata_entity_id, metadata_fetch
+
+        url, xml = cleaned.get("saml_metadata_url") or "", (cleaned.get("saml_metadata_xml") or "").strip()
+        if not (url or xml):
+            self.add_error("saml_metadata_url", "Give the identity provider's metadata URL or paste its XML.")
+            return
+        try:
+            entity_id = metadata_entity_id(xml or metadata_fetch(url))
+        except MetadataUnavailable as exc:
+            self.add_error("saml_metadata_xml" if xml else "saml_metadata_url", str(exc))
+            return
+        given = (cleaned.get("saml_idp_entity_id") or "").strip()
+        if given and given != entity_id:
+            self.add_error("saml_idp_entity_id", f"The metadata describes {entity_id!r}, not {given!r}.")
+        cleaned["saml_idp_entity_id"] = entity_id
 
     def _clean_oidc(self, cleaned):
         issuer = (cleaned.get("oidc_issuer") or "").strip()

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import sso_allauth, sso_views, views
+from . import sso_allauth, sso_saml, sso_views, views
 from .sso_forms import SsoAwarePasswordResetForm, SsoAwareSetPasswordForm
 
 urlpatterns = [
@@ -25,4 +25,7 @@ urlpatterns = [
     path("sso/", sso_views.SsoFindView.as_view(), name="sso-find"),
     path("sso/oidc/<str:provider_id>/login/", sso_allauth.oidc_login, name="openid_connect_login"),
     path("sso/oidc/<str:provider_id>/login/callback/", sso_allauth.oidc_callback, name="openid_connect_callback"),
+    path("sso/saml/<str:provider_id>/login/", sso_saml.saml_login, name="saml_login"),
+    path("sso/saml/<str:provider_id>/acs/", sso_saml.saml_acs, name="saml_acs"),
+    path("sso/saml/<str:provider_id>/metadata/", sso_saml.saml_metadata, name="saml_metadata"),
 ]

@@ -187,6 +187,11 @@ SOCIALACCOUNT_STORE_TOKENS = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never: an email address attaches no account
 SSO_SECRET_KEY = env_str("SSO_SECRET_KEY", default="")
 SSO_ALLOW_HTTP_ISSUERS = env_bool("SSO_ALLOW_HTTP_ISSUERS", default=DEBUG)
+# SAML 2.0 (pysaml2, accounts/sso_saml.py): the xmlsec1 binary that checks signatures, the clock
+# difference tolerated with an IdP, and how long a fetched IdP metadata document is kept.
+SAML_XMLSEC_BINARY = env_str("SAML_XMLSEC_BINARY", default="/usr/bin/xmlsec1")
+SAML_CLOCK_SKEW_SECONDS = env_int("SAML_CLOCK_SKEW_SECONDS", default=60)
+SAML_METADATA_CACHE_SECONDS = env_int("SAML_METADATA_CACHE_SECONDS", default=3600)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

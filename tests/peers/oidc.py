@@ -8,10 +8,8 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.peers.process import peer_running
 
 PEER_DIR = Path(__file__).resolve().parent / "oidc_provider"
 
@@ -70,28 +70,7 @@ def oidc_peer():
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
     env.update(PEER_DIR=str(workdir), PEER_PORT=str(port), PEER_SECRET_KEY=secrets.token_urlsafe(40),
                PEER_CONTROL_TOKEN=token, PEER_KEY_FILE=str(key_file))
-    log = open(workdir / "peer.log", "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen([sys.executable, str(PEER_DIR / "run.py")], cwd=PEER_DIR, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{url}/o/.well-known/openid-configuration", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            log.close()
-            raise RuntimeError(f"the OIDC provider did not start: {(workdir / 'peer.log').read_text()[-2000:]}")
-        time.sleep(0.2)
-    try:
+    for _process in peer_running([sys.executable, str(PEER_DIR / "run.py")], env=env, workdir=workdir, cwd=PEER_DIR,
+                                 ready_url=f"{url}/o/.well-known/openid-configuration", what="OIDC provider"):
         yield OidcPeer(url=url, control_token=token)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
