@@ -5,6 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
+from audit.models import AccessAction, AccessEntry
 from institutions.jobs import job_create
 from institutions.models import JobKind
 from interventions.models import RiskSnapshot
@@ -52,6 +53,9 @@ def test_what_if_recomputes_risk_with_the_live_model_and_refuses_what_cannot_cha
     # Nothing was stored: the student's values are unchanged.
     student.refresh_from_db()
     assert student.features["units_approved"] == 1.0
+    # The access log holds the one what-if that answered (the refused ones showed no risk).
+    assert list(AccessEntry.objects.for_institution(a.institution).filter(action=AccessAction.WHAT_IF).values_list(
+        "student_id", "actor_user_id")) == [(student.pk, a.advisor.pk)]
 
     client.force_login(a.viewer)
     assert post_what_if(client, student, {"units_approved": 30}).status_code == 403
