@@ -46,6 +46,11 @@ def test_templates_have_no_inline_styles(template):
     assert finder.problems == [], f"{template.relative_to(TEMPLATES)}: {finder.problems} (use a class in app.css)"
 
 
+def test_htmx_is_told_not_to_add_a_style_element():
+    base = (TEMPLATES / "base.html").read_text()
+    assert """<meta name="htmx-config" content='{"includeIndicatorStyles": false}'>""" in base
+
+
 @pytest.mark.django_db
 def test_every_page_carries_a_policy_without_inline_script_or_style(client, tenants):
     a, _ = tenants
