@@ -9,7 +9,8 @@ class PredictionSettingsForm(forms.ModelForm):
         model = PredictionSettings
         fields = [
             "flag_rule", "flag_threshold", "flag_capacity", "band_medium_from", "band_high_from",
-            "auto_promote", "min_training_size", "max_auc_drop", "max_fairness_gap", "min_fairness_group_size",
+            "auto_promote", "min_training_size", "max_auc_drop", "max_brier_increase", "max_fairness_gap",
+            "min_fairness_group_size",
             "search_iterations",
             "rescore_schedule", "retrain_schedule", "schedule_hour", "rescore_after_import",
         ]

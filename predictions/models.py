@@ -135,6 +135,12 @@ class PredictionSettings(TenantModel):
         help_text="How much lower a candidate's ROC-AUC may be than the live model's configuration refitted on "
                   "the candidate's training rows, both measured on the candidate's holdout.",
     )
+    max_brier_increase = models.FloatField(
+        default=0.01, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="How much higher (worse) a candidate's Brier score, the error of its risks as probabilities, may "
+                  "be than the live model's configuration refitted on the candidate's training rows, both measured "
+                  "on the candidate's holdout.",
+    )
     min_fairness_group_size = models.PositiveIntegerField(
         default=30, validators=[MinValueValidator(2), MaxValueValidator(100_000)],
         help_text="Groups of a protected attribute with fewer students are shown on the model card with "

@@ -157,21 +157,42 @@ def _fairness_check(fairness: dict, settings: PredictionSettings, labels: dict[s
     }
 
 
-def _auc_check(*, comparison: dict, live: ModelVersion, settings: PredictionSettings) -> dict:
+def _versus_live(comparison: dict, metric: str) -> tuple[float, str, str]:
+    """How much worse the candidate is on ``metric`` (positive: worse), both models' values with
+    their intervals, and the paired difference with its interval, as the checks show them."""
     intervals = comparison["intervals"]
-    candidate, reference, difference = (intervals["candidate"]["roc_auc"], intervals["reference"]["roc_auc"],
-                                        intervals["difference"]["roc_auc"])
-    drop = reference["value"] - candidate["value"]
+    candidate, reference, difference = (intervals[side][metric] for side in ("candidate", "reference", "difference"))
+    worse = candidate["value"] - reference["value"]
+    shown = (f"{candidate['value']:.3f} ({candidate['low']:.3f}–{candidate['high']:.3f}) vs "
+             f"{reference['value']:.3f} ({reference['low']:.3f}–{reference['high']:.3f})")
+    paired = (f"difference {difference['value']:+.3f} "
+              f"(95% CI {difference['low']:+.3f} to {difference['high']:+.3f})")
+    return (-worse if metric == "roc_auc" else worse), shown, paired
+
+
+def _auc_check(*, comparison: dict, live: ModelVersion, settings: PredictionSettings) -> dict:
+    drop, shown, paired = _versus_live(comparison, "roc_auc")
     return {
         "name": "auc_vs_live",
         "label": f"Not worse than live model v{live.number} on students neither model was trained on",
         "passed": drop <= settings.max_auc_drop,
-        "detail": (f"ROC-AUC {candidate['value']:.3f} ({candidate['low']:.3f}–{candidate['high']:.3f}) vs "
-                   f"{reference['value']:.3f} ({reference['low']:.3f}–{reference['high']:.3f}) for v{live.number}'s "
-                   f"configuration refitted on the same {comparison['training_rows']} training students, on "
-                   f"{comparison['rows']} held-out students; difference {difference['value']:+.3f} "
-                   f"(95% CI {difference['low']:+.3f} to {difference['high']:+.3f}); allowed drop "
-                   f"{settings.max_auc_drop:.3f}"),
+        "detail": (f"ROC-AUC {shown} for v{live.number}'s configuration refitted on the same "
+                   f"{comparison['training_rows']} training students, on {comparison['rows']} held-out students; "
+                   f"{paired}; allowed drop {settings.max_auc_drop:.3f}"),
+    }
+
+
+def _brier_check(*, comparison: dict, live: ModelVersion, settings: PredictionSettings) -> dict:
+    """The candidate's risks as probabilities: its Brier score (lower is better) may be at most
+    ``max_brier_increase`` above the refitted live configuration's, on the same unseen students;
+    judged on the value of the difference, with its paired interval shown, as the AUC check is."""
+    increase, shown, paired = _versus_live(comparison, "brier")
+    return {
+        "name": "brier_vs_live",
+        "label": f"Risks as well calibrated as live model v{live.number}'s on the same students",
+        "passed": increase <= settings.max_brier_increase,
+        "detail": (f"Brier score {shown} for v{live.number}'s refitted configuration (lower is better); {paired}; "
+                   f"allowed increase {settings.max_brier_increase:.3f}"),
     }
 
 
@@ -179,7 +200,8 @@ def model_gate_evaluate(
     *, institution: Institution, candidate: ModelVersion, model, data: frames.TrainingData,
     settings: PredictionSettings,
 ) -> dict:
-    """The promotion gate: minimum training size, ROC-AUC against the live model, fairness gaps.
+    """The promotion gate: minimum training size, ROC-AUC and Brier score against the live model,
+    fairness gaps.
 
     Candidate and live model are compared on students neither was trained on: the live model's
     configuration is refitted on the candidate's training rows and both score the candidate's
@@ -219,6 +241,7 @@ def model_gate_evaluate(
                 "live_refit": result["live_refit"],
             }
             checks.append(_auc_check(comparison=comparison, live=live, settings=settings))
+            checks.append(_brier_check(comparison=comparison, live=live, settings=settings))
     checks.append(_fairness_check(candidate.fairness, settings, _feature_labels(candidate.model_card or {})))
     return {"passed": all(check["passed"] for check in checks), "checks": checks, "comparison": comparison,
             "evaluated_at": timezone.now().isoformat()}

@@ -91,10 +91,16 @@ def test_a_retrained_candidate_no_worse_than_live_is_promoted_by_the_gate_and_sh
         entry = intervals[side]["roc_auc"]
         assert entry["low"] <= entry["value"] <= entry["high"]
 
+    brier = next(c for c in candidate.gate["checks"] if c["name"] == "brier_vs_live")
+    brier_difference = intervals["difference"]["brier"]
+    assert brier["passed"] is True and brier_difference["value"] <= 0.01  # the default allowed increase
+    assert f"(95% CI {brier_difference['low']:+.3f} to {brier_difference['high']:+.3f})" in brier["detail"]
+
     client.force_login(retrained_a.admin)
     page = client.get(reverse("model-detail", args=["alpha", candidate.number])).content.decode()
     difference = intervals["difference"]["roc_auc"]
     assert "students neither model was trained on" in page
+    assert f"Risks as well calibrated as live model v{live.number}" in page
     assert f"{difference['low']:.3f} to {difference['high']:.3f}" in page
     assert f"refitted on the candidate's {comparison['training_rows']} training students" in page
     # B's admin cannot see A's comparison.
@@ -123,3 +129,31 @@ def test_groups_below_the_minimum_size_are_shown_with_their_size_but_do_not_gate
     low, high = female["intervals"]["tpr"]
     assert f"<td class=\"text-end\">{female['count']}</td>" in page
     assert f"({low:.2f}–{high:.2f})" in page
+
+
+def test_a_candidate_ranking_as_well_as_live_but_with_worse_calibrated_risks_fails_on_its_brier_score():
+    """Risks pushed towards 0 and 1 rank students exactly as before (the same ROC-AUC) but say
+    "certain" where the truth is 60%: the AUC check cannot see it, the Brier check does."""
+    from ml.intervals import paired_bootstrap
+    from predictions.models import PredictionSettings
+    from predictions.services.training import _auc_check, _brier_check
+
+    rng = np.random.default_rng(5)
+    live_risk = rng.uniform(0.05, 0.95, 600)
+    outcome = (rng.random(600) < live_risk).astype(int)  # the live risks are calibrated
+    overconfident = 1 / (1 + np.exp(-4 * np.log(live_risk / (1 - live_risk))))  # same order, extreme
+    comparison = {"intervals": paired_bootstrap(outcome, overconfident, live_risk, resamples=300, seed=1),
+                  "rows": 600, "training_rows": 1400}
+    settings = PredictionSettings(max_auc_drop=0.01, max_brier_increase=0.01)
+    live = ModelVersion(number=1)
+
+    auc = _auc_check(comparison=comparison, live=live, settings=settings)
+    brier = _brier_check(comparison=comparison, live=live, settings=settings)
+
+    assert auc["passed"] is True and comparison["intervals"]["difference"]["roc_auc"]["value"] == pytest.approx(0)
+    difference = comparison["intervals"]["difference"]["brier"]
+    assert difference["value"] > 0.01 and difference["low"] > 0  # clearly worse, not noise
+    assert brier["passed"] is False and "allowed increase 0.010" in brier["detail"]
+    # The same risks judged against themselves pass.
+    same = {**comparison, "intervals": paired_bootstrap(outcome, live_risk, live_risk, resamples=300, seed=1)}
+    assert _brier_check(comparison=same, live=live, settings=settings)["passed"] is True

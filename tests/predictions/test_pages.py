@@ -130,14 +130,15 @@ def test_settings_page_saves_gate_and_creates_schedules_in_the_database(client, 
     data = {
         "flag_rule": "capacity", "flag_threshold": 0.5, "flag_capacity": 25, "band_medium_from": 0.25,
         "band_high_from": 0.55, "auto_promote": "on", "min_training_size": 150, "max_auc_drop": 0.02,
-        "max_fairness_gap": 0.15, "min_fairness_group_size": 40, "search_iterations": 4, "rescore_schedule": "daily",
+        "max_brier_increase": 0.005, "max_fairness_gap": 0.15, "min_fairness_group_size": 40, "search_iterations": 4,
+        "rescore_schedule": "daily",
         "retrain_schedule": "weekly", "schedule_hour": 3, "rescore_after_import": "on",
     }
     response = client.post(reverse("prediction-settings", args=["alpha"]), data)
     assert response.status_code == 302
     saved = PredictionSettings.objects.for_institution(a.institution).get()
     assert (saved.flag_rule, saved.flag_capacity, saved.min_training_size) == ("capacity", 25, 150)
-    assert saved.min_fairness_group_size == 40
+    assert saved.min_fairness_group_size == 40 and saved.max_brier_increase == 0.005
     tasks = {t.task: t for t in PeriodicTask.objects.filter(name__contains=f"institution-{a.institution.pk}")}
     assert set(tasks) == {"predictions.tasks.scheduled_rescore", "predictions.tasks.scheduled_retrain"}
     rescore = tasks["predictions.tasks.scheduled_rescore"]
@@ -155,7 +156,8 @@ def test_settings_page_rejects_bands_in_the_wrong_order_and_saves_nothing(client
     client.force_login(tenant_a.admin)
     response = client.post(reverse("prediction-settings", args=["alpha"]), {
         "flag_rule": "threshold", "flag_threshold": 0.5, "flag_capacity": 25, "band_medium_from": 0.7,
-        "band_high_from": 0.4, "min_training_size": 150, "max_auc_drop": 0.02, "max_fairness_gap": 0.15,
+        "band_high_from": 0.4, "min_training_size": 150, "max_auc_drop": 0.02, "max_brier_increase": 0.01,
+        "max_fairness_gap": 0.15,
         "min_fairness_group_size": 30, "search_iterations": 4, "rescore_schedule": "daily",
         "retrain_schedule": "weekly", "schedule_hour": 3,
     })
