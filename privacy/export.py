@@ -153,9 +153,12 @@ def _access_log(institution, student) -> Iterator[dict]:
 def _other_linked(student: Student) -> dict[str, list[dict]]:
     """Rows of every other table with a foreign key to the student (e.g. need-to-know grants)."""
     found = {}
-    for relation in Student._meta.related_objects:
+    # Hidden relations too (related_name="+"): most tenant tables point at the student that way.
+    relations = [f for f in Student._meta.get_fields(include_hidden=True)
+                 if f.auto_created and not f.concrete and (f.one_to_many or f.one_to_one)]
+    for relation in relations:
         model = relation.related_model
-        if model._meta.label in SECTIONED or relation.many_to_many:
+        if model._meta.label in SECTIONED:
             continue
         rows = model._base_manager.filter(**{relation.field.name: student}).order_by("pk")
         listed = [{key: _plain(value) for key, value in model_to_dict(row).items()} for row in rows]

@@ -17,6 +17,7 @@ from institutions.scoping import institution_scope
 from institutions.webhooks import webhook_endpoint_create
 from interventions.models import RiskSnapshot
 from interventions.services import (
+    access_grant_create,
     flag_raise,
     intervention_create,
     intervention_type_create_defaults,
@@ -78,6 +79,8 @@ def build_subject(tenant, client, capture) -> Subject:
                             notes=f"Came with {NAME} to the meeting; discussed the timetable.")
         flag_raise(institution=institution, student=student, reason=f"{NAME} missed three tutorials",
                    raised_by=tenant.advisor)
+        access_grant_create(institution=institution, student=student, user_id=tenant.advisor.pk,
+                            reason=f"Covering for {NAME}'s advisor", granted_by=tenant.admin)
         ActivityEvent.objects.for_institution(institution).create(
             student=student, occurred_at=timezone.now(), kind="view", course="MATH101", count=3, event_id="lms-1")
         access_record(institution=institution, accessor=Accessor(name=tenant.admin.username, user_id=tenant.admin.pk),

@@ -38,6 +38,8 @@ def test_the_export_holds_the_record_history_predictions_interventions_flags_act
     assert document["webhook_deliveries"] and all(
         d["payload"]["external_id"] == EXTERNAL_ID for d in document["webhook_deliveries"])
     assert [entry["by"] for entry in document["access_log"]] == [a.admin.username]
+    grants = document["other_linked_records"]["student access grants"]
+    assert [(g["user"], g["reason"]) for g in grants] == [(a.advisor.pk, f"Covering for {NAME}'s advisor")]
     # Nothing of another student.
     assert "KEEP-0001" not in response.content.decode()
     # The export itself is a read of the record, in the access log.
