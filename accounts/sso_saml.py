@@ -185,6 +185,12 @@ def saml_acs(request, provider_id: str):
     """The IdP posts the signed answer here (HTTP-POST binding)."""
     idp = _provider(provider_id)
     raw = request.POST.get("SAMLResponse", "")
+    if request.POST.get("hop") != "1" and settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        # The IdP's page posts from another site, so the browser leaves out the session cookie
+        # (SameSite=Lax): post the same answer again from a page of this site, which carries it.
+        return render(request, "accounts/saml_continue.html",
+                      {"provider": idp, "saml_response": raw[:MAX_RESPONSE_BYTES],
+                       "relay_state": request.POST.get("RelayState", "")[:100]})
     if not raw or len(raw) > MAX_RESPONSE_BYTES:
         return sign_in_refused(request, idp, "The identity provider sent no answer, or one too large.")
     try:

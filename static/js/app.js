@@ -1,11 +1,16 @@
 // Behaviour any page may use, declared in the markup instead of inline handlers, so that a
 // Content-Security-Policy can forbid inline script:
 //   <form data-confirm="Question?">   asks before submitting;
-//   <input data-select-on-focus>       selects its whole value on focus (secrets shown once).
+//   <input data-select-on-focus>       selects its whole value on focus (secrets shown once);
+//   <form data-auto-submit>            is submitted once the page has loaded (its button stays, for no script).
 document.addEventListener("submit", function (event) {
   const question = event.target.dataset ? event.target.dataset.confirm : undefined;
   if (question && !window.confirm(question)) event.preventDefault();
 });
 document.addEventListener("focusin", function (event) {
   if (event.target.matches && event.target.matches("[data-select-on-focus]")) event.target.select();
+});
+document.addEventListener("DOMContentLoaded", function () {
+  const form = document.querySelector("form[data-auto-submit]");
+  if (form) form.submit();
 });
