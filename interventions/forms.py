@@ -39,6 +39,15 @@ class FlagForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
         help_text="Why does this student need attention? Colleagues will see this.",
     )
+    assigned_to = forms.ChoiceField(
+        label="Route to", required=False,
+        help_text="Someone to follow it up (with need-to-know access on, they see this student while it is open).",
+    )
+
+    def __init__(self, *args, advisor_choices: list[tuple[int, str]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assigned_to"].choices = [("", "Nobody in particular"),
+                                              *[(str(pk), name) for pk, name in advisor_choices]]
 
 
 class FlagResolveForm(forms.Form):

@@ -273,7 +273,7 @@ class StudentProfileView(StudentObjectMixin, StudentAccessRecordedMixin, Institu
             today=timezone.localdate(),
             intervention_form=InterventionForm(type_choices=[(t.pk, t.label) for t in types])
             if types else None,
-            flag_form=FlagForm(),
+            flag_form=FlagForm(advisor_choices=intervention_selectors.advisor_choices(institution=self.institution)),
             history_data=[{"date": row["created_at"].strftime("%Y-%m-%d"), "risk": round(100 * row["risk"], 1)}
                           for row in history],
             factor_data=[{"label": f["text"] or f["label"], "contribution": f["contribution"]} for f in factors],
@@ -336,11 +336,19 @@ class FlagCreateView(StudentObjectMixin, InstitutionPageMixin, View):
 
     def post(self, request, *args, **kwargs):
         student = self.get_student()
-        form = FlagForm(request.POST)
+        form = FlagForm(request.POST,
+                        advisor_choices=intervention_selectors.advisor_choices(institution=self.institution))
         if form.is_valid():
-            intervention_services.flag_raise(institution=self.institution, student=student, raised_by=request.user,
-                                reason=form.cleaned_data["reason"])
-            messages.success(request, "Flag raised. You will see here when someone resolves it.")
+            try:
+                intervention_services.flag_raise(
+                    institution=self.institution, student=student, raised_by=request.user,
+                    reason=form.cleaned_data["reason"], assigned_to=form.cleaned_data["assigned_to"] or None)
+            except intervention_services.InterventionRuleError as exc:
+                messages.error(request, " ".join(" ".join(v) for v in exc.errors.values()))
+            else:
+                messages.success(request, "Flag raised. You will see here when someone resolves it.")
+        elif "assigned_to" in form.errors:
+            messages.error(request, "Route the flag to an advisor or administrator from the list.")
         else:
             messages.error(request, "Say why this student needs attention.")
         return HttpResponseRedirect(reverse("student-detail", args=[self.institution.slug, student.pk]) + "#flags")

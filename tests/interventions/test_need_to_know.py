@@ -298,3 +298,21 @@ def test_api_routes_a_flag_to_an_advisor(api_client, world):
     assert refused.status_code == 400 and "assigned_to" in refused.json().get("errors", refused.json())
     api_client.force_login(a.advisor)
     assert api_client.get(f"{API}/students/{a.loose[0].pk}/").status_code == 200
+
+
+def test_a_flag_raised_on_the_profile_and_routed_to_a_colleague_shows_them_the_student(client, world):
+    a, _ = world
+    student = a.students[1]
+    client.force_login(a.colleague)
+    assert page(client, "student-detail", student.pk).status_code == 404
+    client.force_login(a.advisor)
+    profile = page(client, "student-detail", student.pk)
+    assert f'value="{a.colleague.pk}"' in profile.content.decode()  # the "Route to" choice
+    url = reverse("flag-create", args=["alpha", student.pk])
+    client.post(url, {"reason": "needs a tutor", "assigned_to": a.viewer.pk})  # not a choice: refused
+    assert not Flag.objects.for_institution(a.institution).filter(student=student, reason="needs a tutor").exists()
+    client.post(url, {"reason": "needs a tutor", "assigned_to": a.colleague.pk})
+    flag = Flag.objects.for_institution(a.institution).get(student=student, reason="needs a tutor")
+    assert flag.assigned_to == a.colleague
+    client.force_login(a.colleague)
+    assert page(client, "student-detail", student.pk).status_code == 200
