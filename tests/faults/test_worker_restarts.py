@@ -22,7 +22,15 @@ from institutions.models import JobStatus
 from predictions.models import Prediction
 from tests.servers import alive, wait_for
 
-from .conftest import CHUNK, CURRENT, assert_healed, heal, reconnect_broker, trained_with_a_queued_rescore
+from .conftest import (
+    CHUNK,
+    CURRENT,
+    assert_healed,
+    heal,
+    reconnect_broker,
+    sweep_after_lease,
+    trained_with_a_queued_rescore,
+)
 from .conftest import job_of as _job
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -46,7 +54,15 @@ def test_a_worker_killed_while_redis_drops_mid_rescore_is_restarted_and_the_job_
     wait_for(lambda: not alive(first), timeout=10)
     running = _job(institution, job.pk)
     assert running.status == JobStatus.RUNNING
-    assert 0 < Prediction.objects.for_institution(institution).filter(job=job).count() < CURRENT
+    at_kill = Prediction.objects.for_institution(institution).filter(job=job).count()
+    assert at_kill % chunk == 0 and 0 < at_kill < CURRENT  # whole chunks only
+
+    # Beat's sweeper, once the lease ran out: queued again, not left running; with Redis still
+    # down it cannot be sent yet, and says so on the job.
+    assert sweep_after_lease(institution, job.pk)["requeued"] == 1
+    requeued = _job(institution, job.pk)
+    assert requeued.status == JobStatus.QUEUED and "stopped responding" in requeued.stage
+    assert "Could not reach the task queue" in requeued.dispatch_error
 
     # The supervisor starts it again, without anyone asking.
     restarted = wait_for(lambda: pid_file.exists() and int(pid_file.read_text()) != first
@@ -55,7 +71,7 @@ def test_a_worker_killed_while_redis_drops_mid_rescore_is_restarted_and_the_job_
     own_broker.start()  # back, empty: the task's message is gone with it
     reconnect_broker()
 
-    finished = heal(institution, job.pk, log=workers.log)
+    finished = heal(institution, job.pk, log=workers.log)  # the dispatcher sends it to the new Redis
     assert finished.attempts == 2
     assert_healed(institution, finished, other=tenant_b.institution)
     log = workers.log.read_text()
