@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from .services import access_record_for_request, list_filters
+from .services import access_record_for_request, filter_text, list_filters
 
 RECORDED_PAGE_METHODS = ("GET", "HEAD", "POST")
 
@@ -85,7 +85,7 @@ class AccessRecordedAPIMixin:
             filters, student_id = list_filters(request.query_params, student_parameter=self.access_student_parameter)
             for key in ("page", "cursor"):
                 if request.query_params.get(key):
-                    filters[key] = request.query_params[key][:100]
+                    filters[key] = filter_text(request.query_params[key])
             return {"filters": filters, "student_id": url_student or student_id, "result_count": len(items)}
         data = data if isinstance(data, dict) else {}
         object_id = data.get("id") if self.access_student_field != "id" else None

@@ -79,11 +79,17 @@ def list_filters(query, *, student_parameter: str | None = None) -> tuple[dict, 
             if student_id is not None:
                 continue
         if key in FREE_TEXT_PARAMETERS:
-            filters[key[:MAX_FILTER_VALUE_CHARS]] = WITHHELD
+            filters[filter_text(key)] = WITHHELD
             continue
-        cut = [value[:MAX_FILTER_VALUE_CHARS] for value in values[:5]]
-        filters[key[:MAX_FILTER_VALUE_CHARS]] = cut[0] if len(cut) == 1 else cut
+        cut = [filter_text(value) for value in values[:5]]
+        filters[filter_text(key)] = cut[0] if len(cut) == 1 else cut
     return filters, student_id
+
+
+def filter_text(value: str) -> str:
+    """A query parameter's text as an entry keeps it: cut to 100 characters, and a NUL (which a
+    jsonb value cannot hold, and which a hostile query string may carry) shown as U+FFFD."""
+    return value[:MAX_FILTER_VALUE_CHARS].replace("\x00", "\ufffd")
 
 
 def _possible_id(value) -> int | None:
