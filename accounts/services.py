@@ -69,7 +69,9 @@ def invitation_create(
     link = invitation_link(institution=institution, raw_token=raw_token, base_url=base_url)
     context = {"institution": institution, "invitation": invitation, "link": link,
                "invited_by": invited_by, "valid_days": settings.INVITATION_VALID_DAYS}
-    # Sent inside the transaction: if the mail server refuses, no invitation is left behind.
+    # Queued for the worker (accounts/mail.py), which delivers and retries: a mail server that is
+    # down never fails this. A backend that sends at once (EMAIL_BACKEND=smtp, set by hand) and
+    # fails leaves no invitation behind.
     try:
         send_mail(
             subject=f"You are invited to {institution.name} on dropout_platform",

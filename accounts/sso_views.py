@@ -10,7 +10,7 @@ from django.views.generic import TemplateView
 
 from institutions.view_mixins import InstitutionPageMixin
 
-from .models import IdentityProvider, SsoIdentity
+from .models import IdentityProvider, SsoIdentity, SsoProtocol
 from .sso import (
     IdentityProviderError,
     email_domain,
@@ -109,6 +109,12 @@ class IdentityProviderEditView(InstitutionPageMixin, TemplateView):
         context["editing"] = form.instance.pk is not None
         if form.instance.pk:
             context["callback_url"] = callback_url(self.request, form.instance)
+            if form.instance.protocol == SsoProtocol.SAML:
+                from .sso_saml import sp_entity_id
+
+                context["saml_metadata_url"] = self.request.build_absolute_uri(
+                    reverse("saml_metadata", kwargs={"provider_id": form.instance.allauth_provider_id}))
+                context["saml_sp_entity_id"] = sp_entity_id(self.request, form.instance)
         return context
 
     def post(self, request, *args, **kwargs):

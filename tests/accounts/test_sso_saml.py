@@ -199,6 +199,9 @@ def test_an_admin_sets_up_saml_from_the_metadata_url_and_bad_metadata_is_refused
     assert client.post(url, {**form, "saml_metadata_url": saml_peer.metadata_url}).status_code == 302
     provider = IdentityProvider.objects.for_institution(a.institution).get()
     assert provider.saml_idp_entity_id == saml_peer.metadata_url
+    edit = client.get(reverse("sso-provider-edit", args=["alpha", provider.pk])).content.decode()
+    metadata_url = f"http://testserver/accounts/sso/saml/{provider.allauth_provider_id}/metadata/"
+    assert f'id="sso-saml-metadata-url">{metadata_url}<' in edit and f'id="sso-saml-entity-id">{metadata_url}<' in edit
     assert not IdentityProvider.objects.for_institution(b.institution).exists()
     client.force_login(b.admin)
     assert client.get(reverse("sso-provider-edit", args=["alpha", provider.pk])).status_code == 404
