@@ -187,7 +187,8 @@ class SsoIdentity(TenantModel):
     class Meta(TenantModel.Meta):
         ordering = ["institution_id", "provider_id", "subject"]
         constraints = [
-            models.UniqueConstraint(fields=["provider", "subject"], name="sso_identity_unique_subject"),
+            # Led by the institution, as every tenant table's index is (tests/institutions/test_scoping.py).
+            models.UniqueConstraint(fields=["institution", "provider", "subject"], name="sso_identity_unique_subject"),
             models.UniqueConstraint(fields=["provider", "user"], name="sso_identity_one_per_user_and_provider"),
         ]
 
