@@ -91,7 +91,7 @@ def raw_copy(path: Path, columns: int) -> float:
     text_columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(f"c{i}")) for i in range(columns))
     with connection.cursor() as cursor, path.open(encoding="utf-8") as handle:
         cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
-        cursor.execute(sql.SQL("CREATE TABLE {} ({})").format(table, text_columns))
+        cursor.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(table, text_columns))
         cursor.copy_expert(sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, DELIMITER ';', HEADER true)").format(table),
                            handle)
         cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(table))

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "interventions",
     "privacy",
     "workspace",
+    "dbguard",
 ]
 
 MIDDLEWARE = [
@@ -121,7 +122,21 @@ else:
 DATABASES["default"].update(
     CONN_MAX_AGE=env_int("DATABASE_CONN_MAX_AGE", default=60),
     CONN_HEALTH_CHECKS=True,
+    # Django's backend plus the database-level tenancy guard (docs/tenancy.md, "Database-level guard").
+    ENGINE="dropout_platform.postgres",
 )
+# The two roles (docs/operations.md, "Database roles"): application connections act as
+# DATABASE_APP_ROLE (SET ROLE after connecting; it owns nothing, so row-level security binds it);
+# `migrate` runs as the owner, DATABASE_OWNER_URL's login where it is set, else DATABASE_URL's.
+DATABASE_APP_ROLE = env_str("DATABASE_APP_ROLE", default="dropout_app")
+DATABASE_OWNER = {}
+if DATABASE_OWNER_URL := env_str("DATABASE_OWNER_URL", default=""):
+    _owner = dj_database_url.parse(DATABASE_OWNER_URL)
+    if _owner["ENGINE"] != "django.db.backends.postgresql" or _owner["NAME"] != DATABASES["default"]["NAME"]:
+        raise ImproperlyConfigured(
+            "DATABASE_OWNER_URL must point at the same PostgreSQL database as DATABASE_URL, as the owner of its tables"
+        )
+    DATABASE_OWNER = {key: _owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
 # No JIT: page queries are short, index-driven and LIMITed, but on a large institution their
 # estimated cost crosses jit_above_cost and compiling costs seconds (measured: 3.5 s of a
 # 3.8 s flagged-list request with 50,000 students) while saving nothing.

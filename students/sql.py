@@ -17,8 +17,8 @@ The convention every ``<app>/sql.py`` follows (``tests/test_sql_modules.py`` che
   ``%(institution_id)s``, to filter by it or to write it: the institution comes from the
   caller's scope, never from the data. So no ``COPY`` goes straight into a tenant table: rows are
   COPYed into a temporary stage table and moved from there by a statement that binds the
-  institution. The one exception is table maintenance (``ANALYZE``), which returns no rows and
-  changes none.
+  institution. The one exception is table maintenance (``ANALYZE``, or ``app_table_analyze()``
+  which runs it as the owner), which returns no rows and changes none.
 - Only these modules hand SQL to ``cursor.execute`` or ``copy_expert``; the callers pass the
   constants.
 """
@@ -109,18 +109,21 @@ CONSTRAINTS_IMMEDIATE = sql.SQL("SET CONSTRAINTS ALL IMMEDIATE")
 
 # The planner's estimate of the institution's number of students: whether its statistics know of
 # a load (see ``service._statistics_stale``).
-STUDENTS_PLANNED = sql.SQL(
-    "EXPLAIN (FORMAT JSON) SELECT 1 FROM {students} WHERE institution_id = %(institution_id)s"
-).format(students=_STUDENTS)
+# Asked of app_planned_rows(), which plans it as the owner: the application's own plan would carry
+# the row-level security condition, whose selectivity the planner can only guess.
+STUDENTS_PLANNED = sql.SQL("SELECT app_planned_rows({students}, %(institution_id)s)").format(
+    students=sql.Literal(Student._meta.db_table))
 
 # Statistics of the columns queries select, join or sort students by. Not the features (statistics
 # of whole jsonb documents do not help plan queries on single features, and computing them was a
 # good part of the ANALYZE's time), nor the free text and dates no query filters on (name and
 # email are only searched by substring, which statistics barely inform): a third less time.
 _UNANALYZED = frozenset({"features", "name", "email", "outcome_date", "created_at"})
-STUDENTS_ANALYZE = sql.SQL("ANALYZE {students} ({columns})").format(
-    students=_STUDENTS,
-    columns=_columns(*(field.column for field in Student._meta.concrete_fields if field.name not in _UNANALYZED)),
+# Only an owner may ANALYZE a table, and the application acts as a role that owns none
+# (docs/tenancy.md, "Database-level guard"): app_table_analyze() runs it as the owner.
+STUDENTS_ANALYZE = sql.SQL("SELECT app_table_analyze({students}, {columns})").format(
+    students=sql.Literal(Student._meta.db_table),
+    columns=sql.Literal([field.column for field in Student._meta.concrete_fields if field.name not in _UNANALYZED]),
 )
 
 # An import's progress, written through a second connection so that pollers see it while the
