@@ -13,6 +13,7 @@ import datetime
 import json
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIRequestFactory
 
@@ -21,7 +22,7 @@ from predictions.api_students import StudentViewSet
 from students import orm_bypass, sql
 from students.api import StudentSerializer
 from students.models import EnrolmentStatus, Outcome, Student
-from tests.api.test_student_reads import plan_nodes
+from tests.api.test_student_reads import INSTITUTION_ID_INDEXES, plan_nodes
 from tests.factories import StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -159,7 +160,10 @@ def test_the_bypass_page_reads_its_keys_through_the_institution_id_index_without
                 Student(institution=tenant.institution, external_id=f"M{chunk}-{i:03d}") for i in range(count)
             )
     with connection.cursor() as cursor:
+        # As the owner (the login): the application role may not VACUUM (docs/tenancy.md).
+        cursor.execute("RESET ROLE")
         cursor.execute("VACUUM ANALYZE students_student")
+        cursor.execute("SET ROLE " + connection.ops.quote_name(settings.DATABASE_APP_ROLE))
         cursor.execute("SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off")
         cursor.execute(
             b"EXPLAIN (ANALYZE, FORMAT JSON) " + sql.API_STUDENT_PAGE.as_string(cursor.connection).encode(),
@@ -170,7 +174,7 @@ def test_the_bypass_page_reads_its_keys_through_the_institution_id_index_without
     nodes = list(plan_nodes(plan[0]["Plan"]))
     assert sum(node.get("Rows Removed by Filter", 0) for node in nodes) == 0, plan
     keys = [node for node in nodes if node["Node Type"] == "Index Only Scan"]
-    assert keys and {node["Index Name"] for node in keys} == {"student_inst_id"}, plan
+    assert keys and {node["Index Name"] for node in keys} <= INSTITUTION_ID_INDEXES, plan
 
 
 def test_the_apis_plain_reads_do_go_through_the_bypass_and_filtered_ones_do_not(tenants, client_a):
