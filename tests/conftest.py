@@ -131,13 +131,15 @@ def celery_worker_started(name: str = "", extra_env: dict | None = None, logleve
     else:
         process.kill()
         raise RuntimeError(f"celery worker did not answer a ping within 60 s; see {log.name}")
-    yield {"process": process, "queue": queue, "env": env, "log": log.name}
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    try:  # a finally, so that closing the generator (not only exhausting it) stops the worker
+        yield {"process": process, "queue": queue, "env": env, "log": log.name}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
 
 
 @pytest.fixture
