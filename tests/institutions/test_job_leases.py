@@ -14,6 +14,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from institutions.db_roles import owner_session
 from institutions.jobs import (
     JobCancelled,
     JobLeaseLost,
@@ -223,12 +224,14 @@ def test_dispatcher_holds_a_follow_up_until_the_job_before_it_finishes(tenant_a)
 def _kill_own_backend() -> None:
     """End this connection's server process from another connection, as a database restart does."""
     pid = connection.cursor().connection.info.backend_pid
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    finally:
-        other.close()
+    # As the owner (the login): the application role may not end a backend whose login is a superuser.
+    with owner_session():
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        finally:
+            other.close()
 
 
 @pytest.mark.django_db(transaction=True)
