@@ -65,6 +65,14 @@ def _run(schema_editor, statement: str) -> None:
 CURRENT_INSTITUTION_FUNCTION = "app_current_institution"
 
 
+def row_security_rule() -> str:
+    """The policy's rule. The function is wrapped in a scalar subquery so that PostgreSQL evaluates
+    it once per statement (an InitPlan), not once per row: a count over 10,000 students took
+    10.2 ms with the bare call and 6.9 ms wrapped, against 3.2 ms as the owner (docs/benchmarks.md)."""
+    current = f"(SELECT {CURRENT_INSTITUTION_FUNCTION}())"
+    return f"({current} IS NULL OR institution_id = {current})"
+
+
 def _name(table: str, suffix: str) -> str:
     from django.db.backends.utils import truncate_name
 
@@ -213,8 +221,7 @@ class TenantRowSecurity(migrations.operations.base.Operation):
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         table = schema_editor.quote_name(_model(to_state, app_label, self.model_name)._meta.db_table)
-        current = f"{CURRENT_INSTITUTION_FUNCTION}()"
-        rule = f"({current} IS NULL OR institution_id = {current})"
+        rule = row_security_rule()
         _run(schema_editor, f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         _run(schema_editor, f"CREATE POLICY {RLS_POLICY} ON {table} USING {rule} WITH CHECK {rule}")
 
