@@ -79,6 +79,7 @@ def build_institution(slug: str = SLUG) -> tuple[str, list[int]]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+    from audit.models import AccessEntry
     from institutions.api_keys import ALL_SCOPES, api_key_create
     from institutions.models import Institution
     from students.models import FeatureDefinition, FeatureKind, Student
@@ -113,13 +114,20 @@ def build_institution(slug: str = SLUG) -> tuple[str, list[int]]:
     # Production PostgreSQL runs autovacuum, which keeps the planner's statistics and the
     # visibility map (index-only COUNT) current; a freshly loaded scratch database may not have
     # had it run yet (or run with autovacuum off), so do its work once here.
+    # As the tables' owner: the application role may not VACUUM or ANALYZE them (PostgreSQL skips
+    # them with only a warning, and the planner then guesses a handful of rows per institution).
     from django.db import connection
 
-    with connection.cursor() as cursor:
+    from institutions.db_roles import owner_connection
+
+    with owner_connection(), connection.cursor() as cursor:
         cursor.execute("SHOW autovacuum")
         print(f"PostgreSQL autovacuum: {cursor.fetchone()[0]}; running VACUUM ANALYZE on the bench tables")
-        for model in (Student, Institution):
+        for model in (Student, Institution, AccessEntry):
             cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+        cursor.execute("SELECT count(*) FROM pg_stat_user_tables WHERE relname = %s AND last_analyze IS NOT NULL",
+                       [Student._meta.db_table])
+        assert cursor.fetchone()[0] == 1, "VACUUM ANALYZE did not reach the students table"
     _key, raw_key = api_key_create(institution=institution, name="bench", scopes=list(ALL_SCOPES),
                                    rate_per_minute=10_000_000)
     ids = list(students.values_list("pk", flat=True))
