@@ -26,6 +26,7 @@ from institutions.api.errors import error_body
 
 from . import tasks  # noqa: F401 - registers the import job runner
 from .importing import ImportFileError, mapping_from_dict
+from .importing.errors import STORAGE_ERROR_CODES
 from .importing.selectors import access_import_upload
 from .importing.uploads import (
     import_changes_file,
@@ -33,7 +34,6 @@ from .importing.uploads import (
     import_upload_set_mapping,
     import_upload_start,
 )
-from .upload_files import STORAGE_ERROR_CODES
 
 FILE_ERROR_STATUS = {
     "file_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,

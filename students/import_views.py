@@ -173,7 +173,7 @@ class ImportReadAgainView(ImportPageMixin, View):
 
 
 def _report(job: Job | None) -> ImportReport | None:
-    if job is None or not job.result or "file_error" in job.result:
+    if job is None or not job.result or "file_error" in job.result or "storage_error" in job.result:
         return None
     return ImportReport.from_dict(job.result)
 

@@ -10,7 +10,6 @@ it was, in words an operator can act on; the next upload works as soon as there 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import time
@@ -22,21 +21,18 @@ from django.utils import timezone
 
 from institutions.models import ACTIVE_JOB_STATUSES, Institution
 
-from .importing.errors import ImportFileError
+from .importing.errors import storage_error
 from .models import ImportUpload, ImportUploadStatus
 
 logger = logging.getLogger(__name__)
 
 PARTIAL_SUFFIX = ".partial"
-# Codes of refusals that are the server's, not the file's (the API answers them with 503).
-STORAGE_ERROR_CODES = ("storage_full", "storage_read_only", "storage_unavailable")
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def upload_file_write(target: Path, chunks) -> None:
     """Write ``chunks`` (bytes) to ``target``, all or nothing. Raises ImportFileError with one of
-    :data:`STORAGE_ERROR_CODES` when the disk refuses; no partial file is left behind."""
+    :data:`.importing.errors.STORAGE_ERROR_CODES` when the disk refuses; no partial file is left
+    behind."""
     partial = target.with_name(target.name + PARTIAL_SUFFIX)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -51,19 +47,6 @@ def upload_file_write(target: Path, chunks) -> None:
             partial.unlink()
         logger.error("could not store an upload at %s: %s", target, exc)
         raise storage_error(exc) from exc
-
-
-def storage_error(exc: OSError) -> ImportFileError:
-    if exc.errno in _FULL:
-        return ImportFileError("storage_full", (
-            "The server's upload storage is full, so the file was not saved (nothing was imported). "
-            "Try again later; if it persists, ask the operator to free space in the media folder."))
-    if exc.errno in _READ_ONLY:
-        return ImportFileError("storage_read_only", (
-            "The server cannot write uploaded files right now (its media folder is read-only), so the file was "
-            "not saved (nothing was imported). Ask the operator to check the media folder's permissions."))
-    return ImportFileError("storage_unavailable", (
-        f"The server could not save the file ({exc.strerror or exc}); nothing was imported. Try again later."))
 
 
 def import_uploads_expire(*, institution: Institution, now=None) -> dict[str, int]:

@@ -10,17 +10,28 @@ downloadable from the import page and the API; the report keeps the first
 The import service hands this list what its comparison found (``upsert.ChunkWriter.classify``):
 the same comparison that decides what is written, so no stored value of an existing student
 changes without being listed here.
+
+The CSV sits in the media folder beside the uploads. If the disk refuses it (full, over quota,
+read-only), the partial CSV is removed and :class:`~.errors.ImportFileError` is raised with the
+upload's storage codes (``storage_full``, ...); a committing import flushes the list inside its
+transaction (:meth:`ChangeList.close`), so such a refusal rolls the import back rather than leaving
+it written without its list.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from institutions.csv_export import formula_safe_writer
+
+from .errors import storage_error
+
+logger = logging.getLogger(__name__)
 
 MAX_LISTED_CHANGES = 200  # changed lines kept on the report (page and API); all are in the CSV
 MAX_VALUE_CHARS = 200  # a listed value longer than this is cut, with an ellipsis
@@ -57,9 +68,20 @@ class ChangeList:
         self.changed_lines = 0
         self.cleared: Counter[str] = Counter()
         if self._handle is not None:
-            self._handle.seek(0)
-            self._handle.truncate()
-            self._writer.writerow(CHANGES_CSV_HEADER)
+            with self._disk():
+                self._handle.seek(0)
+                self._handle.truncate()
+                self._writer.writerow(CHANGES_CSV_HEADER)
+
+    @contextlib.contextmanager
+    def _disk(self):
+        """Writes to the CSV: one the disk refuses leaves no partial file and stops the import."""
+        try:
+            yield
+        except OSError as exc:
+            logger.error("could not write an import's list of changes at %s: %s", self.path, exc)
+            self.discard()
+            raise storage_error(exc, what="the import's list of changes") from exc
 
     def _csv(self):
         if self._writer is None and self.path is not None:
@@ -91,26 +113,41 @@ class ChangeList:
             changed[record.row] = (CREATED, None)
         for _values, changes, record in updates:
             changed[record.row] = (UPDATED, changes)
-        for record in records:
-            action, changes = changed.get(record.row, (UNCHANGED, None))
-            if action == UPDATED:
-                for name, (old, new) in changes.items():
-                    self._line(record.row, record.external_id, UPDATED, name, old, new)
-            else:
-                self._line(record.row, record.external_id, action)
+        with self._disk():
+            for record in records:
+                action, changes = changed.get(record.row, (UNCHANGED, None))
+                if action == UPDATED:
+                    for name, (old, new) in changes.items():
+                        self._line(record.row, record.external_id, UPDATED, name, old, new)
+                else:
+                    self._line(record.row, record.external_id, action)
 
     def close(self) -> None:
-        if self._handle is not None:
+        """Put the whole CSV on disk (flushed and fsynced) and close it. A committing import calls
+        this before its transaction commits: a disk that refuses the last lines then undoes the import."""
+        if self._handle is None:
+            return
+        with self._disk():
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
             self._handle.close()
-            self._handle = None
-            self._writer = None
+        self._handle = None
+        self._writer = None
 
     def discard(self) -> None:
-        """Close and delete the CSV (the import was refused: there is nothing to list)."""
-        self.close()
-        if self.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.path)
+        """Close and delete the CSV (the import was refused, or the disk refused the list)."""
+        handle, self._handle, self._writer = self._handle, None, None
+        if handle is not None:
+            with contextlib.suppress(OSError):  # its unwritten lines are not wanted
+                handle.close()
+        if self.path is None:
+            return
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # a folder turned read-only: nothing links to the file; the log says where it is
+            logger.warning("could not remove an import's unfinished list of changes at %s: %s", self.path, exc)
 
     def summary(self) -> dict:
         return {"changes": list(self.listed), "changed_lines": self.changed_lines,

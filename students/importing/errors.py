@@ -1,7 +1,9 @@
-"""What can be wrong with an import: the whole file (one message) or single cells (a report)."""
+"""What can be wrong with an import: the whole file (one message), single cells (a report), or
+the server's storage (disk full, read-only or missing media folder: the server's fault, not the file's)."""
 
 from __future__ import annotations
 
+import errno
 from dataclasses import asdict, dataclass
 
 MAX_VALUE_CHARS = 200
@@ -33,6 +35,27 @@ class ImportFileError(Exception):
 
     def as_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "details": self.details}
+
+
+# Codes of refusals that are the server's, not the file's (the API answers them with 503).
+STORAGE_ERROR_CODES = ("storage_full", "storage_read_only", "storage_unavailable")
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def storage_error(exc: OSError, *, what: str = "the file") -> ImportFileError:
+    """The refusal for a write the disk refused; ``what``: what was not saved (the uploaded file,
+    an import's list of changes), for a message that says so."""
+    if exc.errno in _FULL:
+        return ImportFileError("storage_full", (
+            f"The server's upload storage is full, so {what} was not saved (nothing was imported). "
+            "Try again later; if it persists, ask the operator to free space in the media folder."))
+    if exc.errno in _READ_ONLY:
+        return ImportFileError("storage_read_only", (
+            f"The server cannot write uploaded files right now (its media folder is read-only), so {what} was "
+            "not saved (nothing was imported). Ask the operator to check the media folder's permissions."))
+    return ImportFileError("storage_unavailable", (
+        f"The server could not save {what} ({exc.strerror or exc}); nothing was imported. Try again later."))
 
 
 @dataclass(frozen=True)

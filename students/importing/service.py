@@ -274,10 +274,10 @@ def import_file(
                 valid_rows_only=valid_rows_only, source=source, actor=actor, job=job, progress=progress,
                 chunk_rows=chunk_rows, changes=changes, expected_students=expected_students,
             )
+        changes.close()  # a dry run's list; a commit's is closed inside its transaction
     except BaseException:
         changes.discard()
         raise
-    changes.close()
     if commit and report.has_errors and not report.committed:  # refused: nothing was written
         changes.discard()
     else:
@@ -387,6 +387,8 @@ def _import_file(*, institution: Institution, path: Path | str, mapping: ImportM
         if commit:
             _write(institution, spec, reader, info, report, writer, pending, students_before, chunk_rows,
                    report_progress, total, changes, actor=actor, source=source)
+            # On disk before the commit: a list the disk refuses (full, read-only) undoes the import.
+            changes.close()
     if commit:
         _refresh_statistics(institution, report.created)
     report.committed = commit

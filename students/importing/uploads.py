@@ -6,7 +6,6 @@ that commits them ends, or the upload is discarded.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import uuid
@@ -34,7 +33,7 @@ from .. import sql
 from ..models import ChangeSource, ImportUpload, ImportUploadStatus, StudentChange
 from ..signals import import_committed
 from ..upload_files import upload_file_write
-from .errors import ImportFileError
+from .errors import STORAGE_ERROR_CODES, ImportFileError
 from .mapping import ImportMappingSpec, mapping_from_dict
 from .reading import check_size
 from .service import (
@@ -105,8 +104,14 @@ def import_upload_create_from_path(*, institution: Institution, path: Path, user
 
 
 def _delete_file(upload: ImportUpload) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.remove(upload_path(upload))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        # A read-only media folder: what was decided (committed, refused) stands; the retention
+        # clean-up (upload_files.import_uploads_expire) removes the file once the folder is writable.
+        logger.warning("could not remove the file of import upload %s: %s", upload.pk, exc)
 
 
 def import_upload_discard(*, upload: ImportUpload) -> None:
@@ -258,6 +263,12 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
                 "were written since it started (by a newer import, the API or a person). Running it now would "
                 "overwrite newer data with this older file, so nothing was written. Validate the file again if "
                 "it is still wanted.")
+        if exc.code in STORAGE_ERROR_CODES:
+            # The server's disk refused the list of changes: the file is fine and kept, nothing was
+            # written (the commit's transaction rolled back), and the same upload can run again.
+            job_fail(job, error=exc.message, result={"storage_error": exc.as_dict()})
+            _reopen_upload(upload)
+            return None
         job_fail(job, error=exc.message, result={"file_error": exc.as_dict()})
         if exc.code == "students_changed":  # the file is fine: keep it, to be validated again
             _reopen_upload(upload)
