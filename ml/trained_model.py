@@ -21,7 +21,7 @@ from ml.calibration import Calibrator
 from ml.config import TrainingConfig
 from ml.encoding import FeatureEncoder
 from ml.errors import ArtifactFormatError, InvalidChangeError
-from ml.explanation import TreeShapComputer, build_explanations
+from ml.explanation import TreeShapComputer, build_explanations, observed_rates
 from ml.metrics import classification_metrics
 from ml.schema import FeatureSpec, category_string, is_missing, specs_by_key
 
@@ -113,13 +113,34 @@ class TrainedModel:
         values, base, _ = self.explain_columns(frame)
         return values @ self.encoder.fold_matrix(), base
 
+    @cached_property
+    def base_risk(self) -> float:
+        """The calibrated risk at the SHAP base value: where every explanation's points start."""
+        return float(self.calibrator.apply(np.array([self._shap_computer().expected_value()]))[0])
+
     def explain(self, frame: pd.DataFrame, top_k: int = 5) -> list[dict[str, Any]]:
-        """Per row: risk, base value, raw score, folded contributions and top-k factors in words."""
+        """Per row: risk, base value and risk, raw score, folded contributions in log-odds and in
+        points of the shown risk, and the top-k factors in words."""
         values, base, _ = self.explain_columns(frame)
         folded = values @ self.encoder.fold_matrix()
         raw = folded.sum(axis=1) + base
         risk = self.calibrator.apply(raw)
-        return build_explanations(frame, self.encoder.specs, folded, base, risk, top_k)
+        base_risk = float(self.calibrator.apply(np.array([base]))[0])
+        return build_explanations(frame, self.encoder.specs, folded, base, risk, top_k, base_risk=base_risk,
+                                  calibrate=self.calibrator.apply, rates=self.metadata.get("observed_rates"))
+
+    def record_observed_rates(self, frame: pd.DataFrame, outcome: pd.Series | Sequence[int]) -> None:
+        """Keep, in the artifact, the training students' dropout rate per value group of each
+        feature, so no factor sentence contradicts what was observed (``ml.explanation``)."""
+        rates = observed_rates(frame, np.asarray(outcome, dtype=int), self.encoder.specs)
+        self.metadata["observed_rates"] = rates
+        self.metadata.setdefault("model_card", {})["explanations"] = {
+            "base_value": self._shap_computer().expected_value(),
+            "base_risk": self.base_risk,
+            "observed_rate_students": rates["overall"][0],
+            "observed_rate": rates["overall"][1] / rates["overall"][0] if rates["overall"][0] else None,
+        }
+        self.__dict__.pop("sha256", None)
 
     # -- what-if ------------------------------------------------------------------------------
     def validate_change(self, key: str, value: Any) -> None:

@@ -286,13 +286,31 @@ def student_risk_history(*, institution: Institution, student: Student, limit: i
 
 
 def student_factor_bars(factors: list[dict]) -> list[dict]:
-    """Factors as signed bars: the widths are relative to the largest contribution shown."""
-    largest = max((abs(float(f.get("contribution") or 0.0)) for f in factors), default=0.0) or 1.0
+    """Factors as signed bars, relative to the largest shown: in points of the shown risk, or in
+    log-odds for predictions stored before factors carried points (their text says no points)."""
+    unit = "points" if factors and all("points" in f for f in factors) else "contribution"
+    size = [float(f.get(unit) or 0.0) for f in factors]
+    largest = max((abs(value) for value in size), default=0.0) or 1.0
     return [
-        {**factor, "width": round(100 * abs(float(factor.get("contribution") or 0.0)) / largest, 1),
-         "raises": float(factor.get("contribution") or 0.0) > 0}
-        for factor in factors
+        {**factor, "width": round(100 * abs(value) / largest, 1),
+         "raises": float(factor.get("contribution") or 0.0) > 0, "in_points": unit == "points"}
+        for factor, value in zip(factors, size, strict=True)
     ]
+
+
+def student_risk_breakdown(latest) -> dict | None:
+    """Where the shown risk comes from: the model's base risk, the shown factors' points, and all
+    the other values together, adding up to the shown risk (None for older predictions, whose
+    model or factors carry no points)."""
+    if latest is None:
+        return None
+    factors = latest.prediction.factors or []
+    base_risk = ((latest.model_version.model_card or {}).get("explanations") or {}).get("base_risk")
+    if base_risk is None or not factors or not all("points" in f for f in factors):
+        return None
+    shown = sum(float(f["points"]) for f in factors)
+    total = 100 * (float(latest.prediction.risk) - float(base_risk))
+    return {"base_risk": float(base_risk), "shown_points": shown, "other_points": total - shown, "total_points": total}
 
 
 class WhatIfError(ValueError):

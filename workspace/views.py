@@ -254,11 +254,12 @@ class StudentProfileView(StudentObjectMixin, StudentAccessRecordedMixin, Institu
         student = self.get_student()
         latest = latest_prediction_for_student(institution=self.institution, student=student)
         factors = selectors.student_factor_bars(latest.prediction.factors if latest else [])
+        breakdown = selectors.student_risk_breakdown(latest)
         history = selectors.student_risk_history(institution=self.institution, student=student)
         feature_rows = selectors.student_feature_rows(institution=self.institution, student=student)
         types = intervention_selectors.intervention_type_list(institution=self.institution, active_only=True)
         context.update(
-            student=student, latest=latest, factors=factors, feature_rows=feature_rows,
+            student=student, latest=latest, factors=factors, breakdown=breakdown, feature_rows=feature_rows,
             what_if_rows=[row for row in feature_rows if row["definition"].actionable],
             timeline=intervention_selectors.student_timeline(
                 institution=self.institution, student=student, user=self.request.user, membership=self.membership

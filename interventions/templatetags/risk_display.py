@@ -31,3 +31,12 @@ def person(user, fallback: str = "unknown") -> str:
     if user is None:
         return fallback
     return user.get_full_name() or user.get_username()
+
+
+@register.filter
+def points(value) -> str:
+    """Signed percentage points of the shown risk: 12.34 -> "+12.3 points"; missing -> an em dash."""
+    if value is None or value == "":
+        return "—"
+    number = float(value)
+    return f"{'+' if number > 0 else '−' if number < 0 else ''}{abs(number):.1f} points"

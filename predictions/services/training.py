@@ -61,6 +61,8 @@ def model_version_train(
         data.frame[keys], data.outcome, specs, _training_config(settings, search_iterations=search_iterations),
         cohort=data.cohort, progress=progress,
     )
+    # Factor sentences are checked against what these students' outcomes showed (ml.explanation).
+    model.record_observed_rates(data.frame[keys], data.outcome)
     artifact = model.to_artifact()
     card = model.model_card
     with transaction.atomic():
