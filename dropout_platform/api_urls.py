@@ -3,6 +3,14 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from courses.api import (
+    AcademicSessionViewSet,
+    CourseViewSet,
+    EnrolmentViewSet,
+    InstructorViewSet,
+    RosterImportViewSet,
+    SectionViewSet,
+)
 from institutions.api.views import InstitutionDetailView, JobViewSet, MyInstitutionListView
 from institutions.api.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from interventions.api import CaseloadAssignmentView, FlagViewSet, InterventionTypeViewSet, InterventionViewSet
@@ -31,6 +39,12 @@ router.register("interventions", InterventionViewSet, basename="api-intervention
 router.register("flags", FlagViewSet, basename="api-flag")
 router.register("model-versions", ModelVersionViewSet, basename="api-model-version")
 router.register("predictions", LatestPredictionViewSet, basename="api-latest-prediction")
+router.register("terms", AcademicSessionViewSet, basename="api-term")
+router.register("courses", CourseViewSet, basename="api-course")
+router.register("sections", SectionViewSet, basename="api-section")
+router.register("instructors", InstructorViewSet, basename="api-instructor")
+router.register("enrolments", EnrolmentViewSet, basename="api-enrolment")
+router.register("roster-imports", RosterImportViewSet, basename="api-roster-import")
 
 urlpatterns = [
     path("institutions/", MyInstitutionListView.as_view(), name="api-institution-list"),

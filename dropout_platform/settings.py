@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "students",
+    "courses",
     "predictions",
     "interventions",
     "privacy",
@@ -277,6 +278,10 @@ IMPORT_MAX_NEW_FEATURES = env_int("IMPORT_MAX_NEW_FEATURES", default=200)
 IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES = env_int("IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES", default=100 * 1024 * 1024)
 IMPORT_XLSX_MAX_SHARED_STRINGS = env_int("IMPORT_XLSX_MAX_SHARED_STRINGS", default=500_000)
 IMPORT_XLSX_MAX_CELLS = env_int("IMPORT_XLSX_MAX_CELLS", default=5_000_000)
+# The OneRoster roster import (docs/imports.md, "Courses and sections: OneRoster"): the CSV text of
+# a zip once inflated (counted while inflating), and the rows of all its files together.
+ROSTER_IMPORT_MAX_UNCOMPRESSED_BYTES = env_int("ROSTER_IMPORT_MAX_UNCOMPRESSED_BYTES", default=200 * 1024 * 1024)
+ROSTER_IMPORT_MAX_ROWS = env_int("ROSTER_IMPORT_MAX_ROWS", default=300_000)
 
 # Webhooks: HTTPS only and never to private addresses, except on a debug laptop or in tests.
 WEBHOOK_ALLOW_HTTP_LOOPBACK = env_bool("WEBHOOK_ALLOW_HTTP_LOOPBACK", default=DEBUG)

@@ -32,6 +32,7 @@ SCOPE_FAMILIES: dict[str, str] = {
     "interventions": "Interventions, flags and caseload assignments",
     "activity": "LMS activity events and the features derived from them",
     "webhooks": "Webhook endpoints and their delivery log",
+    "courses": "Courses, sections, terms, instructors and enrolments (the OneRoster roster)",
 }
 ALL_SCOPES: tuple[str, ...] = tuple(f"{family}:{level}" for family in SCOPE_FAMILIES for level in ("read", "write"))
 
@@ -61,9 +62,10 @@ MODEL_FAMILY: dict[str, str] = {
     "institutions.job": "imports",
     "institutions.webhookendpoint": "webhooks",
     "institutions.webhookdelivery": "webhooks",
+    "courses.rosterimport": "imports",
 }
 # Apps whose every endpoint belongs to one family.
-APP_FAMILY: dict[str, str] = {"predictions": "predictions", "interventions": "interventions"}
+APP_FAMILY: dict[str, str] = {"predictions": "predictions", "interventions": "interventions", "courses": "courses"}
 
 KEY_PREFIX = "dpk"
 LAST_USED_RESOLUTION = timedelta(minutes=1)

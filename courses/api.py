@@ -1,0 +1,244 @@
+"""REST API for courses, sections, terms, instructors and enrolments, and the OneRoster import.
+
+Reads: ``courses/``, ``sections/``, ``terms/``, ``instructors/``, ``enrolments/`` (each with its
+detail). The import: ``POST roster-imports/`` (multipart: the export's zip or its CSV files)
+answers 201 with the preview and writes nothing else; ``POST roster-imports/<id>/confirm/``
+applies it; ``POST roster-imports/<id>/discard/`` drops it.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, parsers, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from institutions.api.base import InstitutionViewSet
+from institutions.api.errors import error_body
+from students.importing.errors import ImportFileError
+
+from .models import AcademicSession, Course, Enrolment, Instructor, RosterImport, Section
+from .oneroster import STUDENT_ID_FIELDS
+from .roster_import import (
+    RosterInvalid,
+    RosterPreviewStale,
+    roster_import_confirm,
+    roster_import_discard,
+    roster_import_preview,
+)
+from .selectors import (
+    academic_session_list,
+    access_academic_session,
+    access_course,
+    access_enrolment,
+    access_instructor,
+    access_roster_import,
+    access_section,
+    course_list,
+    enrolment_list,
+    instructor_list,
+    roster_import_list,
+    section_list,
+)
+
+
+class AcademicSessionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AcademicSession
+        fields = ["id", "source_id", "title", "kind", "start_date", "end_date", "school_year", "updated_at"]
+
+
+class CourseSerializer(serializers.ModelSerializer):
+    section_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Course
+        fields = ["id", "source_id", "title", "course_code", "org_name", "section_count", "updated_at"]
+
+
+class SectionSerializer(serializers.ModelSerializer):
+    course = serializers.IntegerField(source="course_id")
+    terms = serializers.SerializerMethodField()
+    instructors = serializers.SerializerMethodField()
+    enrolment_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Section
+        fields = ["id", "source_id", "course", "title", "class_code", "class_type", "location", "periods",
+                  "school_name", "terms", "instructors", "enrolment_count", "updated_at"]
+
+    def get_terms(self, section) -> list[int]:
+        return [link.term_id for link in section.section_terms.all()]
+
+    def get_instructors(self, section) -> list[dict]:
+        return [{"id": link.instructor_id, "name": link.instructor.display_name, "primary": link.primary}
+                for link in section.teaching.all()]
+
+
+class InstructorSerializer(serializers.ModelSerializer):
+    sections = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Instructor
+        fields = ["id", "source_id", "given_name", "family_name", "email", "identifier", "sections", "updated_at"]
+
+    def get_sections(self, instructor) -> list[dict]:
+        return [{"id": link.section_id, "title": link.section.title, "primary": link.primary}
+                for link in instructor.teaching.all()]
+
+
+class EnrolmentSerializer(serializers.ModelSerializer):
+    section = serializers.IntegerField(source="section_id")
+    student = serializers.IntegerField(source="student_id")
+    student_external_id = serializers.CharField(source="student.external_id")
+
+    class Meta:
+        model = Enrolment
+        fields = ["id", "source_id", "section", "student", "student_external_id", "begin_date", "end_date",
+                  "updated_at"]
+
+
+class RosterImportSerializer(serializers.ModelSerializer):
+    uploaded_by = serializers.CharField(source="uploaded_by.get_username", default=None)
+    committed_by = serializers.CharField(source="committed_by.get_username", default=None)
+
+    class Meta:
+        model = RosterImport
+        fields = ["id", "original_name", "sha256", "size", "options", "status", "preview", "result",
+                  "uploaded_by", "committed_by", "committed_at", "created_at"]
+
+
+class RosterUploadSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False,
+                                  help_text="The export's zip, or orgs.csv, academicSessions.csv, courses.csv, "
+                                            "classes.csv, users.csv and enrollments.csv (as repeated 'files' parts)")
+    student_id_field = serializers.ChoiceField(choices=STUDENT_ID_FIELDS, default="sourcedId",
+                                               help_text="The users.csv column that holds the student's external_id")
+
+
+class _ReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionViewSet):
+    read_capability = "view_students"
+    write_capability = "manage_data"
+    keyset_pagination = False
+    selector = None
+    accessor = None
+
+    def filter_scoped_queryset(self, queryset):
+        return type(self).selector(institution=self.institution)
+
+    def access_object(self, object_id):
+        return type(self).accessor(institution=self.institution, **{self.accessor_argument: object_id})
+
+
+class AcademicSessionViewSet(_ReadViewSet):
+    """Terms, semesters, school years and grading periods (OneRoster academicSessions)."""
+
+    model = AcademicSession
+    serializer_class = AcademicSessionSerializer
+    selector, accessor, accessor_argument = academic_session_list, access_academic_session, "academic_session_id"
+
+
+class CourseViewSet(_ReadViewSet):
+    model = Course
+    serializer_class = CourseSerializer
+    selector, accessor, accessor_argument = course_list, access_course, "course_id"
+
+
+class SectionFilter(django_filters.FilterSet):
+    course = django_filters.NumberFilter(field_name="course_id")
+    term = django_filters.NumberFilter(field_name="section_terms__term_id", distinct=True)
+    instructor = django_filters.NumberFilter(field_name="teaching__instructor_id", distinct=True)
+
+
+class SectionViewSet(_ReadViewSet):
+    """Sections (OneRoster classes) with their course, terms, instructors and number of students."""
+
+    model = Section
+    serializer_class = SectionSerializer
+    filterset_class = SectionFilter
+    selector, accessor, accessor_argument = section_list, access_section, "section_id"
+
+
+class InstructorViewSet(_ReadViewSet):
+    """Instructors (no account on the platform) and the sections they teach."""
+
+    model = Instructor
+    serializer_class = InstructorSerializer
+    selector, accessor, accessor_argument = instructor_list, access_instructor, "instructor_id"
+
+
+class EnrolmentFilter(django_filters.FilterSet):
+    section = django_filters.NumberFilter(field_name="section_id")
+    student = django_filters.NumberFilter(field_name="student_id")
+
+
+class EnrolmentViewSet(_ReadViewSet):
+    """Students enrolled in sections."""
+
+    model = Enrolment
+    serializer_class = EnrolmentSerializer
+    filterset_class = EnrolmentFilter
+    selector, accessor, accessor_argument = enrolment_list, access_enrolment, "enrolment_id"
+
+
+def _refusal(exc) -> Response:
+    if isinstance(exc, RosterInvalid):
+        return Response(error_body(code="roster_invalid", message=(
+            f"The roster has {exc.errors.total} problem(s); nothing was imported. Each is listed with its file, "
+            "row and column."), errors={"rows": exc.errors.items}), status=status.HTTP_400_BAD_REQUEST)
+    code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.code == "file_too_large" else status.HTTP_400_BAD_REQUEST
+    return Response(error_body(code=exc.code, message=exc.message, errors={"files": [exc.message]}), status=code)
+
+
+class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionViewSet):
+    """OneRoster imports: upload for a preview (201, nothing imported), then confirm or discard."""
+
+    model = RosterImport
+    serializer_class = RosterImportSerializer
+    read_capability = "manage_data"
+    write_capability = "manage_data"
+    api_scope = "imports"
+    keyset_pagination = False
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+
+    def filter_scoped_queryset(self, queryset):
+        return roster_import_list(institution=self.institution)
+
+    def access_object(self, object_id):
+        return access_roster_import(institution=self.institution, roster_import_id=object_id)
+
+    @extend_schema(request={"multipart/form-data": RosterUploadSerializer}, responses={201: RosterImportSerializer})
+    def create(self, request, *args, **kwargs):
+        upload = RosterUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        try:
+            roster = roster_import_preview(
+                institution=self.institution, uploaded_files=upload.validated_data["files"], user=request.user,
+                student_id_field=upload.validated_data["student_id_field"])
+        except (ImportFileError, RosterInvalid) as exc:
+            return _refusal(exc)
+        return Response(RosterImportSerializer(roster).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: RosterImportSerializer, 409: RosterImportSerializer})
+    @action(detail=True, methods=["post"])
+    def confirm(self, request, *args, **kwargs):
+        roster = self.get_object()
+        try:
+            roster = roster_import_confirm(institution=self.institution, roster_import=roster, user=request.user)
+        except (ImportFileError, RosterInvalid) as exc:
+            return _refusal(exc)
+        except RosterPreviewStale:
+            roster.refresh_from_db()
+            body = error_body(code="roster_preview_changed", message=(
+                "The institution's data changed since this preview, so nothing was imported. The preview now shows "
+                "what the import would do; review it and confirm again."))
+            body["roster_import"] = RosterImportSerializer(roster).data
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        return Response(RosterImportSerializer(roster).data)
+
+    @extend_schema(request=None, responses={200: RosterImportSerializer})
+    @action(detail=True, methods=["post"])
+    def discard(self, request, *args, **kwargs):
+        roster = roster_import_discard(institution=self.institution, roster_import=self.get_object())
+        return Response(RosterImportSerializer(roster).data)

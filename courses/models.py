@@ -1,0 +1,214 @@
+"""Courses, their sections (OneRoster "classes"), terms, instructors and who is enrolled where.
+
+Every row carries the ``source_id`` of the student information system's OneRoster export (its
+``sourcedId``), the upsert key of the roster import: unique per institution. Instructors are
+people without an account on the platform (a survey reaches them by email). A student enrolment
+links a section to a :class:`students.models.Student` of the same institution (matched by the
+student's ``external_id``); a teaching assignment links a section to an instructor.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from institutions.scoping import TenantModel
+
+
+class SessionKind(models.TextChoices):
+    SCHOOL_YEAR = "schoolYear", "School year"
+    TERM = "term", "Term"
+    SEMESTER = "semester", "Semester"
+    GRADING_PERIOD = "gradingPeriod", "Grading period"
+
+
+class AcademicSession(TenantModel):
+    """A term, semester, school year or grading period (OneRoster ``academicSessions.csv``)."""
+
+    source_id = models.CharField(max_length=255)
+    title = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=SessionKind.choices)
+    start_date = models.DateField()
+    end_date = models.DateField()
+    school_year = models.CharField(max_length=16, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "-start_date", "title"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "source_id"], name="academic_session_unique_source_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Course(TenantModel):
+    source_id = models.CharField(max_length=255)
+    title = models.CharField(max_length=255)
+    course_code = models.CharField(max_length=100, blank=True)
+    org_name = models.CharField(max_length=255, blank=True, help_text="The school or department offering it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "course_code", "title"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "source_id"], name="course_unique_source_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.course_code} {self.title}".strip()
+
+
+class Section(TenantModel):
+    """One class of a course in one or more terms (OneRoster ``classes.csv``)."""
+
+    source_id = models.CharField(max_length=255)
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="sections", db_index=False)
+    title = models.CharField(max_length=255)
+    class_code = models.CharField(max_length=100, blank=True)
+    class_type = models.CharField(max_length=32, blank=True, help_text="scheduled or homeroom")
+    location = models.CharField(max_length=255, blank=True)
+    periods = models.CharField(max_length=255, blank=True)
+    school_name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "class_code", "title"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "source_id"], name="section_unique_source_id"),
+        ]
+        indexes = [models.Index(fields=["institution", "course"], name="section_inst_course")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class SectionTerm(TenantModel):
+    """A section runs in a term (``classes.csv`` ``termSourcedIds`` may list several)."""
+
+    section = models.ForeignKey(Section, on_delete=models.CASCADE, related_name="section_terms", db_index=False)
+    term = models.ForeignKey(AcademicSession, on_delete=models.CASCADE, related_name="section_terms", db_index=False)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "section_id", "term_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "section", "term"], name="section_term_unique"),
+        ]
+        indexes = [models.Index(fields=["institution", "term"], name="section_term_inst_term")]
+
+
+class Instructor(TenantModel):
+    """Someone who teaches sections; needs no account (surveys reach them by email)."""
+
+    source_id = models.CharField(max_length=255)
+    given_name = models.CharField(max_length=200, blank=True)
+    family_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    identifier = models.CharField(max_length=255, blank=True, help_text="The SIS's staff number, if any")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "family_name", "given_name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "source_id"], name="instructor_unique_source_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_name} {self.family_name}".strip() or f"Instructor {self.source_id}"
+
+
+class TeachingAssignment(TenantModel):
+    """An instructor teaches a section (an ``enrollments.csv`` row with role ``teacher``)."""
+
+    source_id = models.CharField(max_length=255)
+    section = models.ForeignKey(Section, on_delete=models.CASCADE, related_name="teaching", db_index=False)
+    instructor = models.ForeignKey(Instructor, on_delete=models.CASCADE, related_name="teaching", db_index=False)
+    primary = models.BooleanField(default=False)
+    begin_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "section_id", "-primary", "instructor_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "source_id"], name="teaching_unique_source_id"),
+        ]
+        indexes = [
+            models.Index(fields=["institution", "section"], name="teaching_inst_section"),
+            models.Index(fields=["institution", "instructor"], name="teaching_inst_instructor"),
+        ]
+
+
+class Enrolment(TenantModel):
+    """A student is enrolled in a section (an ``enrollments.csv`` row with role ``student``)."""
+
+    source_id = models.CharField(max_length=255)
+    section = models.ForeignKey(Section, on_delete=models.CASCADE, related_name="enrolments", db_index=False)
+    student = models.ForeignKey(
+        "students.Student", on_delete=models.CASCADE, related_name="section_enrolments", db_index=False
+    )
+    begin_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "section_id", "student_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "source_id"], name="enrolment_unique_source_id"),
+        ]
+        indexes = [
+            models.Index(fields=["institution", "section", "student"], name="enrolment_inst_section"),
+            models.Index(fields=["institution", "student"], name="enrolment_inst_student"),
+        ]
+
+
+class RosterImportStatus(models.TextChoices):
+    PREVIEWED = "previewed", "Waiting for confirmation"
+    COMMITTED = "committed", "Imported"
+    DISCARDED = "discarded", "Discarded"
+
+
+class RosterImport(TenantModel):
+    """A OneRoster file set on its way from preview to commit, and afterwards the record of it.
+
+    ``pending`` holds the checked rows between preview and confirmation (cleared once committed
+    or discarded, so no copy of the roster outlives the import); ``preview`` holds what the import
+    will change (counts per kind and examples), ``result`` what it did.
+    """
+
+    original_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField(default=0)
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=RosterImportStatus.choices,
+                              default=RosterImportStatus.PREVIEWED)
+    preview = models.JSONField(default=dict, blank=True)
+    pending = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    committed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    committed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["institution", "-created_at"], name="roster_import_inst_created")]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.status})"
