@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, Q, QuerySet, When
 
 from institutions.access import object_for_input_id
 from institutions.models import Institution
@@ -45,10 +45,11 @@ def student_search(*, institution: Institution, query: str = "") -> QuerySet[Stu
     students = Student.objects.for_institution(institution).select_related("advisor")
     query = query.strip()
     if query:
+        # The student whose id is exactly what was typed comes first (the navigation bar's search).
         students = students.filter(
             Q(external_id__icontains=query) | Q(name__icontains=query) | Q(email__icontains=query)
             | Q(program__icontains=query)
-        )
+        ).order_by(Case(When(external_id__iexact=query, then=0), default=1), "external_id", "pk")
     return students
 
 

@@ -146,8 +146,9 @@ def test_workspace_pages_fit_a_phone_screen(live_server, browser, screenshot, ad
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{path} is {overflow}px wider than the phone screen"
         # The collapsed menu opens from its toggle button.
-        page.get_by_role("button", name="Toggle navigation").click()
-        page.get_by_role("link", name="Effectiveness").wait_for(state="visible")
+        page.get_by_role("button", name="Menu").click()
+        page.get_by_role("button", name="Insights").click()
+        page.get_by_role("link", name="Did it help? (effectiveness)").wait_for(state="visible")
         page.wait_for_timeout(600)  # let the menu's transition and the charts' resize settle
         screenshot(page, "dashboard-phone")
     finally:
