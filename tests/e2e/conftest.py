@@ -65,3 +65,38 @@ def log_in(page, live_server, username: str, password: str = "pw-for-tests") -> 
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_load_state("networkidle")
+
+
+def sign_in_through_the_institutions_provider(
+    page, live_server, *, email: str, provider_name: str, provider_heading: str, provider_url: str, username: str,
+    password: str, buttons: tuple[str, ...], slug: str, screenshot, screenshot_names: tuple[str, str],
+) -> None:
+    """The single sign-on walk a person takes: the login page finds their institution's provider by
+    their email address, the provider's own page (``provider_url``) takes their campus username
+    and password, they press ``buttons`` there in turn, and the browser lands in institution
+    ``slug``. ``screenshot_names``: the provider's page before the sign-in, and where they land."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Your email address").fill(email)
+    page.get_by_role("button", name="Sign in with your institution").click()
+    page.get_by_role("button", name=f"Sign in with {provider_name}").click()
+    page.get_by_role("heading", name=provider_heading).wait_for()
+    assert page.url.startswith(provider_url)
+    page.get_by_label("Campus username").fill(username)
+    page.get_by_label("Campus password").fill(password)
+    screenshot(page, screenshot_names[0])
+    for name in buttons:
+        page.get_by_role("button", name=name).click()
+    page.wait_for_url(f"{live_server.url}/i/{slug}/**")
+    page.get_by_role("link", name="My caseload").wait_for()
+    screenshot(page, screenshot_names[1])
+
+
+def assert_an_advisor_of_the_first_institution_only(page, live_server, user, first, second) -> None:
+    """``user`` signed in as an advisor of ``first`` (no admin links) and holds nothing at ``second``,
+    whose pages answer 404."""
+    from institutions.models import Membership, Role
+
+    assert Membership.objects.for_institution(first.institution).get(user=user).role == Role.ADVISOR
+    assert page.get_by_role("link", name="Members").count() == 0  # an advisor, not an admin
+    assert not Membership.objects.for_institution(second.institution).filter(user=user).exists()
+    assert page.goto(f"{live_server.url}/i/{second.institution.slug}/").status == 404

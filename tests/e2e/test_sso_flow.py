@@ -11,11 +11,10 @@ import pytest
 
 from accounts.models import IdentityProvider, SsoIdentity
 from accounts.sso_secrets import secret_open
-from institutions.models import Membership, Role
 from tests.accounts.sso_helpers import PASSWORD
 from tests.peers.oidc import oidc_peer  # noqa: F401 - fixture
 
-from .conftest import log_in
+from .conftest import assert_an_advisor_of_the_first_institution_only, log_in, sign_in_through_the_institutions_provider
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -54,21 +53,10 @@ def test_a_person_signs_in_through_the_campus_provider_and_lands_with_the_mapped
     # A person signs in.
     oidc_peer.add_person("nora", password=PASSWORD, email="nora@alpha.example", groups=["advisors", "staff"],
                          first_name="Nora", last_name="Quinn")
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Your email address").fill("nora@alpha.example")
-    page.get_by_role("button", name="Sign in with your institution").click()
-    page.get_by_role("button", name="Sign in with Alpha Campus Login").click()
-    page.get_by_role("heading", name="Campus identity provider").wait_for()
-    assert page.url.startswith(oidc_peer.url)
-    page.get_by_label("Campus username").fill("nora")
-    page.get_by_label("Campus password").fill(PASSWORD)
-    screenshot(page, "sso-provider-login")
-    page.get_by_role("button", name="Sign in at campus").click()
-    page.wait_for_url(f"{live_server.url}/i/alpha/**")
-    page.get_by_role("link", name="My caseload").wait_for()
-    screenshot(page, "sso-landed")
+    sign_in_through_the_institutions_provider(
+        page, live_server, email="nora@alpha.example", provider_name="Alpha Campus Login",
+        provider_heading="Campus identity provider", provider_url=oidc_peer.url, username="nora", password=PASSWORD,
+        buttons=("Sign in at campus",), slug="alpha", screenshot=screenshot,
+        screenshot_names=("sso-provider-login", "sso-landed"))
     user = SsoIdentity.objects.for_institution(a.institution).get(provider=provider).user
-    assert Membership.objects.for_institution(a.institution).get(user=user).role == Role.ADVISOR
-    assert page.get_by_role("link", name="Members").count() == 0  # an advisor, not an admin
-    assert not Membership.objects.for_institution(b.institution).filter(user=user).exists()
-    assert page.goto(f"{live_server.url}/i/beta/").status == 404
+    assert_an_advisor_of_the_first_institution_only(page, live_server, user, a, b)

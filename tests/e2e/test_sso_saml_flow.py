@@ -9,8 +9,9 @@ import requests
 from django.core.cache import cache
 
 from accounts.models import IdentityProvider, SsoIdentity
-from institutions.models import Membership, Role
 from tests.peers.saml import saml_peer  # noqa: F401 - fixture
+
+from .conftest import assert_an_advisor_of_the_first_institution_only, sign_in_through_the_institutions_provider
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "campus-saml-pw"
@@ -34,23 +35,11 @@ def test_a_person_signs_in_through_the_campus_saml_idp_and_lands_with_the_mapped
     saml_peer.add_person("grace", password=PASSWORD, email="grace@campus.example", affiliations=["faculty", "member"],
                          first_name="Grace", last_name="Hopper")
 
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Your email address").fill("grace@campus.example")
-    page.get_by_role("button", name="Sign in with your institution").click()
-    page.get_by_role("button", name="Sign in with Alpha Shibboleth").click()
-    page.get_by_role("heading", name="Campus SAML IdP").wait_for()
-    assert page.url.startswith(saml_peer.url)
-    page.get_by_label("Campus username").fill("grace")
-    page.get_by_label("Campus password").fill(PASSWORD)
-    screenshot(page, "sso-saml-idp-login")
-    page.get_by_role("button", name="Sign in at the campus").click()
-    page.get_by_role("button", name="Continue to the service").click()
-    page.wait_for_url(f"{live_server.url}/i/alpha/**")
-    page.get_by_role("link", name="My caseload").wait_for()
-    screenshot(page, "sso-saml-landed")
+    sign_in_through_the_institutions_provider(
+        page, live_server, email="grace@campus.example", provider_name="Alpha Shibboleth",
+        provider_heading="Campus SAML IdP", provider_url=saml_peer.url, username="grace", password=PASSWORD,
+        buttons=("Sign in at the campus", "Continue to the service"), slug="alpha", screenshot=screenshot,
+        screenshot_names=("sso-saml-idp-login", "sso-saml-landed"))
     user = SsoIdentity.objects.for_institution(a.institution).get(provider=provider).user
     assert user.email == "grace@campus.example"
-    assert Membership.objects.for_institution(a.institution).get(user=user).role == Role.ADVISOR
-    assert page.get_by_role("link", name="Members").count() == 0  # an advisor, not an admin
-    assert not Membership.objects.for_institution(b.institution).filter(user=user).exists()
-    assert page.goto(f"{live_server.url}/i/beta/").status == 404
+    assert_an_advisor_of_the_first_institution_only(page, live_server, user, a, b)
