@@ -248,3 +248,38 @@ class LatestPrediction(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.student_id}: {self.risk:.2f} (#{self.rank})"
+
+
+class FeedbackReason(models.TextChoices):
+    ALREADY_KNOWN = "already_known", "Already known: we are working with this student"
+    DATA_WRONG = "data_wrong", "The data behind it is wrong"
+    FACTOR_NOT_RELEVANT = "factor_not_relevant", "A factor shown is not relevant for this student"
+    OTHER = "other", "Other (say what in the note)"
+
+
+class RiskFeedback(TenantModel):
+    """An advisor's "this risk looks wrong" about one stored prediction, kept with the model version
+    that made it. Read by people (the model page counts it per version); it never changes a score."""
+
+    student = models.ForeignKey("students.Student", on_delete=models.CASCADE, related_name="+", db_index=False)
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+", db_index=False)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_index=False)
+    risk = models.FloatField(help_text="the risk the advisor saw")
+    reason = models.CharField(max_length=32, choices=FeedbackReason.choices)
+    note = models.TextField(blank=True, max_length=2000)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        verbose_name = "risk feedback"
+        verbose_name_plural = "risk feedback"
+        indexes = [
+            models.Index(fields=["institution", "model_version", "reason"], name="feedback_inst_version"),
+            models.Index(fields=["institution", "student", "-created_at"], name="feedback_inst_student"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id}: {self.reason} on v{self.model_version_id}"

@@ -6,13 +6,21 @@ ranked and flagged); a student's risk over time comes from :func:`prediction_his
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from institutions.access import object_for_input_id
 from institutions.models import Institution, Job, JobKind
 from students.models import Student
 
-from .models import LatestPrediction, ModelStatus, ModelVersion, Prediction, PredictionSettings
+from .models import (
+    FeedbackReason,
+    LatestPrediction,
+    ModelStatus,
+    ModelVersion,
+    Prediction,
+    PredictionSettings,
+    RiskFeedback,
+)
 
 
 def prediction_settings_get(*, institution: Institution) -> PredictionSettings:
@@ -230,3 +238,28 @@ def access_model_version(*, institution: Institution, number: int | str) -> Mode
     """The institution's model version with ``number`` from input (versions are numbered per
     institution); another institution's, a missing one and a malformed number raise the same Http404."""
     return object_for_input_id(model_version_list(institution=institution), number, field="number")
+
+
+def risk_feedback_counts(*, institution: Institution) -> dict[int, dict]:
+    """Per model version number: advisors' feedback in total and per reason (every reason listed)."""
+    counts: dict[int, dict] = {}
+    rows = (RiskFeedback.objects.for_institution(institution).values("model_version__number", "reason")
+            .annotate(n=Count("id")).order_by())
+    for row in rows:
+        entry = counts.setdefault(row["model_version__number"], {
+            "total": 0, "students": 0, "by_reason": [[value, label, 0] for value, label in FeedbackReason.choices]})
+        entry["total"] += row["n"]
+        for item in entry["by_reason"]:
+            if item[0] == row["reason"]:
+                item[2] += row["n"]
+    students = (RiskFeedback.objects.for_institution(institution).values("model_version__number")
+                .annotate(n=Count("student", distinct=True)).order_by())
+    for row in students:
+        counts[row["model_version__number"]]["students"] = row["n"]
+    return counts
+
+
+def risk_feedback_for_student(*, institution: Institution, student: Student) -> QuerySet[RiskFeedback]:
+    return RiskFeedback.objects.for_institution(institution).filter(student=student).select_related(
+        "author", "model_version"
+    )

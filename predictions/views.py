@@ -11,6 +11,7 @@ from institutions.models import Job
 from institutions.view_mixins import InstitutionPageMixin
 
 from .forms import DecisionForm, PredictionSettingsForm, PromoteForm, RejectForm, RescoreForm
+from .models import FeedbackReason
 from .selectors import (
     model_version_latest_candidate,
     model_version_list,
@@ -21,6 +22,7 @@ from .selectors import (
     prediction_job_list,
     prediction_schedule_list,
     prediction_settings_get,
+    risk_feedback_counts,
 )
 from .services.promotion import (
     GateOverrideRequired,
@@ -61,6 +63,8 @@ class ModelVersionListView(InstitutionPageMixin, TemplateView):
             can_manage=self.membership.can("manage_models"),
             rescore_form=RescoreForm(),
             jobs=prediction_job_list(institution=self.institution)[:5],
+            feedback_counts=sorted(risk_feedback_counts(institution=self.institution).items(), reverse=True),
+            feedback_reasons=FeedbackReason.choices,
         )
         return context
 

@@ -30,3 +30,18 @@ class WorklistFilterForm(forms.Form):
         self.fields["advisor"].choices = [("", "Any advisor"), ("none", "Unassigned"),
                                           *[(str(pk), name) for pk, name in advisors]]
         self.fields["sort"].choices = sorts
+
+
+class RiskFeedbackForm(forms.Form):
+    """ "This risk looks wrong" on the student profile; the service checks the rules (a note for "other")."""
+
+    reason = forms.ChoiceField(label="What looks wrong?", choices=())
+    note = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="What you know that the model does not (required for 'other'). Administrators read this "
+                  "beside the model's quality figures; it does not change the score.",
+    )
+
+    def __init__(self, *args, reason_choices: list[tuple[str, str]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].choices = list(reason_choices)

@@ -17,6 +17,7 @@ urlpatterns = [
     path("students/<int:pk>/what-if/", views.StudentWhatIfView.as_view(), name="student-what-if"),
     path("students/<int:pk>/interventions/new/", views.InterventionCreateView.as_view(), name="intervention-create"),
     path("students/<int:pk>/flags/new/", views.FlagCreateView.as_view(), name="flag-create"),
+    path("students/<int:pk>/risk-feedback/", views.RiskFeedbackCreateView.as_view(), name="risk-feedback-create"),
     path("students/<int:pk>/flags/review-model/", views.ModelFlagReviewView.as_view(), name="model-flag-review"),
     path("access-log/", access_log.AccessLogView.as_view(), name="access-log"),
 ]

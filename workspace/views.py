@@ -24,12 +24,19 @@ from institutions.view_mixins import InstitutionPageMixin, int_param
 from interventions import selectors as intervention_selectors
 from interventions import services as intervention_services
 from interventions.forms import CaseloadAssignForm, FlagForm, FlagResolveForm, InterventionForm
-from predictions.selectors import latest_prediction_for_student, model_version_live, prediction_settings_get
+from predictions.models import FeedbackReason
+from predictions.selectors import (
+    latest_prediction_for_student,
+    model_version_live,
+    prediction_settings_get,
+    risk_feedback_for_student,
+)
+from predictions.services.feedback import FeedbackRefused, risk_feedback_record
 from students.models import Student
 from students.selectors import student_outcome_counts
 
 from . import selectors
-from .forms import WorklistFilterForm
+from .forms import RiskFeedbackForm, WorklistFilterForm
 
 
 class _Echo:
@@ -275,6 +282,8 @@ class StudentProfileView(StudentObjectMixin, StudentAccessRecordedMixin, Institu
             intervention_form=InterventionForm(type_choices=[(t.pk, t.label) for t in types])
             if types else None,
             flag_form=FlagForm(advisor_choices=intervention_selectors.advisor_choices(institution=self.institution)),
+            feedback_form=RiskFeedbackForm(reason_choices=FeedbackReason.choices),
+            feedback=risk_feedback_for_student(institution=self.institution, student=student),
             history_data=[{"date": row["created_at"].strftime("%Y-%m-%d"), "risk": round(100 * row["risk"], 1)}
                           for row in history],
             factor_data=[{"label": f["text"] or f["label"], "contribution": f["contribution"]} for f in factors],
@@ -353,6 +362,29 @@ class FlagCreateView(StudentObjectMixin, InstitutionPageMixin, View):
         else:
             messages.error(request, "Say why this student needs attention.")
         return HttpResponseRedirect(reverse("student-detail", args=[self.institution.slug, student.pk]) + "#flags")
+
+
+class RiskFeedbackCreateView(StudentObjectMixin, InstitutionPageMixin, View):
+    """ "This risk looks wrong": stored with the prediction and model version it is about; no score changes."""
+
+    required_capability = "edit_interventions"
+
+    def post(self, request, *args, **kwargs):
+        student = self.get_student()
+        form = RiskFeedbackForm(request.POST, reason_choices=FeedbackReason.choices)
+        if not form.is_valid():
+            messages.error(request, "Choose what looks wrong from the list"
+                           + (" and keep the note under 2,000 characters." if "note" in form.errors else "."))
+        else:
+            try:
+                risk_feedback_record(institution=self.institution, student=student, author=request.user,
+                                     reason=form.cleaned_data["reason"], note=form.cleaned_data["note"])
+            except FeedbackRefused as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, "Thank you: your feedback is recorded with this risk and its model version. "
+                                          "It does not change the score.")
+        return HttpResponseRedirect(reverse("student-detail", args=[self.institution.slug, student.pk]) + "#feedback")
 
 
 class ModelFlagReviewView(StudentObjectMixin, InstitutionPageMixin, View):

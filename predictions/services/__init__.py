@@ -8,5 +8,6 @@
 - ``chunk_store``: storing one scored chunk, crash-safely, and overlapping reads and writes.
 - ``ranking``: rank, percentile, band and flag of every current student.
 - ``schedules``: the institution's beat entries.
+- ``feedback``: advisors' "this risk looks wrong" (it never changes a score).
 - ``jobs``: the lifecycle of a retrain or rescore job, shared by the worker and the command.
 """
