@@ -87,7 +87,8 @@ def sign_in_through_the_institutions_provider(
     for name in buttons:
         page.get_by_role("button", name=name).click()
     page.wait_for_url(f"{live_server.url}/i/{slug}/**")
-    page.get_by_role("link", name="My caseload").wait_for()
+    # The link sits in the closed "Work" menu: present in the page, not visible.
+    page.get_by_role("link", name="My caseload", include_hidden=True).wait_for(state="attached")
     screenshot(page, screenshot_names[1])
 
 
@@ -97,6 +98,7 @@ def assert_an_advisor_of_the_first_institution_only(page, live_server, user, fir
     from institutions.models import Membership, Role
 
     assert Membership.objects.for_institution(first.institution).get(user=user).role == Role.ADVISOR
-    assert page.get_by_role("link", name="Members").count() == 0  # an advisor, not an admin
+    # An advisor, not an admin: no Members link even in the closed menus.
+    assert page.get_by_role("link", name="Members", include_hidden=True).count() == 0
     assert not Membership.objects.for_institution(second.institution).filter(user=user).exists()
     assert page.goto(f"{live_server.url}/i/{second.institution.slug}/").status == 404
