@@ -18,6 +18,7 @@ urlpatterns = [
     path("i/<slug:institution_slug>/", include("interventions.urls")),
     path("i/<slug:institution_slug>/", include("institutions.urls")),
     path("i/<slug:institution_slug>/", include("students.urls")),
+    path("i/<slug:institution_slug>/", include("courses.urls")),
     path("i/<slug:institution_slug>/", include("predictions.urls")),
     path("i/<slug:institution_slug>/", include("privacy.urls")),
     path("api/v1/", include("dropout_platform.api_urls")),
