@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from institutions.api.base import InstitutionViewSet
 from institutions.api.errors import error_body
+from institutions.api.filters import IdFilter
 from students.importing.errors import ImportFileError
 
 from .models import AcademicSession, Course, Enrolment, Instructor, RosterImport, Section
@@ -100,8 +101,8 @@ class EnrolmentSerializer(serializers.ModelSerializer):
 
 
 class RosterImportSerializer(serializers.ModelSerializer):
-    uploaded_by = serializers.CharField(source="uploaded_by.get_username", default=None)
-    committed_by = serializers.CharField(source="committed_by.get_username", default=None)
+    uploaded_by = serializers.CharField(source="uploaded_by.get_username", default=None, allow_null=True)
+    committed_by = serializers.CharField(source="committed_by.get_username", default=None, allow_null=True)
 
     class Meta:
         model = RosterImport
@@ -110,7 +111,7 @@ class RosterImportSerializer(serializers.ModelSerializer):
 
 
 class RosterUploadSerializer(serializers.Serializer):
-    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False,
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False, min_length=1,
                                   help_text="The export's zip, or orgs.csv, academicSessions.csv, courses.csv, "
                                             "classes.csv, users.csv and enrollments.csv (as repeated 'files' parts)")
     student_id_field = serializers.ChoiceField(choices=STUDENT_ID_FIELDS, default="sourcedId",
@@ -146,9 +147,9 @@ class CourseViewSet(_ReadViewSet):
 
 
 class SectionFilter(django_filters.FilterSet):
-    course = django_filters.NumberFilter(field_name="course_id")
-    term = django_filters.NumberFilter(field_name="section_terms__term_id", distinct=True)
-    instructor = django_filters.NumberFilter(field_name="teaching__instructor_id", distinct=True)
+    course = IdFilter(field_name="course_id")
+    term = IdFilter(field_name="section_terms__term_id", distinct=True)
+    instructor = IdFilter(field_name="teaching__instructor_id", distinct=True)
 
 
 class SectionViewSet(_ReadViewSet):
@@ -169,8 +170,8 @@ class InstructorViewSet(_ReadViewSet):
 
 
 class EnrolmentFilter(django_filters.FilterSet):
-    section = django_filters.NumberFilter(field_name="section_id")
-    student = django_filters.NumberFilter(field_name="student_id")
+    section = IdFilter(field_name="section_id")
+    student = IdFilter(field_name="student_id")
 
 
 class EnrolmentViewSet(_ReadViewSet):
