@@ -7,7 +7,7 @@ from django.db.models import Case, Count, Q, QuerySet, When
 from institutions.access import object_for_input_id
 from institutions.models import Institution
 
-from .models import EnrolmentStatus, FeatureDefinition, FeatureDefinitionChange, Outcome, Student
+from .models import EnrolmentStatus, FeatureDefinition, FeatureDefinitionChange, Outcome, Student, StudentChange
 
 
 def feature_definition_list(*, institution: Institution) -> QuerySet[FeatureDefinition]:
@@ -63,3 +63,27 @@ def access_feature_definition(*, institution: Institution, feature_definition_id
     """The institution's feature definition with ``feature_definition_id`` from input (Http404
     alike for another institution's, a missing or a malformed id)."""
     return object_for_input_id(FeatureDefinition.objects.for_institution(institution), feature_definition_id)
+
+
+STUDENT_FIELD_LABELS = {"name": "Name", "email": "Email", "program": "Program", "cohort": "Cohort",
+                        "status": "Enrolment status", "outcome": "Outcome", "outcome_date": "Outcome date",
+                        "advisor": "Advisor", "advisor_id": "Advisor", "external_id": "Student id"}
+
+
+def student_change_history(*, institution: Institution, student: Student, limit: int = 50) -> list[dict]:
+    """The student's recorded data changes, newest first: when, how (import, API, web page), who,
+    and each field's old and new value, with the institution's own label for a feature."""
+    labels = dict(FeatureDefinition.objects.for_institution(institution).values_list("key", "label"))
+    rows = (StudentChange.objects.for_institution(institution).filter(student=student)
+            .select_related("actor").order_by("-changed_at", "-id")[:limit])
+    history = []
+    for change in rows:
+        fields = []
+        for name, pair in sorted((change.changes or {}).items()):
+            old, new = [*pair, None, None][:2] if isinstance(pair, (list, tuple)) else (None, pair)
+            key = name.removeprefix("features.")
+            label = labels.get(key, key) if name.startswith("features.") else STUDENT_FIELD_LABELS.get(name, name)
+            fields.append({"label": label, "old": old, "new": new})
+        history.append({"changed_at": change.changed_at, "source": change.get_source_display(),
+                        "actor": change.actor, "created": change.created, "job_id": change.job_id, "fields": fields})
+    return history

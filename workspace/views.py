@@ -33,7 +33,7 @@ from predictions.selectors import (
 )
 from predictions.services.feedback import FeedbackRefused, risk_feedback_record
 from students.models import Student
-from students.selectors import student_outcome_counts
+from students.selectors import student_change_history, student_outcome_counts
 
 from . import selectors
 from .forms import RiskFeedbackForm, WorklistFilterForm
@@ -287,6 +287,7 @@ class StudentProfileView(StudentObjectMixin, StudentAccessRecordedMixin, Institu
             history_data=[{"date": row["created_at"].strftime("%Y-%m-%d"), "risk": round(100 * row["risk"], 1)}
                           for row in history],
             factor_data=[{"label": f["text"] or f["label"], "contribution": f["contribution"]} for f in factors],
+            data_changes=student_change_history(institution=self.institution, student=student),
             # "Who saw this record", for those who may read the access log.
             access_history=student_access_entries(institution=self.institution, student_id=student.pk)
             if self.membership.can("view_access_log") else None,
