@@ -377,7 +377,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "institutions.api.schema.ApiAutoSchema",
+    # JSON bodies only (docs/api.md): a form or multipart body is a 415. The file upload
+    # (imports/) declares its own multipart parser.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["institutions.api.filters.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "institutions.api.pagination.InstitutionPagination",
     "DEFAULT_THROTTLE_CLASSES": ["institutions.api.throttling.ApiKeyRateThrottle"],
@@ -402,6 +405,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "institutions.api.schema.add_error_responses",
+        "institutions.api.schema.allow_empty_query_values",
     ],
     # Two different "outcome" choice sets (a student's, an intervention's): name each enum.
     "ENUM_NAME_OVERRIDES": {

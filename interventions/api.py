@@ -20,7 +20,7 @@ from audit.models import AccessAction
 from audit.recording import AccessRecordedAPIMixin
 from institutions.access import access_member_user
 from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
-from institutions.api.filters import UtcIsoDateTimeFilter
+from institutions.api.filters import IdFilter, StrictBooleanFilter, UtcIsoDateTimeFilter
 from students.models import ChangeSource, Student
 from students.selectors import access_student
 
@@ -164,14 +164,14 @@ class InterventionCloseSerializer(serializers.Serializer):
 
 class InterventionFilter(django_filters.FilterSet):
     # Declared explicitly: auto-generated filters introspect the fail-closed default manager.
-    student = django_filters.NumberFilter(field_name="student_id")
-    intervention_type = django_filters.NumberFilter(field_name="intervention_type_id")
-    author = django_filters.NumberFilter(field_name="author_id")
+    student = IdFilter(field_name="student_id")
+    intervention_type = IdFilter(field_name="intervention_type_id")
+    author = IdFilter(field_name="author_id")
     status = django_filters.ChoiceFilter(choices=InterventionStatus.choices)
     outcome = django_filters.ChoiceFilter(choices=InterventionOutcome.choices)
     date_from = django_filters.DateFilter(field_name="date", lookup_expr="gte")
     date_to = django_filters.DateFilter(field_name="date", lookup_expr="lte")
-    overdue = django_filters.BooleanFilter(method="filter_overdue")
+    overdue = StrictBooleanFilter(method="filter_overdue")
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     def filter_overdue(self, queryset, name, value):
@@ -282,10 +282,10 @@ class FlagResolveSerializer(serializers.Serializer):
 
 
 class FlagFilter(django_filters.FilterSet):
-    student = django_filters.NumberFilter(field_name="student_id")
+    student = IdFilter(field_name="student_id")
     source = django_filters.ChoiceFilter(choices=FlagSource.choices)
-    raised_by = django_filters.NumberFilter(field_name="raised_by_id")
-    is_open = django_filters.BooleanFilter(field_name="resolved_at", lookup_expr="isnull")
+    raised_by = IdFilter(field_name="raised_by_id")
+    is_open = StrictBooleanFilter(field_name="resolved_at", lookup_expr="isnull")
     resolved_since = UtcIsoDateTimeFilter(field_name="resolved_at", lookup_expr="gte")
 
 

@@ -14,7 +14,7 @@ from audit.models import AccessAction
 from audit.recording import AccessRecordedAPIMixin
 from institutions.api.base import InstitutionScopeMixin, InstitutionViewSet
 from institutions.api.errors import error_body
-from institutions.api.filters import UtcIsoDateTimeFilter
+from institutions.api.filters import StrictBooleanFilter, UtcIsoDateTimeFilter
 from institutions.api.serializers import JobSerializer
 from students.models import Student
 from students.selectors import access_student
@@ -206,7 +206,7 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
 
 class LatestPredictionFilter(django_filters.FilterSet):
     band = django_filters.ChoiceFilter(choices=RiskBand.choices)
-    flagged = django_filters.BooleanFilter()
+    flagged = StrictBooleanFilter()
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
 

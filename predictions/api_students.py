@@ -6,6 +6,7 @@ here and ``dropout_platform/api_urls.py`` registers this subclass at ``/students
 
 import django_filters
 
+from institutions.api.filters import StrictBooleanFilter
 from students.api import StudentFilter
 from students.api import StudentViewSet as BaseStudentViewSet
 
@@ -16,7 +17,7 @@ class StudentRiskFilter(StudentFilter):
     band = django_filters.ChoiceFilter(
         choices=RiskBand.choices, method="filter_band", help_text="Risk band of the latest prediction."
     )
-    flagged = django_filters.BooleanFilter(
+    flagged = StrictBooleanFilter(
         method="filter_flagged", help_text="Flagged by the institution's rule in the latest scoring run."
     )
 

@@ -13,7 +13,7 @@ from audit.models import AccessAction
 from audit.recording import AccessRecordedAPIMixin
 from institutions.access import NOT_FOUND_MESSAGE, access_member_user
 from institutions.api.base import InstitutionViewSet
-from institutions.api.filters import UtcIsoDateTimeFilter
+from institutions.api.filters import IdFilter, UtcIsoDateTimeFilter
 
 from . import orm_bypass, services
 from .feature_values import FeatureValuesInvalid, clean_feature_values
@@ -98,7 +98,7 @@ class StudentFilter(django_filters.FilterSet):
     outcome = django_filters.ChoiceFilter(choices=Outcome.choices)
     program = django_filters.CharFilter()
     cohort = django_filters.CharFilter()
-    advisor = django_filters.NumberFilter(field_name="advisor_id")
+    advisor = IdFilter(field_name="advisor_id")
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
 

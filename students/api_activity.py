@@ -47,7 +47,8 @@ class ActivityEventInSerializer(serializers.Serializer):
 
 
 class ActivityBulkSerializer(serializers.Serializer):
-    events = ActivityEventInSerializer(many=True, help_text=f"At most {MAX_EVENTS_PER_REQUEST} events")
+    events = ActivityEventInSerializer(many=True, min_length=1, max_length=MAX_EVENTS_PER_REQUEST,
+                                       help_text=f"1 to {MAX_EVENTS_PER_REQUEST} events")
 
 
 class ActivityRecomputeSerializer(serializers.Serializer):

@@ -48,7 +48,8 @@ class StudentUpsertItemSerializer(StudentSerializer):
 
 
 class StudentBulkUpsertSerializer(serializers.Serializer):
-    students = StudentUpsertItemSerializer(many=True, help_text=f"At most {MAX_STUDENTS_PER_REQUEST} students")
+    students = StudentUpsertItemSerializer(many=True, min_length=1, max_length=MAX_STUDENTS_PER_REQUEST,
+                                           help_text=f"1 to {MAX_STUDENTS_PER_REQUEST} students")
 
 
 class StudentBulkUpsertView(InstitutionScopeMixin, generics.GenericAPIView):

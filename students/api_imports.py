@@ -46,7 +46,7 @@ class ImportFileRequestSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True,  # the import says why an empty file is refused
                                  help_text="CSV (any common delimiter, UTF-8 or Windows-1252) or XLSX")
     mapping = serializers.CharField(
-        required=False,
+        required=False, allow_blank=True,  # empty: none given
         help_text="Mapping JSON (see docs/imports.md); default: the institution's remembered mapping, else the "
                   "one suggested from the headers",
     )

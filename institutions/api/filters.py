@@ -6,6 +6,11 @@ import django_filters
 from django import forms
 from django_filters import rest_framework as rest_framework_filters
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.utils import extend_schema_field
+from rest_framework.exceptions import ValidationError
+
+# The largest primary key PostgreSQL's bigint holds (every table's id is a BigAutoField).
+MAX_ID = 2**63 - 1
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):
@@ -29,6 +34,48 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
+class IdFilter(django_filters.NumberFilter):
+    """A row's id: a whole number from 1 to bigint's largest. ``1.5``, ``-3`` or ``1e30`` is a 400
+    (django-filter's NumberFilter reads a decimal, and the integer column would truncate it)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class StrictBooleanField(forms.Field):
+    """``true`` or ``false`` (an empty value: no filter); anything else is refused, where
+    django-filter's own boolean widget reads an unknown value as "no filter"."""
+
+    widget = forms.TextInput
+    VALUES = {"true": True, "false": False}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        try:
+            return self.VALUES[value]
+        except (KeyError, TypeError):
+            raise forms.ValidationError("Enter true or false.", code="invalid") from None
+
+
+@extend_schema_field({"type": "boolean"})
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
+def refuse_repeated(params, names) -> None:
+    """A parameter that takes one value, given twice (``?page_size=5&page_size=9``), is a 400: which
+    one was meant is not ours to guess."""
+    repeated = {name: ["give this parameter once"] for name in names if len(params.getlist(name)) > 1}
+    if repeated:
+        raise ValidationError(repeated)
+
+
 class DjangoFilterBackend(rest_framework_filters.DjangoFilterBackend):
     """django-filter's backend, minus the FilterSet when the request names none of its filters.
 
@@ -41,6 +88,8 @@ class DjangoFilterBackend(rest_framework_filters.DjangoFilterBackend):
 
     def filter_queryset(self, request, queryset, view):
         filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None:
+            refuse_repeated(request.query_params, filterset_class.base_filters)
         if filterset_class is not None and not _filters_requested(filterset_class, request.query_params):
             return queryset
         return super().filter_queryset(request, queryset, view)

@@ -27,6 +27,8 @@ from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from .filters import refuse_repeated
+
 
 class DeferredJoinPaginator(Paginator):
     """Django's paginator, except that a page of a queryset first finds the page's primary keys,
@@ -54,11 +56,27 @@ class DeferredJoinPaginator(Paginator):
         return self._get_page(rows, number, self)
 
 
+def strict_page_size(pagination, request) -> int:
+    """``page_size`` as a whole number from 1 (more than ``max_page_size`` reads as that many);
+    absent or empty, the list's default. Anything else (``0``, ``-5``, ``2.5``, ``x``) is a 400,
+    where DRF would quietly fall back to the default."""
+    raw = request.query_params.get(pagination.page_size_query_param, "")
+    if raw == "":
+        return pagination.page_size
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise ValidationError({pagination.page_size_query_param: [
+            f"a whole number from 1 (at most {pagination.max_page_size} rows are sent)"]})
+    return min(int(raw), pagination.max_page_size)
+
+
 class StablePageNumberPagination(PageNumberPagination):
     django_paginator_class = DeferredJoinPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        return strict_page_size(self, request)
 
 
 class SyncCursorPagination(CursorPagination):
@@ -69,6 +87,9 @@ class SyncCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        return strict_page_size(self, request)
 
     def decode_cursor(self, request):
         try:
@@ -206,6 +227,8 @@ class InstitutionPagination(StablePageNumberPagination):
         self._cursor = None
         self._keyset = None
         self._keyset_rows = None
+        refuse_repeated(request.query_params, (self.page_query_param, self.page_size_query_param,
+                                               self.cursor_query_param))
         token = request.query_params.get(self.cursor_query_param, "")
         keyset = Keyset.of(queryset) if getattr(view, "keyset_pagination", True) else None
         if keyset is not None and token.startswith(KEYSET_PREFIX):
@@ -277,7 +300,8 @@ class InstitutionPagination(StablePageNumberPagination):
         return Response({"next": following, "previous": preceding, "results": data})
 
     def wants_cursor(self, queryset, request) -> bool:
-        if self.cursor_query_param not in request.query_params and "updated_since" not in request.query_params:
+        # An empty value is no value (``?updated_since=``), as for every query parameter.
+        if not request.query_params.get(self.cursor_query_param) and not request.query_params.get("updated_since"):
             return False
         try:
             queryset.model._meta.get_field("updated_at")
@@ -294,6 +318,12 @@ class InstitutionPagination(StablePageNumberPagination):
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+                parameter["description"] = (
+                    f"Rows per page, from 1 (default {self.page_size}); more than {self.max_page_size} "
+                    f"reads as {self.max_page_size}.")
         if getattr(view, "keyset_pagination", True):
             for parameter in parameters:
                 if parameter["name"] == self.page_query_param:

@@ -8,6 +8,8 @@ so it runs with the platform-wide flag that lets managers build (empty) queryset
 from __future__ import annotations
 
 from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
 
 from ..models import Institution
 from ..scoping import platform_wide_scope
@@ -26,6 +28,52 @@ class TenantAwareSchemaGenerator(SchemaGenerator):
             # lazily (spectacular only reads queryset.model, it never evaluates the queryset).
             view.institution = Institution(pk=0, slug="schema", name="schema")
         return view
+
+
+class ApiAutoSchema(AutoSchema):
+    """drf-spectacular's schema, saying two more rules the serializers apply to a request body:
+
+    - a text field that may not be blank trims its value first, so it needs a character other
+      than whitespace (``pattern: \\S``): ``"  "`` is "This field may not be blank", a 400;
+    - a list of nested rows (``many=True``) holds ``min_length`` to ``max_length`` of them
+      (``minItems``/``maxItems``), which drf-spectacular leaves out.
+    """
+
+    _direction = None
+
+    def _map_basic_serializer(self, serializer, direction):
+        outer, self._direction = self._direction, direction
+        try:
+            return super()._map_basic_serializer(serializer, direction)
+        finally:
+            self._direction = outer
+
+    def _insert_field_validators(self, field, schema):
+        super()._insert_field_validators(field, schema)
+        if self._direction != "request":
+            return
+        if (isinstance(field, serializers.CharField) and not field.allow_blank and field.trim_whitespace
+                and schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema)):
+            schema["pattern"] = r"\S"
+        if isinstance(field, serializers.ListSerializer) and schema.get("type") == "array":
+            if field.min_length is not None:
+                schema["minItems"] = field.min_length
+            if field.max_length is not None:
+                schema["maxItems"] = field.max_length
+
+
+def allow_empty_query_values(result, generator, request, public):
+    """Postprocessing hook: an optional query parameter sent empty (``?status=``) is read as not
+    sent, django-filter's convention that clients rely on; the schema says so with
+    ``allowEmptyValue``, so an empty value is neither refused nor a schema violation."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and not parameter.get("required"):
+                    parameter["allowEmptyValue"] = True
+    return result
 
 
 ERROR_SCHEMA = {

@@ -22,10 +22,12 @@ from ..webhooks import (
     webhook_send_ping,
 )
 from .base import InstitutionViewSet
+from .filters import IdFilter
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
-    events = serializers.ListField(child=serializers.ChoiceField(choices=list(WEBHOOK_EVENTS)), allow_empty=False)
+    events = serializers.ListField(child=serializers.ChoiceField(choices=list(WEBHOOK_EVENTS)), allow_empty=False,
+                                   min_length=1)
 
     class Meta:
         model = WebhookEndpoint
@@ -110,7 +112,7 @@ class WebhookEndpointViewSet(
 
 
 class WebhookDeliveryFilter(django_filters.FilterSet):
-    endpoint = django_filters.NumberFilter(field_name="endpoint_id")
+    endpoint = IdFilter(field_name="endpoint_id")
     status = django_filters.ChoiceFilter(choices=DeliveryStatus.choices)
     event = django_filters.CharFilter()
 

@@ -87,3 +87,42 @@ def test_the_schema_documents_the_503_and_415_answers():
     assert {"415", "503"} <= set(operation.definition.raw["responses"])
     assert "415" not in schema["/api/v1/institutions/{institution_slug}/students/"]["GET"].definition.raw[
         "responses"]
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("interventions/?student=1.5", "student"), ("interventions/?student=-3", "student"),
+    ("flags/?raised_by=1e30", "raised_by"), ("students/?advisor=x", "advisor"),
+    ("students/?flagged=0.2", "flagged"), ("interventions/?overdue=-1", "overdue"),
+    ("flags/?is_open=maybe", "is_open"), ("predictions/?flagged=yes", "flagged"),
+    ("jobs/?page_size=2.5", "page_size"), ("jobs/?page_size=0", "page_size"),
+    ("students/?page_size=-5", "page_size"), ("webhook-deliveries/?status=lost", "status"),
+    ("jobs/?page_size=5&page_size=9", "page_size"), ("flags/?student=1&student=2", "student"),
+])
+def test_a_query_value_the_schema_calls_invalid_is_the_json_400(tenant_a, tenant_b, client_a, query, field):
+    response = client_a.get(f"/api/v1/institutions/alpha/{query}")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid" and field in response.json()["errors"]
+    template = "/api/v1/institutions/{institution_slug}/" + query.split("?")[0]
+    _conforms(response, "GET", template)
+
+
+def test_an_empty_query_value_is_no_filter_as_the_schema_says(tenant_a, tenant_b, client_a):
+    everyone = client_a.get("/api/v1/institutions/alpha/students/").json()
+    empty = client_a.get("/api/v1/institutions/alpha/students/?status=&flagged=&advisor=&updated_since=&page_size=")
+    assert empty.status_code == 200 and empty.json() == everyone
+    parameters = schema["/api/v1/institutions/{institution_slug}/students/"]["GET"].definition.raw["parameters"]
+    assert all(p.get("allowEmptyValue") for p in parameters if p["in"] == "query")
+
+
+def test_an_id_filter_of_another_institution_lists_nothing(tenant_a, tenant_b, client_a):
+    flag_b = FlagFactory(institution=tenant_b.institution, student=tenant_b.students[0])
+    response = client_a.get(f"/api/v1/institutions/alpha/flags/?student={flag_b.student_id}")
+    assert response.status_code == 200 and response.json()["results"] == []
+
+
+def test_a_form_body_is_a_415_the_api_reads_json(tenant_a, tenant_b, client_a):
+    response = client_a.post("/api/v1/institutions/alpha/model-versions/rescore/", "full=true",
+                             content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415 and response.json()["code"] == "unsupported_media_type"
+    assert client_a.post("/api/v1/institutions/alpha/model-versions/rescore/", {"full": True},
+                         format="json").status_code == 202

@@ -104,8 +104,11 @@ def test_student_list_pages_hold_every_student_once_in_id_order_and_never_anothe
     ({}, 200, 0, 50),
     ({"page": "last"}, 200, 0, 50),
     ({"page": "2", "page_size": "3"}, 200, 3, 3),
-    ({"page_size": "0"}, 200, 0, 50),
-    ({"page_size": "x"}, 200, 0, 50),
+    ({"page_size": ""}, 200, 0, 50),  # empty: the default, like any empty query value
+    ({"page_size": "0"}, 400, None, None),  # page_size is a whole number from 1 (a 400, not the default)
+    ({"page_size": "x"}, 400, None, None),
+    ({"page_size": "2.5"}, 400, None, None),
+    ({"page_size": "9999"}, 200, 0, 500),  # more than 500 reads as 500
     ({"page": "0"}, 404, None, None),
     ({"page": "abc"}, 404, None, None),
     ({"page": "99"}, 404, None, None),
