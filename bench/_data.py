@@ -1,9 +1,9 @@
 """Real data for the ml benchmarks and tests: UCI dropout and OULAD as institutions would load them.
 
 The UCI columns come from the product's own schema (``students.uci_schema``, plain Python), so the
-benchmark measures the model on exactly the features the demo institution declares. The only
-additions are the generic ``out_of`` hints (units approved out of units enrolled, ...) that any
-institution can declare for counts of the same kind.
+benchmark measures the model on exactly the features the demo institution declares. The
+``out_of`` hints (units approved out of units enrolled, ...) are off by default: a
+``FeatureDefinition`` cannot hold them, so the product never trains with them.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def uci_path() -> Path | None:
     return next((path for path in UCI_PATHS if path.exists()), None)
 
 
-def uci_schema(*, out_of_hints: bool = True) -> list[FeatureSpec]:
+def uci_schema(*, out_of_hints: bool = False) -> list[FeatureSpec]:
     specs = []
     for column in UCI_COLUMNS:
         specs.append(FeatureSpec(

@@ -1,6 +1,7 @@
 """Comparing a candidate model with the live one on students neither was fitted on.
 
-The candidate's holdout is unseen by the candidate, but after new data or a re-import most of
+The candidate's holdout is unseen by the candidate's development fit (whose risks for it are
+stored: the model kept is then refitted on every student), but after new data or a re-import most of
 those students were usually in the live model's training rows: the live model then scores
 itself on students it memorised (0.99 against 0.95 cross-validated in one institution) and no
 retrained candidate can match it. So the live model is not judged as stored. Its configuration
@@ -19,24 +20,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
-from ml.boosting import fit_booster
-from ml.calibration import ISOTONIC_MIN_SCORES, fit_calibrator
-from ml.encoding import FeatureEncoder
 from ml.errors import DataInsufficientError
 from ml.intervals import BOOTSTRAP_RESAMPLES, CONFIDENCE, paired_bootstrap
 from ml.metrics import classification_metrics
 from ml.trained_model import TrainedModel
-from ml.training import check_enough_data
+from ml.training import check_enough_data, fit_configuration
 
 SEARCH_KEYS = ("num_leaves", "min_child_samples", "feature_fraction", "bagging_fraction", "lambda_l2",
                "lambda_l1", "min_split_gain")
 
 
-def _refit_params(model: TrainedModel, y: np.ndarray) -> tuple[dict[str, Any], int]:
-    """The model's LightGBM parameters and tree count, its class weighting recomputed for ``y``."""
-    stored = dict(model.metadata.get("parameters") or {})
+def _refit_entry(entry: dict[str, Any], y: np.ndarray) -> tuple[dict[str, Any], int]:
+    """Recorded LightGBM parameters and tree count, the class weighting recomputed for ``y``."""
+    stored = dict(entry)
     missing = [key for key in ("num_boost_round", *SEARCH_KEYS) if key not in stored]
     if missing:
         raise ValueError(f"the model's artifact does not record its parameters ({', '.join(missing)})")
@@ -47,14 +44,21 @@ def _refit_params(model: TrainedModel, y: np.ndarray) -> tuple[dict[str, Any], i
     return stored, rounds
 
 
+def _refit_members(model: TrainedModel, y: np.ndarray) -> list[tuple[dict[str, Any], int]]:
+    """The model's averaged boosters (a model stored before seed averaging records one)."""
+    recorded = model.metadata.get("ensemble") or [model.metadata.get("parameters") or {}]
+    return [_refit_entry(entry, y) for entry in recorded]
+
+
 def refit_configuration(model: TrainedModel, frame: pd.DataFrame, outcome: Sequence[int] | pd.Series,
                         ) -> TrainedModel:
     """``model``'s configuration fitted afresh on these rows (no search: its choices, new data).
 
     Category levels and fill values are re-derived from the rows (label-free, as in training),
     the booster is fitted with the model's parameters and number of trees, and its calibration
-    method is fitted on out-of-fold scores of the same rows. A feature the rows lack counts as
-    not recorded. The result is a model that has seen nothing but ``frame``.
+    method is fitted on out-of-fold scores of the same rows, with the same seed averaging as
+    training. A feature the rows lack counts as not recorded. The result is a model that has
+    seen nothing but ``frame``.
     """
     y = np.asarray(outcome, dtype=int)
     if len(y) != len(frame):
@@ -66,30 +70,35 @@ def refit_configuration(model: TrainedModel, frame: pd.DataFrame, outcome: Seque
     if absent:
         frame = frame.assign(**{key: pd.Series([None] * len(frame), index=frame.index, dtype=object)
                                 for key in absent})
-    encoder = FeatureEncoder.fit(frame, specs, min_category_count=config.category_threshold(len(frame)),
-                                 derive_ratios=config.derive_ratios)
-    matrix = encoder.transform(frame)
-    params, rounds = _refit_params(model, y)
-
-    folds = StratifiedKFold(max(2, config.inner_folds), shuffle=True, random_state=config.seed)
-    oof_raw = np.zeros(len(y))
-    for train_idx, test_idx in folds.split(matrix, y):
-        booster = fit_booster(matrix[train_idx], y[train_idx], params, rounds)
-        oof_raw[test_idx] = booster.predict(matrix[test_idx], raw_score=True)
-    method = model.calibrator.method
-    if method == "isotonic" and len(y) < ISOTONIC_MIN_SCORES:
-        method = "sigmoid"  # as training does: isotonic steps fit noise on fewer scores
-    booster = fit_booster(matrix, y, params, rounds)
+    members = _refit_members(model, y)
+    best_params, best_rounds = _refit_entry(model.metadata.get("parameters") or {}, y)
+    fitted = fit_configuration(frame, y, specs, config, members, model.calibrator.method)
     return TrainedModel(
         schema=model.schema,
-        encoder=encoder,
-        model_text=booster.model_to_string(),
-        calibrator=fit_calibrator(method, oof_raw, y),
+        encoder=fitted.encoder,
+        model_text=fitted.model_text,
+        calibrator=fitted.calibrator,
         threshold=model.threshold,
         config=config,
-        metadata={"parameters": {**params, "num_boost_round": rounds},
-                  "calibration_method": method},
+        metadata={"parameters": {**best_params, "num_boost_round": best_rounds},
+                  "ensemble": [{**params, "num_boost_round": rounds} for params, rounds in members],
+                  "calibration_method": fitted.calibrator.method},
     )
+
+
+def candidate_holdout_risk(candidate: TrainedModel, held_frame: pd.DataFrame) -> np.ndarray:
+    """The candidate's risks for its holdout from the fit that never saw those students.
+
+    The stored model is refitted on every student, the holdout included, so its own predictions
+    for the holdout would flatter it; training keeps the development fit's risks for the gate. A
+    model stored before that refit (no ``holdout_risk``) never saw its holdout and is asked.
+    """
+    stored = candidate.metadata.get("holdout_risk")
+    if stored is None:
+        return candidate.predict_risk(held_frame)
+    if len(stored) != len(held_frame):
+        raise ValueError("the candidate's stored holdout risks do not match its holdout students")
+    return np.asarray(stored, dtype=float)
 
 
 def compare_on_unseen_rows(
@@ -118,7 +127,7 @@ def compare_on_unseen_rows(
     refit = refit_configuration(live, frame[training], outcome[training].to_numpy())
     held_frame, held_y = frame.loc[holdout], outcome.loc[holdout].to_numpy(dtype=int)
     check_enough_data(held_y, 1, where=" among the evaluation students")
-    candidate_risk, live_risk = candidate.predict_risk(held_frame), refit.predict_risk(held_frame)
+    candidate_risk, live_risk = candidate_holdout_risk(candidate, held_frame), refit.predict_risk(held_frame)
     config = candidate.config
     metrics = {name: classification_metrics(held_y, risk, top_k_fractions=config.top_k_fractions,
                                             capacity=config.capacity, with_reliability=False)

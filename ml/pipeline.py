@@ -1,4 +1,4 @@
-"""One complete fit — encoder, tuned booster, calibrator — on a given set of training rows.
+"""One complete fit — encoder, tuned and averaged boosters, calibrator — on a given set of training rows.
 
 The same function serves every outer fold of the evaluation and the final model, so the figures
 on the model card describe exactly the procedure that produced the model in use.
@@ -7,14 +7,14 @@ on the model card describe exactly the procedure that produced the model in use.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ml.boosting import SearchResult, fit_booster, lightgbm_params, prediction_threads, search_hyperparameters
+from ml.boosting import SearchResult, fit_ensemble, lightgbm_params, prediction_threads, search_hyperparameters
 from ml.calibration import Calibrator, choose_calibrator
 from ml.config import TrainingConfig
 from ml.encoding import FeatureEncoder
@@ -32,6 +32,8 @@ class FittedPipeline:
     calibration_report: dict[str, Any]
     params: dict[str, Any]
     n_jobs: int = 1
+    # (LightGBM parameters, tree count) of each averaged booster (ml.boosting.fit_ensemble)
+    members: list[tuple[dict[str, Any], int]] = field(default_factory=list)
 
     def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
         booster = lgb.Booster(model_str=self.booster_text)
@@ -56,18 +58,28 @@ def fit_pipeline(frame: pd.DataFrame, y: np.ndarray, specs: Sequence[FeatureSpec
         max_rounds=config.max_boost_rounds,
         early_stopping_rounds=config.early_stopping_rounds,
         max_rows=config.tuning_max_rows,
+        members=config.ensemble_members,
     )
     calibrator, report = choose_calibrator(
         search.oof_raw, y[search.oof_index], methods=config.calibration_methods, seed=config.seed
     )
     params = lightgbm_params(search.candidate, y=y, seed=config.seed, learning_rate=config.learning_rate)
-    booster = fit_booster(matrix, y, params, search.num_rounds)
+    members = member_params(search.members, y=y, config=config)
+    booster_text = fit_ensemble(matrix, y, members)
     return FittedPipeline(
         encoder=encoder,
-        booster_text=booster.model_to_string(),
+        booster_text=booster_text,
         calibrator=calibrator,
         search=search,
         calibration_report=report,
         params={**params, "num_boost_round": search.num_rounds},
         n_jobs=config.n_jobs,
+        members=members,
     )
+
+
+def member_params(members: Sequence[tuple[dict[str, Any], int]], *, y: np.ndarray, config: TrainingConfig,
+                  ) -> list[tuple[dict[str, Any], int]]:
+    """Full LightGBM parameters (class weighting for ``y``) and tree count of each ensemble member."""
+    return [(lightgbm_params(candidate, y=y, seed=config.seed, learning_rate=config.learning_rate), rounds)
+            for candidate, rounds in members]

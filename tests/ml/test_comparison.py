@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from ml import DataInsufficientError, compare_on_unseen_rows, refit_configuration, train_model
 from tests.ml.conftest import FAST_CONFIG
@@ -29,10 +30,11 @@ def retrained():
 def test_the_stored_live_model_is_flattered_by_rows_it_was_trained_on(retrained):
     frame, outcome, live, candidate = retrained
     holdout = pd.Index(candidate.holdout_index)
-    live_training = frame.index[:700].difference(pd.Index(live.holdout_index))
+    live_training = frame.index[:700]  # the stored model is refitted on every row, its holdout too
     assert len(holdout.intersection(live_training)) > len(holdout) / 3  # the situation of the issue
     stored = live.evaluate(frame.loc[holdout], outcome.loc[holdout])["roc_auc"]
-    fresh = candidate.evaluate(frame.loc[holdout], outcome.loc[holdout])["roc_auc"]
+    # The candidate's figure is its development fit's, which never saw these students.
+    fresh = roc_auc_score(outcome.loc[holdout], candidate.metadata["holdout_risk"])
     assert stored - fresh > 0.02  # the old gate (allowed drop 0.01) blocked a candidate that is no worse
 
 

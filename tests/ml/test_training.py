@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -137,3 +138,33 @@ def test_outcome_and_cohort_are_matched_to_students_by_index_not_position():
     first = train_model(frame, outcome, synthetic_schema(), TINY_CONFIG, cohort=cohort)
     second = train_model(frame, outcome.iloc[shuffled], synthetic_schema(), TINY_CONFIG, cohort=cohort.iloc[shuffled])
     assert first.sha256 == second.sha256
+
+
+def test_averaged_boosters_score_the_mean_of_their_raw_scores_and_explain_additively():
+    from ml.boosting import DEFAULT_CANDIDATE, fit_booster, fit_ensemble, lightgbm_params, member_seeds
+
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 4))
+    y = (X[:, 0] + rng.random(300) > 1).astype(int)
+    params = lightgbm_params(DEFAULT_CANDIDATE, y=y, seed=3, learning_rate=0.1)
+    averaged = lgb.Booster(model_str=fit_ensemble(X, y, [(params, 20)] * 3))
+    seeds = member_seeds(3, 3)
+    singles = [fit_booster(X, y, {**params, "seed": s, "bagging_seed": s, "feature_fraction_seed": s,
+                                  "data_random_seed": s}, 20).predict(X, raw_score=True) for s in seeds]
+    assert not np.allclose(singles[0], singles[1])  # the seeds grow different trees...
+    assert np.allclose(averaged.predict(X, raw_score=True), np.mean(singles, axis=0))  # ...and are averaged
+    contributions = averaged.predict(X[:10], pred_contrib=True)
+    assert np.allclose(contributions.sum(axis=1), averaged.predict(X[:10], raw_score=True))
+
+
+def test_the_stored_model_is_refitted_on_every_student_and_the_gate_keeps_the_unseen_holdout_risks():
+    frame, outcome, _ = synthetic_students(400, seed=3)
+    model = train_model(frame, outcome, synthetic_schema(), TINY_CONFIG)
+    final = model.model_card["final_model"]
+    assert final["rows"] == len(frame) and final["includes_holdout"]
+    held = pd.Index(model.holdout_index)
+    stored = np.asarray(model.metadata["holdout_risk"])
+    assert len(stored) == len(held)
+    assert model.holdout_metrics["brier"] == pytest.approx(np.mean((stored - outcome.loc[held].to_numpy()) ** 2))
+    # The stored model has learnt from the holdout too, so its own risks for it differ.
+    assert not np.allclose(model.predict_risk(frame.loc[held]), stored)
