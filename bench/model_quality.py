@@ -33,12 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _data import enrolment_time_schema, load_oulad, load_uci, oulad_schema, uci_schema
 
 from ml import TrainingConfig, train_model
+from ml.config import SEARCHED_BASELINES
 from ml.evaluation import CrossValidationResult, nested_cross_validation
 from ml.training import choose_features
 
+# Issue 20's targets (UCI): figures from outer folds only, protected attributes left out.
 TARGETS = {
-    "all features": {"roc_auc": 0.955, "brier": 0.067, "ece": 0.02},
-    "enrolment time": {"roc_auc": 0.850},
+    "all features": {"brier": 0.067, "ece": 0.02},
+    "enrolment time, strict": {"roc_auc": 0.855, "brier": 0.147, "ece": 0.02},
 }
 
 
@@ -85,20 +87,27 @@ def print_cv(title: str, cv: CrossValidationResult, seconds: float) -> None:
 
 
 def check_targets(label: str, cv: CrossValidationResult) -> list[str]:
+    """Each target of ``label`` as met / not met, and whether any baseline beat LightGBM's ROC-AUC."""
     target = TARGETS.get(label)
     if not target:
         return []
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT MET"
+
     lines = []
     auc = cv.fold_summary["roc_auc"]["mean"]
-    best_baseline = max((e["fold_summary"]["roc_auc"]["mean"] for e in cv.baselines.values()), default=0.0)
-    lines.append(f"ROC-AUC {auc:.4f} >= {target['roc_auc']}: {'PASS' if auc >= target['roc_auc'] else 'FAIL'}")
+    if "roc_auc" in target:
+        lines.append(f"ROC-AUC {auc:.4f} >= {target['roc_auc']}: {verdict(auc >= target['roc_auc'])}")
     if "brier" in target:
         brier = cv.fold_summary["brier"]["mean"]
+        lines.append(f"Brier {brier:.4f} <= {target['brier']}: {verdict(brier <= target['brier'])}")
+    if "ece" in target:
         ece = cv.pooled["ece"]
-        lines.append(f"not below any baseline (best {best_baseline:.4f}): {'PASS' if auc >= best_baseline else 'FAIL'}")
-        lines.append(f"Brier {brier:.4f} <= {target['brier']}: {'PASS' if brier <= target['brier'] else 'FAIL'}")
-        verdict = "PASS" if ece <= target["ece"] else "FAIL"
-        lines.append(f"ECE (pooled out-of-fold) {ece:.4f} <= {target['ece']}: {verdict}")
+        lines.append(f"ECE (pooled out-of-fold) {ece:.4f} <= {target['ece']}: {verdict(ece <= target['ece'])}")
+    for name, entry in cv.baselines.items():
+        other = entry["fold_summary"]["roc_auc"]["mean"]
+        lines.append(f"not below {name} ({other:.4f}): {verdict(auc >= other)}")
     return [f"{label}: {line}" for line in lines]
 
 
@@ -197,8 +206,14 @@ def main() -> None:
     parser.add_argument("--oulad-only", action="store_true")
     parser.add_argument("--cutoff-day", type=int, default=60)
     parser.add_argument("--seeds", default="", help="comma-separated extra seeds for a UCI robustness check")
+    parser.add_argument("--searched-baselines", action="store_true",
+                        help="compare with 20-draw random-searched LightGBM, logistic regression and random forest "
+                             "(slow: minutes per outer fold)")
     args = parser.parse_args()
-    config = TrainingConfig()
+    # The product's defaults (PredictionSettings: 8 search candidates), one training thread.
+    config = TrainingConfig(n_jobs=1)
+    if args.searched_baselines:
+        config = replace(config, baselines=SEARCHED_BASELINES)
     print(f"machine: {machine()}")
     print(f"default TrainingConfig: seed {config.seed}, {config.n_folds} outer / {config.inner_folds} inner folds, "
           f"{config.search_iterations} search candidates, learning rate {config.learning_rate}, "
@@ -212,7 +227,7 @@ def main() -> None:
     if not args.uci_only:
         run_oulad(config, args.cutoff_day)
     if verdicts:
-        print("\nQuality targets (default configuration, figures from outer folds only):")
+        print("\nIssue 20 targets (default configuration, figures from outer folds only):")
         for line in verdicts:
             print(f"  {line}")
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
