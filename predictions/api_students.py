@@ -5,6 +5,7 @@ here and ``dropout_platform/api_urls.py`` registers this subclass at ``/students
 """
 
 import django_filters
+from django.db.models import Exists, OuterRef
 
 from institutions.api.filters import StrictBooleanFilter
 from students.api import StudentFilter
@@ -28,8 +29,10 @@ class StudentRiskFilter(StudentFilter):
     def filter_flagged(self, queryset, name, value):
         if value is None:
             return queryset
-        flagged = LatestPrediction.objects.filter(flagged=True).values("student_id")
-        return queryset.filter(pk__in=flagged) if value else queryset.exclude(pk__in=flagged)
+        # EXISTS / NOT EXISTS: an anti-join, where NOT IN (flagged students) would rescan the list per
+        # student once it outgrew work_mem (issue 23).
+        flagged = Exists(LatestPrediction.objects.filter(flagged=True, student_id=OuterRef("pk")))
+        return queryset.filter(flagged if value else ~flagged)
 
 
 class StudentViewSet(BaseStudentViewSet):

@@ -75,7 +75,11 @@ def _rank(flag_condition: sql.SQL) -> sql.Composed:
 
     Rows whose standing did not change are not rewritten; a changed standing moves updated_at,
     so that an incremental pull (``predictions/?updated_since=``) sees a band or flag that moved.
-    The order is the model's rank order (``-risk, student_id``).
+    The order is the model's rank order (``-risk, student_id``). Every window is computed in that
+    one order, the order of the ``latest_inst_risk`` index, so the statement needs at most one sort
+    (and none when PostgreSQL reads the index) however small ``work_mem`` is: the percentile is
+    ``PERCENT_RANK() OVER (ORDER BY risk)``, the share of students with a lower risk, counted from
+    the top as ``total - at_or_above`` (the same float8 division, so the same values).
     """
     latest = sql.Identifier(LatestPrediction._meta.db_table)
     return sql.SQL("""
@@ -87,10 +91,16 @@ def _rank(flag_condition: sql.SQL) -> sql.Composed:
                         WHEN w.risk >= %(band_medium_from)s THEN 'medium' ELSE 'low' END AS band,
                    CASE WHEN {flag_condition} THEN TRUE ELSE FALSE END AS flagged
             FROM (
-                SELECT id, risk,
-                       ROW_NUMBER() OVER (ORDER BY risk DESC, student_id) AS position,
-                       100.0 * PERCENT_RANK() OVER (ORDER BY risk) AS pct
-                FROM {latest} WHERE institution_id = %(institution_id)s
+                SELECT id, risk, position,
+                       CASE WHEN total > 1 THEN 100.0 * ((total - at_or_above)::float8 / (total - 1)::float8)
+                            ELSE 0.0 END AS pct
+                FROM (
+                    SELECT id, risk,
+                           ROW_NUMBER() OVER (ORDER BY risk DESC, student_id) AS position,
+                           COUNT(*) OVER (ORDER BY risk DESC) AS at_or_above,
+                           COUNT(*) OVER () AS total
+                    FROM {latest} WHERE institution_id = %(institution_id)s
+                ) AS counted
             ) AS w
         ) AS r
         WHERE {latest}.id = r.id AND {latest}.institution_id = %(institution_id)s

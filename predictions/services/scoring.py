@@ -25,7 +25,7 @@ from ..model_store import load_model
 from ..models import LatestPrediction, ModelVersion, Prediction
 from ..selectors import model_version_live, prediction_settings_get
 from .chunk_store import ChunkPipeline, prediction_chunk_store
-from .ranking import latest_predictions_rank
+from .ranking import latest_predictions_prune, latest_predictions_rank
 
 SCORING_CHUNK_SIZE = 2000
 TOP_FACTORS = 5
@@ -111,9 +111,7 @@ def predictions_rescore(
     mark = time.monotonic()
     with transaction.atomic():
         # Students who graduated, left or went inactive are no longer ranked or flagged.
-        LatestPrediction.objects.for_institution(institution).exclude(
-            student_id__in=current_students(institution=institution).values("id")
-        ).delete()
+        latest_predictions_prune(institution=institution)
         flagged = latest_predictions_rank(institution=institution, settings=settings)
         if standing_events:
             _standing_webhooks_emit(institution=institution, before=standing_before, events=standing_events,
