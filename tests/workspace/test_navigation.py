@@ -175,3 +175,43 @@ def test_empty_student_list_says_why_and_what_to_do(client, tenants):
         reverse("student-list", args=["gamma"])).content.decode()
     client.force_login(tenants[0].admin)  # A still lists its own
     assert len(client.get(reverse("student-list", args=["alpha"])).context["students"]) == 6
+
+
+def fresh_institution(slug: str = "gamma"):
+    institution = InstitutionFactory(slug=slug, name=f"{slug.upper()} University")
+    people = {}
+    for role in (Role.ADMIN, Role.ADVISOR, Role.VIEWER):
+        people[role] = UserFactory(username=f"{slug}-{role}")
+        MembershipFactory(institution=institution, user=people[role], role=role)
+    return institution, people
+
+
+def test_dashboard_of_an_institution_with_no_enrolled_students_says_why_and_what_next(client, tenants):
+    _institution, people = fresh_institution()
+    client.force_login(people[Role.ADMIN])
+    body = client.get(reverse("dashboard", args=["gamma"])).content.decode()
+    assert 'id="dashboard-empty"' in body and "none have been imported yet" in body
+    assert reverse("import-upload", args=["gamma"]) in body
+    client.force_login(people[Role.VIEWER])
+    body = client.get(reverse("dashboard", args=["gamma"])).content.decode()
+    assert "An administrator of GAMMA University imports them." in body
+    # A's dashboard, with enrolled students, says nothing of the kind.
+    client.force_login(tenants[0].admin)
+    assert 'id="dashboard-empty"' not in client.get(reverse("dashboard", args=["alpha"])).content.decode()
+
+
+def test_dashboard_with_enrolled_but_unscored_students_says_there_is_no_live_model(client, tenants):
+    a, _b = tenants  # the fixture's students are enrolled and never scored
+    client.force_login(a.admin)
+    body = client.get(reverse("dashboard", args=["alpha"])).content.decode()
+    assert 'id="dashboard-unscored"' in body and "There is no live model" in body
+    assert reverse("model-list", args=["alpha"]) in body
+
+
+def test_empty_caseload_and_flagged_list_say_why_and_filters_say_to_widen(client, tenants):
+    _institution, people = fresh_institution()
+    client.force_login(people[Role.ADVISOR])
+    assert "No students are assigned to you." in client.get(reverse("caseload", args=["gamma"])).content.decode()
+    assert "No student is flagged now" in client.get(reverse("flagged-list", args=["gamma"])).content.decode()
+    filtered = client.get(reverse("flagged-list", args=["gamma"]), {"band": "high"}).content.decode()
+    assert "No students match these filters" in filtered
