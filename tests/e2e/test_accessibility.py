@@ -1,0 +1,112 @@
+"""Every page, for each role, has no axe-core violation of the WCAG 2.1 A and AA rules, and a title of its own.
+
+One world (two institutions, a trained model, a caseload, an intervention, a webhook, an import,
+an invitation) is crawled as the administrator, the advisor and the viewer of institution A,
+and the pages anyone sees (log in, password reset, the error pages) signed out.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from accounts.services import invitation_create
+from institutions.scoping import institution_scope
+from institutions.webhooks import webhook_endpoint_create
+from interventions.models import InterventionType
+from interventions.services import intervention_create
+from tests.e2e.test_advisor_flow import advisor_world  # noqa: F401 - fixture
+from tests.interventions.conftest import trained_a  # noqa: F401 - fixture
+
+from .axe import axe_violations, violations_report
+from .conftest import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+UPLOAD = "Student id;Name;Units approved\nN0001;New student;12\nN0002;Other student;3\n"
+
+
+@pytest.fixture
+def crawl_world(advisor_world, tenant_b, tmp_path):  # noqa: F811 - the fixture imported above
+    a = advisor_world
+    with institution_scope(a.institution):
+        student = a.students[1]
+        a.intervention = intervention_create(
+            institution=a.institution, student=student, author=a.advisor, notes="Talked about the timetable.",
+            intervention_type=InterventionType.objects.get(key="meeting"), date=datetime.date.today(),
+        )
+        a.webhook = webhook_endpoint_create(institution=a.institution, url="https://sis.example.edu/hooks",
+                                            events=["student.flagged"], created_by=a.admin)
+        invitation_create(institution=a.institution, email="new.advisor@example.edu", role="advisor",
+                          invited_by=a.admin, base_url="http://testserver")
+        a.feature = a.features[0]
+    a.other_student = tenant_b.students[0]
+    a.upload_file = tmp_path / "export.csv"
+    a.upload_file.write_text(UPLOAD, encoding="utf-8")
+    return a
+
+
+def pages_for(role: str, a) -> list[str]:
+    s = a.students[1].pk
+    common = ["/", "/i/alpha/dashboard/", "/i/alpha/effectiveness/", "/i/alpha/data-schema/", "/i/alpha/models/",
+              f"/i/alpha/models/v{a.version.number}/", "/accounts/password_change/", "/accounts/two-factor/setup/"]
+    work = ["/i/alpha/caseload/", "/i/alpha/flagged/", "/i/alpha/interventions/", "/i/alpha/students/",
+            f"/i/alpha/students/{s}/", f"/i/alpha/interventions/{a.intervention.pk}/"]
+    admin = ["/i/alpha/members/", "/i/alpha/invitations/", "/i/alpha/access/", "/i/alpha/security/",
+             "/i/alpha/sso/", "/i/alpha/sso/new/", "/i/alpha/imports/", "/i/alpha/data-schema/manage/",
+             f"/i/alpha/data-schema/{a.feature.pk}/edit/", "/i/alpha/intervention-types/", "/i/alpha/api-keys/",
+             "/i/alpha/webhooks/", f"/i/alpha/webhooks/{a.webhook.pk}/", "/i/alpha/access-log/",
+             "/i/alpha/models/settings/", "/i/alpha/models/jobs/", "/i/alpha/privacy/retention/",
+             "/i/alpha/privacy/erasures/", f"/i/alpha/students/{s}/export/", f"/i/alpha/students/{s}/erase/"]
+    errors = ["/i/alpha/no-such-page/", f"/i/alpha/students/{a.other_student.pk}/"]  # 404s, one of them B's student
+    return {"admin": common + work + admin + errors, "advisor": common + work + errors,
+            "viewer": [*common, "/i/alpha/members/", *errors]}[role]  # the members page is a 403 for a viewer
+
+
+SIGNED_OUT = ["/accounts/login/", "/accounts/password_reset/", "/accounts/sso/", "/no/such/page/"]
+
+
+def check_page(page, url: str, found: dict, titles: dict, where: str) -> None:
+    response = page.goto(url)
+    page.wait_for_load_state("networkidle")
+    violations = axe_violations(page)
+    if violations:
+        found[where] = violations
+    assert response is not None
+    if response.status >= 400:
+        return  # an error page is one page, whatever the address that led to it
+    # The institution's home is the dashboard itself for those who have no caseload: one page, one title.
+    shown = page.url.split("?")[0].replace("/i/alpha/dashboard/", "/i/alpha/")
+    titles.setdefault(page.title(), set()).add(shown)
+
+
+def test_every_page_for_every_role_has_no_wcag_violations_and_its_own_title(live_server, browser, crawl_world):
+    a = crawl_world
+    found: dict[str, list] = {}
+    shared_titles: list[str] = []
+    for role in ("admin", "advisor", "viewer"):
+        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        titles: dict[str, list] = {}
+        try:
+            log_in(page, live_server, f"alpha-{role}")
+            for path in pages_for(role, a):
+                check_page(page, live_server.url + path, found, titles, f"{role} {path}")
+        finally:
+            context.close()
+        shared_titles += [f"{role} {title!r}: {', '.join(sorted(urls))}" for title, urls in titles.items()
+                          if len(urls) > 1]
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
+    try:
+        page = context.new_page()
+        titles = {}
+        for path in SIGNED_OUT:
+            check_page(page, live_server.url + path, found, titles, f"signed out {path}")
+        shared_titles += [f"signed out {title!r}: {', '.join(sorted(urls))}" for title, urls in titles.items()
+                          if len(urls) > 1]
+    finally:
+        context.close()
+    assert not found, "axe-core found WCAG 2.1 A/AA violations:\n" + violations_report(found)
+    assert not shared_titles, "pages share a <title>:\n" + "\n".join(shared_titles)
