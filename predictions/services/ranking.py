@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from institutions.models import Institution
-from students.selectors import current_students
 
 from .. import sql
 from ..models import FlagRule, LatestPrediction, PredictionSettings
+from ..selectors import flag_capacity_effective
 
 
 def latest_predictions_rank(*, institution: Institution, settings: PredictionSettings) -> int:
@@ -23,23 +22,11 @@ def latest_predictions_rank(*, institution: Institution, settings: PredictionSet
     params = {"institution_id": institution.pk, "updated_at": timezone.now(),
               "band_high_from": settings.band_high_from, "band_medium_from": settings.band_medium_from}
     if settings.flag_rule == FlagRule.CAPACITY:
-        statement, params["flag_capacity"] = sql.LATEST_RANK_BY_CAPACITY, settings.flag_capacity
+        # The term's capacity (or advisors x per advisor), only students at or above the minimum risk.
+        capacity = flag_capacity_effective(institution=institution, settings=settings)["k"]
+        statement, params["flag_capacity"] = sql.LATEST_RANK_BY_CAPACITY, capacity
     else:
         statement, params["flag_threshold"] = sql.LATEST_RANK_BY_THRESHOLD, settings.flag_threshold
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
     return LatestPrediction.objects.for_institution(institution).filter(flagged=True).count()
-
-
-def latest_predictions_prune(*, institution: Institution) -> int:
-    """Drop the latest rows of students who graduated, left or went inactive; returns how many.
-
-    Written as NOT EXISTS, which PostgreSQL plans as an anti-join (a hash or merge join that spills
-    to disk in batches when it outgrows ``work_mem``). The ``NOT IN (current students)`` this
-    replaces became a per-row rescan of the whole list once the list no longer fitted in
-    ``work_mem``: 5.8 s instead of 15 ms for 10,000 students at ``work_mem = 64kB``, and a 300,000
-    student rescore that never finished at the default 4 MB (issue 23).
-    """
-    still_current = current_students(institution=institution).filter(pk=OuterRef("student_id"))
-    deleted, _ = LatestPrediction.objects.for_institution(institution).filter(~Exists(still_current)).delete()
-    return deleted
