@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.db import connection
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from institutions.models import Institution
+from students.selectors import current_students
 
 from .. import sql
 from ..models import FlagRule, LatestPrediction, PredictionSettings
@@ -30,3 +32,17 @@ def latest_predictions_rank(*, institution: Institution, settings: PredictionSet
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
     return LatestPrediction.objects.for_institution(institution).filter(flagged=True).count()
+
+
+def latest_predictions_prune(*, institution: Institution) -> int:
+    """Drop the latest rows of students who graduated, left or went inactive; returns how many.
+
+    Written as NOT EXISTS, which PostgreSQL plans as an anti-join (a hash or merge join that spills
+    to disk in batches when it outgrows ``work_mem``). The ``NOT IN (current students)`` this
+    replaces became a per-row rescan of the whole list once the list no longer fitted in
+    ``work_mem``: 5.8 s instead of 15 ms for 10,000 students at ``work_mem = 64kB``, and a 300,000
+    student rescore that never finished at the default 4 MB (issue 23).
+    """
+    still_current = current_students(institution=institution).filter(pk=OuterRef("student_id"))
+    deleted, _ = LatestPrediction.objects.for_institution(institution).filter(~Exists(still_current)).delete()
+    return deleted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from django.db import transaction
@@ -182,42 +183,59 @@ def _fairness_check(fairness: dict, settings: PredictionSettings, labels: dict[s
     }
 
 
-def _versus_live(comparison: dict, metric: str) -> tuple[float, str, str]:
-    """How much worse the candidate is on ``metric`` (positive: worse), both models' values with
-    their intervals, and the paired difference with its interval, as the checks show them."""
+@dataclass(frozen=True)
+class _VersusLive:
+    """A gate check of the candidate against the live model on one metric of ``ml.comparison``.
+    ``label`` and ``measured`` are templates over ``live`` (its number), ``shown`` (both values with
+    their intervals), ``rows`` and ``training_rows``; ``allowed``: the setting bounding how much worse."""
+
+    name: str
+    metric: str
+    higher_is_better: bool
+    label: str
+    measured: str
+    allowance: str
+    allowed: str
+
+
+AUC_VS_LIVE = _VersusLive(
+    name="auc_vs_live", metric="roc_auc", higher_is_better=True,
+    label="Not worse than live model v{live} on students neither model was trained on",
+    measured=("ROC-AUC {shown} for v{live}'s configuration refitted on the same {training_rows} training students, "
+              "on {rows} held-out students"),
+    allowance="allowed drop", allowed="max_auc_drop")
+# The candidate's risks as probabilities: its Brier score (lower is better) may be at most
+# ``max_brier_increase`` above the refitted live configuration's, on the same unseen students;
+# judged on the value of the difference, with its paired interval shown, as the AUC check is.
+BRIER_VS_LIVE = _VersusLive(
+    name="brier_vs_live", metric="brier", higher_is_better=False,
+    label="Risks as well calibrated as live model v{live}'s on the same students",
+    measured="Brier score {shown} for v{live}'s refitted configuration (lower is better)",
+    allowance="allowed increase", allowed="max_brier_increase")
+
+
+def _versus_live_check(check: _VersusLive, *, comparison: dict, live: ModelVersion,
+                       settings: PredictionSettings) -> dict:
+    """Passed when the candidate is at most the allowed amount worse than the live model on
+    ``check.metric``; the detail shows both values and the paired difference with their intervals."""
     intervals = comparison["intervals"]
-    candidate, reference, difference = (intervals[side][metric] for side in ("candidate", "reference", "difference"))
+    candidate, reference, difference = (intervals[side][check.metric]
+                                        for side in ("candidate", "reference", "difference"))
     worse = candidate["value"] - reference["value"]
+    if check.higher_is_better:
+        worse = -worse
+    allowed = getattr(settings, check.allowed)
     shown = (f"{candidate['value']:.3f} ({candidate['low']:.3f}–{candidate['high']:.3f}) vs "
              f"{reference['value']:.3f} ({reference['low']:.3f}–{reference['high']:.3f})")
     paired = (f"difference {difference['value']:+.3f} "
               f"(95% CI {difference['low']:+.3f} to {difference['high']:+.3f})")
-    return (-worse if metric == "roc_auc" else worse), shown, paired
-
-
-def _auc_check(*, comparison: dict, live: ModelVersion, settings: PredictionSettings) -> dict:
-    drop, shown, paired = _versus_live(comparison, "roc_auc")
+    fields = {"live": live.number, "shown": shown, "rows": comparison["rows"],
+              "training_rows": comparison["training_rows"]}
     return {
-        "name": "auc_vs_live",
-        "label": f"Not worse than live model v{live.number} on students neither model was trained on",
-        "passed": drop <= settings.max_auc_drop,
-        "detail": (f"ROC-AUC {shown} for v{live.number}'s configuration refitted on the same "
-                   f"{comparison['training_rows']} training students, on {comparison['rows']} held-out students; "
-                   f"{paired}; allowed drop {settings.max_auc_drop:.3f}"),
-    }
-
-
-def _brier_check(*, comparison: dict, live: ModelVersion, settings: PredictionSettings) -> dict:
-    """The candidate's risks as probabilities: its Brier score (lower is better) may be at most
-    ``max_brier_increase`` above the refitted live configuration's, on the same unseen students;
-    judged on the value of the difference, with its paired interval shown, as the AUC check is."""
-    increase, shown, paired = _versus_live(comparison, "brier")
-    return {
-        "name": "brier_vs_live",
-        "label": f"Risks as well calibrated as live model v{live.number}'s on the same students",
-        "passed": increase <= settings.max_brier_increase,
-        "detail": (f"Brier score {shown} for v{live.number}'s refitted configuration (lower is better); {paired}; "
-                   f"allowed increase {settings.max_brier_increase:.3f}"),
+        "name": check.name,
+        "label": check.label.format(**fields),
+        "passed": worse <= allowed,
+        "detail": f"{check.measured.format(**fields)}; {paired}; {check.allowance} {allowed:.3f}",
     }
 
 
@@ -246,8 +264,8 @@ def model_gate_evaluate(
             result = ml.compare_on_unseen_rows(model, load_model(live), data.frame, data.outcome)
         except (ml.DataInsufficientError, ml.ArtifactFormatError, ArtifactIntegrityError, ValueError) as error:
             checks.append({
-                "name": "auc_vs_live",
-                "label": f"Not worse than live model v{live.number} on students neither model was trained on",
+                "name": AUC_VS_LIVE.name,
+                "label": AUC_VS_LIVE.label.format(live=live.number),
                 "passed": False,
                 "detail": f"could not be compared, so an administrator decides: {error}",
             })
@@ -265,8 +283,8 @@ def model_gate_evaluate(
                 "intervals": result["intervals"],
                 "live_refit": result["live_refit"],
             }
-            checks.append(_auc_check(comparison=comparison, live=live, settings=settings))
-            checks.append(_brier_check(comparison=comparison, live=live, settings=settings))
+            checks.extend(_versus_live_check(check, comparison=comparison, live=live, settings=settings)
+                          for check in (AUC_VS_LIVE, BRIER_VS_LIVE))
     checks.append(_fairness_check(candidate.fairness, settings, _feature_labels(candidate.model_card or {})))
     return {"passed": all(check["passed"] for check in checks), "checks": checks, "comparison": comparison,
             "evaluated_at": timezone.now().isoformat()}
