@@ -20,13 +20,12 @@ install: $(VENV)/.installed
 
 demo: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
-	$(DEMO_ENV) $(PY) manage.py build_demo
-	$(DEMO_ENV) $(PY) manage.py train_and_score demo northfield --search-iterations 4
+	$(DEMO_ENV) $(PY) manage.py build_demo --search-iterations 4
 
 run: demo
 	@echo ""
 	@echo "  dropout_platform is starting at  http://$(HOST):$(PORT)/"
-	@echo "  log in as  admin / demo-pass-2026  (or ana, ben, viewer, northfield-admin; same password)"
+	@echo "  log in as  admin / demo-pass-2026  (or ana, ben, viewer, northfield-admin, owen; same password)"
 	@echo "  API docs:  http://$(HOST):$(PORT)/api/v1/docs/     stop with Ctrl-C"
 	@echo ""
 	$(DEMO_ENV) $(PY) -m dropout_platform.local_stack --host $(HOST) --port $(PORT)

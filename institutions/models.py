@@ -39,6 +39,10 @@ class Institution(models.Model):
     need_to_know_changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
+    notice = models.CharField(
+        max_length=300, blank=True,
+        help_text="Shown at the top of every page of the institution, e.g. that its data is a demo's.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

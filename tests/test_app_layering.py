@@ -1,6 +1,7 @@
 """The apps depend on each other in one direction only (DESIGN.md section 2):
 
     institutions <- audit <- students <- courses <- predictions <- interventions <- privacy <- workspace
+        <- demo (the demo institutions' builder, which fills every app below it)
 
 A lower app never imports a higher one, neither at module level nor inside a function, nor through
 ``importlib.import_module``, ``apps.get_model`` or a lazy ``"app.Model"`` relation. Only
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["institutions", "audit", "students", "courses", "predictions", "interventions", "privacy", "workspace"]
+LAYERS = ["institutions", "audit", "students", "courses", "predictions", "interventions", "privacy", "workspace",
+          "demo"]
 RANK = {app: rank for rank, app in enumerate(LAYERS)}
 ML_MAY_BE_IMPORTED_BY = {"predictions"}
 ML_FORBIDDEN_ROOTS = {"django", "rest_framework", "drf_spectacular", "django_filters", "celery", "kombu",

@@ -6,10 +6,10 @@ import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 
+from demo.builder import build_demo_institutions
 from institutions.models import Institution
 from institutions.services import institution_create
 from interventions.models import DEFAULT_INTERVENTION_TYPES, InterventionType
-from students.demo import build_demo_institutions
 
 pytestmark = pytest.mark.django_db
 
