@@ -1,6 +1,6 @@
 """Writing the access audit trail, and the two sanctioned changes to it (retention, erasure).
 
-:func:`access_record` is the only writer: one INSERT per request (a list is one entry with its
+:func:`access_record` is the only writer: one entry per request (a list is one entry with its
 filter and size, never one per row). The recording hooks of each channel (:mod:`audit.recording`)
 call it; so can a view that hands out student-level data some other way.
 """
@@ -20,7 +20,7 @@ from accounts.login_protection import client_address
 from institutions.jobs import job_create, job_dispatch, job_mark_running, job_succeed
 from institutions.models import Institution, Job, JobKind
 
-from . import sql
+from . import batching, sql
 from .models import AccessAction, AccessEntry
 
 # Query parameters that only page through a list or choose its format: not part of its filter.
@@ -104,16 +104,20 @@ def access_record(
     *, institution: Institution, accessor: Accessor, action: AccessAction | str, student_id: int | None = None,
     object_id: int | None = None, filters: dict | None = None, result_count: int | None = None,
 ) -> None:
-    """Append one entry. Outside a transaction its commit does not wait for the disk (audit/sql.py)."""
+    """Append one entry: inside a transaction, as part of it; outside one, through this process's
+    batch (audit.batching: written within ``AUDIT_BATCH_MAX_WAIT_MS``, its commit not waiting for
+    the disk)."""
     params = {
         "institution_id": institution.pk, "created_at": timezone.now(), "action": str(action),
         "actor_user_id": accessor.user_id, "actor_name": accessor.name[:200], "api_key_id": accessor.api_key_id,
         "student_id": _possible_id(student_id), "object_id": _possible_id(object_id),
         "filters": json.dumps(filters or {}), "result_count": result_count, "ip_address": accessor.ip_address,
     }
-    statement = sql.ACCESS_ENTRY_INSERT_IN_TRANSACTION if connection.in_atomic_block else sql.ACCESS_ENTRY_INSERT
+    if not connection.in_atomic_block:
+        batching.enqueue(params)
+        return
     with connection.cursor() as cursor:
-        cursor.execute(statement, params)
+        cursor.execute(sql.ACCESS_ENTRY_INSERT_IN_TRANSACTION, params)
 
 
 def access_record_for_request(request, *, institution: Institution, action: AccessAction | str, **details) -> None:
@@ -137,6 +141,7 @@ def redact_student(institution: Institution, student_id: int, *, erased_by=None,
         accessor = Accessor(name=erased_by.get_username(), user_id=erased_by.pk)
     else:
         accessor = Accessor(name=erased_by_name or "system")
+    batching.flush()  # reads still waiting in this process's batch are written, then unlinked too
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.ACCESS_ENTRIES_UNLINK_STUDENT, {"institution_id": institution.pk, "student_id": number})
         unlinked = cursor.fetchone()[0]

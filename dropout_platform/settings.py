@@ -267,6 +267,11 @@ IMPORT_UPLOAD_RETENTION_DAYS = env_int("IMPORT_UPLOAD_RETENTION_DAYS", default=7
 # The access audit trail (docs/privacy.md): entries older than this many days are removed by a
 # daily job (at least 30: the database refuses to remove younger entries).
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", default=730)
+# Access log entries of reads outside a transaction wait in a per-process batch (audit/batching.py,
+# docs/privacy.md): written when this many wait, or when the oldest is this old; 1 writes each at once.
+AUDIT_BATCH_SIZE = env_int("AUDIT_BATCH_SIZE", default=100)
+AUDIT_BATCH_MAX_WAIT_MS = env_int("AUDIT_BATCH_MAX_WAIT_MS", default=250)
+AUDIT_BATCH_LIMIT = env_int("AUDIT_BATCH_LIMIT", default=10_000)  # beyond this, a request writes its own
 if AUDIT_RETENTION_DAYS < 30:
     raise ImproperlyConfigured(f"AUDIT_RETENTION_DAYS must be at least 30 (days), not {AUDIT_RETENTION_DAYS}")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -31,3 +31,6 @@ CELERY_TASK_ALWAYS_EAGER = os.environ.get("DP_TEST_TASKS_IN_PROCESS", "1") == "1
 DATABASES["default"]["OPTIONS"]["options"] += " -c dropout.audit_test_flush=on"  # noqa: F405
 if os.environ.get("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}  # noqa: F405
+# Each access log entry written at once, so that a test's entries never outlive its database rows;
+# tests/audit/test_batching.py turns the batch on, as production runs it.
+AUDIT_BATCH_SIZE = 1

@@ -34,7 +34,6 @@ what-if panel) use LightGBM's own TreeSHAP (``pred_contrib``), which gives the s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -44,6 +43,7 @@ import pandas as pd
 
 from ml import treeshap
 from ml.boosting import prediction_threads
+from ml.intervals import wilson_interval
 from ml.schema import FeatureSpec, category_string, is_missing
 
 # From this many rows on, ml.treeshap beats LightGBM's pred_contrib despite its per-call set-up.
@@ -52,7 +52,7 @@ FAST_EXPLAINER_MIN_ROWS = 32
 OBSERVED_RATE_BINS = 5
 # Below this distance from the base value the secant slope is replaced by the local slope.
 FLAT_PATH = 1e-9
-WILSON_Z = 1.959964
+OBSERVED_RATE_CONFIDENCE = 0.95
 
 
 class TreeShapComputer:
@@ -170,16 +170,6 @@ def risk_points(
     return 100.0 * contributions * slope[:, None]
 
 
-def _wilson(left: int, count: int) -> tuple[float, float]:
-    if count == 0:
-        return 0.0, 1.0
-    rate = left / count
-    z2 = WILSON_Z ** 2
-    centre = (rate + z2 / (2 * count)) / (1 + z2 / count)
-    half = WILSON_Z * math.sqrt(rate * (1 - rate) / count + z2 / (4 * count ** 2)) / (1 + z2 / count)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def observed_rates(frame: pd.DataFrame, outcome: Sequence[int] | np.ndarray, specs: Sequence[FeatureSpec]) -> dict:
     """Per feature, how many training students had each kind of value and how many of them left.
 
@@ -260,7 +250,7 @@ def observed_rate_for(
         count, left = (entry.get("groups") or {}).get(_group_key(spec, value), (0, 0))
     if count == 0 or total == 0:
         return None
-    low, high = _wilson(left, count)
+    low, high = wilson_interval(left, count, confidence=OBSERVED_RATE_CONFIDENCE)
     return {"count": int(count), "rate": left / count, "low": low, "high": high, "overall_rate": total_left / total}
 
 

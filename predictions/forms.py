@@ -8,7 +8,8 @@ class PredictionSettingsForm(forms.ModelForm):
     class Meta:
         model = PredictionSettings
         fields = [
-            "flag_rule", "flag_threshold", "flag_capacity", "band_medium_from", "band_high_from",
+            "flag_rule", "flag_threshold", "flag_capacity", "flag_capacity_per_advisor", "flag_min_risk",
+            "band_medium_from", "band_high_from",
             "auto_promote", "min_training_size", "max_auc_drop", "max_brier_increase", "max_fairness_gap",
             "min_fairness_group_size",
             "search_iterations",

@@ -120,7 +120,16 @@ class PredictionSettings(TenantModel):
     )
     flag_capacity = models.PositiveIntegerField(
         default=100, validators=[MinValueValidator(1)],
-        help_text="How many students the advisors can contact (top-k rule).",
+        help_text="How many students the advisors can contact in a term (top-k rule).",
+    )
+    flag_capacity_per_advisor = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(10_000)],
+        help_text="If set, the capacity is the number of advisors times this many students each (top-k rule); "
+                  "the number above is used only while the institution has no advisor.",
+    )
+    flag_min_risk = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
+        help_text="Optional (top-k rule): never flag a student whose risk is below this, even within capacity.",
     )
     band_medium_from = models.FloatField(default=0.3, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     band_high_from = models.FloatField(default=0.6, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])

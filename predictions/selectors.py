@@ -9,8 +9,10 @@ from __future__ import annotations
 from django.db.models import Count, QuerySet
 
 from institutions.access import object_for_input_id
-from institutions.models import Institution, Job, JobKind
+from institutions.models import Institution, Job, JobKind, Membership, Role
+from ml.capacity import precision_recall_at_share
 from students.models import Student
+from students.selectors import current_students
 
 from .models import (
     FeedbackReason,
@@ -263,3 +265,56 @@ def risk_feedback_for_student(*, institution: Institution, student: Student) -> 
     return RiskFeedback.objects.for_institution(institution).filter(student=student).select_related(
         "author", "model_version"
     )
+
+
+def _term_capacity(institution: Institution, settings: PredictionSettings) -> tuple[int, int]:
+    """(students the advisors can contact this term, advisors): advisors x per advisor when set."""
+    advisors = Membership.objects.for_institution(institution).filter(role=Role.ADVISOR).count()
+    per_advisor = settings.flag_capacity_per_advisor
+    return (advisors * per_advisor if per_advisor and advisors else settings.flag_capacity), advisors
+
+
+def flag_capacity_effective(*, institution: Institution, settings: PredictionSettings) -> dict:
+    """How many students the capacity rule flags now, and why: the term's capacity (or advisors x
+    students per advisor), never more than the current students, and with a minimum risk only
+    those at or above it (the top k by risk are then exactly the first ``k`` in rank order)."""
+    capacity, advisors = _term_capacity(institution, settings)
+    per_advisor = settings.flag_capacity_per_advisor
+    latest = LatestPrediction.objects.for_institution(institution)
+    scored = latest.count()
+    eligible = latest.filter(risk__gte=settings.flag_min_risk).count() if settings.flag_min_risk else scored
+    return {"capacity": capacity, "advisors": advisors, "per_advisor": per_advisor, "scored": scored,
+            "min_risk": settings.flag_min_risk, "eligible": eligible, "k": min(capacity, eligible)}
+
+
+def flag_share_expected(*, institution: Institution, settings: PredictionSettings) -> float | None:
+    """The share of current students the capacity rule flags (None under the threshold rule or
+    with nobody current): what a model is judged at on students it was not trained on."""
+    if settings.flag_rule != "capacity":
+        return None
+    capacity, _ = _term_capacity(institution, settings)
+    current = current_students(institution=institution).count()
+    return min(1.0, capacity / current) if current else None
+
+
+def capacity_quality(*, version: ModelVersion | None, share: float | None, min_risk: float | None) -> dict | None:
+    """Precision and recall of ``version`` when it flags ``share`` of students, on its held-out
+    students (None for versions trained before their holdout ranking was kept)."""
+    ranking = ((version.model_card or {}).get("holdout_ranking") if version else None) or None
+    if ranking is None or share is None:
+        return None
+    return precision_recall_at_share(ranking["outcomes"], ranking["risks"], share, min_risk=min_risk)
+
+
+def flagging_summary(*, institution: Institution, settings: PredictionSettings, version: ModelVersion | None) -> dict:
+    """What the settings page and a version's page say about flags: the rule, how many are flagged
+    and why, and (capacity rule) the version's held-out precision and recall at that share."""
+    summary = {"rule": settings.flag_rule, "threshold": settings.flag_threshold,
+               "flagged": latest_predictions(institution=institution).filter(flagged=True).count()}
+    quality = None
+    if settings.flag_rule == "capacity":
+        summary.update(flag_capacity_effective(institution=institution, settings=settings))
+        quality = capacity_quality(version=version, share=flag_share_expected(institution=institution,
+                                                                              settings=settings),
+                                   min_risk=settings.flag_min_risk)
+    return {"flagging": summary, "quality": quality}

@@ -13,6 +13,7 @@ from institutions.view_mixins import InstitutionPageMixin
 from .forms import DecisionForm, PredictionSettingsForm, PromoteForm, RejectForm, RescoreForm
 from .models import FeedbackReason
 from .selectors import (
+    flagging_summary,
     model_version_latest_candidate,
     model_version_list,
     model_version_live,
@@ -86,6 +87,8 @@ class ModelVersionDetailView(InstitutionPageMixin, DetailView):
             live_report=model_version_report(live) if live and live.pk != self.object.pk else None,
             can_manage=self.membership.can("manage_models"),
             decision_form=DecisionForm(),
+            **flagging_summary(institution=self.institution,
+                               settings=prediction_settings_get(institution=self.institution), version=self.object),
         )
         return context
 
@@ -220,6 +223,9 @@ class PredictionSettingsView(InstitutionPageMixin, FormView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["schedules"] = prediction_schedule_list(institution=self.institution)
+        context.update(flagging_summary(institution=self.institution,
+                                        settings=prediction_settings_get(institution=self.institution),
+                                        version=model_version_live(institution=self.institution)))
         return context
 
 

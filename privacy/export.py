@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from audit import batching
 from audit.models import AccessEntry
 from institutions.models import Institution, Job, JobKind, WebhookDelivery
 from interventions.models import Flag, Intervention
@@ -144,6 +145,7 @@ def _deliveries(institution, student) -> Iterator[dict]:
 
 
 def _access_log(institution, student) -> Iterator[dict]:
+    batching.flush()  # this process's latest reads too
     for entry in AccessEntry.objects.for_institution(institution).filter(student_id=student.pk).order_by(
             "created_at", "id"):
         yield {"at": _iso(entry.created_at), "action": entry.get_action_display(), "by": entry.actor_name,

@@ -11,6 +11,7 @@ from students.selectors import current_students
 
 from .. import sql
 from ..models import FlagRule, LatestPrediction, PredictionSettings
+from ..selectors import flag_capacity_effective
 
 
 def latest_predictions_rank(*, institution: Institution, settings: PredictionSettings) -> int:
@@ -23,7 +24,9 @@ def latest_predictions_rank(*, institution: Institution, settings: PredictionSet
     params = {"institution_id": institution.pk, "updated_at": timezone.now(),
               "band_high_from": settings.band_high_from, "band_medium_from": settings.band_medium_from}
     if settings.flag_rule == FlagRule.CAPACITY:
-        statement, params["flag_capacity"] = sql.LATEST_RANK_BY_CAPACITY, settings.flag_capacity
+        # The term's capacity (or advisors x per advisor), only students at or above the minimum risk.
+        capacity = flag_capacity_effective(institution=institution, settings=settings)["k"]
+        statement, params["flag_capacity"] = sql.LATEST_RANK_BY_CAPACITY, capacity
     else:
         statement, params["flag_threshold"] = sql.LATEST_RANK_BY_THRESHOLD, settings.flag_threshold
     with connection.cursor() as cursor:

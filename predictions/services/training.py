@@ -16,7 +16,7 @@ from institutions.models import Institution, Job
 from .. import frames
 from ..model_store import ArtifactIntegrityError, artifact_sha256, load_model, remember_model
 from ..models import FlagRule, ModelTrigger, ModelVersion, PredictionSettings
-from ..selectors import model_version_live, prediction_settings_get
+from ..selectors import flag_share_expected, model_version_live, prediction_settings_get
 from .promotion import model_version_promote
 
 
@@ -27,13 +27,34 @@ def _next_version_number(institution: Institution) -> int:
     return (last or 0) + 1
 
 
-def _training_config(settings: PredictionSettings, *, search_iterations: int | None) -> ml.TrainingConfig:
+def _training_config(
+    settings: PredictionSettings, *, search_iterations: int | None, flag_share: float | None = None,
+    training_rows: int = 0,
+) -> ml.TrainingConfig:
+    """The capacity rule flags a share of *current* students; the model's threshold and fairness
+    audit are set at that same share of the training students (``capacity`` among ``training_rows``),
+    not at the absolute number among a population of another size."""
+    capacity = None
+    if settings.flag_rule == FlagRule.CAPACITY:
+        capacity = max(1, round(flag_share * training_rows)) if flag_share and training_rows else settings.flag_capacity
     return ml.TrainingConfig(
         search_iterations=search_iterations or settings.search_iterations,
         flag_threshold=settings.flag_threshold if settings.flag_rule == FlagRule.THRESHOLD else None,
-        capacity=settings.flag_capacity if settings.flag_rule == FlagRule.CAPACITY else None,
+        capacity=capacity,
         min_fairness_group_size=settings.min_fairness_group_size,
     )
+
+
+def _holdout_ranking(model, data: frames.TrainingData) -> dict | None:
+    """The held-out students' outcomes in the model's risk order (and their risks): precision and
+    recall at any number of flags, for the settings page and the card, without loading the model."""
+    index = [label for label in model.holdout_index if label in data.outcome.index]
+    if not index:
+        return None
+    risk = model.predict_risk(data.frame.loc[index, [spec.key for spec in model.schema]])
+    outcome = data.outcome.loc[index].to_numpy(dtype=int)
+    order = np.argsort(-risk, kind="stable")
+    return {"outcomes": [int(v) for v in outcome[order]], "risks": [round(float(v), 6) for v in risk[order]]}
 
 
 def model_version_train(
@@ -58,12 +79,14 @@ def model_version_train(
     data = frames.training_data(
         institution=institution, keys=[*keys, *(key for key in (live.feature_keys if live else []) if key not in keys)]
     )
-    model = ml.train_model(
-        data.frame[keys], data.outcome, specs, _training_config(settings, search_iterations=search_iterations),
-        cohort=data.cohort, progress=progress,
-    )
+    flag_share = flag_share_expected(institution=institution, settings=settings)
+    config = _training_config(settings, search_iterations=search_iterations, flag_share=flag_share,
+                              training_rows=len(data.outcome))
+    model = ml.train_model(data.frame[keys], data.outcome, specs, config, cohort=data.cohort, progress=progress)
     # Factor sentences are checked against what these students' outcomes showed (ml.explanation).
     model.record_observed_rates(data.frame[keys], data.outcome)
+    model.metadata["model_card"]["holdout_ranking"] = _holdout_ranking(model, data)
+    model.metadata["model_card"]["flag_share_trained_at"] = flag_share
     artifact = model.to_artifact()
     card = model.model_card
     with transaction.atomic():
