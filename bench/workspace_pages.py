@@ -30,6 +30,8 @@ import psycopg2  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 django.setup()
+# As production writes the access log (the test settings write each entry at once: AUDIT_BATCH_SIZE=1).
+settings.AUDIT_BATCH_SIZE = int(os.environ.get("AUDIT_BATCH_SIZE", "100"))
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -59,7 +61,7 @@ FACTORS = [
 
 def ensure_database() -> None:
     db = settings.DATABASES["default"]
-    if not db["ENGINE"].endswith("postgresql"):
+    if "postgres" not in db["ENGINE"]:  # django.db.backends.postgresql, or this project's dropout_platform.postgres
         sys.exit("set DATABASE_URL to a PostgreSQL database (see the docstring)")
     admin = psycopg2.connect(dbname="postgres", user=db["USER"], password=db["PASSWORD"] or None,
                              host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432)
@@ -139,7 +141,10 @@ def build(n: int) -> tuple[Institution, dict]:
              for pk in ids[5::100]],
             batch_size=5000,
         )
-    with connection.cursor() as cursor:
+    # As the tables' owner: the application role may not ANALYZE them (PostgreSQL skips them with a warning).
+    from institutions.db_roles import owner_connection
+
+    with owner_connection(), connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return institution, {"users": users, "student": ids[0]}
 
