@@ -107,6 +107,11 @@ def build(n: int) -> tuple[Institution, dict]:
             number=1, status=ModelStatus.LIVE, artifact=artifact, artifact_sha256=hashlib.sha256(artifact).hexdigest(),
             training_size=4000, metrics={"roc_auc": 0.9}, promoted_at=timezone.now())
         now = timezone.now()
+        # The rule the bench was made with (a threshold at 0.5: about half the students flagged), not
+        # the capacity rule new institutions now start with, so that runs compare like for like.
+        prediction_settings = prediction_settings_get(institution=institution)
+        prediction_settings.flag_rule, prediction_settings.flag_threshold = "threshold", 0.5
+        prediction_settings.save()
         for run, when in enumerate((now - datetime.timedelta(days=7), now)):
             job = Job.objects.create(kind=JobKind.RESCORE, status=JobStatus.SUCCEEDED, finished_at=when)
             predictions = Prediction.objects.bulk_create(
@@ -125,7 +130,7 @@ def build(n: int) -> tuple[Institution, dict]:
                                   scored_at=when) for p in predictions],
                 batch_size=5000,
             )
-            latest_predictions_rank(institution=institution, settings=prediction_settings_get(institution=institution))
+            latest_predictions_rank(institution=institution, settings=prediction_settings)
             risk_snapshot_record(institution=institution, job=job)
         types = list(InterventionType.objects.all())
         today = timezone.localdate()
