@@ -32,6 +32,10 @@ from django.conf import settings  # noqa: E402
 django.setup()
 # As production writes the access log (the test settings write each entry at once: AUDIT_BATCH_SIZE=1).
 settings.AUDIT_BATCH_SIZE = int(os.environ.get("AUDIT_BATCH_SIZE", "100"))
+if os.environ.get("BENCH_WITHOUT_ACCESS_LOG"):  # the same code without its access log: what the log costs
+    import audit.services
+
+    audit.services.access_record = lambda **kwargs: None
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
