@@ -33,3 +33,11 @@ def prediction_schedule_sync(*, institution: Institution, settings: PredictionSe
                       "kwargs": json.dumps({"institution_id": institution.pk}), "enabled": True,
                       "description": f"{kind} for {institution.name} ({frequency})"},
         )
+
+
+def prediction_schedules_remove(*, institution: Institution) -> int:
+    """A removed institution's beat entries go with it (they are named by its id, not linked to it,
+    so nothing else would remove them, and a later schedule page could show a stale one)."""
+    names = [periodic_task_name(institution, kind) for kind in SCHEDULED_TASKS]
+    removed, _ = PeriodicTask.objects.filter(name__in=names).delete()
+    return removed

@@ -184,3 +184,24 @@ def test_jobs_page_shows_a_progress_bar_that_polls_until_done(client, tenants):
         Job.objects.filter(pk=job.pk).update(status="succeeded")
     fragment = client.get(reverse("prediction-job-progress", args=["alpha", job.pk])).content.decode()
     assert "hx-trigger" not in fragment and 'aria-valuenow="100"' in fragment
+
+
+def test_removing_an_institution_removes_its_schedules_and_only_its(client, tenants):
+    a, b = tenants
+    for tenant in (a, b):
+        client.force_login(tenant.admin)
+        assert client.post(reverse("prediction-settings", args=[tenant.institution.slug]), {
+            "flag_rule": "threshold", "flag_threshold": 0.5, "flag_capacity": 25, "band_medium_from": 0.25,
+            "band_high_from": 0.55, "min_training_size": 150, "max_auc_drop": 0.02, "max_brier_increase": 0.01,
+            "max_fairness_gap": 0.15, "min_fairness_group_size": 30, "search_iterations": 4,
+            "rescore_schedule": "daily", "retrain_schedule": "weekly", "schedule_hour": 3,
+        }).status_code == 302
+    b_names = set(PeriodicTask.objects.filter(name__endswith=f":institution-{b.institution.pk}")
+                  .values_list("name", flat=True))
+    assert len(b_names) == 2
+    from institutions.models import Institution
+
+    Institution.objects.filter(pk=a.institution.pk).delete()
+    assert not PeriodicTask.objects.filter(name__endswith=f":institution-{a.institution.pk}").exists()
+    assert set(PeriodicTask.objects.filter(name__endswith=f":institution-{b.institution.pk}")
+               .values_list("name", flat=True)) == b_names
