@@ -212,3 +212,131 @@ class RosterImport(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.status})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progress surveys: instructors answer, for the students of their own sections, with concerns or kudos.
+# ---------------------------------------------------------------------------------------------------------------
+
+DEFAULT_CONCERN_TYPES: tuple[tuple[str, str, str], ...] = (
+    ("attendance", "Attendance", "concern"),
+    ("low_grades", "Low grades", "concern"),
+    ("missing_work", "Missing work", "concern"),
+    ("participation", "Participation", "concern"),
+    ("kudos", "Kudos: doing well", "kudos"),
+)
+
+
+class ConcernKind(models.TextChoices):
+    CONCERN = "concern", "Concern"
+    KUDOS = "kudos", "Kudos"
+
+
+class ConcernType(TenantModel):
+    """What an instructor can mark a student with in a progress survey: a concern (which becomes
+    an alert) or kudos (which goes on the student's timeline); configurable per institution."""
+
+    key = models.SlugField(max_length=60)
+    label = models.CharField(max_length=120)
+    kind = models.CharField(max_length=8, choices=ConcernKind.choices, default=ConcernKind.CONCERN)
+    description = models.CharField(max_length=255, blank=True)
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "position", "label", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "key"], name="concern_type_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class SurveyStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class ProgressSurvey(TenantModel):
+    """An administrator asks the instructors of one term how their students are doing.
+
+    Open from ``opens_at`` to ``closes_at`` (or until closed by hand): only then do the
+    instructors' links work. ``concern_type_ids`` lists the :class:`ConcernType` rows it offers.
+    """
+
+    term = models.ForeignKey(AcademicSession, on_delete=models.PROTECT, related_name="surveys", db_index=False)
+    title = models.CharField(max_length=200)
+    message = models.TextField(blank=True, help_text="Shown to instructors above their roster")
+    opens_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+    concern_type_ids = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=8, choices=SurveyStatus.choices, default=SurveyStatus.OPEN)
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-opens_at", "-id"]
+        indexes = [models.Index(fields=["institution", "-opens_at"], name="survey_inst_opens")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class SurveyInvitation(TenantModel):
+    """One instructor's invitation to a survey: the emailed link's secret (only its keyed hash is
+    kept), when it was sent, reminded, first opened and last answered, and whether it was revoked."""
+
+    survey = models.ForeignKey(ProgressSurvey, on_delete=models.CASCADE, related_name="invitations", db_index=False)
+    instructor = models.ForeignKey(Instructor, on_delete=models.CASCADE, related_name="survey_invitations",
+                                   db_index=False)
+    token_hash = models.CharField(max_length=64, help_text="HMAC-SHA256 of the link's secret (hex)")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    reminders_sent = models.PositiveIntegerField(default=0)
+    first_opened_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "survey_id", "instructor_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "survey", "instructor"], name="survey_invitation_unique"),
+            models.UniqueConstraint(fields=["token_hash"], name="survey_invitation_unique_token"),
+        ]
+        indexes = [models.Index(fields=["institution", "instructor"], name="survey_inv_inst_instructor")]
+
+
+class SurveyMark(TenantModel):
+    """One instructor marks one student of one of their sections with one concern type or kudos,
+    with an optional comment. Unmarking deletes the row (until the alert it raised exists)."""
+
+    invitation = models.ForeignKey(SurveyInvitation, on_delete=models.CASCADE, related_name="marks", db_index=False)
+    section = models.ForeignKey(Section, on_delete=models.CASCADE, related_name="+", db_index=False)
+    student = models.ForeignKey("students.Student", on_delete=models.CASCADE, related_name="survey_marks",
+                                db_index=False)
+    concern_type = models.ForeignKey(ConcernType, on_delete=models.PROTECT, related_name="marks", db_index=False)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "invitation", "section", "student", "concern_type"],
+                                    name="survey_mark_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["institution", "student", "-created_at"], name="survey_mark_inst_student"),
+            models.Index(fields=["institution", "concern_type"], name="survey_mark_inst_type"),
+        ]

@@ -217,3 +217,180 @@ class RiskSnapshot(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.flagged} flagged at {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Alerts: a concern about a student (from an instructor's progress survey, or raised by staff), routed by the
+# institution's rules to a person or an office, worked by the assignee and closed with an outcome; whoever
+# raised it is told when it is closed.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Office(TenantModel):
+    """A team that takes alerts (tutoring, financial aid, counselling...): its members share its queue."""
+
+    name = models.CharField(max_length=120)
+    email = models.EmailField(blank=True, help_text="The office's shared address, if it has one")
+    description = models.CharField(max_length=255, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "name"], name="office_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OfficeMember(TenantModel):
+    office = models.ForeignKey(Office, on_delete=models.CASCADE, related_name="members", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "office_id", "user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "office", "user"], name="office_member_unique"),
+        ]
+        indexes = [models.Index(fields=["institution", "user"], name="office_member_inst_user")]
+
+
+class RouteTarget(models.TextChoices):
+    ADVISOR = "advisor", "The student's advisor"
+    USER = "user", "A person"
+    OFFICE = "office", "An office"
+
+
+class AlertRule(TenantModel):
+    """Where alerts go: the first active rule (by position) whose conditions all match decides.
+
+    Empty conditions match everything; ``target`` says which of ``user`` and ``office`` counts
+    (the forms and services keep the other empty). With no matching rule an alert goes to the student's
+    advisor, and with no advisor to the institution's administrators' queue (unassigned).
+    """
+
+    position = models.PositiveIntegerField(default=0)
+    concern_type = models.ForeignKey(
+        "courses.ConcernType", null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False,
+        help_text="Empty: any concern type",
+    )
+    program = models.CharField(max_length=200, blank=True, help_text="Empty: any program")
+    target = models.CharField(max_length=8, choices=RouteTarget.choices, default=RouteTarget.ADVISOR)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="+", db_index=False)
+    office = models.ForeignKey(Office, null=True, blank=True, on_delete=models.CASCADE, related_name="rules",
+                               db_index=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "position", "id"]
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open", "New"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    CONTACTED = "contacted", "Student contacted"
+    CLOSED = "closed", "Closed"
+
+
+class AlertOutcome(models.TextChoices):
+    RESOLVED = "resolved", "Resolved"
+    SUPPORT_ARRANGED = "support_arranged", "Support arranged"
+    UNREACHABLE = "unreachable", "Could not reach the student"
+    DECLINED = "declined", "Student declined help"
+    NO_ACTION = "no_action", "No action needed"
+    WITHDRAWN = "withdrawn", "Student withdrew"
+
+
+class AlertSource(models.TextChoices):
+    SURVEY = "survey", "Progress survey"
+    STAFF = "staff", "Staff"
+
+
+class Alert(TenantModel):
+    """One concern about one student, on its way from whoever raised it to whoever works it."""
+
+    student = models.ForeignKey("students.Student", on_delete=models.CASCADE, related_name="alerts", db_index=False)
+    concern_type = models.ForeignKey("courses.ConcernType", on_delete=models.PROTECT, related_name="+",
+                                     db_index=False)
+    source = models.CharField(max_length=8, choices=AlertSource.choices)
+    survey_mark = models.ForeignKey("courses.SurveyMark", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="alerts", db_index=False)
+    raised_by_instructor = models.ForeignKey("courses.Instructor", null=True, blank=True,
+                                             on_delete=models.SET_NULL, related_name="+", db_index=False)
+    raised_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+", db_index=False)
+    section = models.ForeignKey("courses.Section", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+", db_index=False)
+    comment = models.TextField(blank=True)
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                             db_index=False, help_text="The rule that routed it (empty: the fallback)")
+    assigned_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+", db_index=False)
+    assigned_office = models.ForeignKey(Office, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="alerts", db_index=False)
+    status = models.CharField(max_length=16, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    outcome = models.CharField(max_length=20, choices=AlertOutcome.choices, blank=True)
+    outcome_notes = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", db_index=False)
+    raiser_told_at = models.DateTimeField(null=True, blank=True, help_text="When whoever raised it was told it closed")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["institution", "student", "-created_at"], name="alert_inst_student"),
+            models.Index(fields=["institution", "assigned_user", "status"], name="alert_inst_user_status"),
+            models.Index(fields=["institution", "assigned_office", "status"], name="alert_inst_office_status"),
+            models.Index(fields=["institution", "status", "-created_at"], name="alert_inst_status"),
+        ]
+        constraints = [
+            # A survey mark raises one alert, however often the instructor saves the page.
+            models.UniqueConstraint(fields=["institution", "survey_mark"], name="alert_one_per_survey_mark"),
+        ]
+
+    def __str__(self) -> str:
+        return f"alert {self.pk} on student {self.student_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != AlertStatus.CLOSED
+
+
+class AlertEventKind(models.TextChoices):
+    RAISED = "raised", "Raised"
+    ROUTED = "routed", "Routed"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    CONTACTED = "contacted", "Student contacted"
+    REFERRED = "referred", "Referred"
+    NOTE = "note", "Note"
+    CLOSED = "closed", "Closed"
+    RAISER_TOLD = "raiser_told", "Raiser told"
+
+
+class AlertEvent(TenantModel):
+    """What happened to an alert, in order: its history on the alert page and the student's timeline."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events", db_index=False)
+    kind = models.CharField(max_length=16, choices=AlertEventKind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", db_index=False)
+    note = models.TextField(blank=True)
+    to_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+", db_index=False)
+    to_office = models.ForeignKey(Office, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  db_index=False)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["institution", "alert", "at"], name="alert_event_inst_alert")]
