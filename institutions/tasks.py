@@ -4,7 +4,7 @@ import socket
 
 from celery import shared_task
 
-from .jobs import job_dispatch_pending, job_mark_running, job_succeed, job_sweep
+from .jobs import job_dispatch_pending, job_mark_running, job_succeed, job_sweep, worker_heartbeat_record
 from .models import Institution, Job, JobKind
 from .task_scope import institution_job_task, institution_task
 from .webhooks import webhook_deliver, webhook_dispatch_due, webhook_schedule_retry
@@ -36,6 +36,14 @@ def deliver_webhook(*, institution: Institution, delivery_id: int) -> None:
     delay = webhook_deliver(institution=institution, delivery_id=delivery_id)
     if delay is not None:
         webhook_schedule_retry(institution_id=institution.pk, delivery_id=delivery_id, delay=delay)
+
+
+@shared_task(bind=True, ignore_result=True, time_limit=30, soft_time_limit=20, expires=120)
+def record_worker_heartbeat(self) -> None:
+    """Beat, every WORKER_HEARTBEAT_SECONDS: the worker that takes it proves the queue is served
+    (``/readyz``, ``/metrics``). Expires unread after two minutes, so a backlog of them never
+    floods a worker that comes back."""
+    worker_heartbeat_record(self.request.hostname or socket.gethostname())
 
 
 @shared_task(acks_late=True, ignore_result=True)

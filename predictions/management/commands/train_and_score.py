@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from institutions.jobs import job_create
 from institutions.models import Institution, JobKind
+from institutions.observability import job_log_context
 from institutions.scoping import institution_scope
 from predictions.models import ModelStatus, ModelTrigger
 from predictions.selectors import model_version_list
@@ -49,8 +50,9 @@ class Command(BaseCommand):
             params = {"search_iterations": search_iterations} if search_iterations else {}
             job, _ = job_create(institution=institution, kind=JobKind.RETRAIN, params=params, triggered_by="command")
             started = time.monotonic()
-            version = retrain_job_run(institution=institution, job=job, trigger=ModelTrigger.DEMO,
-                                      on_progress=self._progress("training"))
+            with job_log_context(job.pk):
+                version = retrain_job_run(institution=institution, job=job, trigger=ModelTrigger.DEMO,
+                                          on_progress=self._progress("training"))
             self.stdout.write("")
             if version is None:
                 raise CommandError(f"{institution.slug}: {job.error}")
@@ -62,7 +64,8 @@ class Command(BaseCommand):
         job, _ = job_create(institution=institution, kind=JobKind.RESCORE, params={"full": full},
                             triggered_by="command", join_active=True)
         started = time.monotonic()
-        outcome = rescore_job_run(institution=institution, job=job)
+        with job_log_context(job.pk):
+            outcome = rescore_job_run(institution=institution, job=job)
         if outcome is None:
             raise CommandError(f"{institution.slug}: {job.error}")
         self.stdout.write(f"  {outcome.current} current students: {outcome.scored} scored now, "

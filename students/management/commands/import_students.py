@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from institutions.models import Institution
+from institutions.observability import job_log_context
 from institutions.scoping import institution_scope
 from students.importing import ImportFileError, import_preview, mapping_from_dict
 from students.importing.mapping import ImportMappingSpec
@@ -91,7 +92,8 @@ class Command(BaseCommand):
             bar.refresh()
 
         try:
-            report = import_job_run(institution=institution, job=job, progress=progress)
+            with job_log_context(job.pk):
+                report = import_job_run(institution=institution, job=job, progress=progress)
         finally:
             if bar is not None:
                 bar.close()
