@@ -6,3 +6,13 @@ class WorkspaceConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "workspace"
+
+    def ready(self) -> None:
+        from interventions.signals import alert_assigned, alert_closed
+
+        from .notifications import notify_alert_assigned, notify_alert_closed
+
+        # interventions sends these after its transaction commits; the workspace tells the people concerned.
+        alert_assigned.connect(notify_alert_assigned, dispatch_uid="workspace-notify-alert-assigned")
+        alert_closed.connect(notify_alert_closed, dispatch_uid="workspace-notify-alert-closed")
+

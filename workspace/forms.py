@@ -45,3 +45,15 @@ class RiskFeedbackForm(forms.Form):
     def __init__(self, *args, reason_choices: list[tuple[str, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["reason"].choices = list(reason_choices)
+
+
+class NotificationPreferenceForm(forms.Form):
+    """How often the member's email digest comes, in this institution."""
+
+    digest = forms.ChoiceField(
+        label="Email digest", widget=forms.RadioSelect,
+        choices=[("daily", "Daily, each morning"), ("weekly", "Weekly, on Monday mornings"),
+                 ("off", "Off: no digest emails")],
+        help_text="Newly flagged students in your caseload, open alerts routed to you or your offices, and "
+                  "follow-ups due today or overdue. An empty digest is not sent.",
+    )

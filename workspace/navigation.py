@@ -127,6 +127,8 @@ PAGE_TITLES: dict[str, str] = {
     "retention": "Retention",
     "erasure-list": "Erasures",
     "access-log": "Access log",
+    "notification-list": "Notifications",
+    "notification-preferences": "Notification settings",
     "password_change": "Change your password",
     "password_change_done": "Password changed",
     # These templates set their own title; named here too, so the menu's test sees every entry.

@@ -6,7 +6,7 @@ Included first (see dropout_platform/urls.py): this app owns the institution hom
 
 from django.urls import path
 
-from . import access_log, views
+from . import access_log, notification_views, views
 
 urlpatterns = [
     path("", views.InstitutionHomeView.as_view(), name="institution-home"),
@@ -20,4 +20,10 @@ urlpatterns = [
     path("students/<int:pk>/risk-feedback/", views.RiskFeedbackCreateView.as_view(), name="risk-feedback-create"),
     path("students/<int:pk>/flags/review-model/", views.ModelFlagReviewView.as_view(), name="model-flag-review"),
     path("access-log/", access_log.AccessLogView.as_view(), name="access-log"),
+    path("notifications/", notification_views.NotificationListView.as_view(), name="notification-list"),
+    path("notifications/<int:pk>/", notification_views.NotificationOpenView.as_view(), name="notification-open"),
+    path("notifications/read-all/", notification_views.NotificationMarkAllReadView.as_view(),
+         name="notification-read-all"),
+    path("notifications/preferences/", notification_views.NotificationPreferencesView.as_view(),
+         name="notification-preferences"),
 ]
