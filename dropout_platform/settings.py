@@ -336,6 +336,34 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Where tasks go unless routed elsewhere, including the tasks workers and beat send themselves
 # (a re-queued job, a follow-up): give every process of one deployment the same value.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Queues by kind (docs/operations.md, "Queues and worker pools"): imports, training, scoring and
+# webhook deliveries each have a queue, so a long retrain never delays a webhook or an import.
+# CELERY_KIND_QUEUES="imports=imports,training=training,scoring=scoring,webhooks=webhooks" is the
+# default; a kind left out (or CELERY_KIND_QUEUES="") runs on the default queue. A worker started
+# without -Q takes every queue (CELERY_TASK_QUEUES); a pool for one kind is started with -Q <queue>.
+KIND_QUEUE_KINDS = ("imports", "training", "scoring", "webhooks")
+
+
+def kind_queues_from(raw: list[str]) -> dict[str, str]:
+    queues = {}
+    for item in raw:
+        kind, _, queue = item.partition("=")
+        if kind.strip() not in KIND_QUEUE_KINDS or not queue.strip():
+            raise ImproperlyConfigured(f"CELERY_KIND_QUEUES: {item!r} is not kind=queue with a kind among "
+                                       f"{', '.join(KIND_QUEUE_KINDS)}")
+        queues[kind.strip()] = queue.strip()
+    return queues
+
+
+def celery_queues(default: str, kind_queues: dict[str, str]):
+    from kombu import Queue
+
+    return [Queue(name, routing_key=name) for name in dict.fromkeys([default, *kind_queues.values()])]
+
+
+CELERY_KIND_QUEUES = kind_queues_from(env_list("CELERY_KIND_QUEUES", default=[f"{k}={k}" for k in KIND_QUEUE_KINDS]))
+CELERY_TASK_QUEUES = celery_queues(CELERY_TASK_DEFAULT_QUEUE, CELERY_KIND_QUEUES)
+CELERY_TASK_ROUTES = ("dropout_platform.celery.route_by_kind",)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -459,7 +487,7 @@ CELERY_WORKER_TASK_LOG_FORMAT = ("[%(asctime)s: %(levelname)s/%(processName)s] %
 # /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; unset, it does not exist.
 METRICS_TOKEN = env_str("METRICS_TOKEN", default="")
 # Queues whose depth /metrics reports, beside CELERY_TASK_DEFAULT_QUEUE.
-CELERY_MONITORED_QUEUES = env_list("CELERY_MONITORED_QUEUES", default=[])
+CELERY_MONITORED_QUEUES = env_list("CELERY_MONITORED_QUEUES", default=list(CELERY_KIND_QUEUES.values()))
 # The beat's heartbeat task (institutions.tasks.record_worker_heartbeat) and when /readyz calls it stale.
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", default=30.0)
 WORKER_HEARTBEAT_STALE_SECONDS = env_float("WORKER_HEARTBEAT_STALE_SECONDS", default=120.0)

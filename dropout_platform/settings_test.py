@@ -34,3 +34,8 @@ if os.environ.get("TEST_DATABASE_NAME"):
 # Each access log entry written at once, so that a test's entries never outlive its database rows;
 # tests/audit/test_batching.py turns the batch on, as production runs it.
 AUDIT_BATCH_SIZE = 1
+# Every task on the default queue, which the tests point at their own worker's queue; a test of
+# the queues by kind names them (CELERY_KIND_QUEUES in the environment of its workers and itself).
+CELERY_KIND_QUEUES = kind_queues_from(env_list("CELERY_KIND_QUEUES", default=[]))  # noqa: F405
+CELERY_TASK_QUEUES = celery_queues(CELERY_TASK_DEFAULT_QUEUE, CELERY_KIND_QUEUES)  # noqa: F405
+CELERY_MONITORED_QUEUES = list(CELERY_KIND_QUEUES.values())
