@@ -17,6 +17,13 @@ class PredictionSettingsForm(forms.ModelForm):
         ]
 
 
+class ConcernFeatureForm(forms.Form):
+    """Switch the instructor-concerns feature on or off (its own form: it changes the data schema)."""
+
+    enabled = forms.BooleanField(
+        required=False, label="Use the number of instructor concerns this term as a model feature")
+
+
 class DecisionForm(forms.Form):
     note = forms.CharField(max_length=300, required=False, label="Note (why)")
 

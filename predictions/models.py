@@ -174,6 +174,17 @@ class PredictionSettings(TenantModel):
         default=2, validators=[MaxValueValidator(23)], help_text="Hour of day, in the institution's time zone."
     )
     rescore_after_import = models.BooleanField(default=True)
+    # The number of concerns instructors marked this term (progress surveys) as the feature
+    # ``concerns_this_term``: switched on and off on its own form (services.concern_feature),
+    # which records who did it and when.
+    concerns_feature = models.BooleanField(
+        default=False, verbose_name="Use the number of instructor concerns this term as a model feature",
+        help_text="Adds the feature concerns_this_term to the data schema; the next retrain learns from it.",
+    )
+    concerns_feature_changed_at = models.DateTimeField(null=True, blank=True)
+    concerns_feature_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(TenantModel.Meta):

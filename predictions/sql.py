@@ -1,6 +1,7 @@
-"""The hand-written SQL of the predictions app: storing a scored chunk and re-ranking.
+"""The hand-written SQL of the predictions app: storing a scored chunk, re-ranking, and the
+number of instructor concerns this term written into the students' features.
 
-Both are set-based statements the ORM cannot express at this speed (see the callers in
+All are set-based statements the ORM cannot express at this speed (see the callers in
 ``predictions/services/``). Identifiers are composed with ``psycopg2.sql`` from the models'
 tables; every value is a named parameter or COPY data. Each statement that touches a tenant
 table binds ``%(institution_id)s`` (``tests/predictions/test_sql.py`` checks every statement of
@@ -10,6 +11,9 @@ this module), so the institution comes from the caller's scope, never from the r
 from __future__ import annotations
 
 from psycopg2 import sql
+
+from courses.models import AcademicSession, ConcernType, ProgressSurvey, SurveyInvitation, SurveyMark
+from students.models import Student, StudentChange
 
 from .models import LatestPrediction, Prediction
 
@@ -112,3 +116,63 @@ def _rank(flag_condition: sql.SQL) -> sql.Composed:
 # The two flag rules: the top ``flag_capacity`` students, or everyone at or above ``flag_threshold``.
 LATEST_RANK_BY_CAPACITY = _rank(sql.SQL("w.position <= %(flag_capacity)s"))
 LATEST_RANK_BY_THRESHOLD = _rank(sql.SQL("w.risk >= %(flag_threshold)s"))
+
+
+def _concern_counts_refresh(*, only_given_students: bool) -> sql.Composed:
+    """Write ``features[%(key)s]``, the number of concern marks (``ConcernType.kind`` concern, not
+    kudos) in surveys of a term that contains ``%(today)s``, into every current student of one
+    institution (or only ``%(student_ids)s``) whose stored value differs, and record each change
+    as a ``StudentChange`` of ``%(source)s``: one statement however many students, and no write
+    (no change row, no new ``updated_at``) for a student whose value is already right.
+
+    The old value is read in the same snapshot as the update (``counted``), so the change row says
+    what was replaced. The statement's row count is the number of students changed.
+    """
+    students_filter = sql.SQL("AND s.id = ANY(%(student_ids)s::bigint[])" if only_given_students else "")
+    marks_filter = sql.SQL("AND m.student_id = ANY(%(student_ids)s::bigint[])" if only_given_students else "")
+    return sql.SQL("""
+        WITH concerns AS (
+            SELECT m.student_id, COUNT(*) AS concerns
+            FROM {mark} m
+            JOIN {concern_type} t ON t.id = m.concern_type_id AND t.institution_id = %(institution_id)s
+            JOIN {invitation} i ON i.id = m.invitation_id AND i.institution_id = %(institution_id)s
+            JOIN {survey} p ON p.id = i.survey_id AND p.institution_id = %(institution_id)s
+            JOIN {term} a ON a.id = p.term_id AND a.institution_id = %(institution_id)s
+            WHERE m.institution_id = %(institution_id)s AND t.kind = %(concern_kind)s
+              AND a.start_date <= %(today)s AND a.end_date >= %(today)s {marks_filter}
+            GROUP BY m.student_id
+        ), counted AS (
+            SELECT s.id AS student_id, s.features -> %(key)s AS old_value,
+                   to_jsonb(COALESCE(c.concerns, 0)) AS new_value
+            FROM {student} s LEFT JOIN concerns c ON c.student_id = s.id
+            WHERE s.institution_id = %(institution_id)s AND s.outcome = %(enrolled)s AND s.status <> %(inactive)s
+              {students_filter}
+        ), changed AS (
+            UPDATE {student} SET features = {student}.features || jsonb_build_object(%(key)s, counted.new_value),
+                                 updated_at = %(now)s
+            FROM counted
+            WHERE {student}.id = counted.student_id AND {student}.institution_id = %(institution_id)s
+              AND counted.old_value IS DISTINCT FROM counted.new_value
+            RETURNING {student}.id, counted.old_value, counted.new_value
+        )
+        INSERT INTO {change} (institution_id, student_id, source, job_id, actor_id, created, changes, changed_at)
+        SELECT %(institution_id)s, id, %(source)s, NULL, NULL, FALSE,
+               jsonb_build_object(%(change_key)s, jsonb_build_array(old_value, new_value)), %(now)s
+        FROM changed
+    """).format(
+        mark=sql.Identifier(SurveyMark._meta.db_table),
+        concern_type=sql.Identifier(ConcernType._meta.db_table),
+        invitation=sql.Identifier(SurveyInvitation._meta.db_table),
+        survey=sql.Identifier(ProgressSurvey._meta.db_table),
+        term=sql.Identifier(AcademicSession._meta.db_table),
+        student=sql.Identifier(Student._meta.db_table),
+        change=sql.Identifier(StudentChange._meta.db_table),
+        students_filter=students_filter,
+        marks_filter=marks_filter,
+    )
+
+
+# Every current student (the nightly refresh, switching the feature on) or only the students an
+# instructor just marked (after a survey is saved).
+CONCERN_COUNTS_REFRESH_ALL = _concern_counts_refresh(only_given_students=False)
+CONCERN_COUNTS_REFRESH_STUDENTS = _concern_counts_refresh(only_given_students=True)

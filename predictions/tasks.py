@@ -11,7 +11,7 @@ from institutions.models import Institution, Job, JobKind
 from institutions.task_scope import institution_job_task, institution_task
 
 from .services.jobs import rescore_job_run, retrain_job_run
-from .services.requests import rescore_request, retrain_request
+from .services.requests import retrain_request, scheduled_rescore_request
 
 RETRAIN_TIME_LIMIT = 2 * 60 * 60
 RESCORE_TIME_LIMIT = 60 * 60
@@ -32,7 +32,7 @@ def rescore_students(*, institution: Institution, job: Job) -> None:
 @institution_task(acks_late=True, ignore_result=True, time_limit=120)
 def scheduled_rescore(*, institution: Institution) -> None:
     """Beat entry (per institution, see services.schedules.prediction_schedule_sync)."""
-    rescore_request(institution=institution, triggered_by="schedule")
+    scheduled_rescore_request(institution=institution)
 
 
 @institution_task(acks_late=True, ignore_result=True, time_limit=120)

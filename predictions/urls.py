@@ -7,6 +7,7 @@ urlpatterns = [
     path("models/retrain/", views.RetrainView.as_view(), name="model-retrain"),
     path("models/rollback/", views.RollbackView.as_view(), name="model-rollback"),
     path("models/settings/", views.PredictionSettingsView.as_view(), name="prediction-settings"),
+    path("models/settings/concern-feature/", views.ConcernFeatureView.as_view(), name="prediction-concern-feature"),
     path("models/jobs/", views.PredictionJobListView.as_view(), name="prediction-job-list"),
     path("models/jobs/<int:pk>/progress/", views.JobProgressView.as_view(), name="prediction-job-progress"),
     path("models/rescore/", views.RescoreView.as_view(), name="prediction-rescore"),

@@ -9,8 +9,9 @@ from django.views.generic import DetailView, FormView, ListView, TemplateView, V
 
 from institutions.models import Job
 from institutions.view_mixins import InstitutionPageMixin
+from students.selectors import feature_definition_changes
 
-from .forms import DecisionForm, PredictionSettingsForm, PromoteForm, RejectForm, RescoreForm
+from .forms import ConcernFeatureForm, DecisionForm, PredictionSettingsForm, PromoteForm, RejectForm, RescoreForm
 from .models import FeedbackReason
 from .selectors import (
     flagging_summary,
@@ -24,6 +25,12 @@ from .selectors import (
     prediction_schedule_list,
     prediction_settings_get,
     risk_feedback_counts,
+)
+from .services.concern_feature import (
+    CONCERNS_FEATURE_KEY,
+    ConcernFeatureRefused,
+    concern_feature_preview,
+    concern_feature_set,
 )
 from .services.promotion import (
     GateOverrideRequired,
@@ -226,7 +233,40 @@ class PredictionSettingsView(InstitutionPageMixin, FormView):
         context.update(flagging_summary(institution=self.institution,
                                         settings=prediction_settings_get(institution=self.institution),
                                         version=model_version_live(institution=self.institution)))
+        preview = concern_feature_preview(institution=self.institution)
+        context.update(concern_feature=preview,
+                       concern_feature_form=ConcernFeatureForm(initial={"enabled": preview.enabled}),
+                       concern_feature_changes=feature_definition_changes(
+                           institution=self.institution, feature=preview.definition, limit=5)
+                       if preview.definition else [])
         return context
+
+
+class ConcernFeatureView(InstitutionPageMixin, View):
+    """Switch the instructor-concerns feature on or off (the settings page shows what each does)."""
+
+    required_capability = "manage_models"
+
+    def post(self, request, *args, **kwargs):
+        form = ConcernFeatureForm(request.POST)
+        form.is_valid()  # a lone checkbox: absent means off
+        enabled = bool(form.cleaned_data.get("enabled"))
+        try:
+            changed = concern_feature_set(institution=self.institution, enabled=enabled, actor=request.user)
+        except ConcernFeatureRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("prediction-settings", institution_slug=self.institution.slug)
+        if not changed:
+            messages.info(request, f"The concern count was already {'on' if enabled else 'off'}; nothing changed.")
+        elif enabled:
+            messages.success(request, f"The feature {CONCERNS_FEATURE_KEY} is in the data schema and every current "
+                                      "student's count is written; the next retrain learns from it. Nobody was "
+                                      "rescored and the live model is unchanged.")
+        else:
+            messages.success(request, f"The feature {CONCERNS_FEATURE_KEY} is retired: the next retrain leaves it "
+                                      "out. Its stored values are kept, and a live model trained with it keeps "
+                                      "reading current counts until then.")
+        return redirect("prediction-settings", institution_slug=self.institution.slug)
 
 
 class PredictionJobListView(InstitutionPageMixin, ListView):

@@ -19,6 +19,9 @@ class ChangeSource(models.TextChoices):
     API = "api", "API"
     WEB = "web", "Web page"
     SYSTEM = "system", "System"
+    # Values the platform derives from what instructors mark in progress surveys (the number of
+    # concerns this term, predictions.services.concern_feature).
+    SURVEYS = "surveys", "Progress surveys (platform)"
 
 
 class FeatureDefinition(TenantModel):

@@ -12,6 +12,7 @@ from institutions.jobs import job_create, job_dispatch
 from institutions.models import Institution, Job, JobKind
 
 from ..selectors import model_version_live, prediction_settings_get
+from .concern_feature import concern_counts_refresh
 
 
 def retrain_request(
@@ -39,6 +40,13 @@ def rescore_request(
     if created:
         job_dispatch(job)
     return job, created
+
+
+def scheduled_rescore_request(*, institution: Institution) -> tuple[Job, bool]:
+    """The scheduled (nightly) rescore: first bring every current student's concern count to
+    today's term (when the feature is in use; a new term resets it), so the run scores it."""
+    concern_counts_refresh(institution=institution)
+    return rescore_request(institution=institution, triggered_by="schedule")
 
 
 def rescore_after_import(*, institution: Institution, import_job_id: int) -> Job | None:
