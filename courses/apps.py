@@ -5,3 +5,11 @@ class CoursesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "courses"
     verbose_name = "Courses, sections and instructors"
+
+    def ready(self) -> None:
+        from institutions.signals import institution_created
+
+        from .new_institution import give_new_institution_default_concern_types
+
+        institution_created.connect(give_new_institution_default_concern_types,
+                                    dispatch_uid="courses-default-concern-types")

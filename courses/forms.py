@@ -36,3 +36,36 @@ class RosterUploadForm(forms.Form):
         help_text="Enrolled students are matched to the platform's students whose external id equals this column.",
         widget=forms.Select(attrs={"class": "form-select"}),
     )
+
+
+class SurveyOpenForm(forms.Form):
+    """What an administrator asks: the term, the words instructors read, the window and the choices.
+
+    The rules (window length, active types, the term's institution) are checked by
+    :func:`courses.surveys.survey_validate`; this form only reads the fields."""
+
+    term = forms.ModelChoiceField(queryset=None, label="Term", widget=forms.Select(attrs={"class": "form-select"}),
+                                  help_text="Instructors teaching a section in this term are invited.")
+    title = forms.CharField(max_length=200, label="Title", help_text="In the email's subject and on the page.")
+    message = forms.CharField(max_length=2000, required=False, label="Message to instructors",
+                              widget=forms.Textarea(attrs={"rows": 3}))
+    opens_at = forms.DateTimeField(label="Opens", widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                                                             format="%Y-%m-%dT%H:%M"))
+    closes_at = forms.DateTimeField(label="Closes", widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                                                               format="%Y-%m-%dT%H:%M"),
+                                    help_text="At most 60 days after it opens; the links stop working then.")
+    concern_type_ids = forms.TypedMultipleChoiceField(coerce=int, label="Concern types and kudos offered",
+                                                      widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, terms, concern_types, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["term"].queryset = terms
+        self.fields["concern_type_ids"].choices = [
+            (t.pk, f"{t.label} ({t.get_kind_display().lower()})") for t in concern_types]
+
+
+class ConcernTypeForm(forms.Form):
+    label = forms.CharField(max_length=120, label="Label")
+    kind = forms.ChoiceField(choices=[("concern", "Concern (becomes an alert)"), ("kudos", "Kudos")],
+                             widget=forms.Select(attrs={"class": "form-select"}))
+    description = forms.CharField(max_length=255, required=False, label="Description (optional)")

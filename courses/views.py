@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
+import zoneinfo
+
 from django.contrib import messages
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
-from institutions.view_mixins import InstitutionPageMixin
+from institutions.scoping import institution_scope
+from institutions.view_mixins import InstitutionPageMixin, int_param
 from students.importing.errors import ImportFileError
 
-from .forms import RosterUploadForm
-from .models import RosterImportStatus
+from .forms import ConcernTypeForm, RosterUploadForm, SurveyOpenForm
+from .models import RosterImportStatus, SurveyStatus
 from .roster_import import (
     KINDS,
     RosterInvalid,
@@ -20,7 +26,39 @@ from .roster_import import (
     roster_import_discard,
     roster_import_preview,
 )
-from .selectors import access_roster_import, roster_import_list
+from .selectors import (
+    academic_session_list,
+    access_concern_type,
+    access_roster_import,
+    access_survey,
+    concern_type_list,
+    instructor_survey_roster,
+    roster_import_list,
+    survey_concern_types,
+    survey_list,
+    survey_participation,
+)
+from .surveys import (
+    COMMENT_MAX,
+    SurveyAnswerInvalid,
+    SurveyLinkRefused,
+    SurveyPreviewChanged,
+    SurveyRuleError,
+    concern_type_create,
+    concern_type_move,
+    concern_type_update,
+    survey_answer_parse,
+    survey_close,
+    survey_is_open,
+    survey_link_resolve,
+    survey_marks_save,
+    survey_open,
+    survey_preview,
+    survey_record_opened,
+    survey_reminder_count,
+    survey_send_reminders,
+    survey_validate,
+)
 
 
 class RosterPageMixin(InstitutionPageMixin):
@@ -100,3 +138,235 @@ class RosterImportDiscardView(RosterPageMixin, View):
         roster_import_discard(institution=self.institution, roster_import=self.get_roster_import())
         messages.info(request, "The preview was discarded; nothing was imported.")
         return redirect("roster-upload", self.institution.slug)
+
+
+# --- Progress surveys: the administrator's pages -----------------------------------------------------------------
+
+class SurveyPageMixin(InstitutionPageMixin):
+    required_capability = "manage_data"
+
+    def get_survey(self):
+        return access_survey(institution=self.institution, survey_id=self.kwargs["pk"])
+
+
+class SurveyListView(SurveyPageMixin, TemplateView):
+    template_name = "courses/survey_list.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["surveys"] = survey_list(institution=self.institution)[:50]
+        context["now"] = timezone.now()
+        return context
+
+
+class SurveyOpenView(SurveyPageMixin, TemplateView):
+    """Fill in the survey, see who it will email (nothing sent), then confirm."""
+
+    template_name = "courses/survey_open.html"
+
+    def make_form(self, data=None):
+        return SurveyOpenForm(data, terms=academic_session_list(institution=self.institution),
+                              concern_types=concern_type_list(institution=self.institution, active_only=True),
+                              initial=None if data else self.initial())
+
+    def initial(self):
+        now = timezone.localtime(timezone.now(), timezone=zoneinfo.ZoneInfo(self.institution.timezone))
+        active = [t.pk for t in concern_type_list(institution=self.institution, active_only=True)]
+        return {"opens_at": now.replace(second=0, microsecond=0),
+                "closes_at": (now + datetime.timedelta(days=14)).replace(second=0, microsecond=0),
+                "concern_type_ids": active}
+
+    def get(self, request, *args, **kwargs):
+        with timezone.override(self.institution.timezone):
+            return self.render_to_response(self.get_context_data(form=self.make_form()))
+
+    def post(self, request, *args, **kwargs):
+        with timezone.override(self.institution.timezone):
+            return self._post(request)
+
+    def _post(self, request):
+        form = self.make_form(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(form=form), status=400)
+        try:
+            cleaned = survey_validate(institution=self.institution, data=form.cleaned_data)
+        except SurveyRuleError as exc:
+            for name, errors in exc.errors.items():
+                for error in errors:
+                    form.add_error(name or None, error)
+            return self.render_to_response(self.get_context_data(form=form), status=400)
+        preview = survey_preview(institution=self.institution, term=cleaned["term"])
+        if "confirm" not in request.POST:
+            return self.render_to_response(self.get_context_data(form=form, preview=preview))
+        try:
+            survey = survey_open(institution=self.institution, data=form.cleaned_data, user=request.user,
+                                 expected_fingerprint=request.POST.get("fingerprint", ""))
+        except SurveyPreviewChanged as exc:
+            messages.warning(request, "The term's instructors changed since the preview, so nothing was sent. "
+                                      "Check the new numbers below and confirm again.")
+            return self.render_to_response(self.get_context_data(form=form, preview=exc.preview), status=409)
+        messages.success(request, f"The survey is open; {preview.to_email} instructor(s) are being emailed.")
+        return redirect("survey-detail", self.institution.slug, survey.pk)
+
+
+class SurveyDetailView(SurveyPageMixin, TemplateView):
+    template_name = "courses/survey_detail.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        survey = self.get_survey()
+        context.update(survey=survey, participation=survey_participation(institution=self.institution, survey=survey),
+                       concern_types=survey_concern_types(institution=self.institution, survey=survey),
+                       is_open=survey_is_open(survey), closed=survey.status == SurveyStatus.CLOSED,
+                       reminder_count=survey_reminder_count(institution=self.institution, survey=survey))
+        return context
+
+
+class SurveyRemindView(SurveyPageMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        survey = self.get_survey()
+        expected = int_param(request.POST.get("expected"))
+        if expected is None:
+            messages.error(request, "The reminder form was incomplete; nothing was sent.")
+        else:
+            try:
+                sent = survey_send_reminders(institution=self.institution, survey=survey, user=request.user,
+                                             expected=expected)
+            except SurveyRuleError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"Reminders are being emailed to {sent} instructor(s) who have not "
+                                          "answered, each with a new link (the earlier one no longer works).")
+        return redirect("survey-detail", self.institution.slug, survey.pk)
+
+
+class SurveyCloseView(SurveyPageMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        survey = survey_close(institution=self.institution, survey=self.get_survey(), user=request.user)
+        messages.success(request, f"“{survey.title}” is closed; every instructor's link stopped working.")
+        return redirect("survey-detail", self.institution.slug, survey.pk)
+
+
+class ConcernTypeListView(SurveyPageMixin, TemplateView):
+    """Add, rename, deactivate and reorder what instructors can mark."""
+
+    template_name = "courses/concern_types.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["types"] = concern_type_list(institution=self.institution)
+        context.setdefault("form", ConcernTypeForm())
+        return context
+
+    def post(self, request, *args, **kwargs):
+        action = request.POST.get("action", "")
+        try:
+            if action == "add":
+                form = ConcernTypeForm(request.POST)
+                if not form.is_valid():
+                    return self.render_to_response(self.get_context_data(form=form), status=400)
+                created = concern_type_create(institution=self.institution, **form.cleaned_data)
+                messages.success(request, f"Added {created.label}.")
+            elif action in ("rename", "toggle", "up", "down"):
+                concern_type = access_concern_type(institution=self.institution,
+                                                   concern_type_id=request.POST.get("type"))
+                if action == "rename":
+                    concern_type_update(institution=self.institution, concern_type=concern_type,
+                                        label=request.POST.get("label", ""))
+                    messages.success(request, f"Renamed to {concern_type.label}.")
+                elif action == "toggle":
+                    concern_type_update(institution=self.institution, concern_type=concern_type,
+                                        is_active=not concern_type.is_active)
+                    messages.success(request, f"{concern_type.label}: "
+                                              f"{'offered again' if concern_type.is_active else 'no longer offered'}"
+                                              " in new surveys.")
+                else:
+                    concern_type_move(institution=self.institution, concern_type=concern_type,
+                                      offset=-1 if action == "up" else 1)
+            else:
+                messages.error(request, "Unknown action; nothing changed.")
+        except SurveyRuleError as exc:
+            messages.error(request, f"{exc} Nothing changed.")
+        return redirect("concern-types", self.institution.slug)
+
+
+# --- Progress surveys: the instructor's page (no account; the link is the credential) ---------------------------
+
+REFUSALS = {
+    "unknown": (404, "This survey link does not work",
+                "The address is incomplete or was changed, or a newer email replaced it. Use the link in the "
+                "latest survey email you received."),
+    "revoked": (410, "This survey link no longer works",
+                "The link was withdrawn. Use the link in the latest survey email you received."),
+    "closed": (410, "This survey has closed",
+               "The survey's window has ended, so its links no longer open the roster. Thank you; if you still "
+               "want to raise a concern about a student, contact the student success office."),
+    "not_open": (403, "This survey is not open yet",
+                 "The survey has not opened yet. Come back to this link when it opens."),
+}
+
+
+def _private(response):
+    # The link is the credential: no cache keeps the roster, and no page this one links to learns the link.
+    add_never_cache_headers(response)
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+class SurveyAnswerView(View):
+    """``/survey/<token>/``: the instructor's own sections of the survey's term, to mark."""
+
+    http_method_names = ["get", "post"]
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            invitation = survey_link_resolve(token=kwargs["token"])
+        except SurveyLinkRefused as exc:
+            status, title, text = REFUSALS[exc.reason]
+            opens = exc.survey.opens_at if exc.reason == "not_open" and exc.survey else None
+            return _private(render(request, "courses/survey_refused.html",
+                                   {"refusal_title": title, "refusal_text": text, "error_code": status,
+                                    "opens_at": opens}, status=status))
+        with institution_scope(invitation.institution), timezone.override(invitation.institution.timezone):
+            self.invitation = invitation
+            response = super().dispatch(request, *args, **kwargs)
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+        return _private(response)
+
+    def context(self, **extra):
+        invitation = self.invitation
+        types = survey_concern_types(institution=invitation.institution, survey=invitation.survey)
+        roster = instructor_survey_roster(invitation=invitation)
+        return {"invitation": invitation, "survey": invitation.survey, "instructor": invitation.instructor,
+                "survey_institution": invitation.institution, "types": types,
+                "sections": [{"section": item.section, "rows": item.rows(types)} for item in roster],
+                "comment_max": COMMENT_MAX, **extra}
+
+    def get(self, request, *args, **kwargs):
+        survey_record_opened(invitation=self.invitation)
+        return render(request, "courses/survey_answer.html", self.context())
+
+    def post(self, request, *args, **kwargs):
+        invitation = self.invitation
+        roster = {item.section.pk: item for item in instructor_survey_roster(invitation=invitation)}
+        section = roster.get(int_param(request.POST.get("section")))
+        if section is None:
+            messages.error(request, "That section is not one of yours in this survey; nothing was saved.")
+            return render(request, "courses/survey_answer.html", self.context(), status=400)
+        types = survey_concern_types(institution=invitation.institution, survey=invitation.survey)
+        try:
+            answers = survey_answer_parse(post=request.POST, student_ids=[e.student_id for e in section.enrolments],
+                                          type_ids=[t.pk for t in types])
+        except SurveyAnswerInvalid as exc:
+            messages.error(request, str(exc))
+            return render(request, "courses/survey_answer.html", self.context(), status=400)
+        saved = survey_marks_save(invitation=invitation, section=section.section, answers=answers)
+        messages.success(request, f"Saved for {section.section.title}: {len(saved.created)} new, "
+                                  f"{len(saved.updated)} changed, {len(saved.removed)} removed. Thank you.")
+        return redirect(request.path + f"#section-{section.section.pk}")

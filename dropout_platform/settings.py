@@ -396,6 +396,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-import-uploads": {"task": "students.tasks.expire_import_uploads", "schedule": 24 * 60 * 60.0},
     # Daily: access log entries older than AUDIT_RETENTION_DAYS, one job per institution that has some.
     "expire-access-log": {"task": "audit.tasks.expire_access_log", "schedule": 24 * 60 * 60.0},
+    # Every five minutes: progress surveys whose window ended are closed and their links revoked.
+    "close-ended-surveys": {"task": "courses.tasks.close_ended_surveys", "schedule": 5 * 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 # Leases (docs/operations.md, "Leases, the sweeper and cancelling"): a running job is held for

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.sso_forms import SsoAwareAuthenticationForm
+from courses.views import SurveyAnswerView
 from institutions.views import HomeView
 
 urlpatterns = [
@@ -21,6 +22,8 @@ urlpatterns = [
     path("i/<slug:institution_slug>/", include("courses.urls")),
     path("i/<slug:institution_slug>/", include("predictions.urls")),
     path("i/<slug:institution_slug>/", include("privacy.urls")),
+    # An instructor's progress survey: no account, the emailed link is the credential (courses.surveys).
+    path("survey/<str:token>/", SurveyAnswerView.as_view(), name="survey-answer"),
     path("api/v1/", include("dropout_platform.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view loads its start-up script as a file (no inline script under the CSP); Swagger

@@ -71,6 +71,8 @@ NAVIGATION: tuple[NavGroup, ...] = (
         ("Data", (
             NavItem("import-upload", "Import data", "manage_data", also=("import-detail", "import-mapping")),
             NavItem("feature-schema", "Edit the data schema", "manage_data", also=("feature-edit",)),
+            NavItem("survey-list", "Progress surveys", "manage_data",
+                    also=("survey-open", "survey-detail", "concern-types")),
             NavItem("prediction-job-list", "Jobs", "manage_models"),
         )),
         ("People and access", (
@@ -124,6 +126,10 @@ PAGE_TITLES: dict[str, str] = {
     "prediction-job-list": "Jobs",
     "member-list": "Members",
     "member-update": "Member",
+    "survey-list": "Progress surveys",
+    "survey-open": "Open a progress survey",
+    "survey-detail": "Progress survey",
+    "concern-types": "Concern types",
     "retention": "Retention",
     "erasure-list": "Erasures",
     "access-log": "Access log",

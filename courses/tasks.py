@@ -1,0 +1,13 @@
+"""Celery tasks of the courses app: thin wrappers around its services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .surveys import surveys_close_ended
+
+
+@shared_task
+def close_ended_surveys() -> int:
+    """Beat, every five minutes: close the surveys whose window ended and revoke their links."""
+    return surveys_close_ended()
