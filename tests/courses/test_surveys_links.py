@@ -66,7 +66,7 @@ def test_each_instructor_with_an_address_gets_one_link_built_from_the_site_url_a
 
 
 def test_the_link_opens_only_the_instructors_own_sections_of_the_term_without_an_account(client, opened):
-    a, b, survey, _sb, links, _lb = opened
+    a, _b, _survey, _sb, links, _lb = opened
     response = client.get(links[_email(a, 0)])
     page = response.content.decode()
     assert response.status_code == 200
@@ -88,7 +88,7 @@ def _answer(client, link, section, marks, comments=None, **extra):
 
 
 def test_saving_creates_updates_and_removes_marks_and_sends_the_signal_in_the_transaction(client, opened):
-    a, b, survey, _sb, links, _lb = opened
+    a, b, _survey, _sb, links, _lb = opened
     link, section = links[_email(a, 0)], a.sections[0]
     students = _enrolled(a, section)
     attendance, kudos = a.types[0], a.types[-1]
@@ -127,7 +127,7 @@ def test_saving_creates_updates_and_removes_marks_and_sends_the_signal_in_the_tr
                                   "b_section", "unknown_type", "long_comment", "unknown_field", "lonely_comment",
                                   "too_many_fields", "no_section"])
 def test_a_post_the_page_did_not_produce_gets_a_message_and_changes_nothing(client, opened, case):
-    a, b, survey, _sb, links, _lb = opened
+    a, b, _survey, _sb, links, _lb = opened
     link, section = links[_email(a, 0)], a.sections[0]
     roster = _enrolled(a, section)
     own = roster[0]
@@ -162,7 +162,7 @@ def test_a_post_the_page_did_not_produce_gets_a_message_and_changes_nothing(clie
 
 
 def test_a_tampered_token_or_another_institutions_id_in_front_of_it_opens_nothing(client, opened):
-    a, b, survey, _sb, links, links_b = opened
+    a, b, _survey, _sb, links, links_b = opened
     link = links[_email(a, 0)]
     token = link.split("/")[2]
     head, secret = token.split(".")
@@ -179,7 +179,7 @@ def test_a_tampered_token_or_another_institutions_id_in_front_of_it_opens_nothin
 
 
 def test_a_link_outside_the_window_or_of_a_closed_survey_is_refused_with_a_clear_page(client, opened):
-    a, b, survey, survey_b, links, links_b = opened
+    a, b, survey, _survey_b, links, links_b = opened
     link = links[_email(a, 0)]
     with institution_scope(a.institution):
         ProgressSurvey.objects.filter(pk=survey.pk).update(opens_at=timezone.now() + datetime.timedelta(hours=1))
