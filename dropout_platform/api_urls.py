@@ -14,6 +14,7 @@ from courses.api import (
 from institutions.api.views import InstitutionDetailView, JobViewSet, MyInstitutionListView
 from institutions.api.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
 from interventions.api import CaseloadAssignmentView, FlagViewSet, InterventionTypeViewSet, InterventionViewSet
+from interventions.api_alerts import AlertRuleViewSet, AlertViewSet, OfficeViewSet
 from predictions.api import (
     LatestPredictionViewSet,
     ModelVersionViewSet,
@@ -37,6 +38,9 @@ router.register("activity-events", ActivityEventViewSet, basename="api-activity-
 router.register("intervention-types", InterventionTypeViewSet, basename="api-intervention-type")
 router.register("interventions", InterventionViewSet, basename="api-intervention")
 router.register("flags", FlagViewSet, basename="api-flag")
+router.register("alerts", AlertViewSet, basename="api-alert")
+router.register("offices", OfficeViewSet, basename="api-office")
+router.register("alert-rules", AlertRuleViewSet, basename="api-alert-rule")
 router.register("model-versions", ModelVersionViewSet, basename="api-model-version")
 router.register("predictions", LatestPredictionViewSet, basename="api-latest-prediction")
 router.register("terms", AcademicSessionViewSet, basename="api-term")

@@ -43,6 +43,8 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "student.flagged": "A student was flagged for follow-up",
     "student.risk_band_changed": "A student's risk band changed after scoring",
     "job.finished": "An import, retrain or rescore job succeeded or failed",
+    "alert.created": "An alert was raised about a student (by a progress survey or by staff) and routed",
+    "alert.closed": "An alert was closed with an outcome",
 }
 PING_EVENT = "ping"
 SIGNATURE_HEADER = "X-Dropout-Signature"

@@ -18,6 +18,12 @@ class InterventionsConfig(AppConfig):
 
         institution_created.connect(give_new_institution_default_types, dispatch_uid="interventions-default-types")
 
+        from courses.signals import survey_marks_saved
+
+        from .alerts import survey_marks_saved_receiver
+
+        survey_marks_saved.connect(survey_marks_saved_receiver, dispatch_uid="interventions-alerts-from-survey-marks")
+
         from institutions.scoping import register_row_rule
 
         from .need_to_know import need_to_know_rows

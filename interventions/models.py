@@ -322,6 +322,9 @@ class Alert(TenantModel):
     source = models.CharField(max_length=8, choices=AlertSource.choices)
     survey_mark = models.ForeignKey("courses.SurveyMark", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="alerts", db_index=False)
+    # The mark's id, kept when the instructor takes the mark back (the courses app deletes the row, which
+    # empties ``survey_mark``): the alert raised from it is still found and closed if nobody worked it.
+    survey_mark_ref = models.BigIntegerField(null=True, blank=True, editable=False)
     raised_by_instructor = models.ForeignKey("courses.Instructor", null=True, blank=True,
                                              on_delete=models.SET_NULL, related_name="+", db_index=False)
     raised_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -7,7 +7,8 @@ only the students
 - in their caseload (``Student.advisor``),
 - granted to them by an administrator (:class:`~interventions.models.StudentAccessGrant`, not
   revoked, not expired), or
-- with an open flag routed to them (``Flag.assigned_to``).
+- with an open flag routed to them (``Flag.assigned_to``), or
+- with an alert not yet closed assigned to them or to an office they belong to (``Alert``).
 
 The rule is applied in one place: :func:`need_to_know_rows`, registered with
 ``institutions.scoping`` as a row rule, narrows every tenant queryset built while a request of such
@@ -29,7 +30,7 @@ from django.utils import timezone
 from institutions.scoping import TenantQuerySet, ViewerRestriction
 from students.models import Student
 
-from .models import Flag, StudentAccessGrant
+from .models import Alert, AlertStatus, Flag, OfficeMember, StudentAccessGrant
 
 
 def visible_condition(*, institution_id: int, user_id: int) -> Q:
@@ -44,7 +45,10 @@ def visible_condition(*, institution_id: int, user_id: int) -> Q:
     routed = Flag.all_institutions.filter(
         institution_id=institution_id, assigned_to_id=user_id, student_id=OuterRef("pk"), resolved_at__isnull=True,
     )
-    return Q(advisor_id=user_id) | Exists(grants) | Exists(routed)
+    offices = OfficeMember.all_institutions.filter(institution_id=institution_id, user_id=user_id).values("office_id")
+    alerts = Alert.all_institutions.filter(institution_id=institution_id, student_id=OuterRef("pk")).exclude(
+        status=AlertStatus.CLOSED).filter(Q(assigned_user_id=user_id) | Q(assigned_office_id__in=offices))
+    return Q(advisor_id=user_id) | Exists(grants) | Exists(routed) | Exists(alerts)
 
 
 def visible_student_ids(*, institution_id: int, user_id: int) -> QuerySet:

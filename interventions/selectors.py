@@ -9,16 +9,43 @@ from __future__ import annotations
 import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import BooleanField, Case, CharField, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.utils import timezone
 
+from courses.models import ConcernKind, ConcernType, SurveyMark
 from institutions.access import object_for_input_id
 from institutions.models import Institution, Membership
 from predictions.selectors import latest_predictions
 from students.models import Student
 from students.selectors import current_students
 
-from .models import Flag, FlagSource, Intervention, InterventionStatus, InterventionType, StudentAccessGrant
+from .models import (
+    Alert,
+    AlertEvent,
+    AlertRule,
+    AlertStatus,
+    Flag,
+    FlagSource,
+    Intervention,
+    InterventionStatus,
+    InterventionType,
+    Office,
+    OfficeMember,
+    StudentAccessGrant,
+)
 
 CONFIDENTIAL_PLACEHOLDER = "Confidential note: visible to its author and administrators."
 
@@ -200,3 +227,124 @@ def access_grant_list(*, institution: Institution) -> QuerySet[StudentAccessGran
 
 def access_student_access_grant(*, institution: Institution, grant_id: int | str) -> StudentAccessGrant:
     return object_for_input_id(StudentAccessGrant.objects.for_institution(institution), grant_id)
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+ALERT_STATUS_FILTERS = ("open", "closed", "all", *(s for s in AlertStatus.values if s != AlertStatus.CLOSED))
+
+
+def alert_list(*, institution: Institution) -> QuerySet[Alert]:
+    """Alerts with what their rows show (under need-to-know, only those of students the reader sees)."""
+    return Alert.objects.for_institution(institution).select_related(
+        "student", "concern_type", "assigned_user", "assigned_office", "raised_by_user", "raised_by_instructor",
+        "section", "section__course", "closed_by",
+    )
+
+
+def alert_filter(alerts: QuerySet[Alert], *, status: str = "", concern_type_id: int | None = None,
+                 student_id: int | None = None) -> QuerySet[Alert]:
+    """``status``: "open" (not closed; the default of the worklists), "closed", "all", or one status.
+    Open alerts come first (new, then the oldest waiting longest), closed ones newest first."""
+    if status in ("", "open"):
+        alerts = alerts.exclude(status=AlertStatus.CLOSED)
+    elif status in AlertStatus.values:
+        alerts = alerts.filter(status=status)
+    if concern_type_id:
+        alerts = alerts.filter(concern_type_id=concern_type_id)
+    if student_id:
+        alerts = alerts.filter(student_id=student_id)
+    order = Case(When(status=AlertStatus.OPEN, then=Value(0)), When(status=AlertStatus.CLOSED, then=Value(2)),
+                 default=Value(1))
+    return alerts.annotate(status_order=order).order_by("status_order", F("closed_at").desc(nulls_first=True),
+                                                        "created_at", "id")
+
+
+def my_alerts(*, institution: Institution, user: AbstractBaseUser) -> QuerySet[Alert]:
+    """Alerts assigned to ``user`` or to an office they are a member of."""
+    offices = OfficeMember.objects.for_institution(institution).filter(user_id=user.pk).values("office_id")
+    return alert_list(institution=institution).filter(Q(assigned_user_id=user.pk) | Q(
+        assigned_user__isnull=True, assigned_office_id__in=offices))
+
+
+def office_alerts(*, institution: Institution, office: Office) -> QuerySet[Alert]:
+    return alert_list(institution=institution).filter(assigned_office=office, assigned_user__isnull=True)
+
+
+def unassigned_alerts(*, institution: Institution) -> QuerySet[Alert]:
+    return alert_list(institution=institution).filter(assigned_user__isnull=True, assigned_office__isnull=True)
+
+
+def open_alert_count(*, institution: Institution, user: AbstractBaseUser) -> int:
+    return my_alerts(institution=institution, user=user).exclude(status=AlertStatus.CLOSED).count()
+
+
+def access_alert(*, institution: Institution, alert_id: int | str) -> Alert:
+    """The institution's alert with ``alert_id`` from input (Http404 alike for any other id, and for an
+    alert of a student the reader may not see under need-to-know access)."""
+    return object_for_input_id(alert_list(institution=institution), alert_id)
+
+
+def alert_events(*, institution: Institution, alert: Alert) -> QuerySet[AlertEvent]:
+    return AlertEvent.objects.for_institution(institution).filter(alert=alert).select_related(
+        "actor", "to_user", "to_office").order_by("at", "id")
+
+
+def student_alerts(*, institution: Institution, student: Student) -> QuerySet[Alert]:
+    return alert_list(institution=institution).filter(student=student).order_by("-created_at", "-id")
+
+
+def student_kudos(*, institution: Institution, student: Student) -> QuerySet[SurveyMark]:
+    """Kudos instructors gave the student in progress surveys (they raise no alert)."""
+    return SurveyMark.objects.for_institution(institution).filter(
+        student=student, concern_type__kind=ConcernKind.KUDOS,
+    ).select_related("concern_type", "section", "section__course", "invitation__instructor").order_by("-created_at")
+
+
+def office_list(*, institution: Institution, active_only: bool = False) -> QuerySet[Office]:
+    offices = Office.objects.for_institution(institution)
+    if active_only:
+        offices = offices.filter(is_active=True)
+    open_alerts = Alert.objects.for_institution(institution).filter(
+        assigned_office=OuterRef("pk"), assigned_user__isnull=True).exclude(status=AlertStatus.CLOSED) \
+        .order_by().values("assigned_office").annotate(n=Count("id")).values("n")
+    return offices.annotate(member_count=Count("members", distinct=True),
+                            open_alerts=Subquery(open_alerts)).order_by("name", "id")
+
+
+def access_office(*, institution: Institution, office_id: int | str) -> Office:
+    return object_for_input_id(Office.objects.for_institution(institution), office_id)
+
+
+def office_members(*, institution: Institution, office: Office) -> QuerySet[OfficeMember]:
+    return OfficeMember.objects.for_institution(institution).filter(office=office).select_related("user") \
+        .order_by("user__last_name", "user__username")
+
+
+def my_offices(*, institution: Institution, user: AbstractBaseUser) -> QuerySet[Office]:
+    return Office.objects.for_institution(institution).filter(
+        pk__in=OfficeMember.objects.for_institution(institution).filter(user_id=user.pk).values("office_id")
+    ).order_by("name")
+
+
+def alert_rule_list(*, institution: Institution) -> QuerySet[AlertRule]:
+    return AlertRule.objects.for_institution(institution).select_related("concern_type", "user", "office") \
+        .order_by("position", "id")
+
+
+def access_alert_rule(*, institution: Institution, rule_id: int | str) -> AlertRule:
+    return object_for_input_id(AlertRule.objects.for_institution(institution), rule_id)
+
+
+def concern_type_choices(*, institution: Institution, active_only: bool = True) -> list[tuple[int, str]]:
+    types = ConcernType.objects.for_institution(institution).filter(kind=ConcernKind.CONCERN)
+    if active_only:
+        types = types.filter(is_active=True)
+    return [(t.pk, t.label) for t in types.order_by("position", "label", "id")]
+
+
+def alert_counts_by_student(*, institution: Institution, student_ids) -> dict[int, int]:
+    """Open alerts per student, for the worklists' badges (one query)."""
+    rows = Alert.objects.for_institution(institution).filter(student_id__in=list(student_ids)).exclude(
+        status=AlertStatus.CLOSED).order_by().values("student_id").annotate(n=Count("id"))
+    return {row["student_id"]: row["n"] for row in rows}

@@ -3,7 +3,7 @@ intervention types and the effectiveness report (the composite advisor pages are
 
 from django.urls import path
 
-from . import views
+from . import views, views_alerts
 
 urlpatterns = [
     path("caseload/assign/", views.CaseloadAssignView.as_view(), name="caseload-assign"),
@@ -14,4 +14,13 @@ urlpatterns = [
     path("access/", views.AccessSettingsView.as_view(), name="access-settings"),
     path("access/grants/<int:pk>/revoke/", views.AccessGrantRevokeView.as_view(), name="access-grant-revoke"),
     path("effectiveness/", views.EffectivenessView.as_view(), name="effectiveness"),
+    # Alerts and referrals
+    path("alerts/", views_alerts.AlertListView.as_view(), name="alert-list"),
+    path("alerts/unassigned/", views_alerts.UnassignedAlertListView.as_view(), name="alert-unassigned"),
+    path("alerts/<int:pk>/", views_alerts.AlertDetailView.as_view(), name="alert-detail"),
+    path("students/<int:pk>/alerts/new/", views_alerts.AlertRaiseView.as_view(), name="alert-raise"),
+    path("offices/", views_alerts.OfficeListView.as_view(), name="office-list"),
+    path("offices/<int:pk>/", views_alerts.OfficeDetailView.as_view(), name="office-detail"),
+    path("offices/<int:pk>/alerts/", views_alerts.OfficeAlertListView.as_view(), name="office-alerts"),
+    path("alert-rules/", views_alerts.AlertRuleListView.as_view(), name="alert-rules"),
 ]

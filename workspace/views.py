@@ -23,7 +23,7 @@ from institutions.scoping import current_viewer_restriction
 from institutions.view_mixins import InstitutionPageMixin, int_param
 from interventions import selectors as intervention_selectors
 from interventions import services as intervention_services
-from interventions.forms import CaseloadAssignForm, FlagForm, FlagResolveForm, InterventionForm
+from interventions.forms import AlertRaiseForm, CaseloadAssignForm, FlagForm, FlagResolveForm, InterventionForm
 from predictions.models import FeedbackReason
 from predictions.selectors import (
     latest_prediction_for_student,
@@ -265,6 +265,7 @@ class StudentProfileView(StudentObjectMixin, StudentAccessRecordedMixin, Institu
         history = selectors.student_risk_history(institution=self.institution, student=student)
         feature_rows = selectors.student_feature_rows(institution=self.institution, student=student)
         types = intervention_selectors.intervention_type_list(institution=self.institution, active_only=True)
+        concern_choices = intervention_selectors.concern_type_choices(institution=self.institution)
         context.update(
             student=student, latest=latest, factors=factors, breakdown=breakdown, feature_rows=feature_rows,
             what_if_rows=[row for row in feature_rows if row["definition"].actionable],
@@ -272,6 +273,9 @@ class StudentProfileView(StudentObjectMixin, StudentAccessRecordedMixin, Institu
                 institution=self.institution, student=student, user=self.request.user, membership=self.membership
             ),
             flags=intervention_selectors.flag_list(institution=self.institution).filter(student=student),
+            student_alerts=intervention_selectors.student_alerts(institution=self.institution, student=student),
+            kudos=intervention_selectors.student_kudos(institution=self.institution, student=student),
+            alert_form=AlertRaiseForm(concern_choices=concern_choices) if concern_choices else None,
             model_flag_review=intervention_selectors.model_flag_review(
                 institution=self.institution, student=student, scored_at=latest.scored_at if latest else None
             ) if latest and latest.flagged else None,

@@ -21,6 +21,8 @@ from predictions.selectors import prediction_settings_get
 from predictions.services.ranking import latest_predictions_rank
 from tests.predictions.conftest import add_population, fast_settings, trained_a
 
+from .alerts_fixtures import alert_world
+
 FACTORS = [
     {"feature": "units_approved", "label": "Units approved", "value": 2.0, "display_value": "2",
      "contribution": 0.9, "direction": "raises", "actionable": True, "text": "2 units approved: raises risk"},
@@ -77,4 +79,4 @@ def scored(tenants):
     return tenants
 
 
-__all__ = ["add_population", "fast_settings", "live_version", "record_run", "trained_a"]
+__all__ = ["add_population", "alert_world", "fast_settings", "live_version", "record_run", "trained_a"]
