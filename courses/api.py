@@ -1,7 +1,9 @@
 """REST API for courses, sections, terms, instructors and enrolments, and the OneRoster import.
 
 Reads: ``courses/``, ``sections/``, ``terms/``, ``instructors/``, ``enrolments/`` (each with its
-detail). The import: ``POST roster-imports/`` (multipart: the export's zip or its CSV files)
+detail); progress surveys: ``concern-types/``, ``surveys/`` and ``surveys/<id>/participation/``
+(invited, opened, answered, concerns and kudos per instructor and per course). The import:
+``POST roster-imports/`` (multipart: the export's zip or its CSV files)
 answers 201 with the preview and writes nothing else; ``POST roster-imports/<id>/confirm/``
 applies it; ``POST roster-imports/<id>/discard/`` drops it.
 """
@@ -19,7 +21,7 @@ from institutions.api.errors import error_body
 from institutions.api.filters import IdFilter
 from students.importing.errors import ImportFileError
 
-from .models import AcademicSession, Course, Enrolment, Instructor, RosterImport, Section
+from .models import AcademicSession, ConcernType, Course, Enrolment, Instructor, ProgressSurvey, RosterImport, Section
 from .oneroster import STUDENT_ID_FIELDS
 from .roster_import import (
     RosterInvalid,
@@ -31,16 +33,21 @@ from .roster_import import (
 from .selectors import (
     academic_session_list,
     access_academic_session,
+    access_concern_type,
     access_course,
     access_enrolment,
     access_instructor,
     access_roster_import,
     access_section,
+    access_survey,
+    concern_type_list,
     course_list,
     enrolment_list,
     instructor_list,
     roster_import_list,
     section_list,
+    survey_list,
+    survey_participation,
 )
 
 
@@ -243,3 +250,86 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
     def discard(self, request, *args, **kwargs):
         roster = roster_import_discard(institution=self.institution, roster_import=self.get_object())
         return Response(RosterImportSerializer(roster).data)
+
+
+# --- Progress surveys (read-only) ------------------------------------------------------------------------------
+
+class ConcernTypeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConcernType
+        fields = ["id", "key", "label", "kind", "description", "is_active", "position", "updated_at"]
+
+
+class ConcernTypeViewSet(_ReadViewSet):
+    """What instructors can mark a student with in a progress survey (concerns and kudos)."""
+
+    model = ConcernType
+    serializer_class = ConcernTypeSerializer
+    selector, accessor, accessor_argument = concern_type_list, access_concern_type, "concern_type_id"
+
+
+class SurveySerializer(serializers.ModelSerializer):
+    term = serializers.IntegerField(source="term_id")
+    concern_types = serializers.ListField(source="concern_type_ids", child=serializers.IntegerField(),
+                                          help_text="Ids of the concern types (and kudos) the survey offers")
+    opened_by = serializers.CharField(source="opened_by.get_username", default=None, allow_null=True)
+    closed_by = serializers.CharField(source="closed_by.get_username", default=None, allow_null=True)
+    invited_count = serializers.IntegerField(read_only=True)
+    answered_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ProgressSurvey
+        fields = ["id", "term", "title", "message", "opens_at", "closes_at", "status", "concern_types",
+                  "opened_by", "closed_at", "closed_by", "invited_count", "answered_count", "created_at"]
+
+
+class _Counts(serializers.Serializer):
+    invited = serializers.IntegerField()
+    opened = serializers.IntegerField()
+    answered = serializers.IntegerField()
+    concerns = serializers.IntegerField()
+    kudos = serializers.IntegerField()
+
+
+class InstructorParticipationSerializer(_Counts):
+    instructor = serializers.IntegerField(source="instructor.pk")
+    name = serializers.CharField(source="instructor.display_name")
+    first_opened_at = serializers.DateTimeField(source="invitation.first_opened_at", allow_null=True)
+    answered_at = serializers.DateTimeField(source="invitation.answered_at", allow_null=True)
+    reminders_sent = serializers.IntegerField(source="invitation.reminders_sent")
+    invited = serializers.BooleanField()
+    opened = serializers.BooleanField()
+    answered = serializers.BooleanField()
+
+
+class CourseParticipationSerializer(_Counts):
+    course = serializers.IntegerField(source="id")
+    title = serializers.CharField()
+    course_code = serializers.CharField()
+    instructor_count = serializers.IntegerField()
+
+
+class ParticipationSerializer(serializers.Serializer):
+    survey = serializers.IntegerField()
+    totals = _Counts()
+    instructors = InstructorParticipationSerializer(many=True)
+    courses = CourseParticipationSerializer(many=True)
+
+
+class SurveyViewSet(_ReadViewSet):
+    """Progress surveys (read-only; administrators open and close them on their pages)."""
+
+    model = ProgressSurvey
+    serializer_class = SurveySerializer
+    read_capability = "manage_data"
+    selector, accessor, accessor_argument = survey_list, access_survey, "survey_id"
+
+    @extend_schema(responses={200: ParticipationSerializer})
+    @action(detail=True, methods=["get"])
+    def participation(self, request, *args, **kwargs):
+        """Invited, opened, answered, concerns and kudos per instructor and per course."""
+        survey = self.get_object()
+        participation = survey_participation(institution=self.institution, survey=survey)
+        return Response(ParticipationSerializer({
+            "survey": survey.pk, "totals": participation.totals, "instructors": participation.instructors,
+            "courses": participation.courses}).data)

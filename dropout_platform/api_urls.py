@@ -5,11 +5,13 @@ from rest_framework.routers import SimpleRouter
 
 from courses.api import (
     AcademicSessionViewSet,
+    ConcernTypeViewSet,
     CourseViewSet,
     EnrolmentViewSet,
     InstructorViewSet,
     RosterImportViewSet,
     SectionViewSet,
+    SurveyViewSet,
 )
 from institutions.api.views import InstitutionDetailView, JobViewSet, MyInstitutionListView
 from institutions.api.webhooks import WebhookDeliveryViewSet, WebhookEndpointViewSet
@@ -49,6 +51,8 @@ router.register("sections", SectionViewSet, basename="api-section")
 router.register("instructors", InstructorViewSet, basename="api-instructor")
 router.register("enrolments", EnrolmentViewSet, basename="api-enrolment")
 router.register("roster-imports", RosterImportViewSet, basename="api-roster-import")
+router.register("concern-types", ConcernTypeViewSet, basename="api-concern-type")
+router.register("surveys", SurveyViewSet, basename="api-survey")
 
 urlpatterns = [
     path("institutions/", MyInstitutionListView.as_view(), name="api-institution-list"),
