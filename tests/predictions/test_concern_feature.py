@@ -403,3 +403,37 @@ def test_the_scheduled_rescore_first_brings_every_current_students_count_up_to_d
     assert CONCERNS_FEATURE_KEY not in Student.objects.for_institution(tenant_b.institution).get(
         pk=b_marked.pk).features
     assert not Job.objects.for_institution(tenant_b.institution).exists()
+
+
+def test_an_instructor_saving_their_roster_updates_the_counts_of_that_section_only(tenants, surveys,
+                                                                                  django_capture_on_commit_callbacks):
+    """Through courses' own save of an instructor's answers (the survey page's service)."""
+    from courses.surveys import RosterAnswer, survey_marks_save
+
+    tenant_a, tenant_b = tenants
+    a, b = surveys
+    first, second, elsewhere = _current(tenant_a)[:3]
+    for student in (first, second):
+        with institution_scope(tenant_a.institution):
+            a.enrol(student)
+    _switch(tenant_a, True)
+    _switch(tenant_b, True)
+    with institution_scope(tenant_a.institution):
+        a.mark(elsewhere)  # not on this roster, saved without the signal: left for the nightly refresh
+    with institution_scope(tenant_b.institution):
+        b.mark(next(s for s in tenant_b.students if s.external_id == first.external_id))  # B's own, unsignalled
+
+    with institution_scope(tenant_a.institution), django_capture_on_commit_callbacks(execute=True):
+        survey_marks_save(invitation=a.invitation, section=a.section, answers={
+            first.pk: RosterAnswer(type_ids={a.concern.pk, a.other_concern.pk, a.kudos.pk}),
+            second.pk: RosterAnswer(type_ids={a.kudos.pk}),
+        })
+    assert (_stored(tenant_a, first), _stored(tenant_a, second), _stored(tenant_a, elsewhere)) == (2, 0, 0)
+
+    with institution_scope(tenant_a.institution), django_capture_on_commit_callbacks(execute=True):
+        survey_marks_save(invitation=a.invitation, section=a.section, answers={
+            first.pk: RosterAnswer(type_ids={a.concern.pk}), second.pk: RosterAnswer(type_ids={a.concern.pk}),
+        })
+    assert (_stored(tenant_a, first), _stored(tenant_a, second), _stored(tenant_a, elsewhere)) == (1, 1, 0)
+    assert not Student.objects.for_institution(tenant_b.institution).filter(
+        features__concerns_this_term__gt=0).exists()
