@@ -25,6 +25,8 @@ urlpatterns = [
     # An instructor's progress survey: no account, the emailed link is the credential (courses.surveys).
     path("survey/<str:token>/", SurveyAnswerView.as_view(), name="survey-answer"),
     path("api/v1/", include("dropout_platform.api_urls")),
+    # The workspace's resources (the member's notifications), nested as every institution resource.
+    path("api/v1/institutions/<slug:institution_slug>/", include("workspace.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view loads its start-up script as a file (no inline script under the CSP); Swagger
     # UI's page keeps one small <style> block, so this page alone allows inline styles.
