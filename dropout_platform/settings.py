@@ -147,6 +147,15 @@ if DATABASE_OWNER_URL := env_str("DATABASE_OWNER_URL", default=""):
 # estimated cost crosses jit_above_cost and compiling costs seconds (measured: 3.5 s of a
 # 3.8 s flagged-list request with 50,000 students) while saving nothing.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+# Behind PgBouncer in transaction mode (docs/operations.md, "PgBouncer"): nothing is set for the
+# session (the login is the app role, the institution lasts one transaction), no server-side
+# cursors, and no startup options (PgBouncer refuses them; set jit=off on the role instead).
+DATABASE_POOL_MODE = env_str("DATABASE_POOL_MODE", default="session")
+if DATABASE_POOL_MODE not in {"session", "transaction"}:
+    raise ImproperlyConfigured(f"DATABASE_POOL_MODE must be session or transaction, not {DATABASE_POOL_MODE!r}")
+if DATABASE_POOL_MODE == "transaction":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"].pop("options")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

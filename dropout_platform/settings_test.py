@@ -28,7 +28,8 @@ CELERY_TASK_ALWAYS_EAGER = os.environ.get("DP_TEST_TASKS_IN_PROCESS", "1") == "1
 # Two test runs at once on one server each need their own test database (default: test_<NAME>).
 # Between transactional tests Django empties the test database with TRUNCATE; the access log's
 # trigger lets TRUNCATE through only on a connection opened with this setting (never in production).
-DATABASES["default"]["OPTIONS"]["options"] += " -c dropout.audit_test_flush=on"  # noqa: F405
+if DATABASE_POOL_MODE == "session":  # noqa: F405 - a pooler passes no startup options
+    DATABASES["default"]["OPTIONS"]["options"] += " -c dropout.audit_test_flush=on"  # noqa: F405
 if os.environ.get("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}  # noqa: F405
 # Each access log entry written at once, so that a test's entries never outlive its database rows;

@@ -290,6 +290,7 @@ class AlertRule(TenantModel):
 
     class Meta(TenantModel.Meta):
         ordering = ["institution_id", "position", "id"]
+        indexes = [models.Index(fields=["institution", "position"], name="alert_rule_inst_position")]
 
 
 class AlertStatus(models.TextChoices):

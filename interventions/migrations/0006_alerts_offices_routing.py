@@ -188,6 +188,10 @@ class Migration(migrations.Migration):
             model_name='officemember',
             constraint=models.UniqueConstraint(fields=('institution', 'office', 'user'), name='office_member_unique'),
         ),
+        migrations.AddIndex(
+            model_name="alertrule",
+            index=models.Index(fields=["institution", "position"], name="alert_rule_inst_position"),
+        ),
         TenantRowSecurity("Office"),
         TenantRowSecurity("OfficeMember"),
         TenantRowSecurity("AlertRule"),
