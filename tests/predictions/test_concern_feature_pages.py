@@ -102,3 +102,28 @@ def test_a_clashing_feature_gets_a_specific_message_and_changes_nothing(client, 
     assert response.status_code == 200
     assert "already has a yes/no feature" in response.content.decode()
     assert not PredictionSettings.objects.for_institution(tenant_a.institution).filter(concerns_feature=True).exists()
+
+
+def test_the_general_settings_form_cannot_switch_it(client, tenants):
+    tenant_a, _ = tenants
+    from predictions.services.settings import prediction_settings_update
+
+    client.force_login(tenant_a.admin)
+    data = {"flag_rule": "capacity", "flag_threshold": 0.5, "flag_capacity": 25, "band_medium_from": 0.25,
+            "band_high_from": 0.55, "min_training_size": 150, "max_auc_drop": 0.02, "max_brier_increase": 0.005,
+            "max_fairness_gap": 0.15, "min_fairness_group_size": 40, "search_iterations": 4,
+            "rescore_schedule": "daily", "retrain_schedule": "weekly", "schedule_hour": 3, "concerns_feature": "on"}
+    assert client.post(reverse("prediction-settings", args=["alpha"]), data).status_code == 302
+    assert not PredictionSettings.objects.for_institution(tenant_a.institution).get().concerns_feature
+    with institution_scope(tenant_a.institution), pytest.raises(ValueError, match="concern_feature_set"):
+        prediction_settings_update(institution=tenant_a.institution, data={"concerns_feature": True})
+
+
+def test_the_students_profile_shows_the_count_in_its_data_change_history(client, tenants, marked):
+    tenant_a, _ = tenants
+    student = next(s for s in tenant_a.students if s.outcome == Outcome.ENROLLED)
+    client.force_login(tenant_a.admin)
+    client.post(reverse(URL, args=["alpha"]), {"enabled": "on"})
+    body = client.get(reverse("student-detail", args=["alpha", student.pk])).content.decode()
+    assert "Progress surveys (platform)" in body
+    assert "Instructor concerns this term" in body
