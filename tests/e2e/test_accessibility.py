@@ -14,9 +14,10 @@ import pytest
 from accounts.services import invitation_create
 from institutions.scoping import institution_scope
 from institutions.webhooks import webhook_endpoint_create
-from interventions.models import InterventionType
+from interventions.models import Alert, InterventionType
 from interventions.services import intervention_create
 from tests.e2e.test_advisor_flow import advisor_world  # noqa: F401 - fixture
+from tests.interventions.alerts_fixtures import build_alert_world, save_marks
 from tests.interventions.conftest import trained_a  # noqa: F401 - fixture
 
 from .axe import axe_violations, violations_report
@@ -41,6 +42,10 @@ def crawl_world(advisor_world, tenant_b, tmp_path):  # noqa: F811 - the fixture 
         invitation_create(institution=a.institution, email="new.advisor@example.edu", role="advisor",
                           invited_by=a.admin, base_url="http://testserver")
         a.feature = a.features[0]
+    build_alert_world(a)  # concern types, a course, an instructor's survey, an office with a member
+    save_marks(a, create=[(a.students[0], a.attendance, "Missed three classes"),
+                          (a.students[0], a.kudos, "Great lab report")])
+    a.alert = Alert.objects.for_institution(a.institution).get()
     a.other_student = tenant_b.students[0]
     a.upload_file = tmp_path / "export.csv"
     a.upload_file.write_text(UPLOAD, encoding="utf-8")
@@ -52,13 +57,17 @@ def pages_for(role: str, a) -> list[str]:
     common = ["/", "/i/alpha/dashboard/", "/i/alpha/effectiveness/", "/i/alpha/data-schema/", "/i/alpha/models/",
               f"/i/alpha/models/v{a.version.number}/", "/accounts/password_change/", "/accounts/two-factor/setup/"]
     work = ["/i/alpha/caseload/", "/i/alpha/flagged/", "/i/alpha/interventions/", "/i/alpha/students/",
-            f"/i/alpha/students/{s}/", f"/i/alpha/interventions/{a.intervention.pk}/"]
+            f"/i/alpha/students/{s}/", f"/i/alpha/interventions/{a.intervention.pk}/",
+            "/i/alpha/alerts/", f"/i/alpha/alerts/{a.alert.pk}/", f"/i/alpha/students/{a.students[0].pk}/"]
     admin = ["/i/alpha/members/", "/i/alpha/invitations/", "/i/alpha/access/", "/i/alpha/security/",
              "/i/alpha/sso/", "/i/alpha/sso/new/", "/i/alpha/imports/", "/i/alpha/data-schema/manage/",
              f"/i/alpha/data-schema/{a.feature.pk}/edit/", "/i/alpha/intervention-types/", "/i/alpha/api-keys/",
              "/i/alpha/webhooks/", f"/i/alpha/webhooks/{a.webhook.pk}/", "/i/alpha/access-log/",
              "/i/alpha/models/settings/", "/i/alpha/models/jobs/", "/i/alpha/privacy/retention/",
-             "/i/alpha/privacy/erasures/", f"/i/alpha/students/{s}/export/", f"/i/alpha/students/{s}/erase/"]
+             "/i/alpha/privacy/erasures/", f"/i/alpha/students/{s}/export/", f"/i/alpha/students/{s}/erase/",
+             "/i/alpha/alerts/unassigned/", f"/i/alpha/offices/{a.office.pk}/alerts/", "/i/alpha/offices/",
+             f"/i/alpha/offices/{a.office.pk}/", "/i/alpha/alert-rules/",
+             f"/i/alpha/alert-rules/?preview=1&student={a.students[0].external_id}&concern_type={a.attendance.pk}"]
     errors = ["/i/alpha/no-such-page/", f"/i/alpha/students/{a.other_student.pk}/"]  # 404s, one of them B's student
     return {"admin": common + work + admin + errors, "advisor": common + work + errors,
             "viewer": [*common, "/i/alpha/members/", *errors]}[role]  # the members page is a 403 for a viewer
