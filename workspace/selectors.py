@@ -13,7 +13,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, 
 from django.utils import timezone
 
 from institutions.models import Institution
-from interventions.models import Flag, Intervention, InterventionStatus, RiskSnapshot
+from interventions.models import Alert, AlertStatus, Flag, Intervention, InterventionStatus, RiskSnapshot
 from interventions.selectors import flagged_condition
 from predictions.model_store import load_model
 from predictions.models import Prediction
@@ -27,7 +27,7 @@ from students.selectors import current_students, feature_definition_list
 def annotate_worklist(students: QuerySet[Student], *, institution: Institution,
                       today: datetime.date | None = None) -> QuerySet[Student]:
     """Add what an advisor needs on each row as correlated subqueries: last contact, open
-    interventions, the next follow-up and whether it is overdue, and whether a flag is open."""
+    interventions, the next follow-up and whether it is overdue, and whether a flag or an alert is open."""
     today = today or timezone.localdate()
     interventions = Intervention.objects.for_institution(institution).filter(student_id=OuterRef("pk"))
     open_interventions = interventions.filter(status=InterventionStatus.OPEN)
@@ -41,6 +41,10 @@ def annotate_worklist(students: QuerySet[Student], *, institution: Institution,
         has_overdue_follow_up=Exists(open_interventions.filter(follow_up_date__lt=today)),
         has_open_flag=Exists(
             Flag.objects.for_institution(institution).filter(student_id=OuterRef("pk"), resolved_at__isnull=True)
+        ),
+        has_open_alert=Exists(
+            Alert.objects.for_institution(institution).filter(student_id=OuterRef("pk")).exclude(
+                status=AlertStatus.CLOSED)
         ),
     )
 

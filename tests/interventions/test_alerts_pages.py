@@ -259,3 +259,12 @@ def test_administrators_keep_rules_and_preview_them(client, raised):
     client.force_login(a.advisor)
     assert client.get(url).status_code == 403
     assert Student.objects.for_institution(b.institution).count() == 6
+
+
+def test_the_worklists_mark_students_with_an_open_alert(client, raised):
+    a, _b = raised
+    client.force_login(a.advisor)
+    caseload = client.get(reverse("caseload", args=["alpha"]))
+    rows = {s.pk: s.has_open_alert for s in caseload.context["students"]}
+    assert rows[a.students[0].pk] is True and rows[a.students[4].pk] is False
+    assert b'title="An alert about this student is open"' in caseload.content
