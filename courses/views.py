@@ -311,9 +311,11 @@ REFUSALS = {
 
 
 def _private(response):
-    # The link is the credential: no cache keeps the roster, and no page this one links to learns the link.
+    # The link is the credential: no cache keeps the roster, and no other site this page links to
+    # learns the link. "same-origin", not "no-referrer": with no referrer a browser sends the page's
+    # own form as "Origin: null", which the CSRF check refuses (the instructor could not save).
     add_never_cache_headers(response)
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 

@@ -70,7 +70,7 @@ def test_the_link_opens_only_the_instructors_own_sections_of_the_term_without_an
     response = client.get(links[_email(a, 0)])
     page = response.content.decode()
     assert response.status_code == 200
-    assert "no-store" in response["Cache-Control"] and response["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in response["Cache-Control"] and response["Referrer-Policy"] == "same-origin"
     assert "Course 0, section 1" in page and "Course 1, section 1" not in page and "Course 3" not in page
     own = {s.external_id for s in _enrolled(a, a.sections[0])}
     for student in a.tenant.students:
