@@ -172,7 +172,9 @@ class SurveyOpenView(SurveyPageMixin, TemplateView):
     def initial(self):
         now = timezone.localtime(timezone.now(), timezone=zoneinfo.ZoneInfo(self.institution.timezone))
         active = [t.pk for t in concern_type_list(institution=self.institution, active_only=True)]
-        return {"opens_at": now.replace(second=0, microsecond=0),
+        terms = list(academic_session_list(institution=self.institution)[:200])
+        current = next((t for t in terms if t.start_date <= now.date() <= t.end_date), terms[0] if terms else None)
+        return {"term": current, "opens_at": now.replace(second=0, microsecond=0),
                 "closes_at": (now + datetime.timedelta(days=14)).replace(second=0, microsecond=0),
                 "concern_type_ids": active}
 

@@ -85,11 +85,38 @@ def build_subject(tenant, client, capture) -> Subject:
             student=student, occurred_at=timezone.now(), kind="view", course="MATH101", count=3, event_id="lms-1")
         access_record(institution=institution, accessor=Accessor(name=tenant.admin.username, user_id=tenant.admin.pk),
                       action=AccessAction.PROFILE_VIEW, student_id=student.pk)
+        _survey_mark(tenant, student)
     LogEntry.objects.create(user=tenant.admin, content_type=ContentType.objects.get_for_model(Student),
                             object_id=str(student.pk), object_repr=NAME, action_flag=CHANGE, change_message="[]")
     assert WebhookDelivery.objects.for_institution(institution).filter(payload__student_id=student.pk).exists()
     assert RiskSnapshot.objects.for_institution(institution).filter(flagged_student_ids__contains=[student.pk]).exists()
     return Subject(student=student, other=other)
+
+
+def _survey_mark(tenant, student) -> None:
+    """An instructor marks the student in a progress survey, with a comment naming them."""
+    from courses.models import AcademicSession, Course, Enrolment, Instructor, Section, SectionTerm, TeachingAssignment
+    from courses.surveys import RosterAnswer, concern_type_create_defaults, survey_marks_save
+    from tests.courses.survey_helpers import open_survey
+
+    institution = tenant.institution
+    concern_type_create_defaults(institution=institution)
+    term = AcademicSession.objects.create(source_id="t-1", title="Term", kind="term",
+                                          start_date=datetime.date(2026, 9, 1), end_date=datetime.date(2027, 1, 31))
+    section = Section.objects.create(source_id="s-1", title="Algebra", course=Course.objects.create(
+        source_id="c-1", title="Algebra"))
+    SectionTerm.objects.create(section=section, term=term)
+    instructor = Instructor.objects.create(source_id="u-1", given_name="Ida", email="ida@example.edu")
+    TeachingAssignment.objects.create(source_id="ta-1", section=section, instructor=instructor)
+    Enrolment.objects.create(source_id="e-1", section=section, student=student)
+    from courses.models import ConcernType
+
+    world = type("World", (), {"institution": institution, "tenant": tenant, "term": term,
+                               "types": list(ConcernType.objects.order_by("position"))})
+    survey = open_survey(world)
+    invitation = survey.invitations.get()
+    survey_marks_save(invitation=invitation, section=section, answers={
+        student.pk: RosterAnswer(type_ids={world.types[0].pk}, comment=f"{NAME} has missed three labs")})
 
 
 @pytest.fixture

@@ -72,7 +72,8 @@ def test_erasing_a_student_leaves_no_trace_of_their_id_name_or_email_in_any_tabl
     assert counts["deleted"]["predictions"] == Prediction.objects.for_institution(a.institution).filter(
         student=student).count() >= 1
     for kind in ("interventions", "flags", "activity events", "latest predictions", "student changes",
-                 "webhook deliveries about the student", "staff admin log entries", "student access grants"):
+                 "webhook deliveries about the student", "staff admin log entries", "student access grants",
+                 "survey marks"):
         assert counts["deleted"].get(kind), (kind, counts)
     for kind in ("jobs", "interventions", "risk snapshots (the student's id)", "import change lists (CSV files)",
                  "access log entries (unlinked from the student)"):
