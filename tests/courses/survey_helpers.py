@@ -30,5 +30,7 @@ def links_by_recipient(outbox=None) -> dict[str, str]:
     """The last link each recipient was sent (path only)."""
     links = {}
     for message in outbox if outbox is not None else mail.outbox:
-        links[message.to[0]] = LINK.search(message.body).group(1)
+        found = LINK.search(message.body)
+        if found:  # other emails (an account invitation) carry no survey link
+            links[message.to[0]] = found.group(1)
     return links

@@ -16,6 +16,8 @@ from institutions.scoping import institution_scope
 from institutions.webhooks import webhook_endpoint_create
 from interventions.models import Alert, InterventionType
 from interventions.services import intervention_create
+from tests.courses.conftest import build_survey_world
+from tests.courses.survey_helpers import links_by_recipient, open_survey
 from tests.e2e.test_advisor_flow import advisor_world  # noqa: F401 - fixture
 from tests.interventions.alerts_fixtures import build_alert_world, save_marks
 from tests.interventions.conftest import trained_a  # noqa: F401 - fixture
@@ -47,6 +49,9 @@ def crawl_world(advisor_world, tenant_b, tmp_path):  # noqa: F811 - the fixture 
                           (a.students[0], a.kudos, "Great lab report")])
     a.alert = Alert.objects.for_institution(a.institution).get()
     a.other_student = tenant_b.students[0]
+    survey_world = build_survey_world(a, instructors=2)
+    a.opened_survey = open_survey(survey_world)  # through the service: its links were emailed
+    a.survey_link = next(iter(links_by_recipient().values()))
     a.upload_file = tmp_path / "export.csv"
     a.upload_file.write_text(UPLOAD, encoding="utf-8")
     return a
@@ -67,7 +72,9 @@ def pages_for(role: str, a) -> list[str]:
              "/i/alpha/privacy/erasures/", f"/i/alpha/students/{s}/export/", f"/i/alpha/students/{s}/erase/",
              "/i/alpha/alerts/unassigned/", f"/i/alpha/offices/{a.office.pk}/alerts/", "/i/alpha/offices/",
              f"/i/alpha/offices/{a.office.pk}/", "/i/alpha/alert-rules/",
-             f"/i/alpha/alert-rules/?preview=1&student={a.students[0].external_id}&concern_type={a.attendance.pk}"]
+             f"/i/alpha/alert-rules/?preview=1&student={a.students[0].external_id}&concern_type={a.attendance.pk}",
+             "/i/alpha/surveys/", "/i/alpha/surveys/new/", "/i/alpha/surveys/concern-types/",
+             f"/i/alpha/surveys/{a.opened_survey.pk}/"]
     errors = ["/i/alpha/no-such-page/", f"/i/alpha/students/{a.other_student.pk}/"]  # 404s, one of them B's student
     return {"admin": common + work + admin + errors, "advisor": common + work + errors,
             "viewer": [*common, "/i/alpha/members/", *errors]}[role]  # the members page is a 403 for a viewer
@@ -111,7 +118,8 @@ def test_every_page_for_every_role_has_no_wcag_violations_and_its_own_title(live
     try:
         page = context.new_page()
         titles = {}
-        for path in SIGNED_OUT:
+        # The instructor's survey page (no account: the emailed link) and a link that opens nothing.
+        for path in [*SIGNED_OUT, a.survey_link, "/survey/1.no-such-survey-link-xxxxxxxxxxxxxxxx/"]:
             check_page(page, live_server.url + path, found, titles, f"signed out {path}")
         shared_titles += [f"signed out {title!r}: {', '.join(sorted(urls))}" for title, urls in titles.items()
                           if len(urls) > 1]
