@@ -290,3 +290,59 @@ def test_staff_raise_alerts_routed_the_same_way(alert_world):
         with pytest.raises(InterventionRuleError):
             alerts.alert_raise_by_staff(institution=a.institution, student=a.students[0],
                                         concern_type_id=a.grades.pk, comment="  ", user=a.advisor)
+
+
+# --- through the courses app's own save ----------------------------------------------------------------
+
+def test_the_courses_apps_roster_save_raises_updates_and_withdraws_alerts(alert_world):
+    from courses.surveys import RosterAnswer, survey_marks_save
+
+    a, b = alert_world
+    student = a.students[0]
+
+    def save(answers):
+        with institution_scope(a.institution):
+            return survey_marks_save(invitation=a.invitation, section=a.section, answers=answers)
+
+    save({student.pk: RosterAnswer(type_ids={a.attendance.pk, a.kudos.pk}, comment="Often absent"),
+          a.students[3].pk: RosterAnswer(type_ids={a.grades.pk}, comment="Failing")})
+    found = Alert.objects.for_institution(a.institution)
+    assert sorted(found.values_list("student_id", "concern_type_id")) == sorted(
+        [(student.pk, a.attendance.pk), (a.students[3].pk, a.grades.pk)])
+    save({student.pk: RosterAnswer(type_ids={a.attendance.pk}, comment="Absent every Monday"),
+          a.students[3].pk: RosterAnswer(type_ids={a.grades.pk}, comment="Failing")})
+    attendance = found.get(student=student)
+    assert attendance.comment == "Absent every Monday" and attendance.status == AlertStatus.OPEN
+    grades = found.get(student=a.students[3])
+    with institution_scope(a.institution):
+        alerts.alert_acknowledge(institution=a.institution, alert=grades, user=a.advisor,
+                                 membership=_m(a, a.advisor))
+    # Both marks taken back (the courses app deletes them before telling us).
+    save({})
+    attendance.refresh_from_db()
+    grades.refresh_from_db()
+    assert attendance.status == AlertStatus.CLOSED and attendance.outcome == AlertOutcome.NO_ACTION
+    assert attendance.survey_mark is None and attendance.outcome_notes == alerts.WITHDRAWN_NOTE
+    assert grades.status == AlertStatus.ACKNOWLEDGED
+    assert mail.outbox == []
+    assert Alert.objects.for_institution(b.institution).count() == 0
+
+
+def test_alert_webhooks_go_to_the_institutions_own_subscribers_without_comments_or_notes(alert_world):
+    from institutions.models import WebhookDelivery
+    from institutions.webhooks import webhook_endpoint_create
+
+    a, b = alert_world
+    for t in (a, b):
+        webhook_endpoint_create(institution=t.institution, url=f"https://hooks.{t.institution.slug}.example.edu/x",
+                                events=["alert.created", "alert.closed"])
+    alert = raise_one(a, a.students[0], comment="Private remark")
+    with institution_scope(a.institution):
+        alerts.alert_close(institution=a.institution, alert=alert, user=a.advisor, membership=_m(a, a.advisor),
+                           outcome=AlertOutcome.RESOLVED, notes="Private notes")
+    deliveries = list(WebhookDelivery.objects.for_institution(a.institution).order_by("id"))
+    assert [d.event for d in deliveries] == ["alert.created", "alert.closed"]
+    assert deliveries[1].payload["alert"]["outcome"] == "resolved"
+    assert deliveries[0].payload["alert"]["student_external_id"] == a.students[0].external_id
+    assert "Private" not in str([d.payload for d in deliveries])
+    assert WebhookDelivery.objects.for_institution(b.institution).count() == 0
