@@ -29,6 +29,8 @@ class AccessAction(models.TextChoices):
     WORKLIST_EXPORT = "worklist_export", "Exported a student list (CSV)"
     INTERVENTION_LIST = "intervention_list", "Listed interventions"
     INTERVENTION_VIEW = "intervention_view", "Opened an intervention"
+    ALERT_LIST = "alert_list", "Listed alerts"
+    ALERT_VIEW = "alert_view", "Opened an alert"
     # Imports (reports hold the file's cell values)
     IMPORT_PREVIEW = "import_preview", "Viewed an import's preview rows"
     IMPORT_REPORT = "import_report", "Viewed an import report"
@@ -45,6 +47,8 @@ class AccessAction(models.TextChoices):
     API_INTERVENTION_LIST = "api_intervention_list", "Listed interventions (API)"
     API_FLAG_READ = "api_flag_read", "Read a flag (API)"
     API_FLAG_LIST = "api_flag_list", "Listed flags (API)"
+    API_ALERT_READ = "api_alert_read", "Read an alert (API)"
+    API_ALERT_LIST = "api_alert_list", "Listed alerts (API)"
     API_ACTIVITY_LIST = "api_activity_list", "Listed learning activity (API)"
     # Subject access and erasure (privacy app)
     SUBJECT_EXPORT = "subject_export", "Viewed or downloaded everything held about the student"

@@ -13,6 +13,8 @@ from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from audit.models import AccessAction
+from audit.recording import AccessRecordedAPIMixin
 from institutions.api.base import InstitutionViewSet
 from institutions.api.filters import IdFilter, UtcIsoDateTimeFilter
 
@@ -101,8 +103,10 @@ class AlertFilter(django_filters.FilterSet):
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
 
-class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionViewSet):
+class AlertViewSet(AccessRecordedAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionViewSet):
     """Alerts: concerns raised about students, where they were routed, and how they were worked."""
+
+    access_reads = {"list": AccessAction.API_ALERT_LIST, "retrieve": AccessAction.API_ALERT_READ}
 
     model = Alert
     serializer_class = AlertSerializer

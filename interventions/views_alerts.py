@@ -12,6 +12,8 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
+from audit.models import AccessAction
+from audit.recording import AccessRecordedPageMixin
 from courses.models import ConcernType
 from institutions.access import object_for_input_id
 from institutions.view_mixins import InstitutionPageMixin, int_param
@@ -42,8 +44,10 @@ def _add_errors(form, exc: InterventionRuleError) -> None:
         form.add_error(key if key in form.fields else None, reasons)
 
 
-class AlertListView(InstitutionPageMixin, ListView):
+class AlertListView(AccessRecordedPageMixin, InstitutionPageMixin, ListView):
     """My alerts (assigned to me or to my offices), an office's queue, or the unassigned queue."""
+
+    access_action = AccessAction.ALERT_LIST
 
     template_name = "interventions/alert_list.html"
     required_capability = "edit_interventions"
@@ -99,8 +103,14 @@ class UnassignedAlertListView(AlertListView):
         return selectors.unassigned_alerts(institution=self.institution)
 
 
-class AlertDetailView(InstitutionPageMixin, TemplateView):
+class AlertDetailView(AccessRecordedPageMixin, InstitutionPageMixin, TemplateView):
     """One alert: what was raised, where it went and everything since; the actions for who may act."""
+
+    access_action = AccessAction.ALERT_VIEW
+
+    def access_details(self, response) -> dict:
+        alert = response.context_data["alert"]
+        return {"student_id": alert.student_id, "object_id": alert.pk}
 
     template_name = "interventions/alert_detail.html"
     required_capability = "view_students"

@@ -268,3 +268,23 @@ def test_the_worklists_mark_students_with_an_open_alert(client, raised):
     rows = {s.pk: s.has_open_alert for s in caseload.context["students"]}
     assert rows[a.students[0].pk] is True and rows[a.students[4].pk] is False
     assert b'title="An alert about this student is open"' in caseload.content
+
+
+def test_alert_reads_are_in_the_access_log_on_pages_and_the_api(client, api_client, raised):
+    from audit.models import AccessAction, AccessEntry
+
+    a, b = raised
+    client.force_login(a.advisor)
+    assert client.get(reverse("alert-list", args=["alpha"])).status_code == 200
+    assert client.get(reverse("alert-detail", args=["alpha", a.mine.pk])).status_code == 200
+    assert client.get(reverse("alert-detail", args=["alpha", b.mine.pk])).status_code == 404  # records nothing
+    api_client.force_authenticate(a.advisor)
+    assert api_client.get(reverse("api-alert-list", args=["alpha"])).status_code == 200
+    assert api_client.get(reverse("api-alert-detail", args=["alpha", a.mine.pk])).status_code == 200
+    entries = list(AccessEntry.objects.for_institution(a.institution).order_by("id").values_list(
+        "action", "student_id", "object_id", "result_count"))
+    assert entries == [
+        (AccessAction.ALERT_LIST, None, None, 1), (AccessAction.ALERT_VIEW, a.students[0].pk, a.mine.pk, None),
+        (AccessAction.API_ALERT_LIST, None, None, 3), (AccessAction.API_ALERT_READ, a.students[0].pk, a.mine.pk, None),
+    ]
+    assert AccessEntry.objects.for_institution(b.institution).count() == 0
