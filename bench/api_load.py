@@ -23,7 +23,10 @@ another institution, e.g. one that shares the tables with larger ones. The defau
 the earlier one-Python-thread-per-client generator, which costs the shared CPUs about twice as
 much per request. Prints requests/s, p50/p95/p99 latency, the error count, the gunicorn
 workers' CPU and the load generator's own CPU per request, and the load average, per scenario,
-and checks the targets (detail p95 <= 50 ms, list p95 <= 100 ms, zero errors). ``REDIS_URL`` is
+and checks the targets (detail p95 <= 50 ms, list p95 <= 100 ms, zero errors). ``--pgbouncer`` puts
+Debian's PgBouncer in transaction mode between gunicorn and PostgreSQL (``--pool-size`` server
+connections, default 4; DATABASE_POOL_MODE=transaction, docs/operations.md "PgBouncer").
+``REDIS_URL`` is
 passed on when set (rate limits then count in Redis, as in production). The load generator and
 PostgreSQL run on the same machine and share its CPUs with the server: the figures are an upper
 bound on what the server costs.
@@ -140,9 +143,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int, worker_class: str = "sync", threads: int = 1) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, worker_class: str = "sync", threads: int = 1,
+                   extra_env: dict | None = None) -> subprocess.Popen:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING",
+           **(extra_env or {})}
     command = [gunicorn, "dropout_platform.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
                "--log-level", "warning", "--backlog", "256", "--worker-class", worker_class]
     if worker_class == "gthread":
@@ -387,6 +392,9 @@ def main() -> int:
     parser.add_argument("--client", choices=["lean", "threads"], default="lean",
                         help="load generator: one selector thread (default) or one Python thread per client")
     parser.add_argument("--only", default="detail,list,sync", help="comma-separated scenarios to run")
+    parser.add_argument("--pgbouncer", action="store_true",
+                        help="serve through Debian's PgBouncer in transaction mode (docs/operations.md)")
+    parser.add_argument("--pool-size", type=int, default=4, help="PgBouncer's server connections (--pgbouncer)")
     parser.add_argument("--institution", default=SLUG,
                         help="slug of the institution to load (built with 10,000 students if it has fewer); "
                              "point it at one that shares the tables with larger institutions to measure that")
@@ -406,7 +414,20 @@ def main() -> int:
         "sync": lambda rng: f"{base}?updated_since=2000-01-01T00:00:00Z&page_size=50",
     }
     port = free_port()
-    server = start_gunicorn(port, args.workers, args.worker_class, args.threads)
+    bouncer, extra_env = None, {}
+    if args.pgbouncer:
+        from tests.servers import PgBouncer, pooled_login_role_ensure
+
+        parts = urlsplit(url)
+        server_at = {"host": parts.hostname, "port": parts.port or 5432, "dbname": parts.path.lstrip("/")}
+        role = pooled_login_role_ensure(**server_at, user=parts.username or "postgres",
+                                        password=parts.password or None)
+        bouncer = PgBouncer(**server_at, users=[role], pool_size=args.pool_size)
+        bouncer.start()
+        extra_env = {"DATABASE_URL": bouncer.url(role), "DATABASE_POOL_MODE": "transaction",
+                     "DATABASE_OWNER_URL": ""}
+        print(f"through PgBouncer (transaction mode, {args.pool_size} server connections) on port {bouncer.port}")
+    server = start_gunicorn(port, args.workers, args.worker_class, args.threads, extra_env)
     print(f"load average before: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min); "
           f"{os.cpu_count()} CPUs")
     kind = f"{args.worker_class} workers" + (f" x {args.threads} threads" if args.worker_class == "gthread" else "")
@@ -449,6 +470,8 @@ def main() -> int:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+        if bouncer is not None:
+            bouncer.stop()
     return 1 if failed else 0
 
 

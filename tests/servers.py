@@ -1,6 +1,7 @@
 """Servers and workers of a test's own, for the fault tests: a redis-server, a PostgreSQL cluster
 and Celery worker processes, each on a free port or private queue, each stopped by the fixture
-that started it even when the test fails. The shared services (PostgreSQL on 5432, Redis on
+that started it even when the test fails; and Debian's PgBouncer in front of a database (the
+pooling tests and ``bench/api_load.py --pgbouncer``). The shared services (PostgreSQL on 5432, Redis on
 6379) are never stopped, restarted or reconfigured.
 """
 
@@ -290,3 +291,71 @@ def children_of(pid: int) -> list[int]:
         return [int(child) for child in path.read_text().split()]
     except (FileNotFoundError, ProcessLookupError):
         return []
+
+
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+POOLED_ROLE = "dropout_app_pooled"
+
+
+def pooled_login_role_ensure(*, host: str, port: int, user: str, password: str | None, dbname: str) -> str:
+    """The login a pooler passes: a member of the application role, neither superuser nor
+    exempt from row-level security (docs/operations.md, "PgBouncer"). Created once per cluster."""
+    import psycopg2
+
+    server = psycopg2.connect(host=host, port=port, user=user, password=password, dbname=dbname)
+    server.autocommit = True
+    with server.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [POOLED_ROLE])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE ROLE "{POOLED_ROLE}" LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE dropout_app')
+    server.close()
+    return POOLED_ROLE
+
+
+class PgBouncer:
+    """Debian's ``pgbouncer`` in front of one database, on a free loopback port, trusting
+    ``users`` (as ``nobody`` when run as root: it refuses root). :meth:`url` for ``user``."""
+
+    def __init__(self, *, host: str, port: int, dbname: str, users: list[str], pool_mode: str = "transaction",
+                 pool_size: int = 1):
+        self.host, self.server_port, self.dbname, self.users = host, port, dbname, users
+        self.pool_mode, self.pool_size = pool_mode, pool_size
+        self.folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def url(self, user: str) -> str:
+        return f"postgres://{user}@127.0.0.1:{self.port}/{self.dbname}"
+
+    def start(self) -> None:
+        self.folder.chmod(0o777)
+        (self.folder / "users.txt").write_text("".join(f'"{user}" ""\n' for user in self.users))
+        (self.folder / "pgbouncer.ini").write_text(
+            f"[databases]\n{self.dbname} = host={self.host} port={self.server_port} dbname={self.dbname}\n\n"
+            "[pgbouncer]\nlisten_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\nunix_socket_dir =\nauth_type = trust\n"
+            f"auth_file = {self.folder / 'users.txt'}\npool_mode = {self.pool_mode}\n"
+            f"default_pool_size = {self.pool_size}\nmax_client_conn = 200\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+            f"logfile = {self.folder / 'pgbouncer.log'}\npidfile = {self.folder / 'pgbouncer.pid'}\n")
+        for path in self.folder.iterdir():
+            path.chmod(0o644)
+        command = [PGBOUNCER, *(["-u", "nobody"] if os.geteuid() == 0 else []), str(self.folder / "pgbouncer.ini")]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        preexec_fn=_die_with_the_test_run)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"pgbouncer exited: {self.process.stdout.read().decode()}") from None
+                time.sleep(0.1)
+        raise RuntimeError("pgbouncer did not listen within 20 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import psycopg2
 import pytest
 from django.db import connection
 
+from .servers import PGBOUNCER, POOLED_ROLE, PgBouncer, pooled_login_role_ensure
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-POOLED_ROLE = "dropout_app_pooled"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -29,71 +24,23 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _server_connection():
+def _server() -> dict:
     params = connection.settings_dict
-    return psycopg2.connect(host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432,
-                            user=params["USER"], password=params["PASSWORD"] or None, dbname=params["NAME"])
+    return {"host": params["HOST"] or "127.0.0.1", "port": int(params["PORT"] or 5432), "dbname": params["NAME"]}
 
 
 @pytest.fixture
 def pgbouncer():
     """PgBouncer in transaction mode with ONE server connection, logging in as a member of the
     application role (what docs/operations.md, "PgBouncer", asks a deployment to create)."""
-    server = _server_connection()
-    server.autocommit = True
-    with server.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [POOLED_ROLE])
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE ROLE "{POOLED_ROLE}" LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE dropout_app')
-    server.close()
-    folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
-    folder.chmod(0o777)
-    port = _free_port()
     params = connection.settings_dict
-    (folder / "users.txt").write_text(f'"{POOLED_ROLE}" ""\n')
-    (folder / "pgbouncer.ini").write_text(f"""[databases]
-{params["NAME"]} = host={params["HOST"] or "127.0.0.1"} port={params["PORT"] or 5432} dbname={params["NAME"]}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {folder / "users.txt"}
-pool_mode = transaction
-default_pool_size = 1
-max_client_conn = 50
-ignore_startup_parameters = extra_float_digits,options
-logfile = {folder / "pgbouncer.log"}
-pidfile = {folder / "pgbouncer.pid"}
-""")
-    for path in folder.iterdir():
-        path.chmod(0o644)
-    command = [PGBOUNCER, str(folder / "pgbouncer.ini")]
-    if os.geteuid() == 0:  # PgBouncer refuses to run as root
-        command[1:1] = ["-u", "nobody"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"pgbouncer exited: {process.stdout.read().decode()}") from None
-            time.sleep(0.1)
+    pooled_login_role_ensure(**_server(), user=params["USER"], password=params["PASSWORD"] or None)
+    bouncer = PgBouncer(**_server(), users=[POOLED_ROLE, params["USER"]])
+    bouncer.start()
     try:
-        yield {"url": f"postgres://{POOLED_ROLE}@127.0.0.1:{port}/{params['NAME']}", "folder": folder}
+        yield {"url": bouncer.url(POOLED_ROLE), "folder": bouncer.folder}
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(folder, ignore_errors=True)
+        bouncer.stop()
 
 
 CHILD = r"""
@@ -194,7 +141,6 @@ def test_the_session_mode_code_would_leak_behind_a_transaction_pooler(pgbouncer,
 def test_a_pooled_login_must_not_bypass_row_level_security(pgbouncer, tenants):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dropout_platform.settings_test", "PYTHONPATH": str(PROJECT_ROOT),
            "DATABASE_URL": pgbouncer["url"].replace(POOLED_ROLE, "postgres"), "DATABASE_POOL_MODE": "transaction"}
-    (pgbouncer["folder"] / "users.txt").chmod(0o644)
     script = ("import django; django.setup()\nfrom django.db import connection\n"
               "try:\n    connection.ensure_connection()\n"
               "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
