@@ -21,6 +21,8 @@ from tests.courses.survey_helpers import links_by_recipient, open_survey
 from tests.e2e.test_advisor_flow import advisor_world  # noqa: F401 - fixture
 from tests.interventions.alerts_fixtures import build_alert_world, save_marks
 from tests.interventions.conftest import trained_a  # noqa: F401 - fixture
+from workspace.models import NotificationKind
+from workspace.notifications import notifications_create
 
 from .axe import axe_violations, violations_report
 from .conftest import log_in
@@ -44,6 +46,11 @@ def crawl_world(advisor_world, tenant_b, tmp_path):  # noqa: F811 - the fixture 
         invitation_create(institution=a.institution, email="new.advisor@example.edu", role="advisor",
                           invited_by=a.admin, base_url="http://testserver")
         a.feature = a.features[0]
+        # Each role has an unread notification: the bell shows a count and the list has an item.
+        notifications_create(institution=a.institution, user_ids=[a.admin.pk, a.advisor.pk, a.viewer.pk],
+                             kind=NotificationKind.ALERT_ROUTED,
+                             title=f"Alert routed to you: student {student.external_id}",
+                             url=f"/i/alpha/students/{student.pk}/", student_id=student.pk)
     build_alert_world(a)  # concern types, a course, an instructor's survey, an office with a member
     save_marks(a, create=[(a.students[0], a.attendance, "Missed three classes"),
                           (a.students[0], a.kudos, "Great lab report")])
@@ -60,7 +67,8 @@ def crawl_world(advisor_world, tenant_b, tmp_path):  # noqa: F811 - the fixture 
 def pages_for(role: str, a) -> list[str]:
     s = a.students[1].pk
     common = ["/", "/i/alpha/dashboard/", "/i/alpha/effectiveness/", "/i/alpha/data-schema/", "/i/alpha/models/",
-              f"/i/alpha/models/v{a.version.number}/", "/accounts/password_change/", "/accounts/two-factor/setup/"]
+              f"/i/alpha/models/v{a.version.number}/", "/accounts/password_change/", "/accounts/two-factor/setup/",
+              "/i/alpha/notifications/", "/i/alpha/notifications/?unread=1", "/i/alpha/notifications/preferences/"]
     work = ["/i/alpha/caseload/", "/i/alpha/flagged/", "/i/alpha/interventions/", "/i/alpha/students/",
             f"/i/alpha/students/{s}/", f"/i/alpha/interventions/{a.intervention.pk}/",
             "/i/alpha/alerts/", f"/i/alpha/alerts/{a.alert.pk}/", f"/i/alpha/students/{a.students[0].pk}/"]
