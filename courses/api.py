@@ -280,7 +280,8 @@ class SurveySerializer(serializers.ModelSerializer):
     class Meta:
         model = ProgressSurvey
         fields = ["id", "term", "title", "message", "opens_at", "closes_at", "status", "concern_types",
-                  "opened_by", "closed_at", "closed_by", "invited_count", "answered_count", "created_at"]
+                  "opened_by", "closed_at", "closed_by", "auto_remind_at", "auto_reminded_at", "last_reminded_at",
+                  "invited_count", "answered_count", "created_at"]
 
 
 class _Counts(serializers.Serializer):

@@ -54,6 +54,10 @@ class SurveyOpenForm(forms.Form):
     closes_at = forms.DateTimeField(label="Closes", widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
                                                                                format="%Y-%m-%dT%H:%M"),
                                     help_text="At most 60 days after it opens; the links stop working then.")
+    auto_remind_at = forms.DateTimeField(
+        label="Automatic reminder (optional)", required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="One reminder goes by itself then, with a new link, to those who have not answered.")
     concern_type_ids = forms.TypedMultipleChoiceField(coerce=int, label="Concern types and kudos offered",
                                                       widget=forms.CheckboxSelectMultiple)
 

@@ -281,6 +281,14 @@ class ProgressSurvey(TenantModel):
     closed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
+    auto_remind_at = models.DateTimeField(
+        null=True, blank=True, help_text="One reminder goes by itself then to those who have not answered")
+    auto_reminded_at = models.DateTimeField(null=True, blank=True)
+    last_reminded_at = models.DateTimeField(null=True, blank=True)
+    last_reminded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+        help_text="Who last sent reminders by hand (empty: the automatic reminder)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

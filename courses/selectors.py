@@ -105,7 +105,8 @@ def access_concern_type(*, institution: Institution, concern_type_id) -> Concern
 
 def survey_list(*, institution: Institution) -> QuerySet[ProgressSurvey]:
     """Surveys with their term and how many instructors were invited and answered (one query)."""
-    return (ProgressSurvey.objects.for_institution(institution).select_related("term", "opened_by", "closed_by")
+    return (ProgressSurvey.objects.for_institution(institution)
+            .select_related("term", "opened_by", "closed_by", "last_reminded_by")
             .annotate(invited_count=Count("invitations", distinct=True),
                       answered_count=Count("invitations", filter=Q(invitations__answered_at__isnull=False),
                                            distinct=True))

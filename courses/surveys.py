@@ -205,6 +205,11 @@ def survey_validate(*, institution: Institution, data: Mapping, now: datetime.da
             errors["closes_at"] = f"A survey stays open at most {SURVEY_MAX_DAYS} days."
         elif closes_at <= now:
             errors["closes_at"] = "That time has passed: the survey would be closed already."
+    auto_remind_at = data.get("auto_remind_at") or None
+    if auto_remind_at is not None and isinstance(opens_at, datetime.datetime) and isinstance(
+            closes_at, datetime.datetime) and not (opens_at < auto_remind_at < closes_at):
+        errors["auto_remind_at"] = "The automatic reminder goes while the survey is open: after it opens, " \
+                                   "before it closes."
     term = data.get("term")
     if not isinstance(term, AcademicSession) or term.institution_id != institution.pk:
         errors["term"] = "Choose one of your institution's terms."
@@ -218,7 +223,7 @@ def survey_validate(*, institution: Institution, data: Mapping, now: datetime.da
     if errors:
         raise SurveyRuleError(errors)
     return {"title": title, "message": message, "opens_at": opens_at, "closes_at": closes_at, "term": term,
-            "concern_type_ids": [t.pk for t in offered]}
+            "concern_type_ids": [t.pk for t in offered], "auto_remind_at": auto_remind_at}
 
 
 class SurveyPreviewChanged(Exception):
@@ -256,6 +261,7 @@ def survey_open(*, institution: Institution, data: Mapping, user, expected_finge
         survey = ProgressSurvey.objects.for_institution(institution).create(
             term=cleaned["term"], title=cleaned["title"], message=cleaned["message"], opens_at=cleaned["opens_at"],
             closes_at=cleaned["closes_at"], concern_type_ids=cleaned["concern_type_ids"], opened_by=user,
+            auto_remind_at=cleaned["auto_remind_at"],
         )
         now = timezone.now()
         links = []
@@ -334,15 +340,46 @@ def survey_send_reminders(*, institution: Institution, survey: ProgressSurvey, u
         if len(pending) != expected:
             raise SurveyRuleError({"": f"{len(pending)} instructor(s) have not answered now, not {expected}; "
                                        "nothing was sent. Check the count and send again."})
-        now = timezone.now()
-        links = []
-        for invitation in pending:
-            raw, invitation.token_hash = _new_token(institution)
-            invitation.reminded_at, invitation.reminders_sent = now, invitation.reminders_sent + 1
-            invitation.save(update_fields=["token_hash", "reminded_at", "reminders_sent"])
-            links.append((invitation.instructor, raw))
-        transaction.on_commit(lambda: _send_links(institution, survey, links, reminder=True))
+        return _remind(institution, survey, pending, user=user)
+
+
+def _remind(institution: Institution, survey: ProgressSurvey, pending: list[SurveyInvitation], *, user) -> int:
+    """Inside the caller's transaction: a fresh link for each of ``pending``, emailed after commit."""
+    now = timezone.now()
+    links = []
+    for invitation in pending:
+        raw, invitation.token_hash = _new_token(institution)
+        invitation.reminded_at, invitation.reminders_sent = now, invitation.reminders_sent + 1
+        invitation.save(update_fields=["token_hash", "reminded_at", "reminders_sent"])
+        links.append((invitation.instructor, raw))
+    ProgressSurvey.objects.for_institution(institution).filter(pk=survey.pk).update(
+        last_reminded_at=now, last_reminded_by=user, updated_at=now)
+    transaction.on_commit(lambda: _send_links(institution, survey, links, reminder=True))
     return len(links)
+
+
+def surveys_send_due_reminders(*, now: datetime.datetime | None = None) -> int:
+    """Send each open survey's automatic reminder once its time has come (beat task); returns how
+    many surveys reminded. Only instructors who have not answered get one, as by hand."""
+    now = now or timezone.now()
+    due = list(ProgressSurvey.objects.unscoped().filter(
+        status=SurveyStatus.OPEN, auto_remind_at__lte=now, auto_reminded_at__isnull=True, closes_at__gt=now,
+        opens_at__lte=now).values_list("institution_id", "pk"))
+    institutions = Institution.objects.in_bulk({institution_id for institution_id, _ in due})
+    reminded = 0
+    for institution_id, pk in due:
+        institution = institutions[institution_id]
+        with institution_scope(institution), transaction.atomic():
+            survey = (ProgressSurvey.objects.for_institution(institution).select_for_update()
+                      .filter(pk=pk, auto_reminded_at__isnull=True, status=SurveyStatus.OPEN).first())
+            if survey is None:  # another beat run or a close got there first
+                continue
+            survey.auto_reminded_at = now
+            survey.save(update_fields=["auto_reminded_at", "updated_at"])
+            _remind(institution, survey, list(_not_answered(institution, survey).select_for_update(of=("self",))),
+                    user=None)
+            reminded += 1
+    return reminded
 
 
 def survey_is_open(survey: ProgressSurvey, now: datetime.datetime | None = None) -> bool:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .surveys import surveys_close_ended
+from .surveys import surveys_close_ended, surveys_send_due_reminders
 
 
 @shared_task
 def close_ended_surveys() -> int:
     """Beat, every five minutes: close the surveys whose window ended and revoke their links."""
     return surveys_close_ended()
+
+
+@shared_task
+def send_due_survey_reminders() -> int:
+    """Beat, every five minutes: each open survey's automatic reminder, once its time has come."""
+    return surveys_send_due_reminders()

@@ -407,6 +407,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-access-log": {"task": "audit.tasks.expire_access_log", "schedule": 24 * 60 * 60.0},
     # Every five minutes: progress surveys whose window ended are closed and their links revoked.
     "close-ended-surveys": {"task": "courses.tasks.close_ended_surveys", "schedule": 5 * 60.0},
+    "send-due-survey-reminders": {"task": "courses.tasks.send_due_survey_reminders", "schedule": 5 * 60.0},
     # Every half hour: a digest run for each institution whose local time is its morning (workspace.digests).
     "dispatch-digests": {"task": "workspace.tasks.dispatch_digests", "schedule": 30 * 60.0},
 }

@@ -15,7 +15,7 @@ from .conftest import window
 LINK = re.compile(r"https?://[^/\s]+(/survey/[^/\s]+/)")
 
 
-def open_survey(world, *, opens_at=None, closes_at=None, types=None, title="Mid-term check"):
+def open_survey(world, *, opens_at=None, closes_at=None, types=None, title="Mid-term check", auto_remind_at=None):
     start, end = window()
     with institution_scope(world.institution), TestCase.captureOnCommitCallbacks(execute=True):
         preview = survey_preview(institution=world.institution, term=world.term)
@@ -23,7 +23,8 @@ def open_survey(world, *, opens_at=None, closes_at=None, types=None, title="Mid-
                            expected_fingerprint=preview.fingerprint,
                            data={"term": world.term, "title": title, "message": "Thanks for your help.",
                                  "opens_at": opens_at or start, "closes_at": closes_at or end,
-                                 "concern_type_ids": [t.pk for t in (types or world.types)]})
+                                 "concern_type_ids": [t.pk for t in (types or world.types)],
+                                 "auto_remind_at": auto_remind_at})
 
 
 def links_by_recipient(outbox=None) -> dict[str, str]:

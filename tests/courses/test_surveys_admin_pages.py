@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from courses.models import ConcernType, Instructor, ProgressSurvey, SurveyInvitation, SurveyStatus
 from courses.selectors import survey_participation
+from courses.surveys import surveys_send_due_reminders
 from institutions.scoping import institution_scope
 from institutions.services import institution_create
 
@@ -265,3 +266,46 @@ def test_a_new_institution_gets_the_default_concern_types():
         assert list(types.order_by("position").values_list("key", "kind")) == [
             ("attendance", "concern"), ("low_grades", "concern"), ("missing_work", "concern"),
             ("participation", "concern"), ("kudos", "kudos")]
+
+
+def test_the_automatic_reminder_goes_once_to_those_who_have_not_answered_in_that_institution_only(
+        client, utc_worlds, django_capture_on_commit_callbacks):
+    a, b = utc_worlds
+    soon = timezone.now() + datetime.timedelta(hours=1)
+    survey = open_survey(a, auto_remind_at=soon)
+    survey_b = open_survey(b, auto_remind_at=soon + datetime.timedelta(days=1))
+    first = links_by_recipient()
+    client.post(first["teacher0@alpha.example.edu"], {"section": a.sections[0].pk})  # answered
+    mail.outbox.clear()
+    assert surveys_send_due_reminders() == 0  # not yet due
+    later = soon + datetime.timedelta(minutes=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert surveys_send_due_reminders(now=later) == 1
+    assert [m.to for m in mail.outbox] == [["teacher1@alpha.example.edu"]]
+    assert surveys_send_due_reminders(now=later) == 0  # once only
+    survey.refresh_from_db()
+    survey_b.refresh_from_db()
+    assert survey.auto_reminded_at == later and survey.last_reminded_by is None
+    assert survey_b.auto_reminded_at is None
+    client.force_login(a.tenant.admin)
+    assert "(sent)" in client.get(f"/i/alpha/surveys/{survey.pk}/").content.decode()
+
+
+def test_an_automatic_reminder_outside_the_window_is_refused(client, utc_worlds):
+    a, _b = utc_worlds
+    client.force_login(a.tenant.admin)
+    response = client.post("/i/alpha/surveys/new/", {**_form(a, auto_remind_at="2020-01-01 10:00"), "preview": "1"})
+    assert response.status_code == 400
+    assert "The automatic reminder goes while the survey is open" in response.content.decode()
+    assert not _surveys(a).exists()
+
+
+def test_reminders_by_hand_record_who_sent_them(client, utc_worlds, django_capture_on_commit_callbacks):
+    a, _b = utc_worlds
+    survey = open_survey(a)
+    client.force_login(a.tenant.admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/i/alpha/surveys/{survey.pk}/remind/", {"expected": "2"})
+    survey.refresh_from_db()
+    assert survey.last_reminded_by == a.tenant.admin and survey.last_reminded_at is not None
+    assert "by alpha-admin" in client.get(f"/i/alpha/surveys/{survey.pk}/").content.decode()
