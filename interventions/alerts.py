@@ -305,9 +305,10 @@ def alert_route(*, institution: Institution, alert: Alert, actor=None) -> AlertE
 
 
 def _webhook_payload(alert: Alert) -> dict:
-    return {"alert": {
-        "id": alert.pk, "student": alert.student_id, "student_external_id": alert.student.external_id,
-        "concern_type": alert.concern_type.key, "source": alert.source, "status": alert.status,
+    """The student at the top as in every student event (``student_id``, ``external_id``: the subject
+    access export and erasure find deliveries by it); no comment, no notes."""
+    return {"student_id": alert.student_id, "external_id": alert.student.external_id, "alert": {
+        "id": alert.pk, "concern_type": alert.concern_type.key, "source": alert.source, "status": alert.status,
         "outcome": alert.outcome, "assigned_user": alert.assigned_user_id,
         "assigned_office": alert.assigned_office_id, "created_at": alert.created_at.isoformat(),
         "closed_at": alert.closed_at.isoformat() if alert.closed_at else None,

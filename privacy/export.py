@@ -4,7 +4,8 @@ The same document is downloaded as JSON and shown as a page. Sections: the recor
 current feature values; the data-change history; every stored prediction with its explanation
 and the latest standing; interventions (all notes, confidential ones included: the export is
 for the student); flags; LMS activity events; import reports and change lists that name the
-student; webhook deliveries about the student; the access log (who read the record); and any
+student; alerts with their history (instructors' comments and staff notes included); webhook
+deliveries about the student; the access log (who read the record); and any
 other table linked to the student (``other_linked_records``), so a table added later is
 exported before anyone remembers to add a section for it.
 """
@@ -21,7 +22,7 @@ from django.utils import timezone
 from audit import batching
 from audit.models import AccessEntry
 from institutions.models import Institution, Job, JobKind, WebhookDelivery
-from interventions.models import Flag, Intervention
+from interventions.models import Alert, AlertEvent, Flag, Intervention
 from predictions.models import LatestPrediction, Prediction
 from students.importing.uploads import import_changes_path
 from students.models import ActivityEvent, Student, StudentChange
@@ -29,7 +30,8 @@ from students.models import ActivityEvent, Student, StudentChange
 EXPORT_FORMAT = "dropout-platform subject access export, version 1"
 # Relations exported in their own section (the rest go to other_linked_records).
 SECTIONED = {"students.StudentChange", "students.ActivityEvent", "predictions.Prediction",
-             "predictions.LatestPrediction", "interventions.Intervention", "interventions.Flag"}
+             "predictions.LatestPrediction", "interventions.Intervention", "interventions.Flag",
+             "interventions.Alert"}
 
 
 def _user(user) -> str | None:
@@ -55,6 +57,7 @@ def student_export(*, institution: Institution, student: Student, exported_by=No
         "latest_prediction": _latest(institution, student),
         "interventions": list(_interventions(institution, student)),
         "flags": list(_flags(institution, student)),
+        "alerts": _alerts(institution, student),
         "activity_events": list(_activity(institution, student)),
         "import_history": list(_imports(institution, student)),
         "webhook_deliveries": list(_deliveries(institution, student)),
@@ -109,6 +112,27 @@ def _flags(institution, student) -> Iterator[dict]:
             "raised_by", "resolved_by").order_by("raised_at", "id"):
         yield {"source": f.source, "reason": f.reason, "raised_by": _user(f.raised_by), "raised_at": _iso(f.raised_at),
                "resolved_at": _iso(f.resolved_at), "resolved_by": _user(f.resolved_by), "resolution": f.resolution}
+
+
+def _alerts(institution, student) -> list[dict]:
+    """Each alert with its history (two queries, however many alerts)."""
+    alerts = list(Alert.objects.for_institution(institution).filter(student=student).select_related(
+        "concern_type", "raised_by_user", "raised_by_instructor", "section", "assigned_user", "assigned_office",
+        "closed_by").order_by("created_at", "id"))
+    events: dict[int, list[dict]] = {alert.pk: [] for alert in alerts}
+    for e in AlertEvent.objects.for_institution(institution).filter(alert__in=alerts).select_related(
+            "actor", "to_user", "to_office").order_by("at", "id"):
+        events[e.alert_id].append({"at": _iso(e.at), "kind": e.kind, "by": _user(e.actor), "note": e.note,
+                                   "to_user": _user(e.to_user),
+                                   "to_office": e.to_office.name if e.to_office else None})
+    return [{"raised_at": _iso(a.created_at), "concern": a.concern_type.label, "source": a.source,
+             "comment": a.comment, "raised_by_user": _user(a.raised_by_user),
+             "raised_by_instructor": str(a.raised_by_instructor) if a.raised_by_instructor else None,
+             "section": str(a.section) if a.section else None, "status": a.status,
+             "assigned_user": _user(a.assigned_user),
+             "assigned_office": a.assigned_office.name if a.assigned_office else None, "outcome": a.outcome,
+             "outcome_notes": a.outcome_notes, "closed_at": _iso(a.closed_at), "closed_by": _user(a.closed_by),
+             "raiser_told_at": _iso(a.raiser_told_at), "history": events[a.pk]} for a in alerts]
 
 
 def _activity(institution, student) -> Iterator[dict]:
@@ -180,7 +204,8 @@ def _plain(value):
 def export_summary(document: dict) -> list[tuple[str, int]]:
     """(section, rows) for the page's contents."""
     sections = [("Data changes", "data_changes"), ("Predictions", "predictions"), ("Interventions", "interventions"),
-                ("Flags", "flags"), ("Activity events", "activity_events"), ("Import history", "import_history"),
+                ("Flags", "flags"), ("Alerts", "alerts"), ("Activity events", "activity_events"),
+                ("Import history", "import_history"),
                 ("Webhook deliveries", "webhook_deliveries"), ("Access log", "access_log")]
     summary = [(label, len(document[key])) for label, key in sections]
     summary += [(name.capitalize(), len(rows)) for name, rows in document["other_linked_records"].items()]

@@ -66,3 +66,21 @@ def test_erasing_a_student_removes_their_alerts_and_events_and_the_preview_count
     assert AlertEvent.objects.for_institution(a.institution).count() == 0
     assert Alert.objects.for_institution(b.institution).count() == 2
     assert AlertEvent.objects.for_institution(b.institution).count() == 4
+
+
+def test_the_subject_access_export_holds_the_alerts_with_their_history_and_only_the_students(client, alert_world):
+    from privacy.export import student_export
+
+    a, b = alert_world
+    for t in (a, b):
+        save_marks(t, create=[(t.students[0], t.attendance, f"{t.institution.slug} absent"),
+                              (t.students[3], t.attendance, f"{t.institution.slug} other student")])
+    document = student_export(institution=a.institution, student=a.students[0])
+    (alert,) = document["alerts"]
+    assert alert["comment"] == "alpha absent" and alert["concern"] == "Attendance"
+    assert [e["kind"] for e in alert["history"]] == ["raised", "routed"]
+    assert "alerts" not in document["other_linked_records"]
+    client.force_login(a.admin)
+    page = client.get(reverse("student-export", args=["alpha", a.students[0].pk]))
+    assert page.status_code == 200 and b"alpha absent" in page.content
+    assert b"other student" not in page.content and b"beta" not in page.content

@@ -343,6 +343,7 @@ def test_alert_webhooks_go_to_the_institutions_own_subscribers_without_comments_
     deliveries = list(WebhookDelivery.objects.for_institution(a.institution).order_by("id"))
     assert [d.event for d in deliveries] == ["alert.created", "alert.closed"]
     assert deliveries[1].payload["alert"]["outcome"] == "resolved"
-    assert deliveries[0].payload["alert"]["student_external_id"] == a.students[0].external_id
+    assert deliveries[0].payload["external_id"] == a.students[0].external_id
+    assert deliveries[0].payload["student_id"] == a.students[0].pk
     assert "Private" not in str([d.payload for d in deliveries])
     assert WebhookDelivery.objects.for_institution(b.institution).count() == 0
