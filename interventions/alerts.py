@@ -254,8 +254,11 @@ def alert_route_decide(*, institution: Institution, student: Student, concern_ty
 def office_member_ids(*, institution: Institution, office_id: int | None) -> list[int]:
     if office_id is None:
         return []
+    # Still active members of the institution (someone who left keeps no queue).
+    members = Membership.objects.for_institution(institution).values("user_id")
     return list(OfficeMember.objects.for_institution(institution).filter(
-        office_id=office_id, user__is_active=True).values_list("user_id", flat=True).order_by("user_id"))
+        office_id=office_id, user__is_active=True, user_id__in=members).values_list("user_id", flat=True)
+        .order_by("user_id"))
 
 
 def my_office_ids(*, institution: Institution, user) -> list[int]:
@@ -275,9 +278,9 @@ def _send_assigned_on_commit(institution: Institution, alert: Alert, event: Aler
     def send() -> None:
         from institutions.scoping import institution_scope
 
-        users = _assignees(institution, alert)
-        if users:
-            with institution_scope(institution):
+        with institution_scope(institution):
+            users = _assignees(institution, alert)
+            if users:
                 alert_assigned.send(sender=Alert, institution=institution, alert=alert, users=users, event=event)
 
     transaction.on_commit(send)

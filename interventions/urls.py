@@ -16,6 +16,7 @@ urlpatterns = [
     path("effectiveness/", views.EffectivenessView.as_view(), name="effectiveness"),
     # Alerts and referrals
     path("alerts/", views_alerts.AlertListView.as_view(), name="alert-list"),
+    path("alerts/all/", views_alerts.AllAlertListView.as_view(), name="alert-all"),
     path("alerts/unassigned/", views_alerts.UnassignedAlertListView.as_view(), name="alert-unassigned"),
     path("alerts/<int:pk>/", views_alerts.AlertDetailView.as_view(), name="alert-detail"),
     path("students/<int:pk>/alerts/new/", views_alerts.AlertRaiseView.as_view(), name="alert-raise"),

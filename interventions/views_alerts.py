@@ -103,6 +103,16 @@ class UnassignedAlertListView(AlertListView):
         return selectors.unassigned_alerts(institution=self.institution)
 
 
+class AllAlertListView(AlertListView):
+    """Administrators: every alert of the institution, wherever it is."""
+
+    queue = "all"
+    required_capability = alerts.ADMIN_CAPABILITY
+
+    def base_queryset(self):
+        return selectors.alert_list(institution=self.institution)
+
+
 class AlertDetailView(AccessRecordedPageMixin, InstitutionPageMixin, TemplateView):
     """One alert: what was raised, where it went and everything since; the actions for who may act."""
 

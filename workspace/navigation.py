@@ -58,7 +58,7 @@ NAVIGATION: tuple[NavGroup, ...] = (
         NavItem("flagged-list", "Flagged students", "view_students"),
         NavItem("intervention-list", "Interventions", "view_students", also=("intervention-edit",)),
         NavItem("alert-list", "Alerts", "edit_interventions",
-                also=("alert-detail", "alert-unassigned", "office-alerts")),
+                also=("alert-detail", "alert-unassigned", "alert-all", "office-alerts")),
     )),)),
     NavGroup("Students", key="students", sections=(("", (
         NavItem("student-list", "Students", "view_students",
@@ -114,6 +114,7 @@ PAGE_TITLES: dict[str, str] = {
     "intervention-types": "Intervention types",
     "alert-list": "My alerts",
     "alert-unassigned": "Unassigned alerts",
+    "alert-all": "All alerts",
     "alert-detail": "Alert",
     "office-alerts": "Office alerts",
     "office-list": "Offices",

@@ -78,7 +78,7 @@ def pages_for(role: str, a) -> list[str]:
              "/i/alpha/webhooks/", f"/i/alpha/webhooks/{a.webhook.pk}/", "/i/alpha/access-log/",
              "/i/alpha/models/settings/", "/i/alpha/models/jobs/", "/i/alpha/privacy/retention/",
              "/i/alpha/privacy/erasures/", f"/i/alpha/students/{s}/export/", f"/i/alpha/students/{s}/erase/",
-             "/i/alpha/alerts/unassigned/", f"/i/alpha/offices/{a.office.pk}/alerts/", "/i/alpha/offices/",
+             "/i/alpha/alerts/unassigned/", "/i/alpha/alerts/all/", f"/i/alpha/offices/{a.office.pk}/alerts/", "/i/alpha/offices/",
              f"/i/alpha/offices/{a.office.pk}/", "/i/alpha/alert-rules/",
              f"/i/alpha/alert-rules/?preview=1&student={a.students[0].external_id}&concern_type={a.attendance.pk}",
              "/i/alpha/surveys/", "/i/alpha/surveys/new/", "/i/alpha/surveys/concern-types/",

@@ -37,7 +37,7 @@ def raised(alert_world):
 
 def get_pages(slug, t):
     return [
-        reverse("alert-list", args=[slug]), reverse("alert-unassigned", args=[slug]),
+        reverse("alert-list", args=[slug]), reverse("alert-unassigned", args=[slug]), reverse("alert-all", args=[slug]),
         reverse("alert-detail", args=[slug, t.mine.pk]), reverse("office-alerts", args=[slug, t.office.pk]),
         reverse("office-list", args=[slug]), reverse("office-detail", args=[slug, t.office.pk]),
         reverse("alert-rules", args=[slug]),
@@ -107,12 +107,15 @@ def test_my_alerts_lists_mine_new_first_and_filters(client, raised):
     assert client.get(reverse("office-alerts", args=["alpha", a.office.pk])).status_code == 403
 
 
-def test_unassigned_queue_is_for_administrators(client, raised):
+def test_unassigned_and_all_queues_are_for_administrators(client, raised):
     a, _b = raised
     client.force_login(a.admin)
     assert list(client.get(reverse("alert-unassigned", args=["alpha"])).context["alerts"]) == [a.unassigned]
+    every = client.get(reverse("alert-all", args=["alpha"]))
+    assert set(every.context["alerts"]) == {a.mine, a.office_alert, a.unassigned} and b"beta" not in every.content
     client.force_login(a.advisor)
     assert client.get(reverse("alert-unassigned", args=["alpha"])).status_code == 403
+    assert client.get(reverse("alert-all", args=["alpha"])).status_code == 403
     client.force_login(a.viewer)
     assert client.get(reverse("alert-list", args=["alpha"])).status_code == 403
     assert client.get(reverse("alert-detail", args=["alpha", a.mine.pk])).status_code == 403
