@@ -392,8 +392,9 @@ def survey_is_open(survey: ProgressSurvey, now: datetime.datetime | None = None)
 class SurveyLinkRefused(Exception):
     """The link opens nothing; ``reason`` is one of: unknown, revoked, closed, not_open."""
 
-    def __init__(self, reason: str, survey: ProgressSurvey | None = None):
-        self.reason, self.survey = reason, survey
+    def __init__(self, reason: str, survey: ProgressSurvey | None = None,
+                 invitation: SurveyInvitation | None = None):
+        self.reason, self.survey, self.invitation = reason, survey, invitation
         super().__init__(reason)
 
 
@@ -416,12 +417,13 @@ def survey_link_resolve(*, token: str, now: datetime.datetime | None = None) -> 
     if invitation is None:
         raise SurveyLinkRefused("unknown")
     survey = invitation.survey
+    survey.institution = invitation.institution
     if survey.status == SurveyStatus.CLOSED:
         raise SurveyLinkRefused("closed", survey)
     if invitation.revoked_at is not None:
         raise SurveyLinkRefused("revoked", survey)
     if now < survey.opens_at:
-        raise SurveyLinkRefused("not_open", survey)
+        raise SurveyLinkRefused("not_open", survey, invitation)
     if now >= survey.closes_at:
         raise SurveyLinkRefused("closed", survey)
     return invitation
@@ -497,7 +499,9 @@ def survey_marks_save(*, invitation: SurveyInvitation, section: Section, answers
     marks = SurveyMark.objects.for_institution(institution)
     with transaction.atomic():
         locked = SurveyInvitation.objects.for_institution(institution).select_for_update().get(pk=invitation.pk)
-        existing = {(m.student_id, m.concern_type_id): m for m in marks.filter(invitation=locked, section=section)}
+        # Only the students on the form: a mark about a student who left the section since stays.
+        existing = {(m.student_id, m.concern_type_id): m for m in marks.filter(
+            invitation=locked, section=section, student_id__in=list(answers))}
         created, updated, removed = [], [], []
         wanted = {(student_id, type_id): answer.comment for student_id, answer in answers.items()
                   for type_id in answer.type_ids}

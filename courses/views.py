@@ -7,6 +7,7 @@ import zoneinfo
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views import View
@@ -207,6 +208,11 @@ class SurveyOpenView(SurveyPageMixin, TemplateView):
             messages.warning(request, "The term's instructors changed since the preview, so nothing was sent. "
                                       "Check the new numbers below and confirm again.")
             return self.render_to_response(self.get_context_data(form=form, preview=exc.preview), status=409)
+        except SurveyRuleError as exc:  # e.g. the closing time passed while the preview was on screen
+            for name, errors in exc.errors.items():
+                for error in errors:
+                    form.add_error(name or None, error)
+            return self.render_to_response(self.get_context_data(form=form), status=400)
         messages.success(request, f"The survey is open; {preview.to_email} instructor(s) are being emailed.")
         return redirect("survey-detail", self.institution.slug, survey.pk)
 
@@ -309,6 +315,9 @@ REFUSALS = {
                "want to raise a concern about a student, contact the student success office."),
     "not_open": (403, "This survey is not open yet",
                  "The survey has not opened yet. Come back to this link when it opens."),
+    "no_session": (403, "Open the link from your email again",
+                   "This page opens from the link in your survey email (this browser has not opened it, or its "
+                   "session ended). Open that link again."),
 }
 
 
@@ -322,26 +331,58 @@ def _private(response):
     return response
 
 
+def _refused(request, reason: str, survey=None):
+    status, title, text = REFUSALS[reason]
+    opens = survey.opens_at if reason == "not_open" and survey is not None else None
+    zone = survey.institution.timezone if survey is not None else "UTC"
+    with timezone.override(zone):
+        response = render(request, "courses/survey_refused.html", {
+            "refusal_title": title, "refusal_text": text, "error_code": status, "opens_at": opens,
+            "time_zone": zone}, status=status)
+    return _private(response)
+
+
+def _session_key(invitation_id: int) -> str:
+    return f"survey-link-{invitation_id}"
+
+
 class SurveyAnswerView(View):
-    """``/survey/<token>/``: the instructor's own sections of the survey's term, to mark."""
+    """``/survey/<token>/``: the emailed link. A GET keeps the token in the browser's session and
+    moves on to ``/survey/answer/<invitation id>/``, so that the secret leaves the address bar, the
+    history and the request logs of everything after the first request (as Django's password
+    reset does). A POST to the link itself is still answered, for a page opened before."""
 
     http_method_names = ["get", "post"]
+    moves_to_session = True
+
+    def token(self, request, kwargs) -> str | None:
+        return kwargs["token"]
 
     def dispatch(self, request, *args, **kwargs):
+        token = self.token(request, kwargs)
+        if token is None:
+            return _refused(request, "no_session")
         try:
-            invitation = survey_link_resolve(token=kwargs["token"])
+            invitation = survey_link_resolve(token=token)
         except SurveyLinkRefused as exc:
-            status, title, text = REFUSALS[exc.reason]
-            opens = exc.survey.opens_at if exc.reason == "not_open" and exc.survey else None
-            return _private(render(request, "courses/survey_refused.html",
-                                   {"refusal_title": title, "refusal_text": text, "error_code": status,
-                                    "opens_at": opens}, status=status))
+            if exc.reason == "not_open" and self.moves_to_session and request.method == "GET":
+                request.session[_session_key(exc.invitation.pk)] = token
+                return _private(redirect("survey-answer-session", exc.invitation.pk))
+            return _refused(request, exc.reason, exc.survey)
+        if not self.belongs(invitation, kwargs):
+            return _refused(request, "unknown")
+        if self.moves_to_session and request.method == "GET":
+            request.session[_session_key(invitation.pk)] = token
+            return _private(redirect("survey-answer-session", invitation.pk))
         with institution_scope(invitation.institution), timezone.override(invitation.institution.timezone):
             self.invitation = invitation
             response = super().dispatch(request, *args, **kwargs)
             if hasattr(response, "render") and not getattr(response, "is_rendered", True):
                 response.render()
         return _private(response)
+
+    def belongs(self, invitation, kwargs) -> bool:
+        return True
 
     def context(self, **extra):
         invitation = self.invitation
@@ -373,4 +414,17 @@ class SurveyAnswerView(View):
         saved = survey_marks_save(invitation=invitation, section=section.section, answers=answers)
         messages.success(request, f"Saved for {section.section.title}: {len(saved.created)} new, "
                                   f"{len(saved.updated)} changed, {len(saved.removed)} removed. Thank you.")
-        return redirect(request.path + f"#section-{section.section.pk}")
+        return redirect(reverse("survey-answer-session", args=[invitation.pk]) + f"#section-{section.section.pk}")
+
+
+class SurveySessionAnswerView(SurveyAnswerView):
+    """``/survey/answer/<invitation id>/``: the same page, the token read from the session the
+    emailed link started (checked again on every request, as on the link itself)."""
+
+    moves_to_session = False
+
+    def token(self, request, kwargs) -> str | None:
+        return request.session.get(_session_key(kwargs["invitation_id"]))
+
+    def belongs(self, invitation, kwargs) -> bool:
+        return invitation.pk == kwargs["invitation_id"]

@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.sso_forms import SsoAwareAuthenticationForm
-from courses.views import SurveyAnswerView
+from courses.views import SurveyAnswerView, SurveySessionAnswerView
 from institutions.views import HomeView
 
 urlpatterns = [
@@ -23,6 +23,7 @@ urlpatterns = [
     path("i/<slug:institution_slug>/", include("predictions.urls")),
     path("i/<slug:institution_slug>/", include("privacy.urls")),
     # An instructor's progress survey: no account, the emailed link is the credential (courses.surveys).
+    path("survey/answer/<int:invitation_id>/", SurveySessionAnswerView.as_view(), name="survey-answer-session"),
     path("survey/<str:token>/", SurveyAnswerView.as_view(), name="survey-answer"),
     path("api/v1/", include("dropout_platform.api_urls")),
     # The workspace's resources (the member's notifications), nested as every institution resource.

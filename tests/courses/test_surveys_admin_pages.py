@@ -123,7 +123,7 @@ def test_the_survey_page_shows_participation_per_instructor_and_course(client, u
     a, _b = utc_worlds
     survey = open_survey(a)
     links = links_by_recipient()
-    own = client.get(links["teacher0@alpha.example.edu"]).context["sections"][0]["rows"]
+    own = client.get(links["teacher0@alpha.example.edu"], follow=True).context["sections"][0]["rows"]
     client.post(links["teacher0@alpha.example.edu"], {"section": a.sections[0].pk,
                                                       f"m:{own[0]['student'].pk}:{a.types[0].pk}": "on",
                                                       f"m:{own[1]['student'].pk}:{a.types[1].pk}": "on",
@@ -177,8 +177,8 @@ def test_reminders_go_only_to_those_who_have_not_answered_with_a_new_link(client
     assert [m.to for m in mail.outbox] == [["teacher1@alpha.example.edu"]]
     assert mail.outbox[0].subject.startswith("Reminder:")
     new_link = links_by_recipient()["teacher1@alpha.example.edu"]
-    assert client.get(new_link).status_code == 200
-    assert client.get(first["teacher1@alpha.example.edu"]).status_code == 404  # replaced by the reminder
+    assert client.get(new_link, follow=True).status_code == 200
+    assert client.get(first["teacher1@alpha.example.edu"], follow=True).status_code == 404  # replaced by the reminder
     invitation = SurveyInvitation.objects.for_institution(a.institution).get(instructor=a.instructors[1])
     assert invitation.reminders_sent == 1 and invitation.reminded_at is not None
     assert not SurveyInvitation.objects.for_institution(b.institution).filter(reminders_sent__gt=0).exists()
@@ -194,7 +194,7 @@ def test_closing_records_who_and_revokes_every_link(client, utc_worlds):
     survey.refresh_from_db()
     assert survey.status == SurveyStatus.CLOSED and survey.closed_by == a.tenant.admin
     for link in links.values():
-        assert client.get(link).status_code == 410
+        assert client.get(link, follow=True).status_code == 410
     response = client.post(f"/i/alpha/surveys/{survey.pk}/remind/", {"expected": "2"}, follow=True)
     assert "only while the survey is open" in response.content.decode()
 
@@ -309,3 +309,18 @@ def test_reminders_by_hand_record_who_sent_them(client, utc_worlds, django_captu
     survey.refresh_from_db()
     assert survey.last_reminded_by == a.tenant.admin and survey.last_reminded_at is not None
     assert "by alpha-admin" in client.get(f"/i/alpha/surveys/{survey.pk}/").content.decode()
+
+
+def test_a_multiline_message_survives_the_preview_and_is_what_instructors_read(
+        client, utc_worlds, django_capture_on_commit_callbacks):
+    a, _b = utc_worlds
+    client.force_login(a.tenant.admin)
+    message = "Line one.\nLine two: <b>not bold</b> & more."
+    preview = client.post("/i/alpha/surveys/new/", {**_form(a, message=message), "preview": "1"})
+    page = preview.content.decode()
+    assert "Line one.\nLine two: &lt;b&gt;not bold&lt;/b&gt; &amp; more.</textarea>" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/i/alpha/surveys/new/", {**_form(a, message=message), "confirm": "1",
+                                              "fingerprint": preview.context["preview"].fingerprint})
+    assert _surveys(a).get().message == message
+    assert message in mail.outbox[0].body

@@ -26,7 +26,7 @@ def test_a_key_reads_its_surveys_and_their_participation(client, worlds):
     survey = open_survey(a)
     open_survey(b, title="Beta survey")
     link = links_by_recipient()["teacher0@alpha.example.edu"]
-    client.get(link)
+    client.get(link, follow=True)
     api = _client(a.tenant)
     listing = api.get("/api/v1/institutions/alpha/surveys/")
     assert listing.status_code == 200

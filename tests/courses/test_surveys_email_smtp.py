@@ -29,7 +29,7 @@ def test_the_survey_email_reaches_a_real_smtp_server_and_its_link_opens_only_tha
     body = message.get_payload(decode=True).decode()
     assert "Mid-term check" in message["Subject"] and "ALPHA University" in body
     link = re.search(r"http://testserver(/survey/\S+/)", body).group(1)
-    page = client.get(link)
+    page = client.get(link, follow=True)
     assert page.status_code == 200
     assert page.context["instructor"].email == recipients[0]
     assert page.context["survey_institution"] == a.institution

@@ -67,7 +67,7 @@ def test_each_instructor_with_an_address_gets_one_link_built_from_the_site_url_a
 
 def test_the_link_opens_only_the_instructors_own_sections_of_the_term_without_an_account(client, opened):
     a, _b, _survey, _sb, links, _lb = opened
-    response = client.get(links[_email(a, 0)])
+    response = client.get(links[_email(a, 0)], follow=True)
     page = response.content.decode()
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"] and response["Referrer-Policy"] == "same-origin"
@@ -119,7 +119,7 @@ def test_saving_creates_updates_and_removes_marks_and_sends_the_signal_in_the_tr
     finally:
         survey_marks_saved.disconnect(dispatch_uid="test-receiver")
     assert not _marks(b).exists()
-    page = client.get(link).content.decode()
+    page = client.get(link, follow=True).content.decode()
     assert "Missed four classes" in page and "checked" in page
 
 
@@ -174,7 +174,7 @@ def test_a_tampered_token_or_another_institutions_id_in_front_of_it_opens_nothin
         assert "This survey link does not work" in response.content.decode()
         assert client.post(f"/survey/{bad}/", {"section": a.sections[0].pk}).status_code == 404
     # B's own link opens B's roster only.
-    page = client.get(links_b[_email(b, 0)]).content.decode()
+    page = client.get(links_b[_email(b, 0)], follow=True).content.decode()
     assert "BETA University" in page and "ALPHA University" not in page
 
 
@@ -183,12 +183,12 @@ def test_a_link_outside_the_window_or_of_a_closed_survey_is_refused_with_a_clear
     link = links[_email(a, 0)]
     with institution_scope(a.institution):
         ProgressSurvey.objects.filter(pk=survey.pk).update(opens_at=timezone.now() + datetime.timedelta(hours=1))
-    response = client.get(link)
+    response = client.get(link, follow=True)
     assert response.status_code == 403 and "not open yet" in response.content.decode()
     with institution_scope(a.institution):
         ProgressSurvey.objects.filter(pk=survey.pk).update(opens_at=timezone.now() - datetime.timedelta(days=9),
                                                            closes_at=timezone.now() - datetime.timedelta(minutes=1))
-    response = client.get(link)
+    response = client.get(link, follow=True)
     assert response.status_code == 410 and "This survey has closed" in response.content.decode()
     assert _answer(client, link, a.sections[0], []).status_code == 410
     # The beat task closes it and revokes every link; B's survey stays open.
@@ -196,7 +196,7 @@ def test_a_link_outside_the_window_or_of_a_closed_survey_is_refused_with_a_clear
     survey.refresh_from_db()
     assert survey.status == SurveyStatus.CLOSED and survey.closed_by is None
     assert not SurveyInvitation.objects.for_institution(a.institution).filter(revoked_at__isnull=True).exists()
-    assert client.get(links_b[_email(b, 0)]).status_code == 200
+    assert client.get(links_b[_email(b, 0)], follow=True).status_code == 200
     assert SurveyInvitation.objects.for_institution(b.institution).filter(revoked_at__isnull=True).count() == 2
 
 
@@ -204,11 +204,62 @@ def test_closing_by_hand_and_revoking_one_link_refuse_the_links(client, opened):
     a, b, survey, _sb, links, links_b = opened
     with institution_scope(a.institution):
         SurveyInvitation.objects.filter(instructor=a.instructors[1]).update(revoked_at=timezone.now())
-    response = client.get(links[_email(a, 1)])
+    response = client.get(links[_email(a, 1)], follow=True)
     assert response.status_code == 410 and "no longer works" in response.content.decode()
-    assert client.get(links[_email(a, 0)]).status_code == 200
+    assert client.get(links[_email(a, 0)], follow=True).status_code == 200
     with institution_scope(a.institution):
         survey_close(institution=a.institution, survey=survey, user=a.tenant.admin)
-    assert client.get(links[_email(a, 0)]).status_code == 410
+    assert client.get(links[_email(a, 0)], follow=True).status_code == 410
     assert _answer(client, links[_email(a, 0)], a.sections[0], []).status_code == 410
-    assert client.get(links_b[_email(b, 1)]).status_code == 200
+    assert client.get(links_b[_email(b, 1)], follow=True).status_code == 200
+
+
+def test_the_link_moves_its_secret_out_of_the_address_into_the_browsers_session(client, opened):
+    from django.test import Client
+
+    a, b, _sa, _sb, links, links_b = opened
+    link = links[_email(a, 0)]
+    token = link.split("/")[2]
+    invitation = _invitation(a, 0)
+    response = client.get(link)
+    assert response.status_code == 302
+    assert response["Location"] == f"/survey/answer/{invitation.pk}/" and token not in response["Location"]
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and token not in page.content.decode()
+    assert page["Referrer-Policy"] == "same-origin"
+    section = a.sections[0]
+    student = _enrolled(a, section)[0]
+    saved = client.post(response["Location"], {"section": section.pk, f"m:{student.pk}:{a.types[0].pk}": "on"})
+    assert saved.status_code == 302 and saved["Location"].startswith(f"/survey/answer/{invitation.pk}/")
+    assert _marks(a).count() == 1
+    # Another browser without the link, or this session pointed at someone else's invitation, gets nothing.
+    stranger = Client()
+    for method in (stranger.get, stranger.post):
+        refused = method(f"/survey/answer/{invitation.pk}/")
+        assert refused.status_code == 403 and "Open the link from your email again" in refused.content.decode()
+    other = _invitation(a, 1)
+    b_invitation = SurveyInvitation.objects.for_institution(b.institution).get(instructor=b.instructors[0])
+    for target in (other.pk, b_invitation.pk):
+        assert client.get(f"/survey/answer/{target}/").status_code == 403
+        session = client.session
+        session[f"survey-link-{target}"] = token  # a session made to name another invitation
+        session.save()
+        assert client.get(f"/survey/answer/{target}/").status_code == 404
+        assert client.post(f"/survey/answer/{target}/", {"section": section.pk}).status_code == 404
+    assert _marks(a).count() == 1 and not _marks(b).exists()
+    # Closing the survey closes the session's page too.
+    with institution_scope(a.institution):
+        survey_close(institution=a.institution, survey=invitation.survey, user=a.tenant.admin)
+    assert client.get(f"/survey/answer/{invitation.pk}/").status_code == 410
+    assert client.get(links_b[_email(b, 0)], follow=True).status_code == 200
+
+
+def test_a_mark_about_a_student_who_left_the_section_stays_when_the_section_is_saved_again(client, opened):
+    a, _b, _sa, _sb, links, _lb = opened
+    link, section = links[_email(a, 0)], a.sections[0]
+    leaver, stayer = _enrolled(a, section)[:2]
+    _answer(client, link, section, [(leaver.pk, a.types[0].pk), (stayer.pk, a.types[0].pk)])
+    with institution_scope(a.institution):
+        Enrolment.objects.filter(section=section, student=leaver).delete()
+    assert _answer(client, link, section, []).status_code == 302  # the stayer's mark taken back
+    assert list(_marks(a).values_list("student_id", flat=True)) == [leaver.pk]

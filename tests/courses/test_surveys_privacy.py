@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _mark_everyone(client, world, link, section):
-    roster = client.get(link).context["sections"][0]["rows"]
+    roster = client.get(link, follow=True).context["sections"][0]["rows"]
     assert roster[0]["student"] is not None
     data = {"section": section.pk}
     for row in roster:
