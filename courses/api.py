@@ -315,6 +315,8 @@ class ParticipationSerializer(serializers.Serializer):
     totals = _Counts()
     instructors = InstructorParticipationSerializer(many=True)
     courses = CourseParticipationSerializer(many=True)
+    not_invited = serializers.ListField(child=serializers.CharField(), help_text=(
+        "Names of the term's instructors who got no invitation (no email address when it opened, or added since)"))
 
 
 class SurveyViewSet(_ReadViewSet):
@@ -333,4 +335,4 @@ class SurveyViewSet(_ReadViewSet):
         participation = survey_participation(institution=self.institution, survey=survey)
         return Response(ParticipationSerializer({
             "survey": survey.pk, "totals": participation.totals, "instructors": participation.instructors,
-            "courses": participation.courses}).data)
+            "courses": participation.courses, "not_invited": participation.not_invited}).data)

@@ -166,6 +166,8 @@ class Participation:
     instructors: list[dict]
     courses: list[dict]
     totals: dict
+    # Instructors of the term who got no invitation (no email address when it opened, or added since).
+    not_invited: list[str] = field(default_factory=list)
 
 
 def survey_participation(*, institution: Institution, survey: ProgressSurvey) -> Participation:
@@ -186,8 +188,14 @@ def survey_participation(*, institution: Institution, survey: ProgressSurvey) ->
     courses: dict[int, dict] = {}
     teaching = (TeachingAssignment.objects.for_institution(institution).filter(section_id__in=term_sections)
                 .values("section__course_id", "section__course__title", "section__course__course_code",
-                        "instructor_id").distinct())
+                        "instructor_id", "instructor__given_name", "instructor__family_name",
+                        "instructor__source_id").distinct())
+    uninvited: dict[int, str] = {}
     for row in teaching:
+        if row["instructor_id"] not in by_instructor:
+            uninvited[row["instructor_id"]] = Instructor(
+                given_name=row["instructor__given_name"], family_name=row["instructor__family_name"],
+                source_id=row["instructor__source_id"]).display_name
         course = courses.setdefault(row["section__course_id"], {
             "id": row["section__course_id"], "title": row["section__course__title"],
             "course_code": row["section__course__course_code"], "instructors": set(), "invited": 0, "opened": 0,
@@ -211,4 +219,5 @@ def survey_participation(*, institution: Institution, survey: ProgressSurvey) ->
         course["instructor_count"] = len(course.pop("instructors"))
     totals = {key: sum(int(row[key]) for row in instructors)
               for key in ("invited", "opened", "answered", "concerns", "kudos")}
-    return Participation(instructors=instructors, courses=course_rows, totals=totals)
+    return Participation(instructors=instructors, courses=course_rows, totals=totals,
+                         not_invited=sorted(uninvited.values()))

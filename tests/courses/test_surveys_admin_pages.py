@@ -139,6 +139,7 @@ def test_the_survey_page_shows_participation_per_instructor_and_course(client, u
     assert courses["C0"]["concerns"] == 2 and courses["C0"]["kudos"] == 1 and courses["C0"]["answered"] == 1
     assert courses["C2"]["invited"] == 0 and courses["C2"]["instructor_count"] == 1  # no email address
     assert "C3" not in courses  # another term
+    assert participation.not_invited == ["Teacher2 Alpha"]  # no email address
     assert "Send reminders to the 1 instructor who has not answered" in response.content.decode()
     assert client.get("/i/alpha/surveys/").status_code == 200
 
@@ -157,6 +158,23 @@ def test_participation_takes_the_same_queries_at_two_sizes(tenants, django_asser
                                extra_students=30)
     assert len(_participation_queries(small, django_assert_num_queries).instructors) == 2
     assert len(_participation_queries(large, django_assert_num_queries).instructors) == 11
+
+
+def test_the_instructors_roster_takes_the_same_queries_at_two_sizes(tenants, django_assert_num_queries):
+    from courses.selectors import instructor_survey_roster
+
+    a, b = tenants
+    small = build_survey_world(a, instructors=2, students_per_section=2)
+    large = build_survey_world(b, instructors=2, sections_per_instructor=4, students_per_section=25,
+                               extra_students=40)
+    for world, sections, students in ((small, 1, 2), (large, 4, 100)):
+        open_survey(world)
+        with institution_scope(world.institution):
+            invitation = SurveyInvitation.objects.select_related("survey", "instructor", "institution").get(
+                instructor=world.instructors[0])
+            with django_assert_num_queries(3):
+                roster = instructor_survey_roster(invitation=invitation)
+        assert len(roster) == sections and sum(len(item.enrolments) for item in roster) == students
 
 
 def test_reminders_go_only_to_those_who_have_not_answered_with_a_new_link(client, utc_worlds,

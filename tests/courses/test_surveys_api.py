@@ -39,6 +39,7 @@ def test_a_key_reads_its_surveys_and_their_participation(client, worlds):
     assert participation["totals"] == {"invited": 2, "opened": 1, "answered": 0, "concerns": 0, "kudos": 0}
     assert {i["name"] for i in participation["instructors"]} == {"Teacher0 Alpha", "Teacher1 Alpha"}
     assert {c["course_code"] for c in participation["courses"]} == {"C0", "C1", "C2"}
+    assert participation["not_invited"] == ["Teacher2 Alpha"]
     types = api.get("/api/v1/institutions/alpha/concern-types/").json()
     types = types["results"] if isinstance(types, dict) else types
     assert [t["key"] for t in types] == ["attendance", "low_grades", "missing_work", "participation", "kudos"]
