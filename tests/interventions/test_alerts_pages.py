@@ -291,3 +291,15 @@ def test_alert_reads_are_in_the_access_log_on_pages_and_the_api(client, api_clie
         (AccessAction.API_ALERT_LIST, None, None, 3), (AccessAction.API_ALERT_READ, a.students[0].pk, a.mine.pk, None),
     ]
     assert AccessEntry.objects.for_institution(b.institution).count() == 0
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "-1", "0", str(10**400), "99999999999999999999", "' OR 1=1 --"])
+def test_hostile_alert_query_strings_answer_without_a_server_error(client, raised, value):
+    a, _b = raised
+    client.force_login(a.admin)
+    for name in ("alert-list", "alert-all", "alert-unassigned"):
+        assert client.get(reverse(name, args=["alpha"]), {"type": value, "status": value,
+                                                          "page": value}).status_code in (200, 404)
+    response = client.get(reverse("alert-rules", args=["alpha"]),
+                          {"preview": "1", "student": value, "concern_type": value})
+    assert response.status_code == 200
