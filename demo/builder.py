@@ -18,15 +18,17 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from courses.models import ProgressSurvey, SurveyMark
 from institutions.models import Institution, Membership, Role
 from institutions.scoping import institution_scope
 from institutions.services import institution_create
-from interventions.models import Intervention
+from interventions.models import Alert, Intervention
 from predictions.models import LatestPrediction, ModelVersion, Prediction
 from students.demo import _create_schema, _feature_value, read_uci_rows
 from students.models import ChangeSource, EnrolmentStatus, Outcome, Student, StudentChange
 from students.uci_schema import UCI_COLUMNS, UCI_OUTCOMES, UCI_TARGET_HEADER
 
+from .care import DemoCare, build_closing_the_loop
 from .history import DemoHistory, Timeline, replay_history
 from .names import seeded_random, synthetic_email, synthetic_name
 
@@ -84,6 +86,7 @@ class BuiltInstitution:
     students: int
     created: bool
     history: DemoHistory | None = None
+    care: DemoCare | None = None
 
 
 def _ensure_user(spec: DemoUser):
@@ -167,6 +170,9 @@ def _delete_demo_institution(institution: Institution) -> None:
     Prediction.objects.for_institution(institution).delete()
     ModelVersion.objects.for_institution(institution).delete()
     Intervention.objects.for_institution(institution).delete()
+    Alert.objects.for_institution(institution).delete()  # its concern type is protected
+    SurveyMark.objects.for_institution(institution).delete()
+    ProgressSurvey.objects.for_institution(institution).delete()  # its term is protected
     Institution.objects.filter(pk=institution.pk).delete()
 
 
@@ -194,18 +200,22 @@ def build_demo_institutions(
             built.append(BuiltInstitution(spec.slug, Student.objects.for_institution(institution).count(), False))
             continue
         institution, finishing = _create_institution(spec, rows, users, timeline)
+        advisors = [users[username] for username in spec.advisors]
+        admin = next(users[u.username] for u in DEMO_USERS if (spec.slug, Role.ADMIN) in u.memberships)
         try:
             with institution_scope(institution):
                 history = replay_history(
-                    institution=institution, finishing=finishing, timeline=timeline,
-                    advisors=[users[username] for username in spec.advisors],
-                    admin=next(users[u.username] for u in DEMO_USERS if (spec.slug, Role.ADMIN) in u.memberships),
+                    institution=institution, finishing=finishing, timeline=timeline, advisors=advisors, admin=admin,
                     search_iterations=search_iterations,
                     progress=(lambda fraction, stage, slug=spec.slug: progress(slug, fraction, stage))
                     if progress else None,
                 )
+                care = build_closing_the_loop(institution=institution, language=spec.names,
+                                              email_domain=spec.email_domain, advisors=advisors, admin=admin,
+                                              today=timeline.today)
         except BaseException:
             _delete_demo_institution(institution)
             raise
-        built.append(BuiltInstitution(spec.slug, Student.objects.for_institution(institution).count(), True, history))
+        built.append(BuiltInstitution(spec.slug, Student.objects.for_institution(institution).count(), True, history,
+                                      care))
     return built

@@ -7,13 +7,15 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from courses.models import ProgressSurvey, SurveyInvitation, SurveyMark
 from demo.builder import INSTITUTIONS, NOTICE, _delete_demo_institution, build_demo_institutions
 from demo.names import synthetic_name
 from institutions.models import Institution, Membership
 from interventions.effectiveness import effectiveness_report
-from interventions.models import Flag, Intervention, InterventionStatus, RiskSnapshot
+from interventions.models import Alert, AlertStatus, Flag, Intervention, InterventionStatus, RiskSnapshot
 from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction
 from students.models import Outcome, Student
+from workspace.models import Notification
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -127,6 +129,35 @@ def test_nothing_in_the_demo_crosses_institutions(built, client):
         .status_code == 404
     assert client.get(reverse("student-detail", kwargs={"institution_slug": "demo", "pk": demo_student.pk})) \
         .status_code in (403, 404)
+
+
+@pytest.mark.parametrize("slug", [spec.slug for spec in INSTITUTIONS])
+def test_the_closed_loop_has_a_survey_routed_alerts_worked_and_instructors_told(built, client, slug):
+    inst = institution(slug)
+    care = built[slug].care
+    survey = ProgressSurvey.objects.for_institution(inst).get()
+    invitations = SurveyInvitation.objects.for_institution(inst).filter(survey=survey)
+    assert invitations.count() == care.instructors > 0
+    assert 0 < invitations.exclude(answered_at=None).count() == care.answered < care.instructors  # reminders to send
+    alerts = Alert.objects.for_institution(inst)
+    assert alerts.count() == care.alerts > 0
+    assert not alerts.filter(assigned_user=None, assigned_office=None).exists()  # every one routed
+    assert alerts.filter(assigned_office__name="Tutoring centre").exists()  # the low-grades rule
+    statuses = set(alerts.values_list("status", flat=True))
+    assert {AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED, AlertStatus.CLOSED} <= statuses
+    closed = alerts.filter(status=AlertStatus.CLOSED)
+    assert closed.count() == care.closed and not closed.filter(raiser_told_at=None).exists()
+    members = set(Membership.objects.for_institution(inst).values_list("user_id", flat=True))
+    assert set(Notification.objects.for_institution(inst).values_list("user_id", flat=True)) <= members
+    assert Notification.objects.for_institution(inst).filter(kind="alert_routed").exists()
+    students = set(Student.objects.for_institution(inst).values_list("id", flat=True))
+    assert set(alerts.values_list("student_id", flat=True)) <= students
+    assert SurveyMark.objects.for_institution(inst).filter(concern_type__kind="kudos").count() == care.kudos
+    admin = Membership.objects.for_institution(inst).get(role="admin").user
+    client.force_login(admin)
+    page = client.get(reverse("alert-list", kwargs={"institution_slug": slug}))
+    assert page.status_code == 200
+    assert client.get(reverse("survey-detail", kwargs={"institution_slug": slug, "pk": survey.pk})).status_code == 200
 
 
 def test_building_again_changes_nothing(built):

@@ -44,6 +44,12 @@ class Command(BaseCommand):
                 f"{h.current} current students, {h.flagged_now} flagged, {h.current_interventions} open "
                 f"interventions, {h.staff_flags} staff flags in all"
             )
+            c = item.care
+            self.stdout.write(
+                f"  {item.slug}'s closed loop: {c.sections} sections, a progress survey answered by {c.answered} of "
+                f"{c.instructors} instructors: {c.alerts} alerts ({c.acknowledged} acknowledged, {c.closed} closed), "
+                f"{c.kudos} kudos"
+            )
         self.stdout.write(self.style.SUCCESS(f"Demo logins (password for all: {DEMO_PASSWORD}):"))
         for spec in DEMO_USERS:
             roles = ", ".join(f"{role} at {slug}" for slug, role in spec.memberships)
