@@ -142,9 +142,10 @@ def test_an_instructors_concern_reaches_the_advisor_who_closes_it_and_the_instru
     assert_no_axe_violations(page, "the advisor's alert page")
     page.get_by_role("button", name="Acknowledge: I have it").click()
     page.get_by_text("Close with an outcome").click()
-    page.locator("form:has(input[name=action][value=close])").get_by_label("Outcome").select_option(label="Support arranged")
-    page.get_by_label("What was done (not sent to the instructor)").fill("Met the student; tutoring booked.")
-    page.locator("form:has(input[name=action][value=close])").get_by_role("button", name="Close").click()
+    close_form = page.locator("form:has(input[name=action][value=close])")
+    close_form.get_by_label("Outcome").select_option(label="Support arranged")
+    close_form.get_by_label("What was done (not sent to the instructor)").fill("Met the student; tutoring booked.")
+    close_form.get_by_role("button", name="Close").click()
     page.wait_for_load_state("networkidle")
     screenshot(page, "alert-closed")
     with institution_scope(a.institution):
