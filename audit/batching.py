@@ -39,7 +39,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, connections
+from django.db import IntegrityError, connection, connections
 from psycopg2 import sql as pgsql
 
 from . import sql
@@ -174,9 +174,11 @@ def flush() -> int:
     outcome: list = []
 
     def write_apart():
+        # Whatever stops the write is handed to the caller, as _batch.write raises it in a
+        # caller's own thread (the entries were put back): one error path, not a silent thread.
         try:
             outcome.append(_batch.write())
-        except DatabaseError as error:
+        except BaseException as error:
             outcome.append(error)
         finally:
             connections.close_all()
@@ -184,7 +186,7 @@ def flush() -> int:
     thread = threading.Thread(target=write_apart, name="audit-flush")
     thread.start()
     thread.join()
-    if isinstance(outcome[0], Exception):
+    if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]
 

@@ -122,6 +122,23 @@ def test_a_flush_inside_a_transaction_does_not_depend_on_that_transactions_commi
     assert [entry.student_id for entry in stored(tenant_a)] == [tenant_a.students[0].pk]
 
 
+def test_a_failed_flush_inside_a_transaction_raises_in_the_caller_and_keeps_the_entries(tenant_a, settings,
+                                                                                         monkeypatch):
+    settings.AUDIT_BATCH_MAX_WAIT_MS = 60_000
+    read(tenant_a, tenant_a.students[0])
+
+    def broken(rows):
+        raise ValueError("not a database error")
+
+    monkeypatch.setattr(batching, "write_rows", broken)
+    with pytest.raises(ValueError, match="not a database error"), transaction.atomic():
+        batching.flush()
+    assert batching.waiting() == 1  # put back, not lost
+    monkeypatch.undo()
+    assert batching.flush() == 1
+    assert [entry.student_id for entry in stored(tenant_a)] == [tenant_a.students[0].pk]
+
+
 def test_a_read_of_a_student_deleted_while_it_waited_is_written_without_the_student(tenant_a, settings):
     settings.AUDIT_BATCH_MAX_WAIT_MS = 60_000
     gone, kept = tenant_a.students[0], tenant_a.students[1]
