@@ -410,6 +410,8 @@ CELERY_BEAT_SCHEDULE = {
     "send-due-survey-reminders": {"task": "courses.tasks.send_due_survey_reminders", "schedule": 5 * 60.0},
     # Every half hour: a digest run for each institution whose local time is its morning (workspace.digests).
     "dispatch-digests": {"task": "workspace.tasks.dispatch_digests", "schedule": 30 * 60.0},
+    # Daily: each institution's prediction history past its retention setting (predictions.services.history_retention).
+    "apply-history-retention": {"task": "predictions.tasks.apply_history_retention", "schedule": 24 * 60 * 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 # Leases (docs/operations.md, "Leases, the sweeper and cancelling"): a running job is held for

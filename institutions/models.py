@@ -106,6 +106,7 @@ class JobKind(models.TextChoices):
     HEALTH_CHECK = "health_check", "Worker health check"
     AUDIT_RETENTION = "audit_retention", "Access log retention"
     RETENTION = "retention", "Retention rules"
+    HISTORY_RETENTION = "history_cleanup", "Prediction history clean-up"
 
 
 class JobStatus(models.TextChoices):

@@ -24,6 +24,18 @@ class ConcernFeatureForm(forms.Form):
         required=False, label="Use the number of instructor concerns this term as a model feature")
 
 
+class HistoryRetentionForm(forms.Form):
+    """How long the prediction history is kept (its own form: a shorter setting is previewed first)."""
+
+    keep_all_days = forms.IntegerField(
+        min_value=1, max_value=3650, label="Keep every scoring run for (days)",
+        error_messages={"required": "Say for how many days every run is kept (1 to 3650)."})
+    keep_monthly_months = forms.IntegerField(
+        required=False, min_value=0, max_value=1200, label="Then keep the last run of each month for (months)",
+        help_text="Leave empty to keep one run per month forever; 0 keeps nothing past the days above.")
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
 class DecisionForm(forms.Form):
     note = forms.CharField(max_length=300, required=False, label="Note (why)")
 

@@ -185,6 +185,23 @@ class PredictionSettings(TenantModel):
     concerns_feature_changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
+    # How long the prediction history is kept (services.history_retention): every run for
+    # ``history_keep_all_days`` days, then the last run of each calendar month for
+    # ``history_keep_monthly_months`` months (None: forever). Set on its own form, which shows what
+    # the next clean-up removes before a shorter setting is saved and records who changed it.
+    history_keep_all_days = models.PositiveIntegerField(
+        default=90, validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        verbose_name="Keep every scoring run for (days)",
+    )
+    history_keep_monthly_months = models.PositiveIntegerField(
+        null=True, blank=True, default=24, validators=[MaxValueValidator(1200)],
+        verbose_name="Then keep the last run of each month for (months)",
+        help_text="Empty: keep one run per month forever.",
+    )
+    history_retention_changed_at = models.DateTimeField(null=True, blank=True)
+    history_retention_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(TenantModel.Meta):

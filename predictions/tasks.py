@@ -7,9 +7,13 @@ visibility timeout, and the services continue from the last committed chunk.
 
 from __future__ import annotations
 
+from celery import shared_task
+
 from institutions.models import Institution, Job, JobKind
+from institutions.scoping import institution_scope
 from institutions.task_scope import institution_job_task, institution_task
 
+from .services.history_retention import HISTORY_MAX_SECONDS, history_cleanup_run, history_cleanup_start
 from .services.jobs import rescore_job_run, retrain_job_run
 from .services.requests import retrain_request, scheduled_rescore_request
 
@@ -38,3 +42,19 @@ def scheduled_rescore(*, institution: Institution) -> None:
 @institution_task(acks_late=True, ignore_result=True, time_limit=120)
 def scheduled_retrain(*, institution: Institution) -> None:
     retrain_request(institution=institution, triggered_by="schedule")
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def apply_history_retention() -> int:
+    """Daily (beat): a clean-up job for each institution whose retention setting expires some history."""
+    started = 0
+    for institution in Institution.objects.order_by("pk"):
+        with institution_scope(institution):
+            started += history_cleanup_start(institution=institution) is not None
+    return started
+
+
+@institution_job_task(kind=JobKind.HISTORY_RETENTION, acks_late=True, ignore_result=True,
+                      time_limit=HISTORY_MAX_SECONDS + 300, soft_time_limit=HISTORY_MAX_SECONDS + 240)
+def run_history_cleanup(*, institution: Institution, job: Job) -> None:
+    history_cleanup_run(institution=institution, job=job)

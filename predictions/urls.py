@@ -8,6 +8,8 @@ urlpatterns = [
     path("models/rollback/", views.RollbackView.as_view(), name="model-rollback"),
     path("models/settings/", views.PredictionSettingsView.as_view(), name="prediction-settings"),
     path("models/settings/concern-feature/", views.ConcernFeatureView.as_view(), name="prediction-concern-feature"),
+    path("models/settings/history-retention/", views.HistoryRetentionView.as_view(),
+         name="prediction-history-retention"),
     path("models/jobs/", views.PredictionJobListView.as_view(), name="prediction-job-list"),
     path("models/jobs/<int:pk>/progress/", views.JobProgressView.as_view(), name="prediction-job-progress"),
     path("models/rescore/", views.RescoreView.as_view(), name="prediction-rescore"),

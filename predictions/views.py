@@ -11,7 +11,15 @@ from institutions.models import Job
 from institutions.view_mixins import InstitutionPageMixin
 from students.selectors import feature_definition_changes
 
-from .forms import ConcernFeatureForm, DecisionForm, PredictionSettingsForm, PromoteForm, RejectForm, RescoreForm
+from .forms import (
+    ConcernFeatureForm,
+    DecisionForm,
+    HistoryRetentionForm,
+    PredictionSettingsForm,
+    PromoteForm,
+    RejectForm,
+    RescoreForm,
+)
 from .models import FeedbackReason
 from .selectors import (
     flagging_summary,
@@ -31,6 +39,12 @@ from .services.concern_feature import (
     ConcernFeatureRefused,
     concern_feature_preview,
     concern_feature_set,
+)
+from .services.history_retention import (
+    HistoryRetention,
+    HistoryRetentionInvalid,
+    history_removal_preview,
+    history_retention_set,
 )
 from .services.promotion import (
     GateOverrideRequired,
@@ -233,6 +247,12 @@ class PredictionSettingsView(InstitutionPageMixin, FormView):
         context.update(flagging_summary(institution=self.institution,
                                         settings=prediction_settings_get(institution=self.institution),
                                         version=model_version_live(institution=self.institution)))
+        settings = prediction_settings_get(institution=self.institution)
+        context.setdefault("history_retention_form", HistoryRetentionForm(initial={
+            "keep_all_days": settings.history_keep_all_days,
+            "keep_monthly_months": settings.history_keep_monthly_months}))
+        context.update(history_settings=settings, history_retention=HistoryRetention.of(settings),
+                       history_removal=history_removal_preview(institution=self.institution))
         preview = concern_feature_preview(institution=self.institution)
         context.update(concern_feature=preview,
                        concern_feature_form=ConcernFeatureForm(initial={"enabled": preview.enabled}),
@@ -240,6 +260,40 @@ class PredictionSettingsView(InstitutionPageMixin, FormView):
                            institution=self.institution, feature=preview.definition, limit=5)
                        if preview.definition else [])
         return context
+
+
+class HistoryRetentionView(PredictionSettingsView):
+    """Save how long the prediction history is kept; a setting that removes more is previewed first."""
+
+    http_method_names = ["post"]
+
+    def _page(self, **context):
+        # The settings form above it stays as saved (this request's data is the retention form's).
+        settings_form = PredictionSettingsForm(instance=prediction_settings_get(institution=self.institution))
+        return self.render_to_response(self.get_context_data(form=settings_form, **context))
+
+    def post(self, request, *args, **kwargs):
+        form = HistoryRetentionForm(request.POST)
+        if not form.is_valid():
+            return self._page(history_retention_form=form)
+        try:
+            change = history_retention_set(
+                institution=self.institution, keep_all_days=form.cleaned_data["keep_all_days"],
+                keep_monthly_months=form.cleaned_data["keep_monthly_months"], actor=request.user,
+                confirmed=form.cleaned_data["confirmed"])
+        except HistoryRetentionInvalid as exc:
+            form.add_error(None, str(exc))
+            return self._page(history_retention_form=form)
+        if not change.saved and change.removes_more:
+            confirm = HistoryRetentionForm(initial={**form.cleaned_data, "confirmed": True})
+            return self._page(history_retention_form=confirm, history_change=change)
+        if change.saved:
+            messages.success(request, f"Prediction history is now kept: {change.retention.describe()}. "
+                                      f"The next clean-up removes {change.removal.rows} rows of {change.removal.runs} "
+                                      "runs.")
+        else:
+            messages.info(request, "The retention setting was already this; nothing changed.")
+        return redirect("prediction-settings", institution_slug=self.institution.slug)
 
 
 class ConcernFeatureView(InstitutionPageMixin, View):

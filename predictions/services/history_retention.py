@@ -1,0 +1,208 @@
+"""How long an institution's prediction history is kept, and the daily clean-up that applies it.
+
+Every scoring run stores one history row per student it scored. An institution keeps every run
+for ``history_keep_all_days`` days, then the last run of each calendar month (in its time zone)
+for ``history_keep_monthly_months`` months, or forever. Whatever the setting, the clean-up never
+removes a row something still reads: a student's latest prediction (the dashboards, the API, the
+ranking) and a prediction an advisor gave feedback on (counted on the model page). The history
+a student's risk chart, the sharp rises and the effectiveness report read is what the setting
+keeps (docs/operations.md, "Prediction history: growth and retention").
+
+The clean-up is a job per institution (kind ``history_cleanup``, on the jobs pages). Its start
+fixes the time it works from, so its plan equals the preview made at that time; it removes rows
+in batches of ``HISTORY_BATCH_SIZE``, each its own short transaction, and stops after
+``HISTORY_MAX_SECONDS``, leaving the rest to the next day's run (removing is idempotent).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+import zoneinfo
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from institutions.jobs import job_create, job_dispatch, job_mark_running, job_progress, job_succeed
+from institutions.models import Institution, Job, JobKind
+
+from .. import sql
+from ..models import PredictionSettings
+from ..selectors import prediction_settings_get
+
+HISTORY_BATCH_SIZE = 5_000
+HISTORY_MAX_SECONDS = 10 * 60
+
+
+@dataclass(frozen=True)
+class HistoryRetention:
+    """Every run for ``keep_all_days``, then monthly for ``keep_monthly_months`` (None: forever)."""
+
+    keep_all_days: int
+    keep_monthly_months: int | None
+
+    @classmethod
+    def of(cls, settings: PredictionSettings) -> HistoryRetention:
+        return cls(settings.history_keep_all_days, settings.history_keep_monthly_months)
+
+    def describe(self) -> str:
+        monthly = ("one run per month forever" if self.keep_monthly_months is None
+                   else f"then the last run of each month for {self.keep_monthly_months} months")
+        return f"every run for {self.keep_all_days} days, {monthly}"
+
+
+@dataclass(frozen=True)
+class HistoryRemoval:
+    """What the clean-up removes at ``at``: history rows and runs that lose at least one row."""
+
+    rows: int
+    runs: int
+    at: datetime.datetime
+
+
+class HistoryRetentionInvalid(ValueError):
+    """A setting outside its bounds; the message says which (nothing was saved)."""
+
+
+def _month_index(day: datetime.date, months_back: int = 0) -> int:
+    """Months counted as ``year * 12 + month - 1`` (as predictions.sql.HISTORY_EXPIRED_RUNS does)."""
+    return day.year * 12 + (day.month - 1) - months_back
+
+
+def _plan_params(*, institution: Institution, retention: HistoryRetention, at: datetime.datetime) -> dict:
+    local_today = at.astimezone(zoneinfo.ZoneInfo(institution.timezone)).date()
+    forever = retention.keep_monthly_months is None
+    return {
+        "institution_id": institution.pk,
+        "timezone": institution.timezone,
+        "keep_all_since": at - datetime.timedelta(days=retention.keep_all_days),
+        "monthly_forever": forever,
+        # The earliest local month whose last run is kept.
+        "monthly_since": None if forever else _month_index(local_today, retention.keep_monthly_months),
+    }
+
+
+def _expired_runs(*, institution: Institution, retention: HistoryRetention, at: datetime.datetime) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.HISTORY_EXPIRED_RUNS, _plan_params(institution=institution, retention=retention, at=at))
+        return [row[0] for row in cursor.fetchall()]
+
+
+def history_removal_preview(
+    *, institution: Institution, retention: HistoryRetention | None = None, at: datetime.datetime | None = None,
+) -> HistoryRemoval:
+    """What the next clean-up would remove at ``at`` (now) under ``retention`` (the saved setting)."""
+    at = at or timezone.now()
+    retention = retention or HistoryRetention.of(prediction_settings_get(institution=institution))
+    job_ids = _expired_runs(institution=institution, retention=retention, at=at)
+    if not job_ids:
+        return HistoryRemoval(rows=0, runs=0, at=at)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.HISTORY_REMOVABLE_COUNT, {"institution_id": institution.pk, "job_ids": job_ids})
+        rows, runs = cursor.fetchone()
+    return HistoryRemoval(rows=rows, runs=runs, at=at)
+
+
+def _validated(keep_all_days, keep_monthly_months) -> HistoryRetention:
+    if not isinstance(keep_all_days, int) or isinstance(keep_all_days, bool) or not 1 <= keep_all_days <= 3650:
+        raise HistoryRetentionInvalid("Keep every run for between 1 and 3650 days.")
+    if keep_monthly_months is not None and (
+            not isinstance(keep_monthly_months, int) or isinstance(keep_monthly_months, bool)
+            or not 0 <= keep_monthly_months <= 1200):
+        raise HistoryRetentionInvalid("Keep monthly runs for between 0 and 1200 months, or leave it empty (forever).")
+    return HistoryRetention(keep_all_days, keep_monthly_months)
+
+
+@dataclass(frozen=True)
+class HistoryRetentionChange:
+    """The outcome of asking for a setting: saved, or waiting for a confirmation of ``removal``."""
+
+    saved: bool
+    retention: HistoryRetention
+    removal: HistoryRemoval
+    current_removal: HistoryRemoval
+
+    @property
+    def removes_more(self) -> bool:
+        return self.removal.rows > self.current_removal.rows
+
+
+def history_retention_set(
+    *, institution: Institution, keep_all_days: int, keep_monthly_months: int | None, actor: AbstractBaseUser | None,
+    confirmed: bool = False, at: datetime.datetime | None = None,
+) -> HistoryRetentionChange:
+    """Save the institution's retention setting, recording who and when.
+
+    A setting under which the next clean-up would remove more than under the saved one is saved
+    only when ``confirmed`` (the page showed ``removal`` first); otherwise nothing is saved and
+    the outcome carries the preview. Raises :class:`HistoryRetentionInvalid` for a bad value.
+    """
+    retention = _validated(keep_all_days, keep_monthly_months)
+    at = at or timezone.now()
+    settings = prediction_settings_get(institution=institution)
+    current = HistoryRetention.of(settings)
+    removal = history_removal_preview(institution=institution, retention=retention, at=at)
+    current_removal = history_removal_preview(institution=institution, retention=current, at=at)
+    change = HistoryRetentionChange(saved=False, retention=retention, removal=removal,
+                                    current_removal=current_removal)
+    if retention == current:
+        return change
+    if change.removes_more and not confirmed:
+        return change
+    with transaction.atomic():
+        settings.history_keep_all_days = retention.keep_all_days
+        settings.history_keep_monthly_months = retention.keep_monthly_months
+        settings.history_retention_changed_at = at
+        settings.history_retention_changed_by = actor
+        settings.full_clean(exclude=["institution"])
+        settings.save()
+    return HistoryRetentionChange(saved=True, retention=retention, removal=removal, current_removal=current_removal)
+
+
+def history_cleanup_start(*, institution: Institution, at: datetime.datetime | None = None) -> Job | None:
+    """Queue the institution's clean-up when its setting expires some rows now (None: nothing to do)."""
+    at = at or timezone.now()
+    retention = HistoryRetention.of(prediction_settings_get(institution=institution))
+    if not history_removal_preview(institution=institution, retention=retention, at=at).rows:
+        return None
+    job, created = job_create(
+        institution=institution, kind=JobKind.HISTORY_RETENTION, triggered_by="schedule", join_active=True,
+        params={"at": at.isoformat(), "keep_all_days": retention.keep_all_days,
+                "keep_monthly_months": retention.keep_monthly_months})
+    if created:
+        job_dispatch(job)
+    return job
+
+
+def history_cleanup_run(*, institution: Institution, job: Job, max_seconds: float | None = None) -> dict:
+    """The clean-up job's body: remove the expired runs' rows at the job's time, in batches.
+
+    The setting is the one the job was started with (its params), so what it removes is what the
+    preview at that time showed. Stops after ``max_seconds`` with what remains for the next run.
+    """
+    at = datetime.datetime.fromisoformat(job.params["at"])
+    retention = HistoryRetention(int(job.params["keep_all_days"]), job.params.get("keep_monthly_months"))
+    deadline = time.monotonic() + (HISTORY_MAX_SECONDS if max_seconds is None else max_seconds)
+    job_ids = _expired_runs(institution=institution, retention=retention, at=at)
+    expected = history_removal_preview(institution=institution, retention=retention, at=at).rows if job_ids else 0
+    job_mark_running(job, total=expected, stage="Removing prediction history past the retention setting")
+    removed, runs, complete = 0, set(), True
+    while job_ids:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql.HISTORY_REMOVE_BATCH, {"institution_id": institution.pk, "job_ids": job_ids,
+                                                      "batch_size": HISTORY_BATCH_SIZE})
+            batch = [row[0] for row in cursor.fetchall()]
+        removed += len(batch)
+        runs.update(batch)
+        job_progress(job, done=min(removed, expected))
+        if len(batch) < HISTORY_BATCH_SIZE:
+            break
+        if time.monotonic() > deadline:
+            complete = False
+            break
+    counts = {"removed_rows": removed, "runs": len(runs)}
+    job_succeed(job, counts=counts, result={"at": job.params["at"], "retention": retention.describe(),
+                                            "complete": complete})
+    return {**counts, "complete": complete}
