@@ -31,6 +31,7 @@ class AccessAction(models.TextChoices):
     INTERVENTION_VIEW = "intervention_view", "Opened an intervention"
     ALERT_LIST = "alert_list", "Listed alerts"
     ALERT_VIEW = "alert_view", "Opened an alert"
+    SURVEY_ROSTER = "survey_roster", "An instructor opened their progress survey roster (emailed link)"
     # Imports (reports hold the file's cell values)
     IMPORT_PREVIEW = "import_preview", "Viewed an import's preview rows"
     IMPORT_REPORT = "import_report", "Viewed an import report"

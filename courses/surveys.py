@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts.login_protection import client_address
+from audit.models import AccessAction
+from audit.services import Accessor, access_record
 from institutions.models import Institution
 from institutions.scoping import institution_scope
 
@@ -434,6 +438,20 @@ def survey_record_opened(*, invitation: SurveyInvitation) -> None:
         invitation.first_opened_at = timezone.now()
         SurveyInvitation.objects.for_institution(invitation.institution).filter(
             pk=invitation.pk, first_opened_at__isnull=True).update(first_opened_at=invitation.first_opened_at)
+
+
+def survey_roster_read_record(request, *, invitation: SurveyInvitation, students: int) -> None:
+    """The access log's entry for an instructor reading their roster (names and student ids): who
+    (the instructor, no account), which invitation, how many students, from where."""
+    try:
+        address = str(ipaddress.ip_address(client_address(request)))
+    except ValueError:
+        address = None
+    access_record(institution=invitation.institution, action=AccessAction.SURVEY_ROSTER,
+                  accessor=Accessor(name=f"Instructor {invitation.instructor.display_name} (survey link)"[:200],
+                                    ip_address=address),
+                  object_id=invitation.pk, result_count=students,
+                  filters={"survey": invitation.survey_id, "instructor": invitation.instructor_id})
 
 
 @dataclass

@@ -57,6 +57,7 @@ from .surveys import (
     survey_preview,
     survey_record_opened,
     survey_reminder_count,
+    survey_roster_read_record,
     survey_send_reminders,
     survey_validate,
 )
@@ -395,7 +396,10 @@ class SurveyAnswerView(View):
 
     def get(self, request, *args, **kwargs):
         survey_record_opened(invitation=self.invitation)
-        return render(request, "courses/survey_answer.html", self.context())
+        context = self.context()
+        survey_roster_read_record(request, invitation=self.invitation,
+                                  students=sum(len(item["rows"]) for item in context["sections"]))
+        return render(request, "courses/survey_answer.html", context)
 
     def post(self, request, *args, **kwargs):
         invitation = self.invitation

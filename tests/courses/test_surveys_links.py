@@ -263,3 +263,18 @@ def test_a_mark_about_a_student_who_left_the_section_stays_when_the_section_is_s
         Enrolment.objects.filter(section=section, student=leaver).delete()
     assert _answer(client, link, section, []).status_code == 302  # the stayer's mark taken back
     assert list(_marks(a).values_list("student_id", flat=True)) == [leaver.pk]
+
+
+def test_the_instructors_roster_read_is_in_the_access_log_of_that_institution_only(client, opened):
+    from audit.models import AccessAction, AccessEntry
+
+    a, b, survey, _sb, links, _lb = opened
+    client.get(links[_email(a, 0)], follow=True)
+    entry = AccessEntry.objects.for_institution(a.institution).get(action=AccessAction.SURVEY_ROSTER)
+    invitation = _invitation(a, 0)
+    assert entry.object_id == invitation.pk and entry.result_count == 3 and entry.actor_user_id is None
+    assert entry.actor_name == "Instructor Teacher0 Alpha (survey link)"
+    assert entry.filters == {"survey": survey.pk, "instructor": a.instructors[0].pk}
+    assert not AccessEntry.objects.for_institution(b.institution).filter(action=AccessAction.SURVEY_ROSTER).exists()
+    client.get("/survey/1.no-such-link-xxxxxxxxxxxxxxxxxxxxxxxx/")
+    assert AccessEntry.objects.for_institution(a.institution).filter(action=AccessAction.SURVEY_ROSTER).count() == 1
