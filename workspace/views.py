@@ -232,6 +232,8 @@ class CaseloadView(WorklistMixin, AccessRecordedPageMixin, InstitutionPageMixin,
         context["resolved_flags"] = list(
             intervention_selectors.flags_raised_by_resolved(institution=self.institution, user=self.request.user)[:10]
         )
+        context["waiting_alerts"] = intervention_selectors.open_alert_count(
+            institution=self.institution, user=self.request.user) if self.membership.can("edit_interventions") else 0
         return context
 
 

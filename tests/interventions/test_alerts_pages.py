@@ -303,3 +303,14 @@ def test_hostile_alert_query_strings_answer_without_a_server_error(client, raise
     response = client.get(reverse("alert-rules", args=["alpha"]),
                           {"preview": "1", "student": value, "concern_type": value})
     assert response.status_code == 200
+
+
+def test_the_caseload_says_how_many_alerts_wait(client, raised):
+    a, _b = raised
+    client.force_login(a.advisor)
+    assert client.get(reverse("caseload", args=["alpha"])).context["waiting_alerts"] == 1
+    client.force_login(a.tutor)
+    page = client.get(reverse("caseload", args=["alpha"]))
+    assert page.context["waiting_alerts"] == 1 and b"1 alert waiting for you or your offices" in page.content
+    client.force_login(a.other_advisor)
+    assert b"waiting-alerts" not in client.get(reverse("caseload", args=["alpha"])).content
