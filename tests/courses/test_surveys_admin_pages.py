@@ -342,3 +342,17 @@ def test_a_multiline_message_survives_the_preview_and_is_what_instructors_read(
                                               "fingerprint": preview.context["preview"].fingerprint})
     assert _surveys(a).get().message == message
     assert message in mail.outbox[0].body
+
+
+def test_the_data_migration_gives_existing_institutions_without_types_the_defaults_and_leaves_the_others(
+        tenants):
+    import importlib
+
+    from django.apps import apps
+
+    a, b = tenants
+    migration = importlib.import_module("courses.migrations.0004_default_concern_types_for_existing_institutions")
+    ConcernType.objects.for_institution(b.institution).create(key="own", label="Our own", position=0)
+    migration.create_default_concern_types(apps, None)
+    assert ConcernType.objects.for_institution(a.institution).count() == 5
+    assert list(ConcernType.objects.for_institution(b.institution).values_list("key", flat=True)) == ["own"]
