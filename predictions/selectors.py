@@ -7,13 +7,16 @@ ranked and flagged); a student's risk over time comes from :func:`prediction_his
 from __future__ import annotations
 
 from django.db.models import Count, QuerySet
+from django.db.models.functions import Mod
 
 from institutions.access import object_for_input_id
 from institutions.models import Institution, Job, JobKind, Membership, Role
 from ml.capacity import precision_recall_at_share
+from ml.drift import drift_report
 from students.models import Student
-from students.selectors import current_students
+from students.selectors import current_students, feature_definition_list
 
+from .frames import features_frame
 from .models import (
     FeedbackReason,
     LatestPrediction,
@@ -318,3 +321,28 @@ def flagging_summary(*, institution: Institution, settings: PredictionSettings, 
                                                                               settings=settings),
                                    min_risk=settings.flag_min_risk)
     return {"flagging": summary, "quality": quality}
+
+
+DRIFT_SAMPLE = 20_000
+
+
+def model_drift(*, institution: Institution, version: ModelVersion) -> dict | None:
+    """Today's students against ``version``'s training students, per input (ml.drift): PSI,
+    missing shares, a status, and whether retraining is suggested; ``None`` for a version trained
+    before profiles were recorded. Reads at most DRIFT_SAMPLE current students (every n-th by id)."""
+    profile = (version.model_card or {}).get("feature_profile")
+    if not profile or not profile.get("features"):
+        return None
+    students = current_students(institution=institution)
+    total = students.count()
+    step = max(1, -(-total // DRIFT_SAMPLE))
+    if step > 1:
+        students = students.annotate(sample_slot=Mod("id", step)).filter(sample_slot=0)
+    keys = list(profile["features"])
+    frame = features_frame([values or {} for values in students.values_list("features", flat=True)], keys)
+    report = drift_report(profile, frame)
+    labels = dict(feature_definition_list(institution=institution).values_list("key", "label"))
+    for feature in report["features"]:
+        feature["label"] = labels.get(feature["key"], feature["key"])
+    report["current_students"] = total
+    return report

@@ -23,6 +23,7 @@ from .forms import (
 from .models import FeedbackReason
 from .selectors import (
     flagging_summary,
+    model_drift,
     model_version_latest_candidate,
     model_version_list,
     model_version_live,
@@ -108,6 +109,7 @@ class ModelVersionDetailView(InstitutionPageMixin, DetailView):
             live_report=model_version_report(live) if live and live.pk != self.object.pk else None,
             can_manage=self.membership.can("manage_models"),
             decision_form=DecisionForm(),
+            drift=model_drift(institution=self.institution, version=self.object),
             **flagging_summary(institution=self.institution,
                                settings=prediction_settings_get(institution=self.institution), version=self.object),
         )

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 import ml
 from institutions.models import Institution, Job
+from ml.drift import feature_profile
 
 from .. import frames
 from ..model_store import ArtifactIntegrityError, artifact_sha256, load_model, remember_model
@@ -87,6 +88,9 @@ def model_version_train(
     model.record_observed_rates(data.frame[keys], data.outcome)
     model.metadata["model_card"]["holdout_ranking"] = _holdout_ranking(model, data)
     model.metadata["model_card"]["flag_share_trained_at"] = flag_share
+    # How the training students' inputs were spread: the model page compares today's students with it.
+    model.metadata["model_card"]["feature_profile"] = feature_profile(
+        data.frame[keys], [spec for spec in specs if spec.key in set(model.feature_keys)])
     artifact = model.to_artifact()
     card = model.model_card
     with transaction.atomic():
