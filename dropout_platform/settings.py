@@ -412,6 +412,9 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-digests": {"task": "workspace.tasks.dispatch_digests", "schedule": 30 * 60.0},
     # Daily: each institution's prediction history past its retention setting (predictions.services.history_retention).
     "apply-history-retention": {"task": "predictions.tasks.apply_history_retention", "schedule": 24 * 60 * 60.0},
+    # Daily: did each live model's predictions come true? Alerts below the floor (docs/model_card.md).
+    "check-realised-performance": {"task": "predictions.tasks.check_realised_performance",
+                                   "schedule": 24 * 60 * 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 # Leases (docs/operations.md, "Leases, the sweeper and cancelling"): a running job is held for

@@ -45,6 +45,7 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "job.finished": "An import, retrain or rescore job succeeded or failed",
     "alert.created": "An alert was raised about a student (by a progress survey or by staff) and routed",
     "alert.closed": "An alert was closed with an outcome",
+    "model.degraded": "The live model's predictions, checked against the outcomes since, fell below the floor",
 }
 PING_EVENT = "ping"
 SIGNATURE_HEADER = "X-Dropout-Signature"

@@ -24,6 +24,7 @@ from .selectors import (
     access_model_version,
     latest_prediction_for_student,
     latest_predictions_explained,
+    model_realised,
     prediction_history,
 )
 from .services.promotion import (
@@ -84,6 +85,16 @@ def _accepted(view, job, created: bool) -> Response:
     return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
 
+class RealisedReportSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    flag_share = serializers.FloatField(allow_null=True, help_text="share of current students the institution flags")
+    floor = serializers.FloatField(help_text="the institution's realised ROC-AUC floor")
+    overall = serializers.DictField(help_text="students, leavers, observed_rate, mean_risk, roc_auc {value, low, "
+                                              "high} or null, brier, ece, calibration [...], at_capacity, enough")
+    periods = serializers.ListField(child=serializers.DictField(), help_text="the same per half-year of outcomes, "
+                                                                             "with period ('2026 H1')")
+
+
 class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionViewSet):
     """The institution's model versions with metrics, baselines, fairness and the gate's verdict."""
 
@@ -126,6 +137,15 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
         except ModelDecisionError as exc:
             raise ValidationError({"status": [str(exc)]}) from None
         return Response(ModelVersionSerializer(version).data)
+
+    @extend_schema(request=None, responses=RealisedReportSerializer)
+    @action(detail=True, methods=["get"])
+    def realised(self, request, *args, **kwargs):
+        """Did this version's predictions come true? For the students it scored whose outcome was
+        recorded later: ROC-AUC with its 95% interval, Brier, ECE, the calibration table and
+        precision/recall at the flagged share, overall and per half-year (docs/model_card.md)."""
+        version = self.get_object()
+        return Response(RealisedReportSerializer(model_realised(institution=self.institution, version=version)).data)
 
     @extend_schema(request=PromoteSerializer, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"])

@@ -11,10 +11,20 @@ class PredictionSettingsForm(forms.ModelForm):
             "flag_rule", "flag_threshold", "flag_capacity", "flag_capacity_per_advisor", "flag_min_risk",
             "band_medium_from", "band_high_from",
             "auto_promote", "min_training_size", "max_auc_drop", "max_brier_increase", "max_fairness_gap",
+            "realised_auc_floor",
             "min_fairness_group_size",
             "search_iterations",
             "rescore_schedule", "retrain_schedule", "schedule_hour", "rescore_after_import",
         ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Added later than the others: a form (or a client) that does not send it keeps the current floor.
+        self.fields["realised_auc_floor"].required = False
+
+    def clean_realised_auc_floor(self):
+        value = self.cleaned_data.get("realised_auc_floor")
+        return self.instance.realised_auc_floor if value is None else value
 
 
 class ConcernFeatureForm(forms.Form):

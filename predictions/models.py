@@ -51,6 +51,8 @@ class ModelVersion(TenantModel):
     fairness = models.JSONField(default=dict, blank=True)
     model_card = models.JSONField(default=dict, blank=True)
     gate = models.JSONField(default=dict, blank=True, help_text="the promotion gate's checks and verdict")
+    # The last check of whether its predictions came true (predictions.services.realised).
+    realised = models.JSONField(default=dict, blank=True, help_text="realised performance at the last check")
     threshold = models.FloatField(null=True, blank=True)
     trigger = models.CharField(max_length=16, choices=ModelTrigger.choices, default=ModelTrigger.USER)
     created_by = models.ForeignKey(
@@ -138,6 +140,12 @@ class PredictionSettings(TenantModel):
     )
     min_training_size = models.PositiveIntegerField(
         default=200, help_text="Students with a known outcome a model must learn from."
+    )
+    realised_auc_floor = models.FloatField(
+        default=0.7, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        verbose_name="Realised ROC-AUC floor",
+        help_text="When the live model's predictions, checked against the outcomes that came in since, rank "
+                  "leavers above stayers less well than this, administrators are alerted (and model.degraded sent).",
     )
     max_auc_drop = models.FloatField(
         default=0.01, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],

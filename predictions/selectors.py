@@ -6,14 +6,15 @@ ranked and flagged); a student's risk over time comes from :func:`prediction_his
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Mod
 
 from institutions.access import object_for_input_id
 from institutions.models import Institution, Job, JobKind, Membership, Role
 from ml.capacity import precision_recall_at_share
 from ml.drift import drift_report
-from students.models import Student
+from ml.realised import realised_performance
+from students.models import KNOWN_TRAINING_OUTCOMES, Outcome, Student
 from students.selectors import current_students, feature_definition_list
 
 from .frames import features_frame
@@ -346,3 +347,35 @@ def model_drift(*, institution: Institution, version: ModelVersion) -> dict | No
         feature["label"] = labels.get(feature["key"], feature["key"])
     report["current_students"] = total
     return report
+
+
+def _period(day) -> str:
+    return f"{day.year} H{1 if day.month <= 6 else 2}"
+
+
+def model_realised(*, institution: Institution, version: ModelVersion) -> dict:
+    """Did ``version``'s predictions come true? For every student it scored while they studied
+    whose outcome (left or completed) was recorded later, the last risk it showed them before
+    that day, against the outcome (ml.realised): overall and per half-year of the outcomes, with
+    precision and recall at the share the institution flags."""
+    shown = (Prediction.objects.for_institution(institution)
+             .filter(student=OuterRef("pk"), model_version=version, created_at__date__lt=OuterRef("outcome_date"))
+             .order_by("-created_at").values("risk")[:1])
+    rows = list(Student.objects.for_institution(institution)
+                .filter(outcome__in=KNOWN_TRAINING_OUTCOMES, outcome_date__isnull=False)
+                .annotate(shown=Subquery(shown)).exclude(shown=None)
+                .order_by("outcome_date", "pk").values_list("outcome", "outcome_date", "shown"))
+    settings = prediction_settings_get(institution=institution)
+    share = flag_share_expected(institution=institution, settings=settings)
+    periods: dict[str, tuple[list[float], list[int]]] = {}
+    for outcome, day, risk in rows:
+        risks, outcomes = periods.setdefault(_period(day), ([], []))
+        risks.append(risk)
+        outcomes.append(1 if outcome == Outcome.DROPPED_OUT else 0)
+    every = ([r for _, _, r in rows], [1 if o == Outcome.DROPPED_OUT else 0 for o, _, _ in rows])
+    return {
+        "version": version.number, "flag_share": share, "floor": settings.realised_auc_floor,
+        "overall": realised_performance(*every, flag_share=share),
+        "periods": [{"period": name, **realised_performance(*values, flag_share=share)}
+                    for name, values in sorted(periods.items())],
+    }

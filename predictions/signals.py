@@ -10,3 +10,8 @@ that records the flagged workload (a risk snapshot).
 import django.dispatch
 
 rescore_finished = django.dispatch.Signal()
+
+# ``model_degraded(sender, institution, version, summary)``: the live model's realised ROC-AUC
+# fell below the institution's floor (predictions.services.realised); sent once per fall, after
+# commit, in the institution's scope. The workspace notifies the administrators.
+model_degraded = django.dispatch.Signal()

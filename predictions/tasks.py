@@ -15,6 +15,7 @@ from institutions.task_scope import institution_job_task, institution_task
 
 from .services.history_retention import HISTORY_MAX_SECONDS, history_cleanup_run, history_cleanup_start
 from .services.jobs import rescore_job_run, retrain_job_run
+from .services.realised import realised_check
 from .services.requests import retrain_request, scheduled_rescore_request
 
 RETRAIN_TIME_LIMIT = 2 * 60 * 60
@@ -58,3 +59,18 @@ def apply_history_retention() -> int:
                       time_limit=HISTORY_MAX_SECONDS + 300, soft_time_limit=HISTORY_MAX_SECONDS + 240)
 def run_history_cleanup(*, institution: Institution, job: Job) -> None:
     history_cleanup_run(institution=institution, job=job)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def check_realised_performance() -> int:
+    """Daily (beat): for each institution, one task that checks whether its live model's
+    predictions came true (predictions.services.realised)."""
+    institutions = list(Institution.objects.order_by("pk").values_list("pk", flat=True))
+    for institution_id in institutions:
+        check_institution_realised_performance.delay(institution_id=institution_id)
+    return len(institutions)
+
+
+@institution_task(acks_late=True, ignore_result=True, time_limit=15 * 60, soft_time_limit=14 * 60)
+def check_institution_realised_performance(*, institution: Institution) -> None:
+    realised_check(institution=institution)

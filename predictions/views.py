@@ -24,6 +24,7 @@ from .models import FeedbackReason
 from .selectors import (
     flagging_summary,
     model_drift,
+    model_realised,
     model_version_latest_candidate,
     model_version_list,
     model_version_live,
@@ -110,6 +111,7 @@ class ModelVersionDetailView(InstitutionPageMixin, DetailView):
             can_manage=self.membership.can("manage_models"),
             decision_form=DecisionForm(),
             drift=model_drift(institution=self.institution, version=self.object),
+            realised=model_realised(institution=self.institution, version=self.object),
             **flagging_summary(institution=self.institution,
                                settings=prediction_settings_get(institution=self.institution), version=self.object),
         )

@@ -16,3 +16,9 @@ class WorkspaceConfig(AppConfig):
         alert_assigned.connect(notify_alert_assigned, dispatch_uid="workspace-notify-alert-assigned")
         alert_closed.connect(notify_alert_closed, dispatch_uid="workspace-notify-alert-closed")
 
+        from predictions.signals import model_degraded
+
+        from .notifications import notify_model_degraded
+
+        model_degraded.connect(notify_model_degraded, dispatch_uid="workspace-notify-model-degraded")
+

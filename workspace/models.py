@@ -19,6 +19,7 @@ class NotificationKind(models.TextChoices):
     ALERT_CLOSED = "alert_closed", "Alert you raised was closed"
     NEWLY_FLAGGED = "newly_flagged", "Newly flagged in your caseload"
     FOLLOW_UP_DUE = "follow_up_due", "Follow-up due"
+    MODEL_DEGRADED = "model_degraded", "The live model's predictions fell below the floor"
 
 
 class Notification(TenantModel):

@@ -19,7 +19,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from institutions.access import id_from_input
-from institutions.models import Institution, Membership
+from institutions.models import Institution, Membership, Role
 from interventions.models import Alert, AlertEventKind
 
 from .models import DigestFrequency, Notification, NotificationKind, NotificationPreference
@@ -135,3 +135,14 @@ def notification_preference_set(*, institution: Institution, user: AbstractBaseU
     preference, _created = NotificationPreference.objects.for_institution(institution).update_or_create(
         institution=institution, user_id=user.pk, defaults={"digest": digest})
     return preference
+
+
+def notify_model_degraded(sender=None, *, institution: Institution, version, summary: dict, **kwargs) -> None:
+    """``predictions.signals.model_degraded`` receiver: every administrator of the institution is
+    told, with a link to the model's page (where the realised figures are)."""
+    admins = Membership.objects.for_institution(institution).filter(role=Role.ADMIN).values_list("user_id", flat=True)
+    auc = (summary.get("roc_auc") or {}).get("value")
+    title = (f"Model v{version.number}: realised ROC-AUC {auc:.2f} in {summary.get('period')}, below the floor "
+             f"{summary.get('floor'):.2f}")
+    notifications_create(institution=institution, user_ids=list(admins), kind=NotificationKind.MODEL_DEGRADED,
+                         title=title, url=reverse("model-detail", args=[institution.slug, version.number]))
