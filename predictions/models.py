@@ -248,8 +248,13 @@ class Prediction(TenantModel):
     class Meta(TenantModel.Meta):
         ordering = ["-created_at", "-id"]
         constraints = [
-            # A retried chunk of a run can never store a student twice.
-            models.UniqueConstraint(fields=["institution", "job", "student"], name="prediction_unique_per_run"),
+            # A retried chunk of a run can never store a student twice. The table is partitioned by
+            # month of created_at (migration 0012), and a partitioned table's unique keys must hold
+            # its partition key: created_at is the run's time (the job's), one value per run, so
+            # this is still one row per student and run. The primary key is (id, created_at) in the
+            # database for the same reason; id alone stays unique (one sequence).
+            models.UniqueConstraint(fields=["institution", "job", "student", "created_at"],
+                                    name="prediction_unique_per_run"),
         ]
         indexes = [models.Index(fields=["institution", "student", "-created_at"], name="prediction_inst_student")]
 
@@ -307,7 +312,11 @@ class RiskFeedback(TenantModel):
     that made it. Read by people (the model page counts it per version); it never changes a score."""
 
     student = models.ForeignKey("students.Student", on_delete=models.CASCADE, related_name="+", db_index=False)
-    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database-level key: the history is partitioned by time, and a key to it would have to
+    # carry the prediction's created_at. SameInstitutionLink's triggers check the institution;
+    # Django cascades deletes, and the history clean-up never removes a prediction with feedback.
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+", db_index=False,
+                                   db_constraint=False)
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_index=False)
     risk = models.FloatField(help_text="the risk the advisor saw")
     reason = models.CharField(max_length=32, choices=FeedbackReason.choices)

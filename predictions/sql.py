@@ -46,13 +46,15 @@ STAGE_COPY = sql.SQL("COPY {stage} ({columns}) FROM STDIN WITH (FORMAT csv)").fo
 # the planner's statistics: reading the chunk back from the history table, or deleting this run's
 # earlier rows by student, was planned as a scan of everything the run had stored so far when the
 # statistics predated the run, which made a 100,000-student rescore quadratic (0.7 s per chunk by
-# the end). Re-storing a chunk of the same job replaces its rows (a redelivered task).
+# the end). Re-storing a chunk of the same job replaces its rows (a redelivered task): every chunk
+# of a run stores the run's time (%(created_at)s, the job's), which is also the history's partition
+# key and part of its unique key.
 STAGE_STORE = sql.SQL("""
     WITH stored AS (
         INSERT INTO {predictions} (institution_id, model_version_id, job_id, created_at, {staged})
         SELECT %(institution_id)s, %(model_version_id)s, %(job_id)s, %(created_at)s, {staged}
         FROM {stage}
-        ON CONFLICT (institution_id, job_id, student_id) DO UPDATE SET
+        ON CONFLICT (institution_id, job_id, student_id, created_at) DO UPDATE SET
             model_version_id = EXCLUDED.model_version_id, risk = EXCLUDED.risk, band = EXCLUDED.band,
             base_value = EXCLUDED.base_value, factors = EXCLUDED.factors,
             input_fingerprint = EXCLUDED.input_fingerprint, created_at = EXCLUDED.created_at
@@ -61,7 +63,7 @@ STAGE_STORE = sql.SQL("""
     INSERT INTO {latest} (institution_id, student_id, prediction_id, model_version_id, risk, band,
                           input_fingerprint, rank, percentile, flagged, scored_at, updated_at)
     SELECT %(institution_id)s, student_id, id, model_version_id, risk, band, input_fingerprint, 0, 0, FALSE,
-           created_at, created_at
+           created_at, %(updated_at)s
     FROM stored
     ON CONFLICT (institution_id, student_id) DO UPDATE SET
         prediction_id = EXCLUDED.prediction_id, model_version_id = EXCLUDED.model_version_id,
@@ -236,3 +238,14 @@ HISTORY_REMOVE_BATCH = sql.SQL("""
     predictions=sql.Identifier(Prediction._meta.db_table),
     removable=_history_removable(sql.SQL("p.id, p.created_at"), sql.SQL("LIMIT %(batch_size)s")),
 )
+
+# --- The history's monthly partitions (migration 0012; services.history_partitions) ----------
+#
+# Creating and dropping partitions is the owner's work: the application calls the two functions
+# the migration created, which run as the owner and touch nothing but the history's partitions.
+PARTITION_ENSURE = sql.SQL("SELECT app_prediction_partition_ensure(%(month)s::date)")
+PARTITIONS_DROP_EMPTY = sql.SQL("SELECT app_prediction_partitions_drop_empty(%(before)s::date)")
+PARTITIONS_LIST = sql.SQL("""
+    SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
+    WHERE i.inhparent = %(table)s::regclass ORDER BY c.relname
+""")

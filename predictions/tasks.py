@@ -13,6 +13,7 @@ from institutions.models import Institution, Job, JobKind
 from institutions.scoping import institution_scope
 from institutions.task_scope import institution_job_task, institution_task
 
+from .services.history_partitions import prediction_partitions_maintain
 from .services.history_retention import HISTORY_MAX_SECONDS, history_cleanup_run, history_cleanup_start
 from .services.jobs import rescore_job_run, retrain_job_run
 from .services.realised import realised_check
@@ -47,7 +48,9 @@ def scheduled_retrain(*, institution: Institution) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def apply_history_retention() -> int:
-    """Daily (beat): a clean-up job for each institution whose retention setting expires some history."""
+    """Daily (beat): the history's partitions ahead created and empty old ones dropped (platform
+    level), then a clean-up job for each institution whose retention setting expires some history."""
+    prediction_partitions_maintain()
     started = 0
     for institution in Institution.objects.order_by("pk"):
         with institution_scope(institution):

@@ -116,5 +116,7 @@ def _store_chunk_rows(*, institution, job, version, settings, rows, now) -> None
         cursor.execute(sql.STAGE_CREATE)
         cursor.execute(sql.STAGE_EMPTY)
         cursor.copy_expert(sql.STAGE_COPY, buffer)
+        # The run's time, the same for every chunk and every attempt: a redelivered chunk finds its
+        # rows by it (the history is partitioned by it). The latest rows' updated_at is when written.
         cursor.execute(sql.STAGE_STORE, {"institution_id": institution.pk, "model_version_id": version.pk,
-                                         "job_id": job.pk, "created_at": now})
+                                         "job_id": job.pk, "created_at": job.created_at, "updated_at": now})
