@@ -249,7 +249,7 @@ class Prediction(TenantModel):
         ordering = ["-created_at", "-id"]
         constraints = [
             # A retried chunk of a run can never store a student twice. The table is partitioned by
-            # month of created_at (migration 0012), and a partitioned table's unique keys must hold
+            # month of created_at (migration 0013), and a partitioned table's unique keys must hold
             # its partition key: created_at is the run's time (the job's), one value per run, so
             # this is still one row per student and run. The primary key is (id, created_at) in the
             # database for the same reason; id alone stays unique (one sequence).

@@ -239,7 +239,7 @@ HISTORY_REMOVE_BATCH = sql.SQL("""
     removable=_history_removable(sql.SQL("p.id, p.created_at"), sql.SQL("LIMIT %(batch_size)s")),
 )
 
-# --- The history's monthly partitions (migration 0012; services.history_partitions) ----------
+# --- The history's monthly partitions (migration 0013; services.history_partitions) ----------
 #
 # Creating and dropping partitions is the owner's work: the application calls the two functions
 # the migration created, which run as the owner and touch nothing but the history's partitions.

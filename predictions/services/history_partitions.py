@@ -1,7 +1,7 @@
 """The prediction history's monthly partitions: created ahead, and dropped once empty.
 
 ``predictions_prediction`` is partitioned by month (UTC) of ``created_at``, the run's time
-(migration 0012). The daily beat job (``predictions.tasks.apply_history_retention``) first makes
+(migration 0013). The daily beat job (``predictions.tasks.apply_history_retention``) first makes
 sure the current month and the next ``MONTHS_AHEAD`` have their partition, so a run never writes
 into the default partition, then drops every partition of a past month that holds no row of any
 institution: the institutions' clean-ups (services.history_retention) delete the runs their own

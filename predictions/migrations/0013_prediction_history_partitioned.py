@@ -178,7 +178,7 @@ class Migration(migrations.Migration):
     atomic = True
 
     dependencies = [
-        ("predictions", "0011_history_retention_setting"),
+        ("predictions", "0012_realised_performance"),
         ("dbguard", "0007_risk_feedback"),
         ("institutions", "0011_job_kind_history_cleanup"),
     ]
