@@ -29,6 +29,7 @@ from students.api import FeatureDefinitionViewSet
 from students.api_activity import ActivityEventViewSet
 from students.api_bulk import StudentBulkUpsertView
 from students.api_imports import ImportChangesView, ImportFileView
+from students.api_uploads import UploadSessionCompleteView, UploadSessionDetailView, UploadSessionListView
 
 router = SimpleRouter()
 router.register("students", StudentViewSet, basename="api-student")
@@ -60,6 +61,12 @@ urlpatterns = [
     path("institutions/<slug:institution_slug>/students/bulk-upsert/", StudentBulkUpsertView.as_view(),
          name="api-student-bulk-upsert"),
     path("institutions/<slug:institution_slug>/imports/", ImportFileView.as_view(), name="api-import-file"),
+    path("institutions/<slug:institution_slug>/imports/uploads/", UploadSessionListView.as_view(),
+         name="api-import-upload-sessions"),
+    path("institutions/<slug:institution_slug>/imports/uploads/<str:session_id>/", UploadSessionDetailView.as_view(),
+         name="api-import-upload-session"),
+    path("institutions/<slug:institution_slug>/imports/uploads/<str:session_id>/complete/",
+         UploadSessionCompleteView.as_view(), name="api-import-upload-session-complete"),
     path("institutions/<slug:institution_slug>/imports/<str:upload_id>/changes.csv", ImportChangesView.as_view(),
          name="api-import-changes"),
     path("institutions/<slug:institution_slug>/caseload-assignments/", CaseloadAssignmentView.as_view(),

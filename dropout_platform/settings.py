@@ -275,6 +275,12 @@ if env_bool("DJANGO_BEHIND_PROXY", default=False):
 # Uploads: the import service enforces its own, configurable limit (IMPORT_MAX_FILE_BYTES);
 # Django only has to stream big files to disk instead of memory.
 IMPORT_MAX_FILE_BYTES = env_int("IMPORT_MAX_FILE_BYTES", default=50 * 1024 * 1024)
+# The CLI (manage.py import_students) and the API (POST imports/, the chunked uploads of
+# imports/uploads/) take CSV files up to this size; the web page keeps IMPORT_MAX_FILE_BYTES.
+# An upload records its channel, and its import job re-checks the size against that channel's limit.
+IMPORT_MAX_BULK_FILE_BYTES = env_int("IMPORT_MAX_BULK_FILE_BYTES", default=2 * 1024 * 1024 * 1024)
+# The API's chunked upload (docs/api.md, "Large files in chunks"): the largest body of one chunk.
+IMPORT_UPLOAD_CHUNK_MAX_BYTES = env_int("IMPORT_UPLOAD_CHUNK_MAX_BYTES", default=32 * 1024 * 1024)
 # An uploaded file never committed is removed this many days after its upload (daily beat task).
 IMPORT_UPLOAD_RETENTION_DAYS = env_int("IMPORT_UPLOAD_RETENTION_DAYS", default=7)
 # The access audit trail (docs/privacy.md): entries older than this many days are removed by a

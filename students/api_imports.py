@@ -1,7 +1,8 @@
 """File imports over the API: upload a CSV/XLSX, get 202 and a job to poll (``/jobs/<id>/``).
 
 The same service, mapping and report as the upload page and ``manage.py import_students``: the
-request only stores the file (refusing an oversize one); the job reads it in the worker, suggests
+request only stores the file (refusing one beyond IMPORT_MAX_BULK_FILE_BYTES; the page's limit,
+IMPORT_MAX_FILE_BYTES, is lower; larger files in chunks: :mod:`.api_uploads`); the job reads it in the worker, suggests
 the mapping if none was given, validates the whole file and, unless ``dry_run``, commits it; its
 ``result`` holds the report (counts and every problem with row, column, value and reason) and
 ``result.file_error`` says why a file was refused as a whole.
@@ -34,6 +35,7 @@ from .importing.uploads import (
     import_upload_set_mapping,
     import_upload_start,
 )
+from .models import ImportChannel
 
 FILE_ERROR_STATUS = {
     "file_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -88,7 +90,8 @@ class ImportFileView(InstitutionScopeMixin, generics.GenericAPIView):
                 except ValueError as exc:
                     raise ImportFileError("invalid_mapping", f"The mapping is not valid JSON: {exc}.") from None
             upload = import_upload_create(institution=self.institution, uploaded_file=data["file"],
-                                          user=request.user if request.user.is_authenticated else None)
+                                          user=request.user if request.user.is_authenticated else None,
+                                          channel=ImportChannel.API)  # up to IMPORT_MAX_BULK_FILE_BYTES
         except ImportFileError as exc:
             return self._refused(exc)
         if spec is not None:

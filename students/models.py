@@ -234,6 +234,15 @@ class ImportUploadStatus(models.TextChoices):
     DISCARDED = "discarded", "Discarded"
 
 
+class ImportChannel(models.TextChoices):
+    """Where a file came in; it decides the largest size accepted (page: IMPORT_MAX_FILE_BYTES;
+    the API and the CLI: IMPORT_MAX_BULK_FILE_BYTES), checked again by the upload's jobs."""
+
+    PAGE = "page", "Upload page"
+    API = "api", "API"
+    CLI = "cli", "Command line"
+
+
 class ImportUpload(TenantModel):
     """An uploaded file on its way through preview, mapping, validation and commit.
 
@@ -245,6 +254,8 @@ class ImportUpload(TenantModel):
     original_name = models.CharField(max_length=255)
     stored_name = models.CharField(max_length=255, help_text="Path relative to MEDIA_ROOT")
     size = models.PositiveBigIntegerField(default=0)
+    channel = models.CharField(max_length=8, choices=ImportChannel.choices, default=ImportChannel.PAGE,
+                               help_text="Where the file came in: decides the largest size accepted")
     status = models.CharField(max_length=16, choices=ImportUploadStatus.choices, default=ImportUploadStatus.UPLOADED)
     mapping = models.JSONField(default=dict, blank=True, help_text="The mapping chosen for this file")
     preview = models.JSONField(
@@ -273,6 +284,38 @@ class ImportUpload(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.status})"
+
+
+class ImportUploadSession(TenantModel):
+    """A file being sent to the API in chunks (docs/api.md, "Large files in chunks").
+
+    Chunks are appended at ``offset`` to ``stored_name`` (a ``.partial`` file beside the uploads);
+    once ``offset`` reaches ``size`` the client completes the session: the size (and the sha256,
+    if one was given) is checked and the file becomes an ordinary :class:`ImportUpload`
+    (``upload``), previewed, mapped, validated and committed as any other. A session never
+    completed is removed with the uploads never committed (IMPORT_UPLOAD_RETENTION_DAYS).
+    """
+
+    original_name = models.CharField(max_length=255)
+    stored_name = models.CharField(max_length=255, help_text="Path relative to MEDIA_ROOT of the partial file")
+    size = models.PositiveBigIntegerField(help_text="The whole file's size in bytes, declared at creation")
+    sha256 = models.CharField(max_length=64, blank=True, help_text="The whole file's SHA-256 (hex), if declared")
+    offset = models.PositiveBigIntegerField(default=0, help_text="Bytes received so far")
+    upload = models.ForeignKey(ImportUpload, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                               db_index=False, help_text="The upload it became once completed")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["institution", "-created_at"], name="import_session_inst_created")]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.offset}/{self.size})"
 
 
 class ActivityEvent(TenantModel):

@@ -53,7 +53,8 @@ def import_uploads_expire(*, institution: Institution, now=None) -> dict[str, in
     """Remove the files of this institution's uploads never committed within the retention period
     (marked discarded, the row and its jobs kept), and stray files of its upload folder no upload
     names (a crash between the write and the row, an old partial write). An upload whose job is
-    queued or running is left alone. Returns counts."""
+    queued or running is left alone; chunked uploads (API) not sent to within the period are
+    removed with their partial file. Returns counts."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.IMPORT_UPLOAD_RETENTION_DAYS)
     stale = (ImportUpload.objects.for_institution(institution)
@@ -67,7 +68,10 @@ def import_uploads_expire(*, institution: Institution, now=None) -> dict[str, in
             os.remove(Path(settings.MEDIA_ROOT) / upload.stored_name)
         expired += ImportUpload.objects.for_institution(institution).filter(pk=upload.pk).exclude(
             status=ImportUploadStatus.COMMITTED).update(status=ImportUploadStatus.DISCARDED)
-    return {"expired": expired, "strays": _remove_strays(institution, cutoff=cutoff.timestamp())}
+    from .importing.chunked import upload_sessions_expire  # the chunked uploads never completed
+
+    return {"expired": expired, "strays": _remove_strays(institution, cutoff=cutoff.timestamp()),
+            "sessions": upload_sessions_expire(institution=institution, cutoff=cutoff)}
 
 
 def _remove_strays(institution: Institution, *, cutoff: float) -> int:

@@ -3,11 +3,15 @@ error body; a page's upload (multipart form) with the upload page again and a me
 
 DRF reads request bodies from the stream, bypassing Django's DATA_UPLOAD_MAX_MEMORY_SIZE check,
 so the limit is enforced here on ``Content-Length``: JSON and form bodies up to
-``DATA_UPLOAD_MAX_MEMORY_SIZE``, multipart uploads (imports) up to ``IMPORT_MAX_FILE_BYTES`` plus
-room for the form fields.
+``DATA_UPLOAD_MAX_MEMORY_SIZE``, multipart uploads up to ``IMPORT_MAX_FILE_BYTES`` plus room for
+the form fields (the file import endpoint ``imports/``: ``IMPORT_MAX_BULK_FILE_BYTES``), a chunk
+of a chunked upload (a raw ``application/offset+octet-stream`` or ``application/octet-stream``
+body) up to ``IMPORT_UPLOAD_CHUNK_MAX_BYTES`` (413 ``chunk_too_large``).
 """
 
 from __future__ import annotations
+
+import re
 
 from django.conf import settings
 from django.contrib import messages
@@ -19,9 +23,18 @@ from .errors import DatabaseUnavailable, database_retry_after_seconds, error_bod
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 
 
-def api_body_limit(content_type: str) -> int:
+CHUNK_CONTENT_TYPES = ("application/offset+octet-stream", "application/octet-stream")
+# The API's file import takes the bulk limit (the students app checks the file itself again).
+_BULK_UPLOAD_PATH = re.compile(r"\A/api/v1/institutions/[^/]+/imports/\Z")
+
+
+def api_body_limit(content_type: str, path: str = "") -> int:
     if content_type.startswith("multipart/"):
+        if _BULK_UPLOAD_PATH.match(path):
+            return max(settings.IMPORT_MAX_BULK_FILE_BYTES, settings.IMPORT_MAX_FILE_BYTES) + MULTIPART_OVERHEAD_BYTES
         return settings.IMPORT_MAX_FILE_BYTES + MULTIPART_OVERHEAD_BYTES
+    if content_type.split(";")[0].strip().lower() in CHUNK_CONTENT_TYPES:
+        return settings.IMPORT_UPLOAD_CHUNK_MAX_BYTES
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
@@ -53,7 +66,17 @@ class ApiRequestLimitsMiddleware:
             length = int(raw_length)
         except ValueError:
             return JsonResponse(error_body(code="parse_error", message="Content-Length is not a number."), status=400)
-        limit = api_body_limit(request.META.get("CONTENT_TYPE", ""))
+        content_type = request.META.get("CONTENT_TYPE", "")
+        limit = api_body_limit(content_type, request.path)
+        if length > limit and content_type.split(";")[0].strip().lower() in CHUNK_CONTENT_TYPES:
+            return JsonResponse(
+                error_body(
+                    code="chunk_too_large",
+                    message=f"The chunk is {length} bytes; a chunk holds at most {limit} bytes "
+                            "(IMPORT_UPLOAD_CHUNK_MAX_BYTES). Send the file in smaller chunks.",
+                ),
+                status=413,
+            )
         if length > limit:
             return JsonResponse(
                 error_body(

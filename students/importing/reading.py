@@ -62,13 +62,34 @@ class TableInfo:
         return DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
 
 
-def check_size(size: int, limit: int) -> None:
+PAGE_CHANNEL = "page"  # ImportChannel.PAGE (models import this module's package: no import back)
+
+
+def channel_size_limit(channel: str) -> tuple[int, str]:
+    """The largest file (bytes) a channel takes, and the setting that says it: the upload page
+    IMPORT_MAX_FILE_BYTES; the API and the CLI IMPORT_MAX_BULK_FILE_BYTES (never below the page's)."""
+    if channel == PAGE_CHANNEL:
+        return settings.IMPORT_MAX_FILE_BYTES, "IMPORT_MAX_FILE_BYTES"
+    return max(settings.IMPORT_MAX_BULK_FILE_BYTES, settings.IMPORT_MAX_FILE_BYTES), "IMPORT_MAX_BULK_FILE_BYTES"
+
+
+def check_size(size: int, limit: int, setting: str = "IMPORT_MAX_FILE_BYTES") -> None:
     if size > limit:
+        hint = ("Send it through the API or manage.py import_students (they take files up to "
+                f"{settings.IMPORT_MAX_BULK_FILE_BYTES / 1_048_576:,.0f} MB), split it into several files, or ask the "
+                f"operator to raise {setting}." if setting == "IMPORT_MAX_FILE_BYTES"
+                and limit < settings.IMPORT_MAX_BULK_FILE_BYTES
+                else f"Split it into several files or ask the operator to raise {setting}.")
         raise ImportFileError(
             "file_too_large",
-            f"The file is {size / 1_048_576:.1f} MB; the largest accepted file is {limit / 1_048_576:.0f} MB. "
-            "Split it into several files or ask the operator to raise IMPORT_MAX_FILE_BYTES.",
+            f"The file is {size / 1_048_576:.1f} MB; the largest accepted file is {limit / 1_048_576:,.0f} MB. {hint}",
         )
+
+
+def check_channel_size(size: int, channel: str) -> None:
+    """Refuse a file larger than its channel takes (see :func:`channel_size_limit`)."""
+    limit, setting = channel_size_limit(channel)
+    check_size(size, limit, setting)
 
 
 def _detect_binary(head: bytes, name: str) -> str | None:

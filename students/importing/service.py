@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from django.conf import settings
 from django.db import connection, transaction
 
 from institutions.models import Institution
@@ -29,7 +28,7 @@ from ..services import feature_definitions_created_record
 from .changes import ChangeList
 from .errors import MAX_VALUE_CHARS, CellError, ImportFileError, cut_text
 from .mapping import ImportMappingSpec, check_mapping, mapping_from_dict, suggest_mapping
-from .reading import TableInfo, TableReader, check_size
+from .reading import PAGE_CHANNEL, TableInfo, TableReader, check_channel_size
 from .upsert import ChunkCounts, ImportMode, ImportWriter
 from .validation import RowCleaner, new_feature_definition
 
@@ -180,16 +179,18 @@ def _estimate_rows(path: Path, info: TableInfo) -> int:
 
 
 def import_preview(*, institution: Institution, path: Path | str, original_name: str | None = None,
-                   delimiter: str | None = None, rows: int = 10, sample_rows: int = 500) -> Preview:
+                   delimiter: str | None = None, rows: int = 10, sample_rows: int = 500,
+                   channel: str = PAGE_CHANNEL) -> Preview:
     """The detected format, the first rows and the suggested mapping (remembered one first).
 
     Reads only the beginning of a CSV (:data:`PREVIEW_HEAD_BYTES`) and of a workbook
     (:data:`PREVIEW_VALUE_ROWS` rows), after checking a workbook against the limits as a whole (a
     streaming pass). The upload page runs it in the preview job (the worker), never in the web
-    request; the whole file is read when the import job validates it.
+    request; the whole file is read when the import job validates it. ``channel``: where the file
+    came in (``ImportUpload.channel``), which decides the largest size accepted.
     """
     path = Path(path)
-    check_size(path.stat().st_size, settings.IMPORT_MAX_FILE_BYTES)
+    check_channel_size(path.stat().st_size, channel)
     reader = TableReader(path, original_name=original_name, delimiter=delimiter, head_bytes=PREVIEW_HEAD_BYTES)
     info = reader.open()
     sample: list[list[str]] = []
@@ -255,7 +256,7 @@ def import_file(
     *, institution: Institution, path: Path | str, mapping: ImportMappingSpec | Mapping, commit: bool,
     original_name: str | None = None, valid_rows_only: bool = False, source: str = ChangeSource.IMPORT,
     actor=None, job=None, progress: Progress | None = None, chunk_rows: int = CHUNK_ROWS,
-    changes_path: Path | None = None, expected_students: list | bool | None = False,
+    changes_path: Path | None = None, expected_students: list | bool | None = False, channel: str = PAGE_CHANNEL,
 ) -> ImportReport:
     """Validate the whole file, then (``commit``) upsert it. Raises :class:`ImportFileError`.
 
@@ -265,6 +266,8 @@ def import_file(
     unless ``valid_rows_only`` is set explicitly. ``expected_students``: the
     ``students_fingerprint`` of the dry run whose changes the person saw; a commit refuses to
     write if students were written since (the listed changes may no longer be what it would do).
+    ``channel``: where the file came in (``ImportUpload.channel``): the page's uploads are held to
+    IMPORT_MAX_FILE_BYTES, the API's and the CLI's to IMPORT_MAX_BULK_FILE_BYTES.
     """
     changes = ChangeList(changes_path)
     try:
@@ -272,7 +275,7 @@ def import_file(
             report = _import_file(
                 institution=institution, path=path, mapping=mapping, commit=commit, original_name=original_name,
                 valid_rows_only=valid_rows_only, source=source, actor=actor, job=job, progress=progress,
-                chunk_rows=chunk_rows, changes=changes, expected_students=expected_students,
+                chunk_rows=chunk_rows, changes=changes, expected_students=expected_students, channel=channel,
             )
         changes.close()  # a dry run's list; a commit's is closed inside its transaction
     except BaseException:
@@ -310,11 +313,11 @@ def _process_heap_frozen():
 
 def _import_file(*, institution: Institution, path: Path | str, mapping: ImportMappingSpec | Mapping, commit: bool,
                  original_name: str | None, valid_rows_only: bool, source: str, actor, job, progress: Progress | None,
-                 chunk_rows: int, changes: ChangeList, expected_students) -> ImportReport:
+                 chunk_rows: int, changes: ChangeList, expected_students, channel: str) -> ImportReport:
     started = time.perf_counter()
     path = Path(path)
     spec = mapping if isinstance(mapping, ImportMappingSpec) else mapping_from_dict(mapping)
-    check_size(path.stat().st_size, settings.IMPORT_MAX_FILE_BYTES)
+    check_channel_size(path.stat().st_size, channel)
     reader = TableReader(path, original_name=original_name, delimiter=spec.delimiter or None)
     info = reader.open()
     definitions = _definitions(institution)

@@ -30,12 +30,12 @@ from institutions.jobs import (
 from institutions.models import Institution, Job, JobKind
 
 from .. import sql
-from ..models import ChangeSource, ImportUpload, ImportUploadStatus, StudentChange
+from ..models import ChangeSource, ImportChannel, ImportUpload, ImportUploadStatus, StudentChange
 from ..signals import import_committed
 from ..upload_files import upload_file_write
 from .errors import STORAGE_ERROR_CODES, ImportFileError
 from .mapping import ImportMappingSpec, mapping_from_dict
-from .reading import check_size
+from .reading import check_channel_size
 from .service import (
     ImportReport,
     Preview,
@@ -80,26 +80,30 @@ def import_changes_file(upload: ImportUpload) -> Path | None:
     return None
 
 
-def import_upload_create(*, institution: Institution, uploaded_file, user=None) -> ImportUpload:
-    """Store an uploaded file (Django ``UploadedFile``) after checking its size. Raises ImportFileError."""
-    check_size(uploaded_file.size, settings.IMPORT_MAX_FILE_BYTES)
+def import_upload_create(*, institution: Institution, uploaded_file, user=None,
+                         channel: str = ImportChannel.PAGE) -> ImportUpload:
+    """Store an uploaded file (Django ``UploadedFile``) after checking its size against the
+    channel's limit (the page's, or the API's bulk limit). Raises ImportFileError."""
+    check_channel_size(uploaded_file.size, channel)
     stored = _stored_name(institution, uploaded_file.name)
     upload_file_write(Path(settings.MEDIA_ROOT) / stored, uploaded_file.chunks())  # all or nothing
     return ImportUpload.objects.for_institution(institution).create(
         original_name=Path(uploaded_file.name).name[:255], stored_name=stored, size=uploaded_file.size,
-        uploaded_by=user,
+        uploaded_by=user, channel=channel,
     )
 
 
 def import_upload_create_from_path(*, institution: Institution, path: Path, user=None) -> ImportUpload:
-    """The CLI's entry: copy a local file into the institution's upload folder."""
+    """The CLI's entry: copy a local file (up to IMPORT_MAX_BULK_FILE_BYTES) into the
+    institution's upload folder, 1 MB at a time."""
     path = Path(path)
-    check_size(path.stat().st_size, settings.IMPORT_MAX_FILE_BYTES)
+    check_channel_size(path.stat().st_size, ImportChannel.CLI)
     stored = _stored_name(institution, path.name)
     with path.open("rb") as source:
         upload_file_write(Path(settings.MEDIA_ROOT) / stored, iter(lambda: source.read(1 << 20), b""))
     return ImportUpload.objects.for_institution(institution).create(
         original_name=path.name[:255], stored_name=stored, size=path.stat().st_size, uploaded_by=user,
+        channel=ImportChannel.CLI,
     )
 
 
@@ -185,7 +189,7 @@ def import_preview_job_run(*, institution: Institution, job: Job, upload: Import
     job_mark_running(job, stage="reading the file")
     try:
         preview = import_preview(institution=institution, path=upload_path(upload),
-                                 original_name=upload.original_name)
+                                 original_name=upload.original_name, channel=upload.channel)
     except FileNotFoundError:
         job_fail(job, error="The file is no longer kept (the upload was discarded); upload it again.")
         return None
@@ -245,7 +249,7 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
             # A file sent through the API without a mapping: the suggestion is made here, in the
             # worker, as the page's preview job makes it (the request only stored the file).
             suggested = import_preview(institution=institution, path=upload_path(upload),
-                                       original_name=upload.original_name).mapping.as_dict()
+                                       original_name=upload.original_name, channel=upload.channel).mapping.as_dict()
             ImportUpload.objects.for_institution(institution).filter(pk=upload.pk).update(mapping=suggested)
             upload.mapping = suggested
         report = import_file(
@@ -253,7 +257,7 @@ def import_job_run(*, institution: Institution, job: Job, progress=None) -> Impo
             mapping=upload.mapping, commit=commit, valid_rows_only=bool(params.get("valid_rows_only")),
             source=ChangeSource.IMPORT if job.triggered_by != "api" else ChangeSource.API,
             actor=job.created_by, job=job, progress=on_progress, changes_path=import_changes_path(job),
-            expected_students=_expected_students(job),
+            expected_students=_expected_students(job), channel=upload.channel,
         )
     except ImportFileError as exc:
         reporter.close()

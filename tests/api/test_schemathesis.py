@@ -94,6 +94,10 @@ BUSINESS_RULES = {
     f"POST {TENANT}/roster-imports/": "the files are a OneRoster export",
     # The mapping is JSON of the form docs/imports.md gives, sent as a multipart text field.
     f"POST {TENANT}/imports/": "mapping is JSON of the documented form",
+    # A chunked upload's state: a chunk starts at the upload's current offset (else 409 with it) and
+    # ends within its declared size; completing needs every byte received (and the declared sha256).
+    f"PATCH {TENANT}/imports/uploads/{{session_id}}/": "Upload-Offset is the upload's offset; within its size",
+    f"POST {TENANT}/imports/uploads/{{session_id}}/complete/": "every byte received, matching the sha256",
 }
 POSITIVE_WITH_RULES = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 

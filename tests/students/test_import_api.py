@@ -125,6 +125,7 @@ def test_a_given_mapping_that_does_not_fit_the_file_fails_the_job_and_is_not_rem
 
 def test_oversize_file_answers_413(api_client, tenant_a, settings, django_capture_on_commit_callbacks):
     settings.IMPORT_MAX_FILE_BYTES = 10
+    settings.IMPORT_MAX_BULK_FILE_BYTES = 10  # the API's limit (tests/students/test_bulk_upload.py: the two)
     api_client.force_authenticate(tenant_a.admin)
     response = post_file(api_client, "alpha", "x.csv", GOOD_CSV.encode(), django_capture_on_commit_callbacks)
     assert response.status_code == 413 and response.json()["code"] == "file_too_large"

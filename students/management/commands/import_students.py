@@ -1,5 +1,8 @@
 """``manage.py import_students <institution-slug> <file> [--mapping mapping.json]``: the page's import, from a shell.
 
+Takes files up to ``IMPORT_MAX_BULK_FILE_BYTES`` (the page: ``IMPORT_MAX_FILE_BYTES``); the upload
+records the channel, so its job checks the same limit.
+
 Uses the same service and the same job as the upload page: the file is validated as a whole,
 then committed; the report (counts, and every problem with row, column, value and reason) is
 printed, and with ``--errors-csv`` written as CSV. Exit status 1 when nothing was imported.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -26,14 +30,21 @@ from students.importing.uploads import (
     import_upload_set_mapping,
     import_upload_start,
 )
+from students.models import ImportChannel
 
 
 class Command(BaseCommand):
-    help = "Import students from a CSV or XLSX file into one institution (validate everything, then upsert)."
+    help = ("Import students from a CSV or XLSX file into one institution (validate everything, then upsert). "
+            "Takes files up to IMPORT_MAX_BULK_FILE_BYTES (default 2 GB), beyond the upload page's "
+            "IMPORT_MAX_FILE_BYTES (default 50 MB); the file is streamed, so memory stays flat whatever its size "
+            "(an XLSX is also held to the IMPORT_XLSX_* limits).")
 
     def add_arguments(self, parser):
         parser.add_argument("institution", help="the institution's slug, as in /i/<slug>/")
-        parser.add_argument("file", type=Path)
+        limit = max(settings.IMPORT_MAX_BULK_FILE_BYTES, settings.IMPORT_MAX_FILE_BYTES)
+        parser.add_argument("file", type=Path,
+                            help=f"the CSV or XLSX file, up to {limit / 1_048_576:,.0f} MB "
+                                 "(IMPORT_MAX_BULK_FILE_BYTES)")
         parser.add_argument("--mapping", type=Path,
                             help="mapping JSON (see docs/imports.md); default: the remembered/suggested mapping")
         parser.add_argument("--delimiter", help="CSV delimiter; detected when omitted")
@@ -64,7 +75,7 @@ class Command(BaseCommand):
             spec = mapping_from_dict(data)
         else:
             spec = import_preview(institution=institution, path=path, original_name=path.name,
-                                  delimiter=options["delimiter"]).mapping
+                                  delimiter=options["delimiter"], channel=ImportChannel.CLI).mapping
         if options["delimiter"]:
             spec.delimiter = options["delimiter"]
         return spec
