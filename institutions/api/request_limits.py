@@ -112,7 +112,8 @@ class PageUploadLimitsMiddleware:
                     request,
                     f"The upload is {length / 1_048_576:.1f} MB; the largest accepted file is "
                     f"{settings.IMPORT_MAX_FILE_BYTES / 1_048_576:.0f} MB. Split it into several files (each with the "
-                    "header row) or ask the operator to raise IMPORT_MAX_FILE_BYTES.",
+                    "header row), send it through the API or manage.py import_students (they take larger files: "
+                    "docs/imports.md, \"Large institutions\"), or ask the operator to raise IMPORT_MAX_FILE_BYTES.",
                 )
                 return HttpResponseRedirect(request.get_full_path())
         return self.get_response(request)

@@ -10,6 +10,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
@@ -358,3 +359,29 @@ def test_a_chunk_cut_short_keeps_nothing_of_it(tenant_a, limits):
     session.refresh_from_db()
     assert session.offset == 0
     assert (Path(limits.MEDIA_ROOT) / session.stored_name).stat().st_size == 0
+
+
+def test_a_body_the_page_refuses_unread_is_taken_by_the_api(client, api_client, tenant_a, limits,
+                                                             django_capture_on_commit_callbacks):
+    """The body-size check before anything is read: the page's limit on the page, the bulk one on
+    the API's file import (both plus room for the form fields)."""
+    limits.IMPORT_MAX_FILE_BYTES = 1000
+    limits.IMPORT_MAX_BULK_FILE_BYTES = 3 * 1024 * 1024
+    header, _ = GOOD_CSV.split("\r\n", 1)
+    rows = "".join(f"X{number:06d},Name {number},x{number}@example.edu,3,no,m,Enrolled\r\n"
+                   for number in range(40_000))
+    content = f"{header}\r\n{rows}".encode()
+    assert 1024 * 1024 + 1000 < len(content) < limits.IMPORT_MAX_BULK_FILE_BYTES
+    client.force_login(tenant_a.admin)
+    page = client.post(reverse("import-upload", args=["alpha"]),
+                       {"file": SimpleUploadedFile("big.csv", content)}, follow=True)
+    assert page.redirect_chain[0][1] == 302 and "the largest accepted file is" in page.content.decode()
+    assert "manage.py import_students" in page.content.decode()
+    assert not ImportUpload.objects.for_institution(tenant_a.institution).exists()
+
+    response = post_file(_client(api_client, tenant_a), "alpha", "big.csv", content,
+                         django_capture_on_commit_callbacks, dry_run="true")
+    assert response.status_code == 202, response.content
+    job = Job.objects.for_institution(tenant_a.institution).get(pk=response.json()["job_id"])
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result["summary"].startswith("Ready to import: 40000 created")
