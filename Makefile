@@ -16,7 +16,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The translation catalogues (locale/*/LC_MESSAGES/*.po) are compiled in pure Python: no GNU gettext.
 install: $(VENV)/.installed
+	$(DEMO_ENV) $(PY) manage.py compile_translations
 
 demo: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput

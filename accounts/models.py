@@ -194,3 +194,17 @@ class SsoIdentity(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.subject} @ {self.provider_id} -> {self.user_id}"
+
+
+class UserPreference(models.Model):
+    """What a person chose for themselves, across every institution they belong to: the language of
+    the pages (blank: their institution's default, then their browser's; docs/translating.md)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
+                                related_name="preference")
+    # NULL: no choice of their own (their institution's default applies).
+    language = models.CharField(max_length=10, null=True, blank=True, choices=settings.LANGUAGES)  # noqa: DJ001
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language or 'default'}"

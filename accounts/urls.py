@@ -9,6 +9,7 @@ from .sso_forms import SsoAwarePasswordResetForm, SsoAwareSetPasswordForm
 urlpatterns = [
     path("invitations/<slug:institution_slug>/<str:token>/", views.InvitationAcceptView.as_view(),
          name="invitation-accept"),
+    path("language/", views.LanguageView.as_view(), name="language-choose"),
     path("two-factor/", views.TwoFactorView.as_view(), name="two-factor"),
     path("two-factor/setup/", views.TwoFactorSetupView.as_view(), name="two-factor-setup"),
     path("two-factor/verify/", views.TwoFactorVerifyView.as_view(), name="two-factor-verify"),

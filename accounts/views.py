@@ -7,10 +7,13 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -18,6 +21,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from institutions.view_mixins import InstitutionPageMixin
 
 from .forms import InvitationForm, InvitedAccountForm
+from .language import language_choose
 from .login_protection import login_lockout_lift
 from .models import Invitation
 from .services import (
@@ -259,3 +263,25 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         response = super().form_valid(form)
         login_lockout_lift(username=form.user.get_username())
         return response
+
+
+class LanguageView(LoginRequiredMixin, View):
+    """The language selector of the top bar (POST): the signed-in person's own language, or ""
+    for their institution's default. Changes only their own preference; goes back to ``next``."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        language = request.POST.get("language", "")
+        try:
+            preference = language_choose(user=request.user, language=language)
+        except ValidationError as error:
+            messages.error(request, error.messages[0])
+            return redirect(_safe_next(request))
+        translation.activate(preference.language or translation.get_language())
+        if preference.language:
+            messages.success(request, _("Your pages are now in %(language)s.") % {
+                "language": translation.get_language_info(preference.language)["name_local"]})
+        else:
+            messages.success(request, _("Your pages now follow your institution's language."))
+        return redirect(_safe_next(request))

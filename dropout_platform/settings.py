@@ -77,12 +77,16 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "institutions.api.request_limits.ApiRequestLimitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's language (Accept-Language), after sessions and before common, as Django requires;
+    # UserLanguageMiddleware below replaces it with the member's choice or institution's default.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Two-factor sign-in (docs/accounts.md): django-otp marks a session verified; ours enforces it.
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.TwoFactorMiddleware",
+    "accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "institutions.api.request_limits.PageUploadLimitsMiddleware",
@@ -104,6 +108,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "institutions.context_processors.current_institution",
+                "accounts.context_processors.language",
             ],
         },
     },
@@ -227,7 +232,13 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-LANGUAGE_CODE = "en-us"
+# Languages (docs/translating.md): English, Spanish and European Portuguese ("pt" is pt-PT: the demo
+# institution is a Portuguese polytechnic's). A member's own choice wins, then their institution's
+# default, then the browser's Accept-Language, then English (accounts.middleware.UserLanguageMiddleware).
+# Dates and numbers follow the active language's formats (Django's locale formats: 2 de dezembro, 0,5).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("es", "Español"), ("pt", "Português")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

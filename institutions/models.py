@@ -43,6 +43,11 @@ class Institution(models.Model):
         max_length=300, blank=True,
         help_text="Shown at the top of every page of the institution, e.g. that its data is a demo's.",
     )
+    # The language of its members' pages unless a member chose their own (docs/translating.md).
+    default_language = models.CharField(
+        max_length=10, choices=settings.LANGUAGES, default="en",
+        help_text="The language of the pages for members who did not choose their own.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

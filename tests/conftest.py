@@ -159,3 +159,11 @@ def tasks_sent_to(worker: dict):
         yield worker
     finally:
         app.conf.task_always_eager, app.conf.task_default_queue = previous
+
+
+def pytest_sessionstart(session):
+    """The translation catalogues are compiled (as ``make install`` does), so that pytest run
+    straight from a fresh clone renders the Spanish and Portuguese pages too (tests/test_i18n.py)."""
+    from institutions.translations import catalogues_compile
+
+    catalogues_compile()
