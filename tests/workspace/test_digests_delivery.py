@@ -145,3 +145,29 @@ def test_settings_page_chooses_the_digest_per_institution(client, tenants):
     client.force_login(b.advisor)  # B's own advisor: A's settings page is a 404
     assert client.get(reverse("notification-preferences", args=["alpha"])).status_code == 404
     assert client.post(reverse("notification-preferences", args=["alpha"]), {"digest": "off"}).status_code == 404
+
+
+def test_an_alert_raised_through_the_alerts_code_is_in_the_routed_advisors_next_digest(
+        tenants, smtp_server, django_capture_on_commit_callbacks):  # noqa: F811
+    from institutions.scoping import institution_scope
+    from interventions import alerts
+
+    from .notification_world import concern
+
+    a, b = tenants
+    with institution_scope(a.institution), django_capture_on_commit_callbacks(execute=True):
+        alert = alerts.alert_raise_by_staff(institution=a.institution, student=a.students[0],
+                                            concern_type_id=concern(a.institution).pk,
+                                            comment="Missed the last three labs.", user=a.admin)
+    with institution_scope(b.institution), django_capture_on_commit_callbacks(execute=True):
+        alerts.alert_raise_by_staff(institution=b.institution, student=b.students[0],
+                                    concern_type_id=concern(b.institution).pk, comment="B's own.", user=b.admin)
+    now = datetime.datetime.now(datetime.UTC).replace(hour=8, minute=0)  # Lisbon's morning, today
+    with django_capture_on_commit_callbacks(execute=True):
+        digests.digest_dispatch(now=now)
+    [(_s, _r, message)] = [m for m in smtp_server.messages if m[1] == [a.advisor.email]]
+    body = body_of(message)
+    assert "OPEN ALERTS ROUTED TO YOU OR YOUR OFFICES (1)" in body
+    assert f"{settings.SITE_URL}{reverse('alert-detail', args=['alpha', alert.pk])}" in body
+    assert "Missed the last three labs" not in body  # the comment stays on the alert's page
+    assert all("/i/alpha/" in link for link in re.findall(r"https?://\S+", body))
