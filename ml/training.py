@@ -36,6 +36,7 @@ from ml.fairness import fairness_audit
 from ml.metrics import classification_metrics
 from ml.model_card import build_model_card
 from ml.pipeline import fit_pipeline, member_params
+from ml.proxy_check import proxy_check
 from ml.schema import FeatureSpec, validate_schema
 from ml.trained_model import TrainedModel
 
@@ -372,6 +373,10 @@ def train_model(
                     if groups_holdout else None),
     }
 
+    report(0.96, "checking what the inputs carry of each protected attribute")
+    protected_specs = [spec for spec in specs if spec.protected]
+    proxies = proxy_check(frame, refit.encoder, protected_specs, seed=config.seed) if protected_specs else {}
+
     holdout_index = [to_jsonable(label) for label in frame.index[holdout_positions]]
     cohort_range = None
     if cohort is not None and cohort.notna().any():
@@ -401,6 +406,15 @@ def train_model(
         versions=library_versions(),
         scaled_for_large_data=config != requested_config,
     )
+    card["proxy_check"] = proxies
+    spec_labels = {spec.key: spec.label for spec in specs}
+    strong = [f"{spec_labels.get(key, key)} (ROC-AUC {entry['auc']:.2f})" for key, entry in proxies.items()
+              if entry.get("auc") is not None and entry["auc"] >= 0.8]
+    if strong:
+        card["limitations"].append(
+            "The inputs predict " + ", ".join(strong) + " well (proxy check): the model can effectively use "
+            "these attributes through other inputs; the fairness audit is where their effect on flags is measured."
+        )
     distinct = len({(tuple(sorted(p.items())), r) for p, r in all_members})
     card["final_model"] = {
         "rows": len(y),

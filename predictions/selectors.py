@@ -197,6 +197,7 @@ def model_version_report(version: ModelVersion) -> dict:
         ],
         "fairness": fairness_rows,
         "fairness_groups": _fairness_group_tables(fairness_audit, labels),
+        "proxy_check": _proxy_check_rows(version, card.get("proxy_check") or {}, labels),
         "fairness_min_group_size": fairness_audit.get("min_group_size"),
         "gate": version.gate or {},
         "gate_comparison": _gate_comparison_rows((version.gate or {}).get("comparison")),
@@ -204,7 +205,57 @@ def model_version_report(version: ModelVersion) -> dict:
     }
 
 
-FAIRNESS_GROUP_METRICS = ("selection_rate", "tpr", "fpr")
+FAIRNESS_GROUP_METRICS = ("selection_rate", "tpr", "fpr", "precision")
+# AUC at or above which the inputs carry the attribute strongly / noticeably (docs/model_card.md).
+PROXY_STRONG_AUC = 0.8
+PROXY_NOTICEABLE_AUC = 0.6
+
+
+def _proxy_reading(auc: float | None, interval: list | None) -> str:
+    if auc is None:
+        return "not measured"
+    low = interval[0] if interval else auc
+    if auc >= PROXY_STRONG_AUC:
+        return "strongly: the model can effectively use this attribute through other inputs"
+    if auc >= PROXY_NOTICEABLE_AUC and low > 0.5:
+        return "partly: other inputs carry some of this attribute"
+    if low > 0.5:
+        return "weakly: other inputs carry little of this attribute"
+    return "not detectably: no better than chance"
+
+
+def _proxy_check_rows(version: ModelVersion, proxies: dict, card_labels: dict[str, str]) -> list[dict]:
+    """Per protected attribute, how well the inputs predict it, with labels from the schema instead of codes."""
+    if not proxies:
+        return []
+    definitions = {d.key: d for d in feature_definition_list(institution=version.institution)}
+
+    def label(key: str) -> str:
+        definition = definitions.get(key)
+        return definition.label if definition else card_labels.get(key) or key
+
+    rows = []
+    for attribute, entry in proxies.items():
+        definition = definitions.get(attribute)
+        category_labels = definition.category_labels if definition else {}
+        values = [category_labels.get(str(value), str(value)) for value in entry.get("classes") or []]
+        if entry.get("pooled_other"):
+            values.append("other values pooled")
+        tops = entry.get("top_inputs") or []
+        shares = entry.get("top_input_shares") or []
+        rows.append({
+            "attribute": label(attribute),
+            "auc": entry.get("auc"),
+            "interval": entry.get("interval"),
+            "reading": _proxy_reading(entry.get("auc"), entry.get("interval")),
+            "top_inputs": [{"label": label(key), "share": 100 * shares[i] if i < len(shares) else None}
+                           for i, key in enumerate(tops)],
+            "rows": entry.get("rows"),
+            "values": values if entry.get("kind") == "categorical" else [],
+            "binarised": entry.get("binarised"),
+            "reason": entry.get("reason"),
+        })
+    return rows
 
 
 def _fairness_group_tables(audit: dict, labels: dict[str, str]) -> list[dict]:
