@@ -491,6 +491,11 @@ SPECTACULAR_SETTINGS = {
         "InterventionStatusEnum": "interventions.models.InterventionStatus",
         "ImportUploadStatusEnum": "students.models.ImportUploadStatus",
         "ModelVersionStatusEnum": "predictions.models.ModelStatus",
+        "AlertStatusEnum": "interventions.models.AlertStatus",
+        "AlertOutcomeEnum": "interventions.models.AlertOutcome",
+        "AlertSourceEnum": "interventions.models.AlertSource",
+        "FlagSourceEnum": "interventions.models.FlagSource",
+        "RosterImportStatusEnum": "courses.models.RosterImportStatus",
     },
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from the installed sidecar package: the docs page works with no internet.
