@@ -4,30 +4,32 @@ never from a model's default manager (which would fail closed, or worse, read ev
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 
 class WorklistFilterForm(forms.Form):
     """The filters of the flagged list and the caseload (GET)."""
 
-    q = forms.CharField(required=False, label="Search", max_length=100)
-    band = forms.ChoiceField(required=False, choices=[("", "Any band"), ("high", "High"), ("medium", "Medium"),
-                                                      ("low", "Low")])
-    program = forms.ChoiceField(required=False)
-    cohort = forms.ChoiceField(required=False)
-    advisor = forms.ChoiceField(required=False)
+    q = forms.CharField(required=False, label=_("Search"), max_length=100)
+    band = forms.ChoiceField(required=False, label=_("Band"),
+                             choices=[("", _("Any band")), ("high", _("High")), ("medium", _("Medium")),
+                                      ("low", _("Low"))])
+    program = forms.ChoiceField(required=False, label=_("Program"))
+    cohort = forms.ChoiceField(required=False, label=_("Cohort"))
+    advisor = forms.ChoiceField(required=False, label=_("Advisor"))
     open_intervention = forms.ChoiceField(
-        required=False, label="Open intervention",
-        choices=[("", "Either"), ("yes", "Has one open"), ("no", "None open")],
+        required=False, label=_("Open intervention"),
+        choices=[("", _("Either")), ("yes", _("Has one open")), ("no", _("None open"))],
     )
-    no_contact_days = forms.IntegerField(required=False, min_value=0, max_value=3650, label="No contact for (days)")
-    sort = forms.ChoiceField(required=False)
+    no_contact_days = forms.IntegerField(required=False, min_value=0, max_value=3650, label=_("No contact for (days)"))
+    sort = forms.ChoiceField(required=False, label=_("Sort"))
 
     def __init__(self, *args, programs: list[str], cohorts: list[str], advisors: list[tuple[int, str]],
                  sorts: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["program"].choices = [("", "Any program"), *[(p, p) for p in programs]]
-        self.fields["cohort"].choices = [("", "Any cohort"), *[(c, c) for c in cohorts]]
-        self.fields["advisor"].choices = [("", "Any advisor"), ("none", "Unassigned"),
+        self.fields["program"].choices = [("", _("Any program")), *[(p, p) for p in programs]]
+        self.fields["cohort"].choices = [("", _("Any cohort")), *[(c, c) for c in cohorts]]
+        self.fields["advisor"].choices = [("", _("Any advisor")), ("none", _("Unassigned")),
                                           *[(str(pk), name) for pk, name in advisors]]
         self.fields["sort"].choices = sorts
 
@@ -35,11 +37,12 @@ class WorklistFilterForm(forms.Form):
 class RiskFeedbackForm(forms.Form):
     """ "This risk looks wrong" on the student profile; the service checks the rules (a note for "other")."""
 
-    reason = forms.ChoiceField(label="What looks wrong?", choices=())
+    reason = forms.ChoiceField(label=_("What looks wrong?"), choices=())
     note = forms.CharField(
         required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="What you know that the model does not (required for 'other'). Administrators read this "
-                  "beside the model's quality figures; it does not change the score.",
+        label=_("Note"),
+        help_text=_("What you know that the model does not (required for 'other'). Administrators read this "
+                    "beside the model's quality figures; it does not change the score."),
     )
 
     def __init__(self, *args, reason_choices: list[tuple[str, str]] = (), **kwargs):

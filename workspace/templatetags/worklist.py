@@ -1,6 +1,7 @@
 """Template helpers of the worklists (flagged list and caseload)."""
 
 from django import template
+from django.utils.translation import gettext_lazy as _
 
 register = template.Library()
 
@@ -8,5 +9,6 @@ register = template.Library()
 @register.simple_tag
 def worklist_columns():
     """(sort key or "", header) for the worklist table, in display order."""
-    return [("name", "Student"), ("program", "Program"), ("cohort", "Cohort"), ("risk", "Risk"), ("", "Rank"),
-            ("", "Flags"), ("", "Advisor"), ("last_contact", "Last contact"), ("follow_up", "Next follow-up")]
+    return [("name", _("Student")), ("program", _("Program")), ("cohort", _("Cohort")), ("risk", _("Risk")),
+            ("", _("Rank")), ("", _("Flags")), ("", _("Advisor")), ("last_contact", _("Last contact")),
+            ("follow_up", _("Next follow-up"))]
