@@ -6,20 +6,23 @@ from __future__ import annotations
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .models import AlertOutcome, InterventionOutcome, RouteTarget
 
 
 class InterventionForm(forms.Form):
-    intervention_type = forms.TypedChoiceField(label="Type", coerce=int)
-    date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), initial=timezone.localdate)
-    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=20000)
+    intervention_type = forms.TypedChoiceField(label=_("Type"), coerce=int)
+    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}), initial=timezone.localdate)
+    notes = forms.CharField(label=_("Notes"), widget=forms.Textarea(attrs={"rows": 3}), required=False,
+                            max_length=20000)
     confidential = forms.BooleanField(
-        required=False, help_text="Only you and the institution's administrators will be able to read the notes."
+        label=_("Confidential"), required=False,
+        help_text=_("Only you and the institution's administrators will be able to read the notes."),
     )
     follow_up_date = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Follow up on",
-        help_text="Leave empty if no follow-up is needed.",
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label=_("Follow up on"),
+        help_text=_("Leave empty if no follow-up is needed."),
     )
 
     def __init__(self, *args, type_choices: list[tuple[int, str]], **kwargs):
@@ -28,32 +31,33 @@ class InterventionForm(forms.Form):
 
 
 class InterventionCloseForm(forms.Form):
-    outcome = forms.ChoiceField(choices=[("", "Choose how it ended"), *InterventionOutcome.choices])
+    outcome = forms.ChoiceField(label=_("Outcome"),
+                                choices=[("", _("Choose how it ended")), *InterventionOutcome.choices])
     outcome_notes = forms.CharField(
-        label="What happened", widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=20000
+        label=_("What happened"), widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=20000
     )
 
 
 class FlagForm(forms.Form):
     reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
-        help_text="Why does this student need attention? Colleagues will see this.",
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
+        help_text=_("Why does this student need attention? Colleagues will see this."),
     )
     assigned_to = forms.ChoiceField(
-        label="Route to", required=False,
-        help_text="Someone to follow it up (with need-to-know access on, they see this student while it is open).",
+        label=_("Route to"), required=False,
+        help_text=_("Someone to follow it up (with need-to-know access on, they see this student while it is open)."),
     )
 
     def __init__(self, *args, advisor_choices: list[tuple[int, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["assigned_to"].choices = [("", "Nobody in particular"),
+        self.fields["assigned_to"].choices = [("", _("Nobody in particular")),
                                               *[(str(pk), name) for pk, name in advisor_choices]]
 
 
 class FlagResolveForm(forms.Form):
     resolution = forms.CharField(
-        label="How was it resolved?", widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
-        help_text="The person who raised the flag will see this.",
+        label=_("How was it resolved?"), widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
+        help_text=_("The person who raised the flag will see this."),
     )
 
 
@@ -74,9 +78,9 @@ class CaseloadAssignForm(forms.Form):
 
 
 class InterventionTypeForm(forms.Form):
-    key = forms.SlugField(max_length=60, help_text="Short machine name, e.g. home_visit")
-    label = forms.CharField(max_length=120)
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    key = forms.SlugField(label=_("Key"), max_length=60, help_text=_("Short machine name, e.g. home_visit"))
+    label = forms.CharField(label=_("Label"), max_length=120)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class AccessGrantForm(forms.Form):

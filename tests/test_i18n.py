@@ -21,6 +21,8 @@ from institutions.translations import (
     template_messages,
 )
 
+from .factories import InterventionFactory, InterventionTypeFactory
+
 LANGUAGES = target_languages()
 PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 
@@ -98,15 +100,20 @@ def languages(tenant_a, tenant_b):
 
 
 def _pages(tenant):
+    """(url, a word of that page in Spanish, in Portuguese)."""
     slug = tenant.institution.slug
     student = tenant.students[0]
+    intervention = InterventionFactory(institution=tenant.institution, student=student, author=tenant.advisor,
+                                       intervention_type=InterventionTypeFactory(institution=tenant.institution))
     return [
-        reverse("dashboard", args=[slug]),
-        reverse("caseload", args=[slug]),
-        reverse("flagged-list", args=[slug]),
-        reverse("student-detail", args=[slug, student.pk]),
-        reverse("intervention-list", args=[slug]),
-        reverse("password_change"),
+        (reverse("dashboard", args=[slug]), "Matriculados ahora", "Inscritos atualmente"),
+        (reverse("caseload", args=[slug]), "Estudiantes asignados a usted.", "Estudantes atribuídos a si."),
+        (reverse("flagged-list", args=[slug]), "Filtrar la lista", "Filtrar a lista"),
+        (reverse("student-detail", args=[slug, student.pk]), "Perfil del estudiante", "Perfil do estudante"),
+        (reverse("intervention-list", args=[slug]), "Filtrar intervenciones", "Filtrar intervenções"),
+        (reverse("intervention-edit", args=[slug, intervention.pk]), "Cerrar con un resultado",
+         "Fechar com um resultado"),
+        (reverse("password_change"), "Cambie su contraseña", "Altere a sua palavra-passe"),
     ]
 
 
@@ -122,11 +129,17 @@ def _assert_language(response, expected, other):
 def test_each_page_in_the_institution_default_language(client, languages):
     a, b = languages
     client.force_login(a.advisor)
-    for url in _pages(a):
+    for url, spanish, portuguese in _pages(a):
         _assert_language(client.get(url), SPANISH, PORTUGUESE)
+        body = client.get(url).content.decode()
+        assert spanish in body and portuguese not in body, url
     client.force_login(b.advisor)
-    for url in _pages(b):
+    for url, spanish, portuguese in _pages(b):
         _assert_language(client.get(url), PORTUGUESE, SPANISH)
+        body = client.get(url).content.decode()
+        assert portuguese in body and spanish not in body, url
+    client.force_login(a.admin)
+    _assert_language(client.get(reverse("intervention-types", args=[a.institution.slug])), SPANISH, PORTUGUESE)
 
 
 @pytest.mark.django_db
@@ -134,8 +147,10 @@ def test_a_persons_own_choice_wins_over_the_institution_default(client, language
     a, _b = languages
     UserPreference.objects.create(user=a.advisor, language="pt")
     client.force_login(a.advisor)
-    for url in _pages(a):
-        _assert_language(client.get(url), PORTUGUESE, SPANISH)
+    for url, _spanish, portuguese in _pages(a):
+        response = client.get(url)
+        _assert_language(response, PORTUGUESE, SPANISH)
+        assert portuguese in response.content.decode(), url
     # A colleague at the same institution still has the institution's Spanish.
     client.force_login(a.admin)
     _assert_language(client.get(reverse("dashboard", args=[a.institution.slug])), SPANISH, PORTUGUESE)
