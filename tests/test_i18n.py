@@ -109,7 +109,7 @@ def _pages(tenant):
         (reverse("dashboard", args=[slug]), "Matriculados ahora", "Inscritos atualmente"),
         (reverse("caseload", args=[slug]), "Estudiantes asignados a usted.", "Estudantes atribuídos a si."),
         (reverse("flagged-list", args=[slug]), "Filtrar la lista", "Filtrar a lista"),
-        (reverse("student-detail", args=[slug, student.pk]), "Perfil del estudiante", "Perfil do estudante"),
+        (reverse("student-detail", args=[slug, student.pk]), "Registrar una intervención", "Registar uma intervenção"),
         (reverse("intervention-list", args=[slug]), "Filtrar intervenciones", "Filtrar intervenções"),
         (reverse("intervention-edit", args=[slug, intervention.pk]), "Cerrar con un resultado",
          "Fechar com um resultado"),
