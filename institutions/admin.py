@@ -19,7 +19,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Institution)
 class InstitutionAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "timezone", "created_at"]
+    list_display = ["name", "slug", "timezone", "default_language", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]

@@ -12,6 +12,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
@@ -45,7 +46,7 @@ class CaseloadAssignView(InstitutionPageMixin, View):
         if not back.startswith(f"/i/{self.institution.slug}/"):
             back = reverse("flagged-list", args=[self.institution.slug])
         if not form.is_valid():
-            messages.error(request, "Choose an advisor from the list.")
+            messages.error(request, _("Choose an advisor from the list."))
             return HttpResponseRedirect(back)
         try:
             result = services.caseload_assign(
@@ -56,7 +57,8 @@ class CaseloadAssignView(InstitutionPageMixin, View):
             messages.error(request, " ".join(" ".join(v) for v in exc.errors.values()))
             return HttpResponseRedirect(back)
         messages.success(
-            request, f"Assigned {result.assigned} student(s); {result.unchanged} already had that advisor."
+            request, _("Assigned %(assigned)s student(s); %(unchanged)s already had that advisor.")
+            % {"assigned": result.assigned, "unchanged": result.unchanged}
         )
         return HttpResponseRedirect(back)
 
@@ -112,12 +114,12 @@ class InterventionEditView(InterventionObjectMixin, AccessRecordedPageMixin, Ins
                 if form is close:
                     services.intervention_close(institution=self.institution, intervention=intervention,
                                                 user=request.user, membership=self.membership, **form.cleaned_data)
-                    messages.success(request, "Intervention closed.")
+                    messages.success(request, _("Intervention closed."))
                 else:
                     services.intervention_update(institution=self.institution, intervention=intervention,
                                                  data=form.cleaned_data, user=request.user,
                                                  membership=self.membership)
-                    messages.success(request, "Intervention updated.")
+                    messages.success(request, _("Intervention updated."))
                 return HttpResponseRedirect(profile + "#timeline")
             except services.InterventionRuleError as exc:
                 for key, reasons in exc.errors.items():
@@ -159,12 +161,12 @@ class FlagResolveView(InstitutionPageMixin, View):
         flag = get_object_or_404(self.scoped(Flag), pk=self.kwargs["pk"])
         form = FlagResolveForm(request.POST)
         if not form.is_valid():
-            messages.error(request, "Say how the flag was resolved.")
+            messages.error(request, _("Say how the flag was resolved."))
         else:
             try:
                 services.flag_resolve(institution=self.institution, flag=flag, resolved_by=request.user,
                                       resolution=form.cleaned_data["resolution"])
-                messages.success(request, "Flag resolved.")
+                messages.success(request, _("Flag resolved."))
             except services.InterventionRuleError as exc:
                 messages.error(request, " ".join(" ".join(v) for v in exc.errors.values()))
         return HttpResponseRedirect(reverse("student-detail", args=[self.institution.slug, flag.student_id])
@@ -189,8 +191,8 @@ class InterventionTypeListView(InstitutionPageMixin, TemplateView):
             intervention_type = get_object_or_404(self.scoped(InterventionType), pk=toggle)
             services.intervention_type_save(institution=self.institution, intervention_type=intervention_type,
                                             data={"is_active": not intervention_type.is_active})
-            messages.success(request, f"{intervention_type.label}: "
-                                      f"{'offered again' if intervention_type.is_active else 'no longer offered'}.")
+            messages.success(request, (_("%(label)s: offered again.") if intervention_type.is_active
+                                       else _("%(label)s: no longer offered.")) % {"label": intervention_type.label})
             return redirect("intervention-types", institution_slug=self.institution.slug)
         form = InterventionTypeForm(request.POST)
         if form.is_valid():
@@ -198,7 +200,7 @@ class InterventionTypeListView(InstitutionPageMixin, TemplateView):
                 position = selectors.intervention_type_list(institution=self.institution).count()
                 services.intervention_type_save(institution=self.institution, intervention_type=None,
                                                 data={**form.cleaned_data, "position": position})
-                messages.success(request, f"Added {form.cleaned_data['label']}.")
+                messages.success(request, _("Added %(label)s.") % {"label": form.cleaned_data["label"]})
                 return redirect("intervention-types", institution_slug=self.institution.slug)
             except services.InterventionRuleError as exc:
                 form.add_error("key", exc.errors.get("key"))

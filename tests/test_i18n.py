@@ -242,3 +242,12 @@ def test_the_selector_refuses_bad_input_and_foreign_targets(client, languages):
     client.logout()
     response = client.post(reverse("language-choose"), {"language": "es"})
     assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+@pytest.mark.django_db
+def test_a_pages_messages_are_in_the_persons_language(client, languages):
+    a, _b = languages
+    client.force_login(a.advisor)
+    student = a.students[0]
+    response = client.post(reverse("flag-create", args=[a.institution.slug, student.pk]), {"reason": ""}, follow=True)
+    assert "Indique por qué este estudiante necesita atención." in response.content.decode()

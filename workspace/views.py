@@ -11,6 +11,7 @@ from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
@@ -142,7 +143,7 @@ class WorklistMixin:
     def access_details(self, response) -> dict:
         if not self._exporting():
             return super().access_details(response)
-        filters, _ = list_filters(self.request.GET)
+        filters, _sort = list_filters(self.request.GET)
         return {"filters": {**filters, "list": self.access_action}, "result_count": self._exported_rows}
 
     def export_csv(self):
@@ -340,7 +341,7 @@ class InterventionCreateView(StudentObjectMixin, InstitutionPageMixin, View):
                 for key, reasons in exc.errors.items():
                     form.add_error(key if key in form.fields else None, reasons)
             else:
-                messages.success(request, "Intervention logged.")
+                messages.success(request, _("Intervention logged."))
                 return HttpResponseRedirect(profile + "#timeline")
         for key, errors in form.errors.items():
             label = form.fields[key].label or key.replace("_", " ") if key in form.fields else ""
@@ -363,11 +364,11 @@ class FlagCreateView(StudentObjectMixin, InstitutionPageMixin, View):
             except intervention_services.InterventionRuleError as exc:
                 messages.error(request, " ".join(" ".join(v) for v in exc.errors.values()))
             else:
-                messages.success(request, "Flag raised. You will see here when someone resolves it.")
+                messages.success(request, _("Flag raised. You will see here when someone resolves it."))
         elif "assigned_to" in form.errors:
-            messages.error(request, "Route the flag to an advisor or administrator from the list.")
+            messages.error(request, _("Route the flag to an advisor or administrator from the list."))
         else:
-            messages.error(request, "Say why this student needs attention.")
+            messages.error(request, _("Say why this student needs attention."))
         return HttpResponseRedirect(reverse("student-detail", args=[self.institution.slug, student.pk]) + "#flags")
 
 
@@ -380,8 +381,8 @@ class RiskFeedbackCreateView(StudentObjectMixin, InstitutionPageMixin, View):
         student = self.get_student()
         form = RiskFeedbackForm(request.POST, reason_choices=FeedbackReason.choices)
         if not form.is_valid():
-            messages.error(request, "Choose what looks wrong from the list"
-                           + (" and keep the note under 2,000 characters." if "note" in form.errors else "."))
+            messages.error(request, _("Choose what looks wrong from the list and keep the note under 2,000 characters.")
+                           if "note" in form.errors else _("Choose what looks wrong from the list."))
         else:
             try:
                 risk_feedback_record(institution=self.institution, student=student, author=request.user,
@@ -389,8 +390,8 @@ class RiskFeedbackCreateView(StudentObjectMixin, InstitutionPageMixin, View):
             except FeedbackRefused as exc:
                 messages.error(request, str(exc))
             else:
-                messages.success(request, "Thank you: your feedback is recorded with this risk and its model version. "
-                                          "It does not change the score.")
+                messages.success(request, _("Thank you: your feedback is recorded with this risk and its model "
+                                            "version. It does not change the score."))
         return HttpResponseRedirect(reverse("student-detail", args=[self.institution.slug, student.pk]) + "#feedback")
 
 
@@ -403,12 +404,12 @@ class ModelFlagReviewView(StudentObjectMixin, InstitutionPageMixin, View):
         student = self.get_student()
         form = FlagResolveForm(request.POST)
         if not form.is_valid():
-            messages.error(request, "Say what was done about the model's flag.")
+            messages.error(request, _("Say what was done about the model's flag."))
         else:
             try:
                 intervention_services.flag_review_model_flag(institution=self.institution, student=student,
                                                 reviewed_by=request.user, resolution=form.cleaned_data["resolution"])
-                messages.success(request, "Model flag marked as reviewed.")
+                messages.success(request, _("Model flag marked as reviewed."))
             except intervention_services.InterventionRuleError as exc:
                 messages.error(request, " ".join(" ".join(v) for v in exc.errors.values()))
         return HttpResponseRedirect(reverse("student-detail", args=[self.institution.slug, student.pk]) + "#flags")

@@ -32,7 +32,7 @@ def test_an_institution_added_in_the_admin_gets_the_default_intervention_types(c
     client.force_login(staff)
     # The membership inline's prefix is "-1": Membership.institution has no reverse name.
     response = client.post("/admin/institutions/institution/add/", {
-        "slug": "delta", "name": "Delta University", "timezone": "UTC",
+        "slug": "delta", "name": "Delta University", "timezone": "UTC", "default_language": "en",
         "-1-TOTAL_FORMS": "0", "-1-INITIAL_FORMS": "0",
         "-1-MIN_NUM_FORMS": "0", "-1-MAX_NUM_FORMS": "1000",
     })
