@@ -1,13 +1,16 @@
 """Administrators manage who belongs to their institution and with which role."""
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 
 from .forms import MemberRoleForm
 from .models import Membership
-from .services import MembershipError, membership_change_role, membership_remove
+from .services import MembershipError, institution_set_default_language, membership_change_role, membership_remove
 from .view_mixins import InstitutionPageMixin
 
 
@@ -22,7 +25,23 @@ class MemberListView(InstitutionPageMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         context["members"] = self.scoped(Membership).select_related("user").order_by("user__username")
         context["role_form"] = MemberRoleForm()
+        context["languages"] = settings.LANGUAGES
         return context
+
+    def post(self, request, *args, **kwargs):
+        """The institution's default language (POST ``default_language``); members' own choices win."""
+        try:
+            changed = institution_set_default_language(institution=self.institution,
+                                                       language=request.POST.get("default_language", ""))
+        except ValidationError as exc:
+            messages.error(request, exc.messages[0])
+        else:
+            if changed:
+                messages.success(request, _("The default language of %(name)s is now %(language)s.") % {
+                    "name": self.institution.name, "language": self.institution.get_default_language_display()})
+            else:
+                messages.info(request, _("Nothing changed: that was already the default language."))
+        return redirect("member-list", institution_slug=self.institution.slug)
 
 
 class MemberUpdateView(InstitutionPageMixin, View):

@@ -76,3 +76,18 @@ def institution_set_need_to_know(*, institution: Institution, enabled: bool, act
     institution.save(update_fields=["need_to_know_access", "need_to_know_changed_at", "need_to_know_changed_by",
                                     "updated_at"])
     return True
+
+
+def institution_set_default_language(*, institution: Institution, language: str) -> bool:
+    """The language of the members' pages who chose none of their own (docs/translating.md);
+    False when it was already so. Raises ValidationError for a language the platform does not offer."""
+    from django.conf import settings
+    from django.utils.translation import gettext
+
+    if language not in {code for code, _name in settings.LANGUAGES}:
+        raise ValidationError(gettext("Choose one of the languages offered."))
+    if institution.default_language == language:
+        return False
+    institution.default_language = language
+    institution.save(update_fields=["default_language", "updated_at"])
+    return True

@@ -251,3 +251,33 @@ def test_a_pages_messages_are_in_the_persons_language(client, languages):
     student = a.students[0]
     response = client.post(reverse("flag-create", args=[a.institution.slug, student.pk]), {"reason": ""}, follow=True)
     assert "Indique por qué este estudiante necesita atención." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_administrator_sets_their_institutions_default_language_only(client, languages):
+    a, b = languages
+    members = reverse("member-list", args=[a.institution.slug])
+    client.force_login(a.admin)
+    response = client.post(members, {"default_language": "pt"}, follow=True)
+    a.institution.refresh_from_db()
+    b.institution.refresh_from_db()
+    assert a.institution.default_language == "pt" and b.institution.default_language == "pt"
+    body = response.content.decode()
+    assert "El idioma predeterminado de" in body  # said in the language the change was made in
+    assert "Idioma das páginas" in body  # and the next page follows the new default
+    client.post(members, {"default_language": "xx"})
+    a.institution.refresh_from_db()
+    assert a.institution.default_language == "pt"
+    # B's administrator cannot reach A's page; A's advisor may not change it.
+    client.force_login(b.admin)
+    assert client.post(members, {"default_language": "es"}).status_code == 404
+    client.force_login(a.advisor)
+    assert client.post(members, {"default_language": "es"}).status_code == 403
+    a.institution.refresh_from_db()
+    assert a.institution.default_language == "pt"
+    # B's own change does not touch A.
+    client.force_login(b.admin)
+    client.post(reverse("member-list", args=[b.institution.slug]), {"default_language": "en"})
+    a.institution.refresh_from_db()
+    b.institution.refresh_from_db()
+    assert (a.institution.default_language, b.institution.default_language) == ("pt", "en")
