@@ -174,12 +174,25 @@ class _Captured:
         self.level = root.level
         root.addHandler(self.handler)
         root.setLevel(logging.DEBUG)
+        # Every logger the code has, whatever earlier tests of the run left them at (a worker or a
+        # logging configuration started in-process may disable or quieten them): all that is logged.
+        self.saved = {name: (logger.disabled, logger.level, logger.propagate)
+                      for name, logger in logging.root.manager.loggerDict.items()
+                      if isinstance(logger, logging.Logger)}
+        for name in self.saved:
+            logger = logging.getLogger(name)
+            logger.disabled, logger.propagate = False, True
+            logger.setLevel(logging.NOTSET)
         return self
 
     def __exit__(self, *exc):
         root = logging.getLogger()
         root.removeHandler(self.handler)
         root.setLevel(self.level)
+        for name, (disabled, level, propagate) in self.saved.items():
+            logger = logging.getLogger(name)
+            logger.disabled, logger.propagate = disabled, propagate
+            logger.setLevel(level)
 
     def records(self) -> list[dict]:
         return [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]

@@ -98,6 +98,8 @@ BUSINESS_RULES = {
     # ends within its declared size; completing needs every byte received (and the declared sha256).
     f"PATCH {TENANT}/imports/uploads/{{session_id}}/": "Upload-Offset is the upload's offset; within its size",
     f"POST {TENANT}/imports/uploads/{{session_id}}/complete/": "every byte received, matching the sha256",
+    # An erasure is confirmed by repeating the student's external id (or asked as a dry run).
+    f"POST {TENANT}/students/{{student_id}}/erase/": "confirm_external_id is the student's external id, or dry_run",
 }
 POSITIVE_WITH_RULES = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 
