@@ -28,21 +28,6 @@ class MemberListView(InstitutionPageMixin, TemplateView):
         context["languages"] = settings.LANGUAGES
         return context
 
-    def post(self, request, *args, **kwargs):
-        """The institution's default language (POST ``default_language``); members' own choices win."""
-        try:
-            changed = institution_set_default_language(institution=self.institution,
-                                                       language=request.POST.get("default_language", ""))
-        except ValidationError as exc:
-            messages.error(request, exc.messages[0])
-        else:
-            if changed:
-                messages.success(request, _("The default language of %(name)s is now %(language)s.") % {
-                    "name": self.institution.name, "language": self.institution.get_default_language_display()})
-            else:
-                messages.info(request, _("Nothing changed: that was already the default language."))
-        return redirect("member-list", institution_slug=self.institution.slug)
-
 
 class MemberUpdateView(InstitutionPageMixin, View):
     """POST ``role`` to change a member's role, or ``remove`` to take them out of the institution."""
@@ -65,4 +50,26 @@ class MemberUpdateView(InstitutionPageMixin, View):
                 messages.success(request, f"{membership.user.username} is now {membership.get_role_display()}.")
         except MembershipError as exc:
             messages.error(request, exc.message)
+        return redirect("member-list", institution_slug=self.institution.slug)
+
+
+class InstitutionLanguageView(InstitutionPageMixin, View):
+    """POST ``default_language``: the institution's default language (members' own choices win)."""
+
+    required_capability = "manage_users"
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        """The institution's default language (POST ``default_language``); members' own choices win."""
+        try:
+            changed = institution_set_default_language(institution=self.institution,
+                                                       language=request.POST.get("default_language", ""))
+        except ValidationError as exc:
+            messages.error(request, exc.messages[0])
+        else:
+            if changed:
+                messages.success(request, _("The default language of %(name)s is now %(language)s.") % {
+                    "name": self.institution.name, "language": self.institution.get_default_language_display()})
+            else:
+                messages.info(request, _("Nothing changed: that was already the default language."))
         return redirect("member-list", institution_slug=self.institution.slug)

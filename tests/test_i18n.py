@@ -256,9 +256,10 @@ def test_a_pages_messages_are_in_the_persons_language(client, languages):
 @pytest.mark.django_db
 def test_an_administrator_sets_their_institutions_default_language_only(client, languages):
     a, b = languages
-    members = reverse("member-list", args=[a.institution.slug])
+    members = reverse("institution-language", args=[a.institution.slug])
     client.force_login(a.admin)
     response = client.post(members, {"default_language": "pt"}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("member-list", args=[a.institution.slug])
     a.institution.refresh_from_db()
     b.institution.refresh_from_db()
     assert a.institution.default_language == "pt" and b.institution.default_language == "pt"
@@ -277,7 +278,7 @@ def test_an_administrator_sets_their_institutions_default_language_only(client, 
     assert a.institution.default_language == "pt"
     # B's own change does not touch A.
     client.force_login(b.admin)
-    client.post(reverse("member-list", args=[b.institution.slug]), {"default_language": "en"})
+    client.post(reverse("institution-language", args=[b.institution.slug]), {"default_language": "en"})
     a.institution.refresh_from_db()
     b.institution.refresh_from_db()
     assert (a.institution.default_language, b.institution.default_language) == ("pt", "en")
