@@ -1,6 +1,6 @@
 """The hand-written SQL of the predictions app: storing a scored chunk, re-ranking, the
 number of instructor concerns this term written into the students' features, and the
-prediction history's retention (which runs expire, what they would remove, removing it).
+prediction history's retention (what a setting expires, counting and removing it).
 
 All are set-based statements the ORM cannot express at this speed (see the callers in
 ``predictions/services/``). Identifiers are composed with ``psycopg2.sql`` from the models'
@@ -183,50 +183,44 @@ CONCERN_COUNTS_REFRESH_STUDENTS = _concern_counts_refresh(only_given_students=Tr
 
 # --- The prediction history's retention (services.history_retention) -------------------------
 #
-# A run is the rows one job stored; its time is its rows' created_at (one value per run: the
-# job's time, see services.chunk_store). A run is kept while it is younger than
-# %(keep_all_since)s; an older one is kept while it is the last run of its calendar month (in
-# %(timezone)s) and that month is %(monthly_since)s or later (months counted as year * 12 +
-# month - 1; no bound when %(monthly_forever)s). The expired runs' rows are removed except the rows others still read:
-# a student's latest prediction (LatestPrediction) and a prediction an advisor gave feedback on.
-
-HISTORY_EXPIRED_RUNS = sql.SQL("""
-    WITH runs AS (
-        SELECT job_id, MAX(created_at) AS run_at
-        FROM {predictions} WHERE institution_id = %(institution_id)s
-        GROUP BY job_id
-    ), placed AS (
-        SELECT job_id, run_at, local_month,
-               ROW_NUMBER() OVER (PARTITION BY local_month ORDER BY run_at DESC, job_id DESC) AS from_last
-        FROM (SELECT job_id, run_at,
-                     EXTRACT(YEAR FROM run_at AT TIME ZONE %(timezone)s)::int * 12
-                     + EXTRACT(MONTH FROM run_at AT TIME ZONE %(timezone)s)::int - 1 AS local_month
-              FROM runs) AS local
-    )
-    SELECT job_id FROM placed
-    WHERE run_at < %(keep_all_since)s
-      AND NOT (from_last = 1 AND (%(monthly_forever)s OR local_month >= %(monthly_since)s::int))
-    ORDER BY run_at, job_id
-""").format(predictions=sql.Identifier(Prediction._meta.db_table))
+# Per student: a row is kept while it is younger than %(keep_all_since)s; an older one is kept
+# while it is the student's last row of its calendar month (in %(timezone)s; months counted as
+# year * 12 + month - 1) and that month is %(monthly_since)s or later (no bound when
+# %(monthly_forever)s). With full rescores that is the month's last run; with incremental ones
+# (only changed students scored) it is each student's standing at the month's end. Never
+# removed: a student's latest prediction (LatestPrediction) and a prediction an advisor gave
+# feedback on. Only rows in [%(from)s, %(until)s) are read, a span of whole local months, so
+# the clean-up can work one month at a time and the preview over all months at once.
 
 
 def _history_removable(columns: sql.Composable, tail: sql.Composable) -> sql.Composed:
-    """The expired runs' rows (``%(job_ids)s``) that nothing else reads, as ``columns``."""
+    """The expired rows that nothing else reads, as ``columns`` of ``h``."""
+    local_month = sql.SQL(
+        "(EXTRACT(YEAR FROM p.created_at AT TIME ZONE %(timezone)s)::int * 12 "
+        "+ EXTRACT(MONTH FROM p.created_at AT TIME ZONE %(timezone)s)::int - 1)")
     return sql.SQL("""
-        SELECT {columns} FROM {predictions} AS p
-        WHERE p.institution_id = %(institution_id)s AND p.job_id = ANY(%(job_ids)s::bigint[])
+        SELECT {columns} FROM (
+            SELECT p.id, p.created_at, p.job_id, {local_month} AS local_month,
+                   ROW_NUMBER() OVER (PARTITION BY p.student_id, {local_month}
+                                      ORDER BY p.created_at DESC, p.id DESC) AS from_last
+            FROM {predictions} AS p
+            WHERE p.institution_id = %(institution_id)s AND p.created_at >= %(from)s AND p.created_at < %(until)s
+        ) AS h
+        WHERE h.created_at < %(keep_all_since)s
+          AND NOT (h.from_last = 1 AND (%(monthly_forever)s OR h.local_month >= %(monthly_since)s::int))
           AND NOT EXISTS (SELECT 1 FROM {latest} AS l
-                          WHERE l.institution_id = %(institution_id)s AND l.prediction_id = p.id)
+                          WHERE l.institution_id = %(institution_id)s AND l.prediction_id = h.id)
           AND NOT EXISTS (SELECT 1 FROM {feedback} AS f
-                          WHERE f.institution_id = %(institution_id)s AND f.prediction_id = p.id)
+                          WHERE f.institution_id = %(institution_id)s AND f.prediction_id = h.id)
         {tail}
-    """).format(columns=columns, tail=tail, predictions=sql.Identifier(Prediction._meta.db_table),
+    """).format(columns=columns, tail=tail, local_month=local_month,
+                predictions=sql.Identifier(Prediction._meta.db_table),
                 latest=sql.Identifier(LatestPrediction._meta.db_table),
                 feedback=sql.Identifier(RiskFeedback._meta.db_table))
 
 
 # What the clean-up would remove: rows, and runs that lose at least one row.
-HISTORY_REMOVABLE_COUNT = _history_removable(sql.SQL("COUNT(*), COUNT(DISTINCT p.job_id)"), sql.SQL(""))
+HISTORY_REMOVABLE_COUNT = _history_removable(sql.SQL("COUNT(*), COUNT(DISTINCT h.job_id)"), sql.SQL(""))
 
 # One bounded batch of the removal (its own transaction); returns the job of each removed row.
 HISTORY_REMOVE_BATCH = sql.SQL("""
@@ -236,8 +230,15 @@ HISTORY_REMOVE_BATCH = sql.SQL("""
     RETURNING d.job_id
 """).format(
     predictions=sql.Identifier(Prediction._meta.db_table),
-    removable=_history_removable(sql.SQL("p.id, p.created_at"), sql.SQL("LIMIT %(batch_size)s")),
+    removable=_history_removable(sql.SQL("h.id, h.created_at"), sql.SQL("LIMIT %(batch_size)s")),
 )
+
+# The oldest row the setting could expire (the clean-up starts its months there).
+HISTORY_OLDEST_BEFORE = sql.SQL("""
+    SELECT MIN(created_at) FROM {predictions}
+    WHERE institution_id = %(institution_id)s AND created_at < %(keep_all_since)s
+""").format(predictions=sql.Identifier(Prediction._meta.db_table))
+
 
 # --- The history's monthly partitions (migration 0013; services.history_partitions) ----------
 #

@@ -2,15 +2,18 @@
 
 Every scoring run stores one history row per student it scored. An institution keeps every run
 for ``history_keep_all_days`` days, then the last run of each calendar month (in its time zone)
-for ``history_keep_monthly_months`` months, or forever. Whatever the setting, the clean-up never
-removes a row something still reads: a student's latest prediction (the dashboards, the API, the
-ranking) and a prediction an advisor gave feedback on (counted on the model page). The history
+for ``history_keep_monthly_months`` months, or forever. "The last run" is taken per student: a
+student keeps their last row of each month, so an incremental rescore at the end of a month (which
+scores only the students whose data changed) does not cost everyone else that month's history.
+Whatever the setting, the clean-up never removes a row something still reads: a student's
+latest prediction (the dashboards, the API, the ranking) and a prediction an advisor gave feedback on (counted on the model page). The history
 a student's risk chart, the sharp rises and the effectiveness report read is what the setting
 keeps (docs/operations.md, "Prediction history: growth and retention").
 
 The clean-up is a job per institution (kind ``history_cleanup``, on the jobs pages). Its start
-fixes the time it works from, so its plan equals the preview made at that time; it removes rows
-in batches of ``HISTORY_BATCH_SIZE``, each its own short transaction, and stops after
+fixes the time it works from, so its plan equals the preview made at that time; it works one
+local month at a time (which reads one or two partitions) and removes rows in batches of
+``HISTORY_BATCH_SIZE``, each its own short transaction, and stops after
 ``HISTORY_MAX_SECONDS``, leaving the rest to the next day's run (removing is idempotent).
 """
 
@@ -67,27 +70,34 @@ class HistoryRetentionInvalid(ValueError):
 
 
 def _month_index(day: datetime.date, months_back: int = 0) -> int:
-    """Months counted as ``year * 12 + month - 1`` (as predictions.sql.HISTORY_EXPIRED_RUNS does)."""
+    """Months counted as ``year * 12 + month - 1`` (as predictions.sql's statements do)."""
     return day.year * 12 + (day.month - 1) - months_back
 
 
+def _month_start(index: int, zone: zoneinfo.ZoneInfo) -> datetime.datetime:
+    """The instant a local month (by index) begins."""
+    return datetime.datetime(index // 12, index % 12 + 1, 1, tzinfo=zone)
+
+
+EARLIEST = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 def _plan_params(*, institution: Institution, retention: HistoryRetention, at: datetime.datetime) -> dict:
-    local_today = at.astimezone(zoneinfo.ZoneInfo(institution.timezone)).date()
+    zone = zoneinfo.ZoneInfo(institution.timezone)
+    keep_all_since = at - datetime.timedelta(days=retention.keep_all_days)
     forever = retention.keep_monthly_months is None
     return {
         "institution_id": institution.pk,
         "timezone": institution.timezone,
-        "keep_all_since": at - datetime.timedelta(days=retention.keep_all_days),
+        "keep_all_since": keep_all_since,
         "monthly_forever": forever,
-        # The earliest local month whose last run is kept.
-        "monthly_since": None if forever else _month_index(local_today, retention.keep_monthly_months),
+        # The earliest local month whose last rows are kept.
+        "monthly_since": None if forever else _month_index(at.astimezone(zone).date(),
+                                                           retention.keep_monthly_months),
+        # Every whole local month up to the one the cut-off falls in.
+        "from": EARLIEST,
+        "until": _month_start(_month_index(keep_all_since.astimezone(zone).date()) + 1, zone),
     }
-
-
-def _expired_runs(*, institution: Institution, retention: HistoryRetention, at: datetime.datetime) -> list[int]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql.HISTORY_EXPIRED_RUNS, _plan_params(institution=institution, retention=retention, at=at))
-        return [row[0] for row in cursor.fetchall()]
 
 
 def history_removal_preview(
@@ -96,13 +106,22 @@ def history_removal_preview(
     """What the next clean-up would remove at ``at`` (now) under ``retention`` (the saved setting)."""
     at = at or timezone.now()
     retention = retention or HistoryRetention.of(prediction_settings_get(institution=institution))
-    job_ids = _expired_runs(institution=institution, retention=retention, at=at)
-    if not job_ids:
-        return HistoryRemoval(rows=0, runs=0, at=at)
     with connection.cursor() as cursor:
-        cursor.execute(sql.HISTORY_REMOVABLE_COUNT, {"institution_id": institution.pk, "job_ids": job_ids})
+        cursor.execute(sql.HISTORY_REMOVABLE_COUNT, _plan_params(institution=institution, retention=retention, at=at))
         rows, runs = cursor.fetchone()
     return HistoryRemoval(rows=rows, runs=runs, at=at)
+
+
+def _months_to_clean(params: dict, zone: zoneinfo.ZoneInfo) -> list[tuple[datetime.datetime, datetime.datetime]]:
+    """The local months from the oldest expirable row to the cut-off's, as [from, until) instants."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.HISTORY_OLDEST_BEFORE, params)
+        oldest = cursor.fetchone()[0]
+    if oldest is None:
+        return []
+    first = _month_index(oldest.astimezone(zone).date())
+    last = _month_index(params["keep_all_since"].astimezone(zone).date())
+    return [(_month_start(index, zone), _month_start(index + 1, zone)) for index in range(first, last + 1)]
 
 
 def _validated(keep_all_days, keep_monthly_months) -> HistoryRetention:
@@ -177,7 +196,7 @@ def history_cleanup_start(*, institution: Institution, at: datetime.datetime | N
 
 
 def history_cleanup_run(*, institution: Institution, job: Job, max_seconds: float | None = None) -> dict:
-    """The clean-up job's body: remove the expired runs' rows at the job's time, in batches.
+    """The clean-up job's body: remove the rows expired at the job's time, a month at a time, in batches.
 
     The setting is the one the job was started with (its params), so what it removes is what the
     preview at that time showed. Stops after ``max_seconds`` with what remains for the next run.
@@ -185,23 +204,27 @@ def history_cleanup_run(*, institution: Institution, job: Job, max_seconds: floa
     at = datetime.datetime.fromisoformat(job.params["at"])
     retention = HistoryRetention(int(job.params["keep_all_days"]), job.params.get("keep_monthly_months"))
     deadline = time.monotonic() + (HISTORY_MAX_SECONDS if max_seconds is None else max_seconds)
-    job_ids = _expired_runs(institution=institution, retention=retention, at=at)
-    expected = history_removal_preview(institution=institution, retention=retention, at=at).rows if job_ids else 0
+    params = _plan_params(institution=institution, retention=retention, at=at)
+    expected = history_removal_preview(institution=institution, retention=retention, at=at).rows
     job_mark_running(job, total=expected, stage="Removing prediction history past the retention setting")
+    months = _months_to_clean(params, zoneinfo.ZoneInfo(institution.timezone)) if expected else []
     removed, runs, complete = 0, set(), True
-    while job_ids:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql.HISTORY_REMOVE_BATCH, {"institution_id": institution.pk, "job_ids": job_ids,
-                                                      "batch_size": HISTORY_BATCH_SIZE})
-            batch = [row[0] for row in cursor.fetchall()]
-        removed += len(batch)
-        runs.update(batch)
-        job_progress(job, done=min(removed, expected))
-        if len(batch) < HISTORY_BATCH_SIZE:
+    for month_from, month_until in months:
+        while complete:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql.HISTORY_REMOVE_BATCH, {**params, "from": month_from, "until": month_until,
+                                                          "batch_size": HISTORY_BATCH_SIZE})
+                batch = [row[0] for row in cursor.fetchall()]
+            removed += len(batch)
+            runs.update(batch)
+            job_progress(job, done=min(removed, expected))
+            if time.monotonic() > deadline:
+                complete = False
+            if len(batch) < HISTORY_BATCH_SIZE:
+                break
+        if not complete:
             break
-        if time.monotonic() > deadline:
-            complete = False
-            break
+    complete = complete or removed >= expected
     counts = {"removed_rows": removed, "runs": len(runs)}
     job_succeed(job, counts=counts, result={"at": job.params["at"], "retention": retention.describe(),
                                             "complete": complete})

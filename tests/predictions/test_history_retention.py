@@ -17,6 +17,7 @@ from predictions import sql
 from predictions.models import LatestPrediction, Prediction, PredictionSettings, RiskFeedback
 from predictions.services.history_retention import (
     HistoryRetention,
+    _plan_params,
     history_cleanup_run,
     history_cleanup_start,
     history_removal_preview,
@@ -36,7 +37,9 @@ RUN_DAYS = (10, 31, 45, 50, 100, 105, 400)
 
 class History:
     """Scoring runs of one institution: every student but the first in each run; the first
-    student only in the oldest run, which stays their latest prediction."""
+    student only in the oldest run, which stays their latest prediction. A run holds every
+    student it scored, so here "the last run of a month" and "each student's last row of the
+    month" are the same rows."""
 
     def __init__(self, tenant):
         self.tenant, self.institution = tenant, tenant.institution
@@ -147,6 +150,29 @@ def test_preview_equals_what_the_clean_up_then_removes(histories, tenants, djang
     assert left.rows == shorter.rows - preview.rows
 
 
+def test_an_incremental_run_at_a_months_end_keeps_everyone_elses_last_row_of_that_month(
+        histories, tenants, django_capture_on_commit_callbacks):
+    history_a, _ = histories
+    a, _ = tenants
+    # After the full Aug 24 run, an incremental run on Aug 30 rescored only one (changed) student.
+    with institution_scope(a.institution):
+        late = Job.objects.for_institution(a.institution).create(kind=JobKind.RESCORE, status=JobStatus.SUCCEEDED)
+        Prediction.objects.for_institution(a.institution).create(
+            institution=a.institution, student=a.students[3], model_version=history_a.version, job=late, risk=0.9,
+            band="high", base_value=0.0, factors=[], input_fingerprint="changed")
+        Prediction.objects.for_institution(a.institution).filter(job=late).update(
+            created_at=NOW - datetime.timedelta(days=94))
+    _set(a, history_keep_all_days=30, history_keep_monthly_months=6)  # August is kept monthly now
+
+    _clean(a, django_capture_on_commit_callbacks)
+
+    august_last = history_a.rows(100)  # Aug 24: each student's last August row, but the changed one's
+    assert sorted(august_last.values_list("student__external_id", flat=True)) == ["S002", "S003", "S005", "S006"]
+    assert list(Prediction.objects.for_institution(a.institution).filter(job=late).values_list("risk", flat=True)) \
+        == [0.9]
+    assert history_a.rows(105).count() == 0  # Aug 19: nobody's last of the month
+
+
 def test_running_one_institutions_clean_up_never_touches_anothers_rows(
         histories, tenants, django_capture_on_commit_callbacks):
     history_a, history_b = histories
@@ -155,13 +181,11 @@ def test_running_one_institutions_clean_up_never_touches_anothers_rows(
     b_rows = set(history_b.rows().values_list("id", "risk", "created_at"))
 
     job = _clean(a, django_capture_on_commit_callbacks)
-    # Inside A's scope, the removal statement given B's runs (as A, or even as B) reaches none of them.
-    b_runs = [run.pk for run in history_b.runs.values()]
+    # Inside A's scope, the removal statement naming B, with the shortest setting, reaches none of B's rows.
+    params = _plan_params(institution=b.institution, retention=HistoryRetention(1, 0), at=NOW)
     with institution_scope(a.institution), connection.cursor() as cursor:
-        for institution in (a.institution, b.institution):
-            cursor.execute(sql.HISTORY_REMOVE_BATCH, {"institution_id": institution.pk, "job_ids": b_runs,
-                                                      "batch_size": 1000})
-            assert cursor.rowcount == 0
+        cursor.execute(sql.HISTORY_REMOVE_BATCH, {**params, "batch_size": 1000})
+        assert cursor.rowcount == 0
 
     assert job.counts["removed_rows"] == 24
     assert set(history_b.rows().values_list("id", "risk", "created_at")) == b_rows
