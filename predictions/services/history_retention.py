@@ -6,8 +6,9 @@ for ``history_keep_monthly_months`` months, or forever. "The last run" is taken 
 student keeps their last row of each month, so an incremental rescore at the end of a month (which
 scores only the students whose data changed) does not cost everyone else that month's history.
 Whatever the setting, the clean-up never removes a row something still reads: a student's
-latest prediction (the dashboards, the API, the ranking) and a prediction an advisor gave feedback on (counted on the model page). The history
-a student's risk chart, the sharp rises and the effectiveness report read is what the setting
+latest prediction (the dashboards, the API, the ranking) and a prediction an advisor gave
+feedback on (counted on the model page). The history a student's risk chart, the sharp rises
+and the effectiveness report read is what the setting
 keeps (docs/operations.md, "Prediction history: growth and retention").
 
 The clean-up is a job per institution (kind ``history_cleanup``, on the jobs pages). Its start
