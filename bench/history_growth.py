@@ -20,20 +20,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rescore import build_institution  # noqa: E402, I001  (it sets Django up first)
+from rescore import build_institution  # noqa: I001  (it sets Django up first)
 
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from psycopg2 import sql  # noqa: E402
+from django.core.management import call_command
+from django.db import connection
+from psycopg2 import sql
 
-from institutions.jobs import job_create  # noqa: E402
-from institutions.models import Job, JobKind, JobStatus  # noqa: E402
-from institutions.scoping import institution_scope  # noqa: E402
-from predictions.models import Prediction  # noqa: E402
-from predictions.selectors import model_version_live  # noqa: E402
-from predictions.services.jobs import rescore_job_run  # noqa: E402
-from predictions.services.promotion import model_version_promote  # noqa: E402
-from predictions.services.training import model_version_train  # noqa: E402
+from institutions.jobs import job_create
+from institutions.models import Job, JobKind, JobStatus
+from institutions.scoping import institution_scope
+from predictions.models import Prediction
+from predictions.selectors import model_version_live
+from predictions.services.jobs import rescore_job_run
+from predictions.services.promotion import model_version_promote
+from predictions.services.training import model_version_train
 
 HISTORY_SIZE = sql.SQL("SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0) FROM pg_partition_tree({table})").format(
     table=sql.Literal(Prediction._meta.db_table))

@@ -175,7 +175,7 @@ def test_an_incremental_run_at_a_months_end_keeps_everyone_elses_last_row_of_tha
 
 def test_running_one_institutions_clean_up_never_touches_anothers_rows(
         histories, tenants, django_capture_on_commit_callbacks):
-    history_a, history_b = histories
+    _, history_b = histories
     a, b = tenants
     _set(b, history_keep_all_days=1, history_keep_monthly_months=0)  # B would lose almost everything
     b_rows = set(history_b.rows().values_list("id", "risk", "created_at"))
@@ -196,7 +196,7 @@ def test_the_clean_up_is_idempotent_and_the_daily_beat_starts_only_jobs_with_wor
         histories, tenants, django_capture_on_commit_callbacks, monkeypatch):
     from predictions import tasks
 
-    a, b = tenants
+    a, _ = tenants
     monkeypatch.setattr(tasks, "history_cleanup_start",
                         lambda *, institution: history_cleanup_start(institution=institution, at=NOW))
     with django_capture_on_commit_callbacks(execute=True):

@@ -23,7 +23,7 @@ TABLE = Prediction._meta.db_table
 
 def _rows_in(partition: str) -> list[tuple[int, int]]:
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT institution_id, count(*) FROM "{partition}" GROUP BY 1 ORDER BY 1')  # noqa: S608
+        cursor.execute(f'SELECT institution_id, count(*) FROM "{partition}" GROUP BY 1 ORDER BY 1')
         return cursor.fetchall()
 
 
