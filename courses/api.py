@@ -3,14 +3,17 @@
 Reads: ``courses/``, ``sections/``, ``terms/``, ``instructors/``, ``enrolments/`` (each with its
 detail); progress surveys: ``concern-types/``, ``surveys/`` and ``surveys/<id>/participation/``
 (invited, opened, answered, concerns and kudos per instructor and per course). The import:
-``POST roster-imports/`` (multipart: the export's zip or its CSV files)
-answers 201 with the preview and writes nothing else; ``POST roster-imports/<id>/confirm/``
-applies it; ``POST roster-imports/<id>/discard/`` drops it.
+``POST roster-imports/`` (multipart: the export's zip or its CSV files) stores the files and
+answers 202 with the roster import, its preview job and the URL to poll; the job stores the
+preview (``status`` becomes ``previewed``) and writes nothing else. ``POST roster-imports/<id>/confirm/``
+answers 202 with the commit job, which checks again and applies it all or nothing;
+``POST roster-imports/<id>/discard/`` drops it.
 """
 
 from __future__ import annotations
 
 import django_filters
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, parsers, serializers, status
 from rest_framework.decorators import action
@@ -19,16 +22,16 @@ from rest_framework.response import Response
 from institutions.api.base import InstitutionViewSet
 from institutions.api.errors import error_body
 from institutions.api.filters import IdFilter
+from institutions.api.serializers import JobSerializer
 from students.importing.errors import ImportFileError
 
 from .models import AcademicSession, ConcernType, Course, Enrolment, Instructor, ProgressSurvey, RosterImport, Section
 from .oneroster import STUDENT_ID_FIELDS
 from .roster_import import (
     RosterInvalid,
-    RosterPreviewStale,
     roster_import_confirm,
     roster_import_discard,
-    roster_import_preview,
+    roster_import_upload,
 )
 from .selectors import (
     academic_session_list,
@@ -110,11 +113,20 @@ class EnrolmentSerializer(serializers.ModelSerializer):
 class RosterImportSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.CharField(source="uploaded_by.get_username", default=None, allow_null=True)
     committed_by = serializers.CharField(source="committed_by.get_username", default=None, allow_null=True)
+    url = serializers.SerializerMethodField()
+    preview_job = JobSerializer(read_only=True, allow_null=True)
+    commit_job = JobSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = RosterImport
-        fields = ["id", "original_name", "sha256", "size", "options", "status", "preview", "result",
-                  "uploaded_by", "committed_by", "committed_at", "created_at"]
+        fields = ["id", "url", "original_name", "sha256", "size", "options", "status", "preview", "result",
+                  "preview_job", "commit_job", "uploaded_by", "committed_by", "committed_at", "created_at"]
+
+    def get_url(self, roster: RosterImport) -> str:
+        path = reverse("api-roster-import-detail",
+                       kwargs={"institution_slug": roster.institution.slug, "pk": roster.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
 
 
 class RosterUploadSerializer(serializers.Serializer):
@@ -216,40 +228,42 @@ class RosterImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
     def access_object(self, object_id):
         return access_roster_import(institution=self.institution, roster_import_id=object_id)
 
-    @extend_schema(request={"multipart/form-data": RosterUploadSerializer}, responses={201: RosterImportSerializer})
+    def _body(self, roster: RosterImport) -> dict:
+        roster = access_roster_import(institution=self.institution, roster_import_id=roster.pk)  # jobs as now
+        return RosterImportSerializer(roster, context=self.get_serializer_context()).data
+
+    @extend_schema(request={"multipart/form-data": RosterUploadSerializer}, responses={202: RosterImportSerializer})
     def create(self, request, *args, **kwargs):
+        """Store the files and queue their check: 202 with the roster import to poll (``url``)."""
         upload = RosterUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         try:
-            roster = roster_import_preview(
+            roster = roster_import_upload(
                 institution=self.institution, uploaded_files=upload.validated_data["files"], user=request.user,
                 student_id_field=upload.validated_data["student_id_field"])
-        except (ImportFileError, RosterInvalid) as exc:
+        except ImportFileError as exc:
             return _refusal(exc)
-        return Response(RosterImportSerializer(roster).data, status=status.HTTP_201_CREATED)
+        body = self._body(roster)
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
-    @extend_schema(request=None, responses={200: RosterImportSerializer, 409: RosterImportSerializer})
+    @extend_schema(request=None, responses={202: RosterImportSerializer})
     @action(detail=True, methods=["post"])
     def confirm(self, request, *args, **kwargs):
+        """Queue the commit job: 202. It fails with ``result.code`` ``roster_preview_changed`` (and the
+        roster import waits for confirmation again, with the new preview) if the data changed."""
         roster = self.get_object()
         try:
             roster = roster_import_confirm(institution=self.institution, roster_import=roster, user=request.user)
-        except (ImportFileError, RosterInvalid) as exc:
+        except ImportFileError as exc:
             return _refusal(exc)
-        except RosterPreviewStale:
-            roster.refresh_from_db()
-            body = error_body(code="roster_preview_changed", message=(
-                "The institution's data changed since this preview, so nothing was imported. The preview now shows "
-                "what the import would do; review it and confirm again."))
-            body["roster_import"] = RosterImportSerializer(roster).data
-            return Response(body, status=status.HTTP_409_CONFLICT)
-        return Response(RosterImportSerializer(roster).data)
+        body = self._body(roster)
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
     @extend_schema(request=None, responses={200: RosterImportSerializer})
     @action(detail=True, methods=["post"])
     def discard(self, request, *args, **kwargs):
         roster = roster_import_discard(institution=self.institution, roster_import=self.get_object())
-        return Response(RosterImportSerializer(roster).data)
+        return Response(self._body(roster))
 
 
 # --- Progress surveys (read-only) ------------------------------------------------------------------------------

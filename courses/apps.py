@@ -9,6 +9,7 @@ class CoursesConfig(AppConfig):
     def ready(self) -> None:
         from institutions.signals import institution_created
 
+        from . import tasks  # noqa: F401 - registers the roster import job runner
         from .new_institution import give_new_institution_default_concern_types
 
         institution_created.connect(give_new_institution_default_concern_types,

@@ -174,7 +174,10 @@ class Enrolment(TenantModel):
 
 
 class RosterImportStatus(models.TextChoices):
+    CHECKING = "checking", "Being checked"
     PREVIEWED = "previewed", "Waiting for confirmation"
+    COMMITTING = "committing", "Being imported"
+    FAILED = "failed", "Refused"
     COMMITTED = "committed", "Imported"
     DISCARDED = "discarded", "Discarded"
 
@@ -182,9 +185,12 @@ class RosterImportStatus(models.TextChoices):
 class RosterImport(TenantModel):
     """A OneRoster file set on its way from preview to commit, and afterwards the record of it.
 
-    ``pending`` holds the checked rows between preview and confirmation (cleared once committed
-    or discarded, so no copy of the roster outlives the import); ``preview`` holds what the import
-    will change (counts per kind and examples), ``result`` what it did.
+    The uploaded files are kept under MEDIA_ROOT (``files``: their names and where they are
+    stored) between the upload and the commit, and removed once it is committed, discarded or
+    refused, so no copy of the roster outlives the import. A preview job (``preview_job``) checks
+    them and stores ``preview`` (what the import will change: counts per kind and examples); the
+    commit job (``commit_job``) reads them again, checks again and applies them; ``result`` is what
+    it did.
     """
 
     original_name = models.CharField(max_length=255)
@@ -192,10 +198,16 @@ class RosterImport(TenantModel):
     size = models.PositiveBigIntegerField(default=0)
     options = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=RosterImportStatus.choices,
-                              default=RosterImportStatus.PREVIEWED)
+                              default=RosterImportStatus.CHECKING)
     preview = models.JSONField(default=dict, blank=True)
-    pending = models.JSONField(default=dict, blank=True)
+    files = models.JSONField(default=list, blank=True,
+                             help_text="[original name, stored name under MEDIA_ROOT] per uploaded file, until it "
+                                       "is committed, discarded or refused")
     result = models.JSONField(default=dict, blank=True)
+    preview_job = models.ForeignKey("institutions.Job", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", db_index=False)
+    commit_job = models.ForeignKey("institutions.Job", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", db_index=False)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )

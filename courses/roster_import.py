@@ -1,14 +1,19 @@
 """The OneRoster roster import: preview what a file set will change, then apply it when confirmed.
 
-:func:`roster_import_preview` reads and checks the whole upload (``courses.oneroster``), matches
-it against the institution's courses, sections, terms, instructors and enrolments and its
-students (by ``external_id``), and stores a :class:`RosterImport` holding the checked rows and the
-preview (how many of each kind are created, updated, unchanged and deleted, with examples, and
-what is skipped). A bad file set writes nothing and raises :class:`ImportFileError` (the whole
-upload) or :class:`RosterInvalid` (row errors). :func:`roster_import_confirm` plans again against
-the database as it is now and applies the plan only if it is the one the administrator saw (its
-digest); otherwise it stores the new preview and raises :class:`RosterPreviewStale`. Upserts are
-keyed on ``(institution, sourcedId)``: importing the same roster twice changes nothing.
+Nothing is read in the web request. :func:`roster_import_upload` stores the uploaded files
+(size-bounded) under MEDIA_ROOT and queues a ``roster_import`` job; the job
+(:func:`roster_job_run`, step ``preview``) reads and checks the files (``courses.oneroster``),
+matches them against the institution's courses, sections, terms, instructors and enrolments and
+its students (by ``external_id``), and stores the preview on the :class:`RosterImport` (how many of
+each kind are created, updated, unchanged and deleted, with examples, and what is skipped) and its
+digest. A bad file set writes nothing: the job fails with the specific error (an
+:class:`ImportFileError` for the whole upload, :class:`RosterInvalid` row errors) and the files are
+removed. :func:`roster_import_confirm` queues the commit job (step ``commit``), which reads the
+stored files again, plans against the database as it is then and applies the plan, all or nothing,
+only if it is the one the administrator saw (its digest); otherwise the roster import waits for
+confirmation again with the new preview and the job fails with ``roster_preview_changed``. No
+checked row is kept in the database between the two. Upserts are keyed on
+``(institution, sourcedId)``: importing the same roster twice changes nothing.
 """
 
 from __future__ import annotations
@@ -16,16 +21,22 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
+import os
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from institutions.models import Institution
+from institutions.jobs import job_create, job_dispatch, job_fail, job_mark_running, job_progress, job_succeed
+from institutions.models import Institution, Job, JobKind
 from students.importing.errors import ImportFileError
 from students.models import Student
+from students.upload_files import upload_file_write
 
 from .models import (
     AcademicSession,
@@ -40,6 +51,7 @@ from .models import (
 )
 from .oneroster import STUDENT_ID_FIELDS, RosterData, RowErrors, roster_files, roster_read
 
+logger = logging.getLogger(__name__)
 EXAMPLES_PER_KIND = 10
 UNKNOWN_STUDENTS_LISTED = 20
 _BATCH = 2000
@@ -54,10 +66,6 @@ class RosterInvalid(Exception):
 
     def as_dict(self) -> dict:
         return {"error_count": self.errors.total, "errors": self.errors.items}
-
-
-class RosterPreviewStale(Exception):
-    """The institution's data changed since the preview: the new preview must be reviewed."""
 
 
 @dataclass(frozen=True)
@@ -259,7 +267,7 @@ def _cascade(institution, plans) -> tuple[dict[str, int], set[str]]:
     return {key: value for key, value in cascade.items() if value}, set(cascaded_sections)
 
 
-# --- preview, confirm, discard -------------------------------------------------------------------
+# --- upload, preview job, confirm (commit job), discard ------------------------------------------
 
 def _read_uploads(uploaded_files) -> tuple[list[tuple[str, bytes]], str, int]:
     limit = settings.IMPORT_MAX_FILE_BYTES
@@ -279,63 +287,187 @@ def _read_uploads(uploaded_files) -> tuple[list[tuple[str, bytes]], str, int]:
     return uploads, digest.hexdigest(), total
 
 
-def roster_import_preview(*, institution: Institution, uploaded_files: list, user: AbstractBaseUser | None,
-                          student_id_field: str = "sourcedId") -> RosterImport:
-    """Check the upload and store what importing it would change; nothing else is written."""
+def _stored_path(stored_name: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / stored_name
+
+
+def _remove_files(roster: RosterImport) -> None:
+    for _, stored in roster.files or []:
+        try:
+            os.remove(_stored_path(stored))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.warning("could not remove file %s of roster import %s: %s", stored, roster.pk, exc)
+
+
+def _queue(roster: RosterImport, *, step: str, user) -> Job:
+    job, _ = job_create(institution=roster.institution, kind=JobKind.ROSTER_IMPORT, created_by=user,
+                        params={"roster_import_id": roster.pk, "step": step, "file": roster.original_name})
+    job_dispatch(job)
+    return job
+
+
+def roster_import_upload(*, institution: Institution, uploaded_files: list, user: AbstractBaseUser | None,
+                         student_id_field: str = "sourcedId") -> RosterImport:
+    """Store the upload (size-bounded) and queue the job that checks it; nothing is read here."""
     if student_id_field not in STUDENT_ID_FIELDS:
         raise ImportFileError("roster_bad_option", f"Students can be matched on {', '.join(STUDENT_ID_FIELDS)}.")
     uploads, sha256, size = _read_uploads(uploaded_files)
+    files = []
+    try:
+        for name, content in uploads:
+            suffix = ".zip" if name.lower().endswith(".zip") else ".csv"
+            stored = f"rosters/{institution.pk}/{uuid.uuid4().hex}{suffix}"
+            upload_file_write(_stored_path(stored), iter([content]))
+            files.append([Path(name).name[:255], stored])
+    except ImportFileError:  # the disk refused one (upload_file_write says why): keep none of them
+        for _, stored in files:
+            _stored_path(stored).unlink(missing_ok=True)
+        raise
+    name = uploads[0][0] if len(uploads) == 1 else f"{len(uploads)} CSV files"
+    with transaction.atomic():
+        roster = RosterImport.objects.for_institution(institution).create(
+            original_name=Path(name).name[:255], sha256=sha256, size=size,
+            options={"student_id_field": student_id_field}, files=files, uploaded_by=user,
+            status=RosterImportStatus.CHECKING)
+        roster.preview_job = _queue(roster, step="preview", user=user)
+        roster.save(update_fields=["preview_job", "updated_at"])
+    return roster
+
+
+def _read_stored(roster: RosterImport) -> RosterData:
+    uploads = []
+    for name, stored in roster.files:
+        try:
+            uploads.append((name, _stored_path(stored).read_bytes()))
+        except FileNotFoundError as exc:
+            raise ImportFileError("roster_files_gone", "The roster's files are no longer kept; upload them "
+                                                       "again.") from exc
     texts, ignored = roster_files(uploads)
-    data, errors = roster_read(texts, student_id_field=student_id_field)
+    data, errors = roster_read(texts, student_id_field=roster.options.get("student_id_field", "sourcedId"))
     if errors:
         raise RosterInvalid(errors)
     data.files, data.ignored_files = sorted(f"{stem}.csv" for stem in texts), ignored
-    plan, errors = roster_plan(institution=institution, data=data)
-    if errors:
-        raise RosterInvalid(errors)
-    name = uploads[0][0] if len(uploads) == 1 else f"{len(uploads)} CSV files"
-    return RosterImport.objects.for_institution(institution).create(
-        original_name=name[:255], sha256=sha256, size=size, options={"student_id_field": student_id_field},
-        preview=plan.summary(data), pending=data.as_dict(), uploaded_by=user,
-    )
+    return data
+
+
+def _refused(job: Job, roster: RosterImport, exc: Exception) -> None:
+    """A bad file set: the job records the specific error; the files go, nothing else changed."""
+    if isinstance(exc, RosterInvalid):
+        error = f"The roster has {exc.errors.total} problem(s); nothing was imported."
+        result = {"code": "roster_invalid", **exc.as_dict()}
+    else:
+        error, result = exc.message, {"code": exc.code, "file_error": exc.as_dict()}
+    _remove_files(roster)
+    RosterImport.objects.for_institution(roster.institution).filter(pk=roster.pk).update(
+        status=RosterImportStatus.FAILED, files=[], result=result, updated_at=timezone.now())
+    job_fail(job, error=error, result=result)
+
+
+def roster_job_run(*, institution: Institution, job: Job) -> None:
+    """The preview job (read and check the stored files, store the preview) or the commit job
+    (read and check them again, apply all or nothing if the plan is the one previewed)."""
+    roster = RosterImport.objects.for_institution(institution).filter(pk=job.params.get("roster_import_id")).first()
+    if roster is None:
+        job_fail(job, error="The roster import is gone (deleted); nothing was imported.")
+        return
+    if job.params.get("step") == "commit":
+        _commit_job_run(institution, job, roster)
+        return
+    job_mark_running(job, stage="reading the roster", total=2)
+    if roster.status != RosterImportStatus.CHECKING:
+        job_fail(job, error=f"This roster import is {roster.get_status_display().lower()}; nothing to check.")
+        return
+    try:
+        data = _read_stored(roster)
+        job_progress(job, done=1, stage="matching against the platform")
+        plan, errors = roster_plan(institution=institution, data=data)
+        if errors:
+            raise RosterInvalid(errors)
+    except (ImportFileError, RosterInvalid) as exc:
+        _refused(job, roster, exc)
+        return
+    preview = plan.summary(data)
+    RosterImport.objects.for_institution(institution).filter(pk=roster.pk, status=RosterImportStatus.CHECKING) \
+        .update(preview=preview, status=RosterImportStatus.PREVIEWED, updated_at=timezone.now())
+    job_succeed(job, counts={name: sum(counts.values()) for name, counts in preview["counts"].items()},
+                result={"digest": preview["digest"]})
+
+
+def _commit_job_run(institution: Institution, job: Job, roster: RosterImport) -> None:
+    job_mark_running(job, stage="reading the roster again", total=2)
+    stale = False
+    try:
+        with transaction.atomic():
+            locked = RosterImport.objects.for_institution(institution).select_for_update().get(pk=roster.pk)
+            if locked.status != RosterImportStatus.COMMITTING or locked.commit_job_id != job.pk:
+                job_fail(job, error=f"This roster import is {locked.get_status_display().lower()}; "
+                                    "nothing was imported.")
+                return
+            data = _read_stored(locked)
+            plan, errors = roster_plan(institution=institution, data=data)
+            if errors:
+                raise RosterInvalid(errors)
+            stale = plan.digest() != locked.preview.get("digest")
+            if stale:
+                # The administrator reviews this one next: it waits for confirmation again.
+                locked.preview, locked.status = plan.summary(data), RosterImportStatus.PREVIEWED
+                locked.save(update_fields=["preview", "status", "updated_at"])
+            else:
+                job_progress(job, done=1, stage="importing")
+                _apply(institution, data, plan)
+                locked.status, locked.committed_by = RosterImportStatus.COMMITTED, job.created_by
+                locked.committed_at = timezone.now()
+                locked.result = {"counts": locked.preview["counts"], "cascade": plan.cascade,
+                                 "skipped": plan.skipped}
+                locked.save(update_fields=["status", "committed_by", "committed_at", "result", "updated_at"])
+    except (ImportFileError, RosterInvalid) as exc:
+        _refused(job, roster, exc)
+        return
+    if stale:
+        job_fail(job, error="The platform's data changed since the preview, so the roster would now do something "
+                            "else; nothing was imported. Review the new preview and confirm again.",
+                 result={"code": "roster_preview_changed"})
+        return
+    _remove_files(locked)
+    RosterImport.objects.for_institution(institution).filter(pk=roster.pk).update(files=[])
+    job_succeed(job, counts={name: sum(c[k] for k in ("create", "update", "delete"))
+                             for name, c in locked.result["counts"].items()})
 
 
 def roster_import_confirm(*, institution: Institution, roster_import: RosterImport,
                           user: AbstractBaseUser | None) -> RosterImport:
-    """Apply the previewed roster, all or nothing, if it still does what the preview showed."""
+    """Queue the commit job for a previewed roster: it re-checks against the data as it is then and
+    applies the roster, all or nothing, only if it still does what the preview showed."""
     with transaction.atomic():
         locked = RosterImport.objects.for_institution(institution).select_for_update().get(pk=roster_import.pk)
-        if locked.status != RosterImportStatus.PREVIEWED:
+        if locked.status != RosterImportStatus.PREVIEWED and not roster_import_stopped(locked, step="commit"):
             raise ImportFileError("roster_not_pending", (
                 f"This roster import is {locked.get_status_display().lower()}; only one waiting for confirmation "
                 "can be imported. Upload the files again for a new preview."))
-        data = RosterData.from_dict(locked.pending)
-        plan, errors = roster_plan(institution=institution, data=data)
-        if errors:
-            raise RosterInvalid(errors)
-        stale = plan.digest() != locked.preview.get("digest")
-        if stale:
-            # Kept (the block ends normally): the administrator reviews this one next.
-            locked.preview = plan.summary(data)
-            locked.save(update_fields=["preview", "updated_at"])
-        else:
-            _apply(institution, data, plan)
-            locked.status, locked.committed_by = RosterImportStatus.COMMITTED, user
-            locked.committed_at = timezone.now()
-            locked.result = {"counts": locked.preview["counts"], "cascade": plan.cascade, "skipped": plan.skipped}
-            locked.pending = {}
-            locked.save(update_fields=["status", "committed_by", "committed_at", "result", "pending", "updated_at"])
-    if stale:
-        raise RosterPreviewStale
+        locked.status = RosterImportStatus.COMMITTING
+        locked.commit_job = _queue(locked, step="commit", user=user)
+        locked.save(update_fields=["status", "commit_job", "updated_at"])
     return locked
+
+
+def roster_import_stopped(roster: RosterImport, *, step: str | None = None) -> bool:
+    """Its job stopped without finishing the step (cancelled, or given up after its worker died):
+    nothing was imported (a commit is one transaction); it can be discarded, a commit confirmed again."""
+    job = {"preview": roster.preview_job, "commit": roster.commit_job}
+    status = {"preview": RosterImportStatus.CHECKING, "commit": RosterImportStatus.COMMITTING}
+    return any(roster.status == status[name] and job[name] is not None and job[name].is_finished
+               for name in ([step] if step else ["preview", "commit"]))
 
 
 def roster_import_discard(*, institution: Institution, roster_import: RosterImport) -> RosterImport:
     with transaction.atomic():
         locked = RosterImport.objects.for_institution(institution).select_for_update().get(pk=roster_import.pk)
-        if locked.status == RosterImportStatus.PREVIEWED:
-            locked.status, locked.pending = RosterImportStatus.DISCARDED, {}
-            locked.save(update_fields=["status", "pending", "updated_at"])
+        if locked.status == RosterImportStatus.PREVIEWED or roster_import_stopped(locked):
+            _remove_files(locked)
+            locked.status, locked.files = RosterImportStatus.DISCARDED, []
+            locked.save(update_fields=["status", "files", "updated_at"])
     return locked
 
 

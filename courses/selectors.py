@@ -62,8 +62,8 @@ def enrolment_list(*, institution: Institution) -> QuerySet[Enrolment]:
 
 
 def roster_import_list(*, institution: Institution) -> QuerySet[RosterImport]:
-    return RosterImport.objects.for_institution(institution).select_related("uploaded_by", "committed_by").defer(
-        "pending").order_by("-created_at", "-id")
+    return RosterImport.objects.for_institution(institution).select_related(
+        "uploaded_by", "committed_by", "preview_job", "commit_job").order_by("-created_at", "-id")
 
 
 def access_course(*, institution: Institution, course_id) -> Course:
@@ -89,7 +89,8 @@ def access_academic_session(*, institution: Institution, academic_session_id) ->
 
 
 def access_roster_import(*, institution: Institution, roster_import_id) -> RosterImport:
-    return object_for_input_id(RosterImport.objects.for_institution(institution), roster_import_id)
+    return object_for_input_id(RosterImport.objects.for_institution(institution).select_related(
+        "preview_job", "commit_job"), roster_import_id)
 
 
 # --- Progress surveys ------------------------------------------------------------------------------------------

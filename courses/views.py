@@ -1,4 +1,4 @@
-"""Roster import pages: upload -> preview (what changes, nothing imported) -> confirm or discard."""
+"""Roster import pages: upload -> (job) preview (what changes, nothing imported) -> confirm (job) or discard."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import datetime
 import zoneinfo
 
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
@@ -21,11 +23,10 @@ from .forms import ConcernTypeForm, RosterUploadForm, SurveyOpenForm
 from .models import RosterImportStatus, SurveyStatus
 from .roster_import import (
     KINDS,
-    RosterInvalid,
-    RosterPreviewStale,
     roster_import_confirm,
     roster_import_discard,
-    roster_import_preview,
+    roster_import_stopped,
+    roster_import_upload,
 )
 from .selectors import (
     academic_session_list,
@@ -81,29 +82,51 @@ class RosterUploadView(RosterPageMixin, FormView):
 
     def form_valid(self, form):
         try:
-            roster = roster_import_preview(institution=self.institution, uploaded_files=form.cleaned_data["files"],
-                                           user=self.request.user,
-                                           student_id_field=form.cleaned_data["student_id_field"])
+            roster = roster_import_upload(institution=self.institution, uploaded_files=form.cleaned_data["files"],
+                                          user=self.request.user,
+                                          student_id_field=form.cleaned_data["student_id_field"])
         except ImportFileError as exc:
             form.add_error("files", exc.message)
             return self.form_invalid(form)
-        except RosterInvalid as exc:
-            form.add_error(None, f"The roster has {exc.errors.total} problem(s); nothing was imported. "
-                                 "Fix them in the export and upload it again.")
-            return self.render_to_response(self.get_context_data(form=form, row_errors=exc.errors))
         return redirect("roster-import-detail", self.institution.slug, roster.pk)
 
 
+_WORKING = (RosterImportStatus.CHECKING, RosterImportStatus.COMMITTING)
+
+
 class RosterImportDetailView(RosterPageMixin, TemplateView):
+    """The roster import: its job's progress while the worker checks or imports it (the page polls,
+    and reloads itself when the job is over), then the preview, the refusal, or what it did."""
+
     template_name = "courses/roster_detail.html"
+
+    def get(self, request, *args, **kwargs):
+        self.roster = self.get_roster_import()
+        working = self.roster.status in _WORKING and not roster_import_stopped(self.roster)
+        if request.headers.get("HX-Request"):
+            if not working:
+                response = HttpResponse(status=204)
+                response["HX-Refresh"] = "true"
+                return response
+            return TemplateResponse(request, "courses/_roster_progress.html", self.get_context_data(**kwargs))
+        return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        roster = self.get_roster_import()
+        roster = self.roster
         preview = roster.preview or {}
         counts, examples = preview.get("counts", {}), preview.get("examples", {})
+        commit_job = roster.commit_job
+        stopped = roster_import_stopped(roster)
         context.update(
             roster=roster, pending=roster.status == RosterImportStatus.PREVIEWED,
+            working=roster.status in _WORKING and not stopped, stopped=stopped,
+            job=roster.commit_job if roster.status == RosterImportStatus.COMMITTING else roster.preview_job,
+            refusal=roster.result if roster.status == RosterImportStatus.FAILED else None,
+            changed_since_preview=(roster.status == RosterImportStatus.PREVIEWED and commit_job is not None
+                                   and (commit_job.result or {}).get("code") == "roster_preview_changed"),
+            commit_error=commit_job.error if (roster.status == RosterImportStatus.PREVIEWED and commit_job is not None
+                                              and commit_job.is_finished) else "",
             kinds=[{"label": kind.label, "counts": counts.get(kind.name, {}), "examples": examples.get(kind.name, [])}
                    for kind in KINDS],
             skipped=preview.get("skipped", {}), cascade=preview.get("cascade", {}),
@@ -121,15 +144,6 @@ class RosterImportConfirmView(RosterPageMixin, View):
             roster_import_confirm(institution=self.institution, roster_import=roster, user=request.user)
         except ImportFileError as exc:
             messages.error(request, exc.message)
-        except RosterInvalid as exc:
-            messages.error(request, f"The roster no longer fits the platform's data ({exc.errors.total} problem(s), "
-                                    "e.g. a course it refers to was deleted); nothing was imported. Upload it again.")
-        except RosterPreviewStale:
-            messages.warning(request, "The institution's data changed since this preview, so nothing was imported. "
-                                      "The preview below now shows what the import would do: review it and confirm "
-                                      "again.")
-        else:
-            messages.success(request, "The roster was imported.")
         return redirect("roster-import-detail", self.institution.slug, roster.pk)
 
 

@@ -112,6 +112,7 @@ class JobKind(models.TextChoices):
     AUDIT_RETENTION = "audit_retention", "Access log retention"
     RETENTION = "retention", "Retention rules"
     HISTORY_RETENTION = "history_cleanup", "Prediction history clean-up"
+    ROSTER_IMPORT = "roster_import", "OneRoster import"
 
 
 class JobStatus(models.TextChoices):

@@ -86,7 +86,7 @@ def prediction_history(*, institution: Institution, student: Student) -> QuerySe
 
 def prediction_job_list(*, institution: Institution) -> QuerySet[Job]:
     return Job.objects.for_institution(institution).filter(
-        kind__in=(JobKind.RETRAIN, JobKind.RESCORE, JobKind.HISTORY_RETENTION)
+        kind__in=(JobKind.RETRAIN, JobKind.RESCORE, JobKind.HISTORY_RETENTION, JobKind.ROSTER_IMPORT)
     ).select_related("created_by").order_by("-created_at", "-id")
 
 

@@ -1,5 +1,8 @@
-"""The OneRoster import over the API: a preview that writes nothing, a confirm that imports it into
-one institution only, specific refusals, and the read resources kept per institution."""
+"""The OneRoster import over the API: the upload answers 202 and a job stores a preview that writes
+nothing, a confirm queues the job that imports it into one institution only, specific refusals
+recorded on the job, and the read resources kept per institution.
+
+The jobs run in-process when the request's transaction commits (``execute=True``)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import override_settings
+from django.test import TestCase, override_settings
 
 from courses.models import (
     AcademicSession,
@@ -22,6 +25,7 @@ from courses.models import (
     TeachingAssignment,
 )
 from institutions.api_keys import api_key_create
+from institutions.models import JobKind, JobStatus
 from institutions.scoping import institution_scope
 
 from .roster_files import csv_bytes, roster_rows, roster_zip
@@ -34,12 +38,42 @@ def _url(tenant, tail=""):
     return f"/api/v1/institutions/{tenant.institution.slug}/{tail}"
 
 
+def _post(client, url, data=None, **kwargs):
+    """A POST whose queued job runs (in-process) once the request's transaction commits."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(url, data, **kwargs)
+
+
 def _upload(client, tenant, content: bytes | None = None, name="roster.zip", **extra):
     """Students are matched on users.csv's identifier (S001...) unless ``student_id_field=None``."""
     files = SimpleUploadedFile(name, roster_zip() if content is None else content)
     extra.setdefault("student_id_field", "identifier")
     extra = {key: value for key, value in extra.items() if value is not None}
-    return client.post(_url(tenant, "roster-imports/"), {"files": files, **extra}, format="multipart")
+    return _post(client, _url(tenant, "roster-imports/"), {"files": files, **extra}, format="multipart")
+
+
+def _previewed(client, tenant, content=None, **extra) -> dict:
+    """Upload (202) and read the roster import once its preview job ran."""
+    response = _upload(client, tenant, content, **extra)
+    assert response.status_code == 202, response.json()
+    body = client.get(response.json()["url"]).json()
+    assert body["status"] == "previewed", body
+    return body
+
+
+def _refused(client, tenant, content=None, **extra) -> dict:
+    """Upload (202); the preview job refuses it: the roster import's state and its job's result."""
+    response = _upload(client, tenant, content, **extra)
+    assert response.status_code == 202, response.json()
+    body = client.get(response.json()["url"]).json()
+    assert body["status"] == "failed" and body["preview_job"]["status"] == JobStatus.FAILED, body
+    assert body["preview"] == {} and set(_counts(tenant).values()) == {0}
+    assert RosterImport.objects.for_institution(tenant.institution).get(pk=body["id"]).files == []
+    return body
+
+
+def _confirm(client, tenant, roster_id):
+    return _post(client, _url(tenant, f"roster-imports/{roster_id}/confirm/"))
 
 
 def _counts(tenant) -> dict[str, int]:
@@ -47,29 +81,37 @@ def _counts(tenant) -> dict[str, int]:
 
 
 def _preview_and_confirm(client, tenant, content=None):
-    preview = _upload(client, tenant, content)
-    assert preview.status_code == 201, preview.json()
-    confirmed = client.post(_url(tenant, f"roster-imports/{preview.json()['id']}/confirm/"))
-    assert confirmed.status_code == 200, confirmed.json()
-    return preview.json(), confirmed.json()
+    preview = _previewed(client, tenant, content)
+    confirmed = _confirm(client, tenant, preview["id"])
+    assert confirmed.status_code == 202, confirmed.json()
+    done = client.get(preview["url"]).json()
+    assert done["status"] == "committed" and done["commit_job"]["status"] == JobStatus.SUCCEEDED, done
+    return preview, done
 
 
 def test_preview_writes_nothing_but_itself_and_confirm_imports_into_this_institution_only(tenants, api_client):
     a, b = tenants
     api_client.force_authenticate(a.admin)
     response = _upload(api_client, a)
-    assert response.status_code == 201, response.json()
-    body = response.json()
+    assert response.status_code == 202, response.json()
+    queued = response.json()
+    assert queued["status"] == "checking" and queued["preview"] == {}  # answered before the job ran
+    assert queued["preview_job"]["kind"] == JobKind.ROSTER_IMPORT and queued["preview_job"]["status"] == "queued"
+    assert response["Location"] == queued["url"] and queued["url"].endswith(f"/roster-imports/{queued['id']}/")
+    body = api_client.get(queued["url"]).json()
     assert body["status"] == "previewed" and body["uploaded_by"] == a.admin.username
+    assert body["preview_job"]["status"] == JobStatus.SUCCEEDED
     assert body["preview"]["counts"]["sections"] == {"create": 3, "update": 0, "unchanged": 0, "delete": 0}
     assert body["preview"]["counts"]["enrolments"]["create"] == 5
     assert body["preview"]["counts"]["instructors"]["create"] == 2
     assert body["preview"]["ignored_files"] == ["manifest.csv"]
     assert set(_counts(a).values()) == {0}  # previewed: nothing imported yet
 
-    confirmed = api_client.post(_url(a, f"roster-imports/{body['id']}/confirm/"))
-    assert confirmed.status_code == 200, confirmed.json()
-    assert confirmed.json()["committed_by"] == a.admin.username
+    confirmed = _confirm(api_client, a, body["id"])
+    assert confirmed.status_code == 202, confirmed.json()
+    assert confirmed.json()["status"] == "committing" and confirmed.json()["commit_job"]["status"] == "queued"
+    done = api_client.get(body["url"]).json()
+    assert done["status"] == "committed" and done["committed_by"] == a.admin.username
     assert _counts(a) == {"AcademicSession": 2, "Course": 2, "Section": 3, "SectionTerm": 4, "Instructor": 2,
                           "TeachingAssignment": 3, "Enrolment": 5}
     assert set(_counts(b).values()) == {0}
@@ -77,7 +119,8 @@ def test_preview_writes_nothing_but_itself_and_confirm_imports_into_this_institu
     with institution_scope(a.institution):
         linked = set(Enrolment.objects.values_list("student__institution_id", "student__external_id"))
     assert linked == {(a.institution.pk, f"S00{i}") for i in (1, 2, 3, 4)}
-    assert RosterImport.objects.for_institution(a.institution).get().pending == {}
+    # The stored files are gone once committed: no copy of the roster outlives the import.
+    assert RosterImport.objects.for_institution(a.institution).get().files == []
 
 
 def test_the_same_roster_again_changes_nothing(tenant_a, api_client):
@@ -124,28 +167,27 @@ def test_enrolments_of_students_the_platform_does_not_know_are_skipped_and_liste
     rows["enrollments"].append({"sourcedId": "e-new", "classSourcedId": "k-math-1", "userSourcedId": "u-new",
                                 "role": "student"})
     api_client.force_authenticate(tenant_a.admin)
-    response = _upload(api_client, tenant_a, roster_zip(rows), student_id_field="identifier")
-    assert response.status_code == 201, response.json()
-    skipped = response.json()["preview"]["skipped"]
+    body = _previewed(api_client, tenant_a, roster_zip(rows), student_id_field="identifier")
+    skipped = body["preview"]["skipped"]
     assert skipped["unknown_students"] == 1 and skipped["unknown_student_ids"] == ["S999"]
-    assert response.json()["preview"]["counts"]["enrolments"]["create"] == 5
+    assert body["preview"]["counts"]["enrolments"]["create"] == 5
 
 
 def test_students_are_matched_on_sourced_id_by_default(tenant_a, api_client):
     api_client.force_authenticate(tenant_a.admin)
     # The users' sourcedIds (u-s1...) are no student's external id.
-    response = _upload(api_client, tenant_a, student_id_field=None)
-    assert response.json()["preview"]["skipped"]["unknown_students"] == 4
-    assert response.json()["preview"]["counts"]["enrolments"]["create"] == 0
+    body = _previewed(api_client, tenant_a, student_id_field=None)
+    assert body["preview"]["skipped"]["unknown_students"] == 4
+    assert body["preview"]["counts"]["enrolments"]["create"] == 0
 
 
 def test_the_csv_files_can_be_sent_without_a_zip(tenant_a, api_client):
     api_client.force_authenticate(tenant_a.admin)
     files = [SimpleUploadedFile(f"{stem}.csv", csv_bytes(stem, rows)) for stem, rows in roster_rows().items()]
-    response = api_client.post(_url(tenant_a, "roster-imports/"), {"files": files, "student_id_field": "identifier"},
-                               format="multipart")
-    assert response.status_code == 201, response.json()
-    assert response.json()["preview"]["counts"]["enrolments"]["create"] == 5
+    response = _post(api_client, _url(tenant_a, "roster-imports/"), {"files": files, "student_id_field": "identifier"},
+                     format="multipart")
+    assert response.status_code == 202, response.json()
+    assert api_client.get(response.json()["url"]).json()["preview"]["counts"]["enrolments"]["create"] == 5
 
 
 @pytest.mark.parametrize(("change", "code", "words"), [
@@ -161,10 +203,8 @@ def test_a_file_set_that_is_not_a_roster_is_refused_with_a_specific_message(tena
         content = roster_zip({k: v for k, v in rows.items() if k != "extra"}, extra={"extra.csv": b"a\r\n1\r\n"})
     else:
         content = roster_zip(rows)
-    response = _upload(api_client, tenant_a, content)
-    assert response.status_code == 400
-    assert response.json()["code"] == code and words in response.json()["message"]
-    assert not RosterImport.objects.for_institution(tenant_a.institution).exists()
+    body = _refused(api_client, tenant_a, content)
+    assert body["result"]["code"] == code and words in body["preview_job"]["error"]
 
 
 def _zip_with(replace: dict[str, tuple[bytes, bytes]]) -> bytes:
@@ -186,17 +226,15 @@ def _zip_with(replace: dict[str, tuple[bytes, bytes]]) -> bytes:
 ])
 def test_a_file_that_cannot_be_read_is_refused_with_what_to_fix(tenant_a, api_client, replace, code, words):
     api_client.force_authenticate(tenant_a.admin)
-    response = _upload(api_client, tenant_a, _zip_with(replace))
-    assert response.status_code == 400, response.json()
-    assert response.json()["code"] == code and words in response.json()["message"]
-    assert not RosterImport.objects.for_institution(tenant_a.institution).exists()
+    body = _refused(api_client, tenant_a, _zip_with(replace))
+    assert body["result"]["code"] == code and words in body["preview_job"]["error"]
+    assert body["preview_job"]["result"]["file_error"]["code"] == code
 
 
 def test_a_broken_zip_is_refused(tenant_a, api_client):
     api_client.force_authenticate(tenant_a.admin)
-    broken = _upload(api_client, tenant_a, b"PK\x03\x04 not really a zip")
-    assert broken.status_code == 400 and broken.json()["code"] == "roster_bad_zip"
-    assert not RosterImport.objects.for_institution(tenant_a.institution).exists()
+    broken = _refused(api_client, tenant_a, b"PK\x03\x04 not really a zip")
+    assert broken["result"]["code"] == "roster_bad_zip"
 
 
 def test_row_errors_name_the_file_row_and_column_and_nothing_is_written(tenant_a, api_client):
@@ -204,25 +242,23 @@ def test_row_errors_name_the_file_row_and_column_and_nothing_is_written(tenant_a
     rows["enrollments"][0]["classSourcedId"] = "k-nowhere"
     rows["academicSessions"][1]["endDate"] = "2026-13-01"
     api_client.force_authenticate(tenant_a.admin)
-    response = _upload(api_client, tenant_a, roster_zip(rows))
-    assert response.status_code == 400 and response.json()["code"] == "roster_invalid"
-    found = {(item["file"], item["row"], item["column"]) for item in response.json()["errors"]["rows"]}
+    body = _refused(api_client, tenant_a, roster_zip(rows))
+    assert body["result"]["code"] == "roster_invalid" and body["preview_job"]["result"]["code"] == "roster_invalid"
+    found = {(item["file"], item["row"], item["column"]) for item in body["result"]["errors"]}
     assert ("academicSessions.csv", 3, "endDate") in found
     rows["academicSessions"][1]["endDate"] = "2027-05-30"
-    response = _upload(api_client, tenant_a, roster_zip(rows))
-    assert response.json()["errors"]["rows"] == [{"file": "enrollments.csv", "row": 2, "column": "classSourcedId",
-                                                  "value": "k-nowhere",
-                                                  "reason": "is in neither classes.csv nor the platform"}]
-    assert not RosterImport.objects.for_institution(tenant_a.institution).exists()
-    assert set(_counts(tenant_a).values()) == {0}
+    body = _refused(api_client, tenant_a, roster_zip(rows))
+    assert body["result"]["errors"] == [{"file": "enrollments.csv", "row": 2, "column": "classSourcedId",
+                                         "value": "k-nowhere", "reason": "is in neither classes.csv nor the platform"}]
+    assert "1 problem(s)" in body["preview_job"]["error"]
 
 
 @override_settings(ROSTER_IMPORT_MAX_UNCOMPRESSED_BYTES=2000)
 def test_a_zip_that_inflates_beyond_the_limit_is_refused(tenant_a, api_client):
     api_client.force_authenticate(tenant_a.admin)
-    response = _upload(api_client, tenant_a, roster_zip(extra={"padding/roles.csv": b"userSourcedId,role\r\n"
-                                                               + b"x,y\r\n" * 5000}))
-    assert response.status_code == 400 and response.json()["code"] == "roster_too_large"
+    body = _refused(api_client, tenant_a, roster_zip(extra={"padding/roles.csv": b"userSourcedId,role\r\n"
+                                                            + b"x,y\r\n" * 5000}))
+    assert body["result"]["code"] == "roster_too_large"
 
 
 @override_settings(IMPORT_MAX_FILE_BYTES=500)
@@ -230,28 +266,35 @@ def test_an_upload_beyond_the_size_limit_is_refused_with_413(tenant_a, api_clien
     api_client.force_authenticate(tenant_a.admin)
     response = _upload(api_client, tenant_a)
     assert response.status_code == 413 and response.json()["code"] == "file_too_large"
+    assert not RosterImport.objects.for_institution(tenant_a.institution).exists()
 
 
 def test_a_preview_made_stale_by_a_change_in_between_is_not_applied(tenant_a, api_client):
     api_client.force_authenticate(tenant_a.admin)
-    first = _upload(api_client, tenant_a).json()
-    second = _upload(api_client, tenant_a).json()
-    assert api_client.post(_url(tenant_a, f"roster-imports/{first['id']}/confirm/")).status_code == 200
-    stale = api_client.post(_url(tenant_a, f"roster-imports/{second['id']}/confirm/"))
-    assert stale.status_code == 409 and stale.json()["code"] == "roster_preview_changed"
-    assert stale.json()["roster_import"]["preview"]["counts"]["sections"]["unchanged"] == 3
-    again = api_client.post(_url(tenant_a, f"roster-imports/{second['id']}/confirm/"))
-    assert again.status_code == 200  # reviewed: the new preview is what it does (nothing)
-    done = api_client.post(_url(tenant_a, f"roster-imports/{second['id']}/confirm/"))
+    first = _previewed(api_client, tenant_a)
+    second = _previewed(api_client, tenant_a)
+    assert _confirm(api_client, tenant_a, first["id"]).status_code == 202
+    assert api_client.get(first["url"]).json()["status"] == "committed"
+    before = _counts(tenant_a)
+    assert _confirm(api_client, tenant_a, second["id"]).status_code == 202
+    stale = api_client.get(second["url"]).json()
+    assert stale["status"] == "previewed" and stale["commit_job"]["status"] == JobStatus.FAILED
+    assert stale["commit_job"]["result"]["code"] == "roster_preview_changed"
+    assert "changed since the preview" in stale["commit_job"]["error"]
+    assert stale["preview"]["counts"]["sections"]["unchanged"] == 3 and _counts(tenant_a) == before
+    assert _confirm(api_client, tenant_a, second["id"]).status_code == 202  # reviewed: it does nothing
+    assert api_client.get(second["url"]).json()["status"] == "committed"
+    done = _confirm(api_client, tenant_a, second["id"])
     assert done.status_code == 400 and done.json()["code"] == "roster_not_pending"
 
 
 def test_a_discarded_preview_cannot_be_confirmed(tenant_a, api_client):
     api_client.force_authenticate(tenant_a.admin)
-    preview = _upload(api_client, tenant_a).json()
+    preview = _previewed(api_client, tenant_a)
     discarded = api_client.post(_url(tenant_a, f"roster-imports/{preview['id']}/discard/"))
     assert discarded.json()["status"] == RosterImportStatus.DISCARDED
-    assert api_client.post(_url(tenant_a, f"roster-imports/{preview['id']}/confirm/")).status_code == 400
+    assert RosterImport.objects.for_institution(tenant_a.institution).get().files == []
+    assert _confirm(api_client, tenant_a, preview["id"]).status_code == 400
     assert set(_counts(tenant_a).values()) == {0}
 
 
@@ -272,9 +315,10 @@ def imported_a(tenant_a, api_client):
     api_client.force_authenticate(tenant_a.admin)
     rows = roster_rows()
     files = [SimpleUploadedFile(f"{stem}.csv", csv_bytes(stem, file_rows)) for stem, file_rows in rows.items()]
-    preview = api_client.post(_url(tenant_a, "roster-imports/"), {"files": files, "student_id_field": "identifier"},
-                              format="multipart").json()
-    api_client.post(_url(tenant_a, f"roster-imports/{preview['id']}/confirm/"))
+    preview = _post(api_client, _url(tenant_a, "roster-imports/"), {"files": files, "student_id_field": "identifier"},
+                    format="multipart").json()
+    _confirm(api_client, tenant_a, preview["id"])
+    assert api_client.get(preview["url"]).json()["status"] == "committed"
     api_client.force_authenticate(None)
     return tenant_a
 
@@ -316,14 +360,18 @@ def test_admin_of_other_institution_gets_404_on_every_roster_resource(imported_a
 
 def test_other_institution_cannot_confirm_or_discard_a_preview_nor_import_into_it(tenant_a, tenant_b, api_client):
     api_client.force_authenticate(tenant_a.admin)
-    preview = _upload(api_client, tenant_a).json()
+    preview = _previewed(api_client, tenant_a)
     api_client.force_authenticate(tenant_b.admin)
     for verb in ("confirm", "discard"):
-        assert api_client.post(_url(tenant_b, f"roster-imports/{preview['id']}/{verb}/")).status_code == 404
-        assert api_client.post(_url(tenant_a, f"roster-imports/{preview['id']}/{verb}/")).status_code == 404
+        assert _post(api_client, _url(tenant_b, f"roster-imports/{preview['id']}/{verb}/")).status_code == 404
+        assert _post(api_client, _url(tenant_a, f"roster-imports/{preview['id']}/{verb}/")).status_code == 404
+    assert api_client.get(_url(tenant_b, f"roster-imports/{preview['id']}/")).status_code == 404
     assert _upload(api_client, tenant_a).status_code == 404
-    assert RosterImport.objects.for_institution(tenant_a.institution).get().status == RosterImportStatus.PREVIEWED
+    roster = RosterImport.objects.for_institution(tenant_a.institution).get()
+    assert roster.status == RosterImportStatus.PREVIEWED and roster.commit_job is None
     assert not RosterImport.objects.for_institution(tenant_b.institution).exists()
+    # B's jobs page and jobs API do not list A's roster job.
+    assert api_client.get(_url(tenant_b, "jobs/")).json()["results"] == []
 
 
 def test_an_api_key_reads_the_roster_with_the_courses_scope_and_only_its_own(imported_a, tenant_b, api_client):

@@ -7,9 +7,10 @@ import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import TestCase
 
-from courses.models import Enrolment, RosterImport
-from courses.roster_import import roster_import_confirm, roster_import_preview
+from courses.models import Enrolment, RosterImport, RosterImportStatus
+from courses.roster_import import roster_import_confirm, roster_import_upload
 from institutions.scoping import institution_scope
 from privacy.erasure import student_erase
 from privacy.export import student_export
@@ -20,11 +21,18 @@ pytestmark = pytest.mark.django_db
 
 
 def _import_roster(tenant):
+    """Upload, then confirm: each queues a job, run in-process when its transaction commits."""
     with institution_scope(tenant.institution):
-        roster = roster_import_preview(institution=tenant.institution, user=tenant.admin,
-                                       uploaded_files=[SimpleUploadedFile("roster.zip", roster_zip())],
-                                       student_id_field="identifier")
-        return roster_import_confirm(institution=tenant.institution, roster_import=roster, user=tenant.admin)
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            roster = roster_import_upload(institution=tenant.institution, user=tenant.admin,
+                                          uploaded_files=[SimpleUploadedFile("roster.zip", roster_zip())],
+                                          student_id_field="identifier")
+        roster.refresh_from_db()
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            roster_import_confirm(institution=tenant.institution, roster_import=roster, user=tenant.admin)
+        roster.refresh_from_db()
+        assert roster.status == RosterImportStatus.COMMITTED
+        return roster
 
 
 def test_the_subject_access_export_lists_the_students_enrolments(tenants):
