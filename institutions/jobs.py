@@ -290,6 +290,7 @@ def job_mark_running(job: Job, *, total: int = 0, stage: str = "") -> None:
                       lease_expires_at=_lease_until(now))
     job.refresh_from_db()
     _heartbeat_start(job)
+    logger.info("job %s (%s) running, attempt %s", job.pk, job.kind, job.attempts)
 
 
 def job_progress(job: Job, *, done: int, total: int | None = None, stage: str | None = None) -> None:
@@ -322,6 +323,11 @@ def _finish(job: Job, fields: dict[str, Any]) -> bool:
         logger.warning("job %s: final state %s not recorded; it is %s (attempt %s)", job.pk,
                        fields.get("status"), job.status, job.attempts)
         return False
+    # Ids, kind, status, time and the counts' numbers only: an error's text may quote a value.
+    seconds = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
+    numbers = {key: value for key, value in (job.counts or {}).items() if isinstance(value, int | float)}
+    logger.info("job %s (%s) %s%s; counts %s", job.pk, job.kind, job.status,
+                f" after {seconds:.1f} s" if seconds is not None else "", numbers)
     _emit_job_finished(job)
     _release_followers(job)
     return True
