@@ -15,6 +15,7 @@ list, and must not be refused with 400 for it.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -42,12 +43,21 @@ def _database() -> tuple[bool, str]:
     return True, "PostgreSQL answers"
 
 
+@functools.lru_cache(maxsize=4)
+def redis_client(url: str):
+    """One client (and connection pool) per URL for the probes and the scrapes, short timeouts:
+    a Redis that is down costs a probe half a second, and a healthy one no new connection."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+
+
 def _broker() -> tuple[bool, str]:
     if settings.REDIS_URL:
         import redis
 
         try:
-            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5).ping()
+            redis_client(settings.REDIS_URL).ping()
         except redis.RedisError as exc:
             return False, f"Redis did not answer ({exc.__class__.__name__})"
         return True, "Redis answers"

@@ -34,6 +34,8 @@ from prometheus_client.registry import REGISTRY, Collector
 from institutions.models import ACTIVE_JOB_STATUSES, Job, JobStatus, WorkerHeartbeat
 from predictions.models import ModelStatus, ModelVersion
 
+from .health import redis_client
+
 logger = logging.getLogger(__name__)
 
 QUEUES_SETTING = "CELERY_MONITORED_QUEUES"
@@ -53,8 +55,7 @@ def queue_depths() -> dict[str, int | None]:
         import redis
 
         try:
-            client = redis.Redis.from_url(broker, socket_connect_timeout=0.5, socket_timeout=0.5)
-            pipe = client.pipeline()
+            pipe = redis_client(broker).pipeline()
             for name in monitored_queues():
                 pipe.llen(name)
             return dict(zip(monitored_queues(), pipe.execute(), strict=True))
