@@ -25,6 +25,11 @@ quantile bins, categories), and a factor whose direction disagrees with its grou
 group's 95% Wilson interval lies wholly on the other side of the overall rate) is phrased with
 that rate instead of "lowers risk" / "raises risk".
 
+Words as data. Each factor keeps the value's parts (``shown``: a count out of another, a number
+and its unit, a category, yes/no, not recorded) beside the English sentence (``text``), so the
+Django layer can compose the sentence in the reader's language with the institution's labels
+(``predictions.factor_sentences``); nothing here depends on a language.
+
 Speed: ``ml.treeshap`` computes the same values as shap's TreeExplainer once per tree cell
 (rows that take the same direction at every split of a tree share that tree's values) from
 precomputed per-leaf tables, many times faster on batches (tests and ``bench/explain_speed.py``
@@ -95,27 +100,59 @@ def format_number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def display_value(spec: FeatureSpec, value: Any, denominator: Any = None) -> str:
-    """The value as an advisor should read it."""
+def shown_parts(spec: FeatureSpec, value: Any, denominator: Any = None) -> dict[str, Any]:
+    """The value as an advisor should read it, as data: the Django layer words it in the reader's
+    language (``predictions.factor_sentences``); :func:`display_value` words it in English.
+
+    ``{"kind": "missing"}``, ``{"kind": "boolean", "value": bool}``, ``{"kind": "category", "code",
+    "label"}``, ``{"kind": "count_of", "count", "of"}`` (a count out of another, "2 of 6"),
+    ``{"kind": "number", "number", "unit"}`` or ``{"kind": "text", "text"}`` (a value that is no number).
+    """
     if is_missing(value):
-        return "not recorded"
+        return {"kind": "missing"}
     if spec.kind == "categorical":
         code = category_string(value)
-        return spec.category_label(code) if code is not None else "not recorded"
+        return {"kind": "category", "code": code, "label": spec.category_label(code)} if code is not None \
+            else {"kind": "missing"}
     if spec.kind == "boolean":
         if isinstance(value, str):
-            return "yes" if value.strip().lower() in {"true", "yes", "y", "1", "t"} else "no"
-        return "yes" if bool(value) else "no"
+            return {"kind": "boolean", "value": value.strip().lower() in {"true", "yes", "y", "1", "t"}}
+        return {"kind": "boolean", "value": bool(value)}
     try:
         number = float(value)
     except (TypeError, ValueError):
-        return str(value)
+        return {"kind": "text", "text": str(value)}
     if spec.out_of is not None and denominator is not None and not is_missing(denominator):
         try:
-            return f"{format_number(number)} of {format_number(float(denominator))}"
+            return {"kind": "count_of", "count": _plain_number(number), "of": _plain_number(float(denominator))}
         except (TypeError, ValueError):
             pass
-    return f"{format_number(number)}{(' ' + spec.unit) if spec.unit else ''}"
+    return {"kind": "number", "number": _plain_number(number), "unit": spec.unit}
+
+
+def _plain_number(value: float) -> float | int:
+    """2 not 2.0, 13.67 not 13.666666666666666: what is shown, kept as a JSON number."""
+    return int(value) if float(value).is_integer() else round(float(value), 2)
+
+
+def display_value(spec: FeatureSpec, value: Any, denominator: Any = None) -> str:
+    """The value as an advisor should read it, in English."""
+    return english_value(shown_parts(spec, value, denominator))
+
+
+def english_value(shown: Mapping[str, Any]) -> str:
+    kind = shown["kind"]
+    if kind == "missing":
+        return "not recorded"
+    if kind == "boolean":
+        return "yes" if shown["value"] else "no"
+    if kind == "category":
+        return shown["label"]
+    if kind == "count_of":
+        return f"{format_number(shown['count'])} of {format_number(shown['of'])}"
+    if kind == "number":
+        return f"{format_number(shown['number'])}{(' ' + shown['unit']) if shown['unit'] else ''}"
+    return shown["text"]
 
 
 def format_points(points: float) -> str:
@@ -128,16 +165,19 @@ def format_points(points: float) -> str:
 
 
 def factor_text(
-    spec: FeatureSpec, shown_value: str, contribution: float, points: float | None = None,
+    spec: FeatureSpec, shown: Mapping[str, Any], contribution: float, points: float | None = None,
     observed: Mapping[str, Any] | None = None,
 ) -> str:
-    """One factor in a sentence: "2 of 6 first-semester units approved — raises risk by 12 points".
+    """One factor in an English sentence: "2 of 6 first-semester units approved — raises risk by 12 points".
 
-    ``observed`` (from :func:`observed_rate_for`) is the training data's dropout rate for students
-    with this value; when it contradicts the factor's direction the sentence says so instead.
+    ``shown`` is :func:`shown_parts` of the value. ``observed`` (from :func:`observed_rate_for`) is
+    the training data's dropout rate for students with this value; when it contradicts the factor's
+    direction the sentence says so instead. The Django layer composes the same sentence in the
+    reader's language from the factor's data (``predictions.factor_sentences``); this English one is
+    stored beside it.
     """
-    subject = f"{shown_value} {spec.label}" if spec.out_of is not None and " of " in shown_value \
-        else f"{spec.label}: {shown_value}"
+    shown_value = english_value(shown)
+    subject = f"{shown_value} {spec.label}" if shown["kind"] == "count_of" else f"{spec.label}: {shown_value}"
     raises = contribution > 0
     if observed is not None and observed_contradicts(observed, raises=raises):
         sign = "+" if raises else "−"
@@ -316,14 +356,15 @@ def build_explanations(
             spec = spec_of[key]
             raw_value = columns[key][i]
             denominator_column = denominators[key]
-            shown = display_value(spec, raw_value, denominator_column[i] if denominator_column else None)
+            shown = shown_parts(spec, raw_value, denominator_column[i] if denominator_column else None)
             factor_points = row_points[j] if row_points is not None else None
             observed = observed_rate_for(rates, spec, raw_value, denominator_column[i] if denominator_column else None)
             factor = {
                 "feature": key,
                 "label": spec.label,
                 "value": _json_value(raw_value),
-                "display_value": shown,
+                "display_value": english_value(shown),
+                "shown": shown,
                 "contribution": value,
                 "direction": "raises" if value > 0 else "lowers",
                 "actionable": spec.actionable,

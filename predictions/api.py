@@ -17,8 +17,9 @@ from institutions.api.errors import error_body
 from institutions.api.filters import StrictBooleanFilter, UtcIsoDateTimeFilter
 from institutions.api.serializers import JobSerializer
 from students.models import Student
-from students.selectors import access_student
+from students.selectors import access_student, feature_labels_shown
 
+from .factor_sentences import present_factors
 from .models import LatestPrediction, ModelVersion, Prediction, RiskBand
 from .selectors import (
     access_model_version,
@@ -193,8 +194,25 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
         return _accepted(self, job, created)
 
 
+class FactorsField(serializers.JSONField):
+    """The stored factors with ``label``, ``display_value`` and ``text`` in the request's language
+    (Accept-Language; a signed-in person's own choice first); the figures as stored."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        context = self.context
+        if "feature_labels" not in context:  # once per response, not per row
+            institution = context.get("institution")
+            context["feature_labels"] = feature_labels_shown(institution=institution) if institution else {}
+        return present_factors(value or [], context["feature_labels"])
+
+
 class PredictionSerializer(serializers.ModelSerializer):
     model_version = serializers.IntegerField(source="model_version.number", read_only=True)
+    factors = FactorsField()
 
     class Meta:
         model = Prediction
@@ -214,7 +232,7 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
     student_external_id = serializers.CharField(source="student.external_id", read_only=True)
     model_version = serializers.IntegerField(source="model_version.number", read_only=True)
     base_value = serializers.FloatField(source="prediction.base_value", read_only=True)
-    factors = serializers.JSONField(source="prediction.factors", read_only=True)
+    factors = FactorsField(source="prediction.factors")
     job = serializers.IntegerField(source="prediction.job_id", read_only=True)
 
     class Meta:
@@ -266,7 +284,7 @@ class StudentLatestPredictionView(_StudentPredictionMixin, generics.GenericAPIVi
         if latest is None:
             return Response({"code": "not_scored", "message": "This student has no prediction yet.", "errors": {}},
                             status=status.HTTP_404_NOT_FOUND)
-        return Response(LatestPredictionSerializer(latest).data)
+        return Response(LatestPredictionSerializer(latest, context=self.get_serializer_context()).data)
 
 
 class StudentPredictionHistoryView(_StudentPredictionMixin, generics.ListAPIView):

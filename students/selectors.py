@@ -14,6 +14,11 @@ def feature_definition_list(*, institution: Institution) -> QuerySet[FeatureDefi
     return FeatureDefinition.objects.for_institution(institution).order_by("position", "key")
 
 
+def feature_labels_shown(*, institution: Institution) -> dict[str, str]:
+    """Feature key -> the label the reader sees (the institution's label of each feature)."""
+    return {definition.key: definition.label for definition in feature_definition_list(institution=institution)}
+
+
 def feature_definition_changes(
     *, institution: Institution, feature: FeatureDefinition | None = None, limit: int = 20
 ) -> list[FeatureDefinitionChange]:

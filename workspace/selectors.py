@@ -15,6 +15,7 @@ from django.utils import timezone
 from institutions.models import Institution
 from interventions.models import Alert, AlertStatus, Flag, Intervention, InterventionStatus, RiskSnapshot
 from interventions.selectors import flagged_condition
+from predictions.factor_sentences import institution_factors
 from predictions.model_store import load_model
 from predictions.models import Prediction
 from predictions.selectors import latest_predictions, model_version_live, prediction_history
@@ -344,7 +345,7 @@ def student_what_if(*, institution: Institution, student: Student, changes: dict
     return {
         "risk_before": result["risk_before"],
         "risk_after": result["risk_after"],
-        "factors_after": result["factors_after"],
+        "factors_after": institution_factors(institution=institution, factors=result["factors_after"]),
         "changes": cleaned,
         "model_version": version.number,
     }

@@ -25,6 +25,7 @@ from institutions.view_mixins import InstitutionPageMixin, int_param
 from interventions import selectors as intervention_selectors
 from interventions import services as intervention_services
 from interventions.forms import AlertRaiseForm, CaseloadAssignForm, FlagForm, FlagResolveForm, InterventionForm
+from predictions.factor_sentences import institution_factors
 from predictions.models import FeedbackReason
 from predictions.selectors import (
     latest_prediction_for_student,
@@ -263,7 +264,8 @@ class StudentProfileView(StudentObjectMixin, StudentAccessRecordedMixin, Institu
         context = super().get_context_data(**kwargs)
         student = self.get_student()
         latest = latest_prediction_for_student(institution=self.institution, student=student)
-        factors = selectors.student_factor_bars(latest.prediction.factors if latest else [])
+        factors = selectors.student_factor_bars(institution_factors(
+            institution=self.institution, factors=latest.prediction.factors if latest else []))
         breakdown = selectors.student_risk_breakdown(latest)
         history = selectors.student_risk_history(institution=self.institution, student=student)
         feature_rows = selectors.student_feature_rows(institution=self.institution, student=student)

@@ -1,6 +1,10 @@
-"""How risk is written on pages: a percentage with one decimal, and the band's CSS class."""
+"""How risk is written on pages: a percentage with one decimal in the page's language ("23.5%",
+"23,5%"), and the band's CSS class."""
 
 from django import template
+from django.utils.translation import gettext
+
+from institutions.locale_numbers import local_decimal
 
 register = template.Library()
 
@@ -10,7 +14,7 @@ def percent(value, digits: int = 1) -> str:
     """0.2345 -> "23.5%"; missing -> an em dash."""
     if value is None or value == "":
         return "—"
-    return f"{100 * float(value):.{int(digits)}f}%"
+    return f"{local_decimal(100 * float(value), digits)}%"
 
 
 @register.filter
@@ -35,8 +39,10 @@ def person(user, fallback: str = "unknown") -> str:
 
 @register.filter
 def points(value) -> str:
-    """Signed percentage points of the shown risk: 12.34 -> "+12.3 points"; missing -> an em dash."""
+    """Signed percentage points of the shown risk: 12.34 -> "+12.3 points" ("+12,3 puntos"); missing
+    -> an em dash."""
     if value is None or value == "":
         return "—"
     number = float(value)
-    return f"{'+' if number > 0 else '−' if number < 0 else ''}{abs(number):.1f} points"
+    sign = "+" if number > 0 else "−" if number < 0 else ""
+    return gettext("%(points)s points") % {"points": sign + local_decimal(abs(number), 1)}

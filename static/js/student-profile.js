@@ -22,7 +22,7 @@
       else if (input.dataset.kind === "boolean") changes[input.name] = input.value === "true";
       else changes[input.name] = input.value;
     });
-    out.textContent = "Recomputing…";
+    out.textContent = form.dataset.recomputing;
     const response = await fetch(form.dataset.url, {method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRFToken": form.querySelector("[name=csrfmiddlewaretoken]").value},
       body: JSON.stringify({changes: changes})});
@@ -31,14 +31,31 @@
     const p = document.createElement("p");
     p.className = response.ok ? "mb-0" : "text-danger mb-0";
     if (response.ok) {
-      const before = (100 * body.risk_before).toFixed(1), after = (100 * body.risk_after).toFixed(1);
-      p.innerHTML = "";
-      p.append("Risk would be ");
-      const strong = document.createElement("strong"); strong.id = "what-if-risk"; strong.textContent = after + "%";
-      p.append(strong, " instead of " + before + "% (model version " + body.model_version + ").");
+      // The sentence comes translated from the page ({after}, {before}, {version}); the numbers in the page's language.
+      const number = new Intl.NumberFormat(document.documentElement.lang || undefined,
+        {minimumFractionDigits: 1, maximumFractionDigits: 1});
+      const percent = value => number.format(100 * value) + "%";
+      form.dataset.result.split(/(\{after\}|\{before\}|\{version\})/).forEach(function (part) {
+        if (part === "{after}") {
+          const strong = document.createElement("strong"); strong.id = "what-if-risk"; strong.textContent = percent(body.risk_after);
+          p.append(strong);
+        } else if (part === "{before}") p.append(percent(body.risk_before));
+        else if (part === "{version}") p.append(String(body.model_version));
+        else p.append(part);
+      });
     } else {
-      p.textContent = body.message || "Could not recompute.";
+      p.textContent = body.message || form.dataset.failed;
     }
     out.append(p);
+    if (response.ok && body.factors_after && body.factors_after.length) {
+      const heading = document.createElement("p");
+      heading.className = "small mb-1 mt-2"; heading.textContent = form.dataset.factorsHeading;
+      const list = document.createElement("ul");
+      list.className = "small mb-0"; list.id = "what-if-factors";
+      body.factors_after.forEach(function (factor) {
+        const item = document.createElement("li"); item.textContent = factor.text; list.append(item);
+      });
+      out.append(heading, list);
+    }
   });
 })();

@@ -59,3 +59,17 @@ def test_what_if_recomputes_risk_with_the_live_model_and_refuses_what_cannot_cha
 
     client.force_login(a.viewer)
     assert post_what_if(client, student, {"units_approved": 30}).status_code == 403
+
+
+def test_what_if_gives_the_factors_after_the_change_in_the_institutions_language(client, trained_a):
+    a = trained_a
+    a.institution.default_language = "pt"
+    a.institution.save(update_fields=["default_language"])
+    student = Student.objects.for_institution(a.institution).get(pk=a.students[0].pk)
+    client.force_login(a.advisor)
+    body = post_what_if(client, student, {"units_approved": 30, "tuition_up_to_date": True}).json()
+    texts = [factor["text"] for factor in body["factors_after"]]
+    assert texts and all(" o risco" in text or "tendo em conta" in text for text in texts), texts
+    assert not any("risk" in text for text in texts)
+    tuition = next(f for f in body["factors_after"] if f["feature"] == "tuition_up_to_date")
+    assert tuition["display_value"] == "sim" and tuition["text"].startswith("Tuition up to date: sim — ")
