@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from .importing.mapping import (
     STUDENT_TARGETS,
@@ -18,8 +20,8 @@ _SELECT = forms.Select(attrs={"class": "form-select form-select-sm"})
 
 class ImportUploadForm(forms.Form):
     file = forms.FileField(
-        label="CSV or Excel (.xlsx) file",
-        help_text="Comma, semicolon, tab or | separated; UTF-8 (with or without BOM) or Windows-1252.",
+        label=_("CSV or Excel (.xlsx) file"),
+        help_text=_("Comma, semicolon, tab or | separated; UTF-8 (with or without BOM) or Windows-1252."),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.tsv,.xlsx"}),
     )
 
@@ -27,9 +29,10 @@ class ImportUploadForm(forms.Form):
 def _target_choices(definitions: list[FeatureDefinition]) -> list[tuple[str, str]]:
     choices = [("ignore", TARGET_LABELS["ignore"])]
     choices += [(target, TARGET_LABELS[target]) for target in STUDENT_TARGETS]
-    choices.append(("new_feature", "New feature"))
+    choices.append(("new_feature", TARGET_LABELS["new_feature"]))
     if definitions:
-        choices.append(("Existing feature", [(f"feature:{d.key}", f"{d.label} ({d.key})") for d in definitions]))
+        existing = [(f"feature:{d.key}", f"{d.label} ({d.key})") for d in definitions]
+        choices.append((gettext("Existing feature"), existing))
     return choices
 
 
@@ -46,44 +49,48 @@ class ImportMappingForm(forms.Form):
         for index, name in enumerate(header):
             spec = suggestion.columns.get(name) or ColumnSpec(target="ignore")
             initial = f"feature:{spec.feature}" if spec.target == "feature" else spec.target
-            self.fields[f"target_{index}"] = forms.ChoiceField(label=f"Column “{name}”", choices=choices,
-                                                               initial=initial, widget=_SELECT)
+            self.fields[f"target_{index}"] = forms.ChoiceField(
+                label=gettext("Column “%(name)s”") % {"name": name}, choices=choices, initial=initial,
+                widget=_SELECT)
             self.fields[f"label_{index}"] = forms.CharField(
-                label=f"Label for “{name}”", required=False, max_length=200, initial=spec.label or name,
+                label=gettext("Label for “%(name)s”") % {"name": name}, required=False, max_length=200,
+                initial=spec.label or name,
                 widget=forms.TextInput(attrs={"class": "form-control form-control-sm"}))
             self.fields[f"kind_{index}"] = forms.ChoiceField(
-                label=f"Kind of “{name}”", choices=FeatureKind.choices,
+                label=gettext("Kind of “%(name)s”") % {"name": name}, choices=FeatureKind.choices,
                 initial=spec.kind or FeatureKind.CATEGORICAL, widget=_SELECT)
             self.column_rows.append((index, name))
         self.fields["id_columns"] = forms.MultipleChoiceField(
-            label="Compose the id from several columns", required=False, choices=[(h, h) for h in header],
+            label=_("Compose the id from several columns"), required=False, choices=[(h, h) for h in header],
             initial=suggestion.id_columns, widget=forms.CheckboxSelectMultiple,
-            help_text="For files where one student appears once per module or term (e.g. OULAD): the id becomes "
-                      "the values joined by “-”.",
+            help_text=_("For files where one student appears once per module or term (e.g. OULAD): the id becomes "
+                        "the values joined by “-”."),
         )
         self.fields["id_row_prefix"] = forms.CharField(
-            label="Or number the rows, with this prefix", required=False, max_length=40,
+            label=_("Or number the rows, with this prefix"), required=False, max_length=40,
             initial=suggestion.id_row_prefix, widget=forms.TextInput(attrs={"class": "form-control form-control-sm"}),
-            help_text="Only for a first import into an institution with no students, from a file without any id "
-                      "(e.g. the UCI data set): row 1 becomes PREFIX-00001. Later files must carry the students' ids: "
-                      "row numbers would name other students.",
+            help_text=_("Only for a first import into an institution with no students, from a file without any id "
+                        "(e.g. the UCI data set): row 1 becomes PREFIX-00001. Later files must carry the students' "
+                        "ids: row numbers would name other students."),
         )
         self.fields["decimal_comma"] = forms.BooleanField(
-            label="Numbers use a decimal comma (3,5)", required=False, initial=suggestion.decimal_comma,
+            label=_("Numbers use a decimal comma (3,5)"), required=False, initial=suggestion.decimal_comma,
             widget=forms.CheckboxInput(attrs={"class": "form-check-input"}),
-            help_text="Otherwise only plain decimal notation is read as a number (12, 3.5); a value such as 1_9, "
-                      "3,5 or 1.234,5 is reported as an error, never guessed.",
+            help_text=_("Otherwise only plain decimal notation is read as a number (12, 3.5); a value such as 1_9, "
+                        "3,5 or 1.234,5 is reported as an error, never guessed."),
         )
         self.fields["program_from"] = forms.ChoiceField(
-            label="Also show this feature column as the student's program", required=False,
-            choices=[("", "(none)"), *[(h, h) for h in header]], initial=suggestion.program_from, widget=_SELECT,
-            help_text="For a coded course or programme (e.g. the UCI data's Course): the feature keeps the code for "
-                      "the model, and the lists, filters and profiles show its label as the program.",
+            label=_("Also show this feature column as the student's program"), required=False,
+            choices=[("", gettext("(none)")), *[(h, h) for h in header]], initial=suggestion.program_from,
+            widget=_SELECT,
+            help_text=_("For a coded course or programme (e.g. the UCI data's Course): the feature keeps the code "
+                        "for the model, and the lists, filters and profiles show its label as the program."),
         )
         self.outcome_words = outcome_words
         for position, word in enumerate(outcome_words):
             self.fields[f"outcome_{position}"] = forms.ChoiceField(
-                label=f"Outcome “{word}”", choices=[("", "(not mapped)"), *Outcome.choices], required=False,
+                label=gettext("Outcome “%(word)s”") % {"word": word},
+                choices=[("", gettext("(not mapped)")), *Outcome.choices], required=False,
                 initial=suggestion.outcome_values.get(word, ""), widget=_SELECT,
             )
 

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
@@ -113,8 +114,8 @@ class ImportMappingView(AccessRecordedPageMixin, ImportPageMixin, TemplateView):
                 form.add_error(None, exc.message)
             else:
                 if not import_upload_path_exists(self.upload):
-                    messages.error(request, f"{self.upload.original_name} is no longer kept on the server; "
-                                            "upload it again.")
+                    messages.error(request, gettext("%(name)s is no longer kept on the server; upload it again.")
+                                   % {"name": self.upload.original_name})
                     return redirect("import-upload", self.institution.slug)
                 import_upload_set_mapping(upload=self.upload, spec=spec)
                 import_mapping_remember(institution=self.institution, spec=spec, user=request.user)
@@ -166,7 +167,7 @@ class ImportReadAgainView(ImportPageMixin, View):
         if (upload.status not in (ImportUploadStatus.UPLOADED, ImportUploadStatus.VALIDATED,
                                   ImportUploadStatus.INVALID)
                 or (job is not None and not job.is_finished) or not import_upload_path_exists(upload)):
-            messages.error(request, "This file cannot be read again: upload it again.")
+            messages.error(request, gettext("This file cannot be read again: upload it again."))
             return redirect("import-upload", self.institution.slug)
         import_upload_preview_start(upload=upload, user=request.user)
         return redirect("import-mapping", self.institution.slug, upload.pk)
@@ -220,8 +221,8 @@ class ImportCommitView(ImportPageMixin, View):
             and request.POST.get("confirm_skip") == "1"
         )
         if not allowed:
-            messages.error(request, "This file cannot be imported as it is: see the report. To import only the "
-                                    "valid rows, tick the confirmation box.")
+            messages.error(request, gettext("This file cannot be imported as it is: see the report. To import only "
+                                           "the valid rows, tick the confirmation box."))
             return redirect("import-detail", self.institution.slug, upload.pk)
         import_upload_start(upload=upload, commit=True, valid_rows_only=valid_rows_only, user=request.user)
         return redirect("import-detail", self.institution.slug, upload.pk)
@@ -231,10 +232,10 @@ class ImportDiscardView(ImportPageMixin, View):
     def post(self, request, *args, **kwargs):
         upload = self.get_upload()
         if upload.status in (ImportUploadStatus.COMMITTING, ImportUploadStatus.VALIDATING):
-            messages.error(request, "The file is being processed; wait for the job to finish.")
+            messages.error(request, gettext("The file is being processed; wait for the job to finish."))
             return redirect("import-detail", self.institution.slug, upload.pk)
         import_upload_discard(upload=upload)
-        messages.info(request, f"{upload.original_name} was discarded.")
+        messages.info(request, gettext("%(name)s was discarded.") % {"name": upload.original_name})
         return redirect("import-upload", self.institution.slug)
 
 
@@ -263,11 +264,11 @@ class ImportClearBlankColumnsView(ImportPageMixin, View):
         upload = self.get_upload()
         report = _report(upload.validation_job)
         if upload.status not in (ImportUploadStatus.VALIDATED, ImportUploadStatus.INVALID) or report is None:
-            messages.error(request, "This upload is not waiting to be imported.")
+            messages.error(request, gettext("This upload is not waiting to be imported."))
             return redirect("import-detail", self.institution.slug, upload.pk)
         chosen = set(request.POST.getlist("column")) & set(report.blank_columns)
         if not chosen:
-            messages.error(request, "Choose a column that is blank in every row.")
+            messages.error(request, gettext("Choose a column that is blank in every row."))
             return redirect("import-detail", self.institution.slug, upload.pk)
         spec = mapping_from_dict(upload.mapping)
         spec.clear_blank_columns = sorted({*spec.clear_blank_columns, *chosen})

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from institutions.scoping import TenantModel
 
 
 class FeatureKind(models.TextChoices):
-    NUMERIC = "numeric", "Numeric"
-    CATEGORICAL = "categorical", "Categorical"
-    BOOLEAN = "boolean", "Yes/no"
+    NUMERIC = "numeric", _("Numeric")
+    CATEGORICAL = "categorical", _("Categorical")
+    BOOLEAN = "boolean", _("Yes/no")
 
 
 class ChangeSource(models.TextChoices):
-    IMPORT = "import", "File import"
-    API = "api", "API"
-    WEB = "web", "Web page"
-    SYSTEM = "system", "System"
+    IMPORT = "import", _("File import")
+    API = "api", _("API")
+    WEB = "web", _("Web page")
+    SYSTEM = "system", _("System")
     # Values the platform derives from what instructors mark in progress surveys (the number of
     # concerns this term, predictions.services.concern_feature).
-    SURVEYS = "surveys", "Progress surveys (platform)"
+    SURVEYS = "surveys", _("Progress surveys (platform)")
 
 
 class FeatureDefinition(TenantModel):
@@ -103,20 +104,20 @@ class FeatureDefinitionChange(TenantModel):
 class Outcome(models.TextChoices):
     """What finally happened; ``enrolled`` means not known yet (the student is still studying)."""
 
-    ENROLLED = "enrolled", "Still enrolled"
-    DROPPED_OUT = "dropped_out", "Dropped out"
-    GRADUATED = "graduated", "Graduated"
-    TRANSFERRED = "transferred", "Transferred"
-    OTHER = "other", "Other"
+    ENROLLED = "enrolled", _("Still enrolled")
+    DROPPED_OUT = "dropped_out", _("Dropped out")
+    GRADUATED = "graduated", _("Graduated")
+    TRANSFERRED = "transferred", _("Transferred")
+    OTHER = "other", _("Other")
 
 
 KNOWN_TRAINING_OUTCOMES = (Outcome.DROPPED_OUT, Outcome.GRADUATED)
 
 
 class EnrolmentStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    ON_LEAVE = "on_leave", "On leave"
-    INACTIVE = "inactive", "Inactive"
+    ACTIVE = "active", _("Active")
+    ON_LEAVE = "on_leave", _("On leave")
+    INACTIVE = "inactive", _("Inactive")
 
 
 class Student(TenantModel):
@@ -224,14 +225,14 @@ class ImportMapping(TenantModel):
 
 
 class ImportUploadStatus(models.TextChoices):
-    UPLOADED = "uploaded", "Uploaded"
-    VALIDATING = "validating", "Validating"
-    VALIDATED = "validated", "Ready to import"
-    INVALID = "invalid", "Has errors"
-    COMMITTING = "committing", "Importing"
-    COMMITTED = "committed", "Imported"
-    FAILED = "failed", "Failed"
-    DISCARDED = "discarded", "Discarded"
+    UPLOADED = "uploaded", _("Uploaded")
+    VALIDATING = "validating", _("Validating")
+    VALIDATED = "validated", _("Ready to import")
+    INVALID = "invalid", _("Has errors")
+    COMMITTING = "committing", _("Importing")
+    COMMITTED = "committed", _("Imported")
+    FAILED = "failed", _("Failed")
+    DISCARDED = "discarded", _("Discarded")
 
 
 class ImportChannel(models.TextChoices):

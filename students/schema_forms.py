@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from .models import FeatureDefinition, FeatureKind
 
@@ -27,25 +28,29 @@ def categories_from_text(text: str) -> list[dict]:
 class FeatureEditForm(forms.Form):
     """Fields for the feature's kind only: a range for numbers, categories for categorical ones."""
 
-    label = forms.CharField(max_length=FeatureDefinition._meta.get_field("label").max_length)
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=5000)
-    unit = forms.CharField(required=False, max_length=FeatureDefinition._meta.get_field("unit").max_length)
-    min_value = forms.FloatField(required=False, label="Smallest valid value",
-                                 help_text="Leave empty for no lower bound.")
-    max_value = forms.FloatField(required=False, label="Largest valid value",
-                                 help_text="Leave empty for no upper bound.")
+    label = forms.CharField(label=_("Label"), max_length=FeatureDefinition._meta.get_field("label").max_length)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                                  max_length=5000)
+    unit = forms.CharField(label=_("Unit"), required=False,
+                           max_length=FeatureDefinition._meta.get_field("unit").max_length)
+    min_value = forms.FloatField(required=False, label=_("Smallest valid value"),
+                                 help_text=_("Leave empty for no lower bound."))
+    max_value = forms.FloatField(required=False, label=_("Largest valid value"),
+                                 help_text=_("Leave empty for no upper bound."))
     categories = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 6}), max_length=100_000,
-        help_text="One category a line: the value as stored, optionally ' = ' and the label shown "
-                  "(e.g. 33 = Agronomy). Leave empty to accept any value.",
+        label=_("Categories"), required=False, widget=forms.Textarea(attrs={"rows": 6}), max_length=100_000,
+        help_text=_("One category a line: the value as stored, optionally ' = ' and the label shown "
+                    "(e.g. 33 = Agronomy). Leave empty to accept any value."),
     )
     protected = forms.BooleanField(
-        required=False, help_text="Not a model input; used for the fairness audit (gender, age, nationality...).",
+        label=_("Protected"), required=False,
+        help_text=_("Not a model input; used for the fairness audit (gender, age, nationality...)."),
     )
-    actionable = forms.BooleanField(required=False, help_text="Something an advisor can influence (what-if).")
+    actionable = forms.BooleanField(label=_("Actionable"), required=False,
+                                     help_text=_("Something an advisor can influence (what-if)."))
     retired = forms.BooleanField(
-        required=False, label="Retired",
-        help_text="No longer a model input; its stored values and history are kept. Untick to restore it.",
+        required=False, label=_("Retired"),
+        help_text=_("No longer a model input; its stored values and history are kept. Untick to restore it."),
     )
 
     def __init__(self, *args, definition: FeatureDefinition, **kwargs):

@@ -10,6 +10,7 @@ import orjson
 from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.generic import TemplateView
 
 from institutions.view_mixins import InstitutionPageMixin
@@ -65,7 +66,7 @@ class FeatureEditView(InstitutionPageMixin, TemplateView):
                 form.add_error(name if name in form.fields else None, reasons)
             return self._render(definition, form, status=400)
         if not preview.changes:
-            messages.info(request, f"Nothing changed on {definition.label}.")
+            messages.info(request, gettext("Nothing changed on %(label)s.") % {"label": definition.label})
             return HttpResponseRedirect(reverse("feature-schema", args=[self.institution.slug]))
         token = _review_token(preview)
         if request.POST.get("review") != token:
@@ -73,9 +74,11 @@ class FeatureEditView(InstitutionPageMixin, TemplateView):
             return self._render(definition, form, preview=preview, token=token)
         services.feature_definition_edit(institution=self.institution, definition=definition,
                                          data=form.edit_data(), actor=request.user, source=ChangeSource.WEB)
-        note = " Protected, actionable and retired changes apply at the next retrain." \
-            if preview.applies_at_retrain else ""
-        messages.success(request, f"Saved the changes to {definition.label}.{note}")
+        if preview.applies_at_retrain:
+            messages.success(request, gettext("Saved the changes to %(label)s. Protected, actionable and retired "
+                                              "changes apply at the next retrain.") % {"label": definition.label})
+        else:
+            messages.success(request, gettext("Saved the changes to %(label)s.") % {"label": definition.label})
         return HttpResponseRedirect(reverse("feature-schema", args=[self.institution.slug]))
 
     def _render(self, definition, form, *, preview=None, token="", status=200):

@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.utils.translation import gettext
 from django.views.generic import ListView
 
 from audit.models import AccessAction
@@ -19,8 +20,8 @@ class StudentListView(AccessRecordedPageMixin, InstitutionPageMixin, ListView):
         # A NUL cannot be in any stored text (PostgreSQL refuses it in a query), so it matches nothing.
         query = self.request.GET.get("q", "")
         if "\x00" in query:
-            messages.warning(self.request, "The search holds a NUL character, which no stored text contains: "
-                                           "nothing matches. Type the search again.")
+            messages.warning(self.request, gettext("The search holds a NUL character, which no stored text "
+                                                   "contains: nothing matches. Type the search again."))
             return student_search(institution=self.institution).none()
         return student_search(institution=self.institution, query=query)
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils.text import slugify
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from ..feature_values import parse_plain_number
 from ..models import FeatureDefinition, FeatureKind, Outcome
@@ -37,10 +39,10 @@ STUDENT_TARGETS = ("external_id", "name", "email", "program", "cohort", "outcome
 FEATURE_TARGETS = ("feature", "new_feature")
 TARGETS = (*STUDENT_TARGETS, *FEATURE_TARGETS, "ignore")
 TARGET_LABELS = {
-    "external_id": "External id (the student's id)", "name": "Name", "email": "Email", "program": "Program",
-    "cohort": "Cohort / entry term", "outcome": "Outcome", "status": "Enrolment status",
-    "outcome_date": "Outcome date", "feature": "Existing feature", "new_feature": "New feature",
-    "ignore": "Ignore this column",
+    "external_id": _("External id (the student's id)"), "name": _("Name"), "email": _("Email"),
+    "program": _("Program"), "cohort": _("Cohort / entry term"), "outcome": _("Outcome"),
+    "status": _("Enrolment status"), "outcome_date": _("Outcome date"), "feature": _("Existing feature"),
+    "new_feature": _("New feature"), "ignore": _("Ignore this column"),
 }
 ID_JOIN = "-"
 
@@ -81,7 +83,9 @@ OULAD_ID_COLUMNS = ["code_module", "code_presentation", "id_student"]
 def _looks_like_outcomes(values: Iterable[str]) -> bool:
     """Whether a sample's values are all outcome words (and not all enrolment statuses)."""
     words = {value.strip().lower() for value in values if value and value.strip()}
-    known = {*KNOWN_OUTCOME_WORDS, *Outcome.values, *(label.lower() for label in Outcome.labels)}
+    # The outcomes' English labels ("still enrolled", ...) are known words: a file's words never
+    # depend on the language of the page that reads it.
+    known = {*KNOWN_OUTCOME_WORDS, *Outcome.values}
     statuses = {"active", "inactive", "on leave", "on_leave"}
     return bool(words) and words <= known and not words <= statuses
 
@@ -225,56 +229,67 @@ def mapping_from_dict(data: Mapping) -> ImportMappingSpec:
 
 
 def check_mapping(spec: ImportMappingSpec, header: Sequence[str], definitions: Mapping[str, FeatureDefinition]) -> None:
-    """Refuse a mapping that cannot work with this header and schema (before reading any row)."""
+    """Refuse a mapping that cannot work with this header and schema (before reading any row); the
+    messages are in the language of the page (or request) that checks it."""
     present = set(header)
     unknown = [name for name in (*spec.columns, *spec.id_columns) if name not in present]
     if unknown:
-        raise _invalid(f"The mapping names columns the file does not have: {', '.join(sorted(set(unknown)))}.")
+        raise _invalid(gettext("The mapping names columns the file does not have: %(columns)s.")
+                       % {"columns": ", ".join(sorted(set(unknown)))})
     id_sources = len(spec.columns_for("external_id")) + bool(spec.id_columns) + bool(spec.id_row_prefix)
     if id_sources == 0:
         raise ImportFileError(
             "missing_id_column",
-            "No column is mapped to the external id, so students cannot be matched. Map the column holding "
-            "the student's id (or compose it from several columns, or number the rows for a file without ids).",
+            gettext("No column is mapped to the external id, so students cannot be matched. Map the column holding "
+                    "the student's id (or compose it from several columns, or number the rows for a file without "
+                    "ids)."),
         )
     if id_sources > 1 or len(spec.columns_for("external_id")) > 1:
-        raise _invalid("Choose one way to identify students: one id column, several id columns, or row numbers.")
+        raise _invalid(gettext("Choose one way to identify students: one id column, several id columns, or row "
+                               "numbers."))
     if spec.program_from:
         source = spec.columns.get(spec.program_from)
         if source is None or source.target not in FEATURE_TARGETS:
-            raise _invalid(f"program_from names {spec.program_from!r}, which is not a column mapped to a feature.")
+            raise _invalid(gettext("program_from names %(column)s, which is not a column mapped to a feature.")
+                           % {"column": repr(spec.program_from)})
         if spec.columns_for("program"):
-            raise _invalid(f"Column {spec.columns_for('program')[0]!r} is mapped to the program, and program_from "
-                           f"names {spec.program_from!r} too: choose one.")
+            raise _invalid(gettext("Column %(column)s is mapped to the program, and program_from names %(other)s "
+                                   "too: choose one.")
+                           % {"column": repr(spec.columns_for("program")[0]), "other": repr(spec.program_from)})
     for target in STUDENT_TARGETS:
         if len(spec.columns_for(target)) > 1:
-            raise _invalid(f"Only one column may be mapped to {TARGET_LABELS[target].lower()}: "
-                           f"{', '.join(spec.columns_for(target))}.")
+            raise _invalid(gettext("Only one column may be mapped to %(target)s: %(columns)s.")
+                           % {"target": str(TARGET_LABELS[target]).lower(),
+                              "columns": ", ".join(spec.columns_for(target))})
     seen_keys: dict[str, str] = {}
     for header_name, column in spec.columns.items():
         if column.target == "feature" and column.feature not in definitions:
-            raise _invalid(f"Column {header_name!r} is mapped to feature {column.feature!r}, which this "
-                           "institution does not have. Map it to a new feature instead.")
+            raise _invalid(gettext("Column %(column)s is mapped to feature %(feature)s, which this institution does "
+                                   "not have. Map it to a new feature instead.")
+                           % {"column": repr(header_name), "feature": repr(column.feature)})
         if column.target == "new_feature" and column.feature in definitions:
             if definitions[column.feature].kind == column.kind:
                 # Created by an earlier import with this same mapping: fill the existing feature.
                 spec.columns[header_name] = ColumnSpec(target="feature", feature=column.feature)
                 continue
-            raise _invalid(f"Column {header_name!r} would create feature {column.feature!r}, which exists "
-                           f"already as a {definitions[column.feature].kind} feature. Map it to the existing "
-                           "feature or choose another key.")
+            raise _invalid(gettext("Column %(column)s would create feature %(feature)s, which exists already as a "
+                                   "%(kind)s feature. Map it to the existing feature or choose another key.")
+                           % {"column": repr(header_name), "feature": repr(column.feature),
+                              "kind": str(FeatureKind(definitions[column.feature].kind).label).lower()})
         if column.target in FEATURE_TARGETS:
             if column.feature in seen_keys:
-                raise _invalid(f"Columns {seen_keys[column.feature]!r} and {header_name!r} both fill "
-                               f"feature {column.feature!r}.")
+                raise _invalid(gettext("Columns %(first)s and %(second)s both fill feature %(feature)s.")
+                               % {"first": repr(seen_keys[column.feature]), "second": repr(header_name),
+                                  "feature": repr(column.feature)})
             seen_keys[column.feature] = header_name
     new_features = [name for name, column in spec.columns.items() if column.target == "new_feature"]
     if len(new_features) > settings.IMPORT_MAX_NEW_FEATURES:
         raise ImportFileError(
             "too_many_new_features",
-            f"This mapping would create {len(new_features)} new features; one import creates at most "
-            f"{settings.IMPORT_MAX_NEW_FEATURES} (IMPORT_MAX_NEW_FEATURES), because features are permanent. Map the "
-            "columns you do not need to \"ignore\" (or to existing features) and import the others in a later file.",
+            gettext("This mapping would create %(count)s new features; one import creates at most %(limit)s "
+                    "(IMPORT_MAX_NEW_FEATURES), because features are permanent. Map the columns you do not need to "
+                    "\"ignore\" (or to existing features) and import the others in a later file.")
+            % {"count": len(new_features), "limit": settings.IMPORT_MAX_NEW_FEATURES},
         )
 
 

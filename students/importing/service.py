@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.db import connection, transaction
+from django.utils.translation import gettext, ngettext
 
 from institutions.models import Institution
 
@@ -90,16 +91,34 @@ class ImportReport:
 
     @property
     def summary(self) -> str:
+        """In the language of the page that shows it (the report keeps only the counts)."""
         if self.has_errors and not self.committed:
-            return (f"{self.error_count} problem(s) in {self.error_rows} of {self.rows} rows; nothing was imported. "
-                    "Fix the file (or choose to import only the valid rows) and try again.")
-        verb = "Imported" if self.committed else "Ready to import"
-        text = f"{verb}: {self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+            return ngettext(
+                "%(count)s problem in %(error_rows)s of %(rows)s rows; nothing was imported. Fix the file (or "
+                "choose to import only the valid rows) and try again.",
+                "%(count)s problems in %(error_rows)s of %(rows)s rows; nothing was imported. Fix the file (or "
+                "choose to import only the valid rows) and try again.",
+                self.error_count,
+            ) % {"count": self.error_count, "error_rows": self.error_rows, "rows": self.rows}
+        counts = {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                  "skipped": self.skipped}
+        if not self.committed:
+            if self.skipped:
+                return gettext("Ready to import: %(created)s created, %(updated)s updated, %(unchanged)s "
+                               "unchanged, %(skipped)s invalid rows skipped.") % counts
+            return gettext("Ready to import: %(created)s created, %(updated)s updated, "
+                           "%(unchanged)s unchanged.") % counts
+        if not self.created and not self.updated:
+            if self.skipped:
+                return gettext("Imported: %(created)s created, %(updated)s updated, %(unchanged)s unchanged, "
+                               "%(skipped)s invalid rows skipped (the file matches what is stored: nothing "
+                               "changed).") % counts
+            return gettext("Imported: %(created)s created, %(updated)s updated, %(unchanged)s unchanged (the "
+                           "file matches what is stored: nothing changed).") % counts
         if self.skipped:
-            text += f", {self.skipped} invalid rows skipped"
-        if self.committed and not self.created and not self.updated:
-            text += " (the file matches what is stored: nothing changed)"
-        return text + "."
+            return gettext("Imported: %(created)s created, %(updated)s updated, %(unchanged)s unchanged, "
+                           "%(skipped)s invalid rows skipped.") % counts
+        return gettext("Imported: %(created)s created, %(updated)s updated, %(unchanged)s unchanged.") % counts
 
     def as_dict(self) -> dict:
         data = asdict(self)

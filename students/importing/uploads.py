@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from institutions.jobs import (
     DATABASE_CONNECTION_ERRORS,
@@ -45,6 +46,10 @@ from .service import (
     import_mapping_remember,
     import_preview,
 )
+
+# The stages an import job reports (stored in English; the import pages translate them).
+IMPORT_JOB_STAGES = (gettext_noop("reading the file"), gettext_noop("validating"), gettext_noop("writing"),
+                     gettext_noop("done"))
 
 logger = logging.getLogger(__name__)
 _ALLOWED_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}

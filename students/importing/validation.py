@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils import translation
 
 from ..feature_values import FeatureValueError, clean_feature_value
 from ..models import EnrolmentStatus, FeatureDefinition, FeatureKind, Outcome, Student
@@ -54,7 +55,9 @@ def _email(raw: str) -> Verdict:
 
 
 def _outcome_cleaner(outcome_values: Mapping[str, str]) -> Callable[[str], Verdict]:
-    accepted = sorted({*outcome_values, *(label for label in Outcome.labels)})
+    with translation.override("en"):  # the words a file may hold, whatever the language of the page
+        labels = [str(label) for label in Outcome.labels]
+    accepted = sorted({*outcome_values, *labels})
 
     def clean(raw: str) -> Verdict:
         value = raw.strip()
@@ -65,9 +68,6 @@ def _outcome_cleaner(outcome_values: Mapping[str, str]) -> Callable[[str], Verdi
         word = value.lower()
         if word in Outcome.values:
             return True, word
-        for outcome_value, label in Outcome.choices:
-            if word == label.lower():
-                return True, outcome_value
         if word in KNOWN_OUTCOME_WORDS:
             return True, str(KNOWN_OUTCOME_WORDS[word])
         shown = ", ".join(accepted[:12])

@@ -3,33 +3,40 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 register = template.Library()
 
 FIELD_NAMES = {
-    "label": "label", "description": "description", "unit": "unit", "min_value": "minimum",
-    "max_value": "maximum", "categories": "categories", "protected": "protected", "actionable": "actionable",
-    "retired": "retired", "created": "created with key",
-    "seen_in_file": "range seen in the file",
+    "label": _("label"), "description": _("description"), "unit": _("unit"), "min_value": _("minimum"),
+    "max_value": _("maximum"), "categories": _("categories"), "protected": _("protected"),
+    "actionable": _("actionable"), "retired": _("retired"), "created": _("created with key"),
+    "seen_in_file": _("range seen in the file"),
 }
 
 
 @register.filter
 def schema_field(name: str) -> str:
-    return FIELD_NAMES.get(name, name)
+    return str(FIELD_NAMES.get(name, name))
 
 
 @register.filter
 def schema_value(value) -> str:
     if value is None or value == "":
-        return "(none)"
+        return gettext("(none)")
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return gettext("yes") if value else gettext("no")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, list):
+        if not value:
+            return gettext("any value")
         shown = ", ".join(str(item.get("value")) if isinstance(item, dict) else str(item) for item in value[:8])
-        return f"{len(value)} categories ({shown}{', ...' if len(value) > 8 else ''})" if value else "any value"
+        if len(value) > 8:
+            shown += ", ..."
+        return ngettext("%(count)s category (%(values)s)", "%(count)s categories (%(values)s)",
+                        len(value)) % {"count": len(value), "values": shown}
     text = str(value)
     return text if len(text) <= 80 else text[:79] + "…"
 
