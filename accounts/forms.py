@@ -1,12 +1,13 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
+from django.utils.translation import gettext_lazy as _
 
 from institutions.models import Role
 
 
 class InvitationForm(forms.Form):
-    email = forms.EmailField(help_text="The invitation link is sent to this address.")
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.ADVISOR)
+    email = forms.EmailField(label=_("Email"), help_text=_("The invitation link is sent to this address."))
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.ADVISOR)
 
 
 class InvitedAccountForm(UserCreationForm):

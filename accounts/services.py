@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from institutions.models import ApiKey, Institution, Membership, Role
 from institutions.services import institution_create
@@ -55,7 +56,7 @@ def invitation_create(
     try:
         validate_email(email)
     except ValidationError:
-        raise InvitationError("Enter a valid email address.") from None
+        raise InvitationError(_("Enter a valid email address.")) from None
     if role not in Role.values:
         raise InvitationError(f"Unknown role {role!r}.")
     now = timezone.now()
@@ -79,8 +80,9 @@ def invitation_create(
             from_email=None, recipient_list=[email],
         )
     except OSError as exc:  # smtplib errors and refused connections are OSErrors
-        raise InvitationError(f"The invitation email could not be sent ({exc.__class__.__name__}); "
-                              "nothing was saved. Check the email settings (docs/operations.md).") from None
+        raise InvitationError(_("The invitation email could not be sent (%(error)s); nothing was saved. "
+                                "Check the email settings (docs/operations.md).") % {"error": exc.__class__.__name__}
+                              ) from None
     return invitation, link
 
 
@@ -109,7 +111,7 @@ def is_service_user(user: AbstractBaseUser) -> bool:
 def _mark_accepted(invitation: Invitation, user: AbstractBaseUser) -> Membership:
     locked = Invitation.objects.for_institution(invitation.institution).select_for_update().get(pk=invitation.pk)
     if not locked.is_pending:
-        raise InvitationError("This invitation is no longer valid.")
+        raise InvitationError(_("This invitation is no longer valid."))
     membership = Membership.objects.for_institution(invitation.institution).create(user=user, role=locked.role)
     locked.accepted_at = timezone.now()
     locked.accepted_by = user
@@ -121,11 +123,11 @@ def _mark_accepted(invitation: Invitation, user: AbstractBaseUser) -> Membership
 def invitation_accept_existing(*, invitation: Invitation, user: AbstractBaseUser) -> Membership:
     """The signed-in owner of an account accepts: only then is that account attached."""
     if not user.is_authenticated or not user.is_active:
-        raise InvitationError("Log in first.")
+        raise InvitationError(_("Log in first."))
     if is_service_user(user):
-        raise InvitationError("An API key's service account cannot join an institution.")
+        raise InvitationError(_("An API key's service account cannot join an institution."))
     if Membership.objects.for_institution(invitation.institution).filter(user=user).exists():
-        raise InvitationError(f"You are already a member of {invitation.institution.name}.")
+        raise InvitationError(_("You are already a member of %(name)s.") % {"name": invitation.institution.name})
     return _mark_accepted(invitation, user)
 
 
@@ -146,16 +148,16 @@ def invitation_accept_new_account(
         with transaction.atomic():
             user.save()
     except IntegrityError:
-        raise InvitationError("Choose another username.") from None
+        raise InvitationError(_("Choose another username.")) from None
     return _mark_accepted(invitation, user)
 
 
 @transaction.atomic
 def invitation_revoke(*, institution: Institution, invitation: Invitation, actor: AbstractBaseUser) -> Invitation:
     if invitation.institution_id != institution.pk:
-        raise InvitationError("That invitation belongs to another institution.")
+        raise InvitationError(_("That invitation belongs to another institution."))
     if not invitation.is_pending:
-        raise InvitationError(f"The invitation to {invitation.email} is already {invitation.state}.")
+        raise InvitationError(_("The invitation to %(email)s is no longer pending.") % {"email": invitation.email})
     invitation.revoked_at = timezone.now()
     invitation.revoked_by = actor
     invitation.save(update_fields=["revoked_at", "revoked_by"])

@@ -19,6 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from institutions.models import Institution, Membership, Role
 from institutions.scoping import institution_scope
@@ -82,14 +83,14 @@ def role_rules_parse(text: str) -> list[dict]:
         match = RULE_LINE.match(line)
         role = match.group("role").lower() if match else ""
         if not match or role not in Role.values:
-            problems.append(f"line {number} ({line[:60]!r}): write 'value = admin', 'value = advisor' "
-                            "or 'value = viewer'")
+            problems.append(_("line %(number)s (%(line)s): write 'value = admin', 'value = advisor' "
+                              "or 'value = viewer'") % {"number": number, "line": repr(line[:60])})
             continue
         rules.append({"value": match.group("value").strip(), "role": role})
     if len(rules) > MAX_RULES:
-        problems.append(f"at most {MAX_RULES} rules")
+        problems.append(_("at most %(count)s rules") % {"count": MAX_RULES})
     if problems:
-        raise ValidationError("Role rules: " + "; ".join(problems) + ".")
+        raise ValidationError(_("Role rules: %(problems)s.") % {"problems": "; ".join(problems)})
     return rules
 
 
@@ -185,7 +186,7 @@ def _sign_in(provider: IdentityProvider, person: SsoPerson, connect_user: Abstra
     institution = provider.institution
     name = provider.name
     if not person.subject:
-        return SsoOutcome(refusal=f"{name} did not say who you are (no subject).")
+        return SsoOutcome(refusal=_("%(name)s did not say who you are (no subject).") % {"name": name})
     identities = SsoIdentity.objects.for_institution(institution)
     identity = identities.select_for_update().select_related("user").filter(
         provider=provider, subject=person.subject[:255]).first()
@@ -194,12 +195,16 @@ def _sign_in(provider: IdentityProvider, person: SsoPerson, connect_user: Abstra
     if identity is not None:
         user = identity.user
         if connect_user is not None and connect_user.pk != user.pk:
-            return SsoOutcome(refusal=f"Your account at {name} is already connected to another account here.")
+            return SsoOutcome(refusal=_(
+                "Your account at %(name)s is already connected to another account here.") % {"name": name})
     elif connect_user is not None:
         if not Membership.objects.for_institution(institution).filter(user=connect_user).exists():
-            return SsoOutcome(refusal=f"Only members of {institution.name} can connect an account to {name}.")
+            return SsoOutcome(refusal=_(
+                "Only members of %(institution)s can connect an account to %(name)s.") % {
+                "institution": institution.name, "name": name})
         if identities.filter(provider=provider, user=connect_user).exists():
-            return SsoOutcome(refusal=f"Your account here is already connected to another account at {name}.")
+            return SsoOutcome(refusal=_(
+                "Your account here is already connected to another account at %(name)s.") % {"name": name})
         user = connect_user
         identity = identities.create(provider=provider, subject=person.subject[:255], user=user)
     elif provider.jit_provisioning:
@@ -209,14 +214,15 @@ def _sign_in(provider: IdentityProvider, person: SsoPerson, connect_user: Abstra
         outcome.created_account = True
         identity = identities.create(provider=provider, subject=person.subject[:255], user=user)
     else:
-        return SsoOutcome(refusal=(
-            f"Your account at {name} is not connected to an account at {institution.name}, and new accounts are "
+        return SsoOutcome(refusal=_(
+            "Your account at %(name)s is not connected to an account at %(institution)s, and new accounts are "
             "not created automatically. Ask an administrator of the institution for an invitation, accept it, "
-            f"then connect your account to {name} from the single sign-on page."))
+            "then connect your account to %(name)s from the single sign-on page.") % {
+            "name": name, "institution": institution.name})
     if not user.is_active:
-        return SsoOutcome(refusal="This account is deactivated.")
+        return SsoOutcome(refusal=_("This account is deactivated."))
     if is_service_user(user):
-        return SsoOutcome(refusal="An API key's service account cannot sign in.")
+        return SsoOutcome(refusal=_("An API key's service account cannot sign in."))
     memberships = Membership.objects.for_institution(institution)
     membership = memberships.select_for_update().filter(user=user).first()
     if role is None:
@@ -225,13 +231,14 @@ def _sign_in(provider: IdentityProvider, person: SsoPerson, connect_user: Abstra
             identities.filter(pk=identity.pk).update(last_login_at=timezone.now())
             log.info("sso: %s lost membership %s at institution %s (no role from %s)", user.pk,
                      membership.role, institution.pk, provider.pk)
-            return SsoOutcome(refusal=_no_role_message(provider) + f" Your membership of {institution.name} "
-                              "has ended.", membership_removed=True)
+            return SsoOutcome(refusal=_("%(reason)s Your membership of %(institution)s has ended.") % {
+                "reason": _no_role_message(provider), "institution": institution.name}, membership_removed=True)
         return SsoOutcome(refusal=_no_role_message(provider))
     if membership is None:
         if not provider.jit_provisioning:
-            return SsoOutcome(refusal=f"You are not a member of {institution.name}, and memberships are not "
-                                      "created automatically. Ask an administrator of the institution.")
+            return SsoOutcome(refusal=_("You are not a member of %(institution)s, and memberships are not "
+                                        "created automatically. Ask an administrator of the institution.") % {
+                "institution": institution.name})
         membership = memberships.create(user=user, role=role)
         outcome.created_membership = True
     elif membership.role != role:
@@ -247,9 +254,10 @@ def _sign_in(provider: IdentityProvider, person: SsoPerson, connect_user: Abstra
 
 def _no_role_message(provider: IdentityProvider) -> str:
     if provider.role_attribute:
-        return (f"{provider.name} signed you in, but none of your {provider.role_attribute} values gives a role "
-                f"at {provider.institution.name}.")
-    return f"{provider.name} signed you in, but {provider.institution.name} gives no role to its accounts."
+        return _("%(name)s signed you in, but none of your %(attribute)s values gives a role at %(institution)s.") % {
+            "name": provider.name, "attribute": provider.role_attribute, "institution": provider.institution.name}
+    return _("%(name)s signed you in, but %(institution)s gives no role to its accounts.") % {
+        "name": provider.name, "institution": provider.institution.name}
 
 
 # --- SSO only ----------------------------------------------------------------------------------
@@ -265,7 +273,7 @@ def sso_only_providers_for(user: AbstractBaseUser) -> list[IdentityProvider]:
 
 def sso_only_message(providers: list[IdentityProvider]) -> str:
     names = ", ".join(sorted({f"{p.name} ({p.institution.name})" for p in providers}))
-    return f"Your institution signs you in with single sign-on only: use “Sign in with {names}”."
+    return _("Your institution signs you in with single sign-on only: use “Sign in with %(names)s”.") % {"names": names}
 
 
 # --- set-up by an institution's administrators ---------------------------------------------------
@@ -286,13 +294,14 @@ def email_domains_parse(text: str, *, claimed_elsewhere: set[str]) -> list[str]:
     domains = sorted({part.strip().lower().lstrip("@") for part in re.split(r"[\s,;]+", text or "") if part.strip()})
     bad = [domain for domain in domains if not DOMAIN.match(domain)]
     if bad:
-        raise IdentityProviderError(f"Not an email domain: {', '.join(bad[:5])} (write e.g. uni.example).")
+        raise IdentityProviderError(_("Not an email domain: %(domains)s (write e.g. uni.example).") % {
+            "domains": ", ".join(bad[:5])})
     if len(domains) > 50:
-        raise IdentityProviderError("At most 50 email domains.")
+        raise IdentityProviderError(_("At most 50 email domains."))
     taken = [domain for domain in domains if domain in claimed_elsewhere]
     if taken:
-        raise IdentityProviderError(f"{', '.join(taken)}: already used by another institution's sign-in; "
-                                    "ask platform staff if it is yours.")
+        raise IdentityProviderError(_("%(domains)s: already used by another institution's sign-in; "
+                                      "ask platform staff if it is yours.") % {"domains": ", ".join(taken)})
     return domains
 
 
@@ -303,20 +312,20 @@ def identity_provider_save(*, institution: Institution, provider: IdentityProvid
     (None keeps it). Changing the issuer of a provider people already sign in with is refused:
     its subjects would name other people."""
     if provider.institution_id != institution.pk:
-        raise IdentityProviderError("That identity provider belongs to another institution.")
+        raise IdentityProviderError(_("That identity provider belongs to another institution."))
     if provider.pk:
         before = IdentityProvider.objects.for_institution(institution).select_for_update().get(pk=provider.pk)
         linked = SsoIdentity.objects.for_institution(institution).filter(provider=before).exists()
         if linked and (before.protocol != provider.protocol or before.oidc_issuer != provider.oidc_issuer
                        or before.saml_idp_entity_id != provider.saml_idp_entity_id):
-            raise IdentityProviderError(
+            raise IdentityProviderError(_(
                 "People already sign in through this provider, so its protocol, issuer and entity id cannot change "
-                "(the same subject would name someone else). Add another provider instead.")
+                "(the same subject would name someone else). Add another provider instead."))
     if provider.sso_only and provider.enabled and not SsoIdentity.objects.for_institution(institution).filter(
             provider_id=provider.pk, user=actor).exists():
-        raise IdentityProviderError(
+        raise IdentityProviderError(_(
             "Sign in through this provider yourself first (connect your account on the single sign-on page): "
-            "SSO only turns password login off for every member, you included.")
+            "SSO only turns password login off for every member, you included."))
     if new_secret_stored is not None:
         provider.oidc_client_secret_stored = new_secret_stored
     provider.updated_by = actor
@@ -327,7 +336,7 @@ def identity_provider_save(*, institution: Institution, provider: IdentityProvid
 @transaction.atomic
 def identity_provider_delete(*, institution: Institution, provider: IdentityProvider) -> None:
     if provider.institution_id != institution.pk:
-        raise IdentityProviderError("That identity provider belongs to another institution.")
+        raise IdentityProviderError(_("That identity provider belongs to another institution."))
     provider.delete()
 
 

@@ -36,6 +36,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from requests import RequestException
 
 from .models import IdentityProvider, SsoProtocol
@@ -58,8 +59,9 @@ class InstitutionOIDCAdapter(OpenIDConnectOAuth2Adapter):
         config = super().openid_config
         expected = self.get_provider().app.settings["issuer"].rstrip("/")
         if str(config.get("issuer", "")).rstrip("/") != expected:
-            raise AnswerRejected(f"The provider's discovery document names the issuer {config.get('issuer')!r}, "
-                                 f"not the configured {expected!r}: check the issuer URL of this sign-in.")
+            raise AnswerRejected(_("The provider's discovery document names the issuer %(named)s, not the "
+                                   "configured %(expected)s: check the issuer URL of this sign-in.") % {
+                "named": repr(config.get("issuer")), "expected": repr(expected)})
         return config
 
     def _decode_id_token(self, app: SocialApp, id_token: str) -> dict:
@@ -69,12 +71,13 @@ class InstitutionOIDCAdapter(OpenIDConnectOAuth2Adapter):
 
     def complete_login(self, request, app, token, **kwargs):
         if not kwargs["response"].get("id_token"):
-            raise AnswerRejected("The identity provider sent no id_token.")
+            raise AnswerRejected(_("The identity provider sent no id_token."))
         sociallogin = super().complete_login(request, app, token, **kwargs)
         data = sociallogin.account.extra_data
         userinfo = data.get("userinfo")
         if userinfo is not None and str(userinfo.get("sub")) != str(data["id_token"].get("sub")):
-            raise AnswerRejected("The identity provider's userinfo answer is about someone else than its id_token.")
+            raise AnswerRejected(_(
+                "The identity provider's userinfo answer is about someone else than its id_token."))
         return sociallogin
 
 
@@ -109,8 +112,8 @@ def oidc_person(provider: IdentityProvider, sociallogin) -> SsoPerson:
     claims = {**(data.get("userinfo") or {}), **data["id_token"]}  # the signed token wins
     nonce_sent = str((sociallogin.state or {}).get("nonce") or "")
     if not nonce_sent or not hmac.compare_digest(nonce_sent, str(data["id_token"].get("nonce") or "")):
-        raise SignInRefused("The identity provider's answer was not issued for this sign-in (its nonce does not "
-                            "match): it may be a replayed answer. Start again.")
+        raise SignInRefused(_("The identity provider's answer was not issued for this sign-in (its nonce does not "
+                              "match): it may be a replayed answer. Start again."))
     email = claims.get("email") or ""
     if email and claims.get("email_verified") is False:
         email = ""
@@ -171,7 +174,7 @@ class InstitutionSocialAccountAdapter(DefaultSocialAccountAdapter):
     def pre_social_login(self, request, sociallogin):
         idp = provider_by_allauth_id(sociallogin.account.provider)
         if idp is None:
-            raise ImmediateHttpResponse(sign_in_refused(request, None, "This sign-in is no longer set up."))
+            raise ImmediateHttpResponse(sign_in_refused(request, None, _("This sign-in is no longer set up.")))
         try:
             person = PERSON_READERS[idp.protocol](idp, sociallogin)
         except SignInRefused as exc:
@@ -191,23 +194,24 @@ def refusal_reason(error, exception, extra_context) -> str:
         return str(exception)
     cause = getattr(exception, "__cause__", None)
     if isinstance(cause, (jwt.InvalidSignatureError, jwt.InvalidKeyError)):
-        return "The identity provider's answer has an invalid signature: it was changed on the way or not issued by it."
+        return _("The identity provider's answer has an invalid signature: it was changed on the way or not "
+                 "issued by it.")
     if isinstance(cause, jwt.InvalidAudienceError):
-        return "The identity provider's answer was issued for another application (wrong audience)."
+        return _("The identity provider's answer was issued for another application (wrong audience).")
     if isinstance(cause, jwt.ExpiredSignatureError):
-        return "The identity provider's answer has expired. Check the server's clock, then start again."
+        return _("The identity provider's answer has expired. Check the server's clock, then start again.")
     if isinstance(cause, jwt.InvalidIssuerError):
-        return "The identity provider's answer names another issuer."
+        return _("The identity provider's answer names another issuer.")
     if isinstance(cause, jwt.PyJWTError):
-        return "The identity provider's answer could not be verified."
+        return _("The identity provider's answer could not be verified.")
     if exception is None and extra_context is not None and "state_id" in extra_context:
-        return ("This sign-in was already completed or has expired (its state is unknown in this browser): "
+        return _("This sign-in was already completed or has expired (its state is unknown in this browser): "
                 "a replayed or stale answer. Start again.")
     if str(error) == "cancelled":
-        return "The sign-in was cancelled at the identity provider."
+        return _("The sign-in was cancelled at the identity provider.")
     if exception is not None:
-        return "The sign-in did not complete: the identity provider could not be reached or refused it."
-    return "The sign-in did not complete: the identity provider sent an error."
+        return _("The sign-in did not complete: the identity provider could not be reached or refused it.")
+    return _("The sign-in did not complete: the identity provider sent an error.")
 
 
 def sign_in_finish(request, idp: IdentityProvider, person: SsoPerson, *, connect: bool):
@@ -219,10 +223,11 @@ def sign_in_finish(request, idp: IdentityProvider, person: SsoPerson, *, connect
     if not (connect and request.user.pk == membership.user_id):
         login(request, membership.user, backend=MODEL_BACKEND)
     if connect:
-        messages.success(request, f"Your account is connected to {idp.name}: you can sign in with it from now on.")
+        messages.success(request, _("Your account is connected to %(name)s: you can sign in with it from now on.") % {
+            "name": idp.name})
     elif outcome.role_changed_from:
-        messages.info(request, f"{idp.name} changed your role at {idp.institution.name} to "
-                               f"{membership.get_role_display()}.")
+        messages.info(request, _("%(name)s changed your role at %(institution)s to %(role)s.") % {
+            "name": idp.name, "institution": idp.institution.name, "role": membership.get_role_display()})
     return redirect("institution-home", institution_slug=idp.institution.slug)
 
 

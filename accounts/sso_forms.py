@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from institutions.models import Role
 
@@ -25,38 +26,43 @@ from .sso_secrets import is_env_reference, secret_seal, validate_env_reference
 
 class IdentityProviderForm(forms.ModelForm):
     email_domains_text = forms.CharField(
-        label="Email domains", required=False,
-        help_text="Comma-separated (e.g. uni.example, staff.uni.example): people who type an address of these "
-                  "domains on the login page are offered this sign-in.")
+        label=_("Email domains"), required=False,
+        help_text=_("Comma-separated (e.g. uni.example, staff.uni.example): people who type an address of these "
+                  "domains on the login page are offered this sign-in."))
     role_rules_text = forms.CharField(
-        label="Role rules", required=False, widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="One per line: value = admin | advisor | viewer (e.g. 'staff = advisor'). "
-                  "When several match, the highest role wins.")
+        label=_("Role rules"), required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("One per line: value = admin | advisor | viewer (e.g. 'staff = advisor'). "
+                  "When several match, the highest role wins."))
     client_secret = forms.CharField(
-        label="Client secret", required=False, strip=True, widget=forms.PasswordInput(render_value=False),
-        help_text="Stored encrypted and never shown again. Leave blank to keep the stored one. "
-                  "Or write env:SSO_CLIENT_SECRET_<NAME> to read it from the server's environment.")
+        label=_("Client secret"), required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        help_text=_("Stored encrypted and never shown again. Leave blank to keep the stored one. "
+                  "Or write env:SSO_CLIENT_SECRET_<NAME> to read it from the server's environment."))
     oidc_issuer = forms.URLField(
-        label="OIDC issuer URL", required=False, max_length=500, assume_scheme="https",
-        help_text="e.g. https://login.microsoftonline.com/<tenant id>/v2.0 or https://accounts.google.com; "
-                  "its /.well-known/openid-configuration is read at each sign-in.")
-    saml_metadata_url = forms.URLField(label="SAML IdP metadata URL", required=False, max_length=500,
+        label=_("OIDC issuer URL"), required=False, max_length=500, assume_scheme="https",
+        help_text=_("e.g. https://login.microsoftonline.com/<tenant id>/v2.0 or https://accounts.google.com; "
+                  "its /.well-known/openid-configuration is read at each sign-in."))
+    saml_metadata_url = forms.URLField(label=_("SAML IdP metadata URL"), required=False, max_length=500,
                                        assume_scheme="https")
     default_role = forms.ChoiceField(
-        required=False, choices=[("", "None: refuse the sign-in"), *Role.choices],
-        help_text="The role of a person no rule matches.")
+        label=_("Default role"), required=False, choices=[("", _("None: refuse the sign-in")), *Role.choices],
+        help_text=_("The role of a person no rule matches."))
 
     class Meta:
         model = IdentityProvider
         fields = ["protocol", "name", "enabled", "jit_provisioning", "sso_only", "role_attribute", "default_role",
                   "oidc_issuer", "oidc_client_id", "saml_metadata_url", "saml_metadata_xml", "saml_idp_entity_id",
                   "saml_sp_entity_id"]
-        labels = {"jit_provisioning": "Create accounts and memberships on first sign-in (just in time)",
-                  "sso_only": "SSO only: members cannot log in or reset a password with a password",
-                  "role_attribute": "Role claim or attribute", "oidc_issuer": "OIDC issuer URL",
-                  "oidc_client_id": "OIDC client id", "saml_metadata_url": "SAML IdP metadata URL",
-                  "saml_metadata_xml": "SAML IdP metadata XML", "saml_idp_entity_id": "SAML IdP entity id",
-                  "saml_sp_entity_id": "SAML SP entity id (this platform)"}
+        labels = {"protocol": _("Protocol"), "name": _("Name"), "enabled": _("Enabled"),
+                  "jit_provisioning": _("Create accounts and memberships on first sign-in (just in time)"),
+                  "sso_only": _("SSO only: members cannot log in or reset a password with a password"),
+                  "role_attribute": _("Role claim or attribute"), "oidc_issuer": _("OIDC issuer URL"),
+                  "oidc_client_id": _("OIDC client id"), "saml_metadata_url": _("SAML IdP metadata URL"),
+                  "saml_metadata_xml": _("SAML IdP metadata XML"), "saml_idp_entity_id": _("SAML IdP entity id"),
+                  "saml_sp_entity_id": _("SAML SP entity id (this platform)")}
+        help_texts = {"name": _('Shown on the login page: "Sign in with <name>".'),
+                      "jit_provisioning": _("Create the account and the membership on a person's first sign-in."),
+                      "sso_only": _("Members of this institution cannot log in or reset a password with a password."),
+                      "role_attribute": _("e.g. groups, roles, eduPersonAffiliation")}
         widgets = {"saml_metadata_xml": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, institution, protocols, claimed_domains: set[str], **kwargs):
@@ -71,8 +77,9 @@ class IdentityProviderForm(forms.ModelForm):
             self.initial.setdefault("email_domains_text", ", ".join(self.instance.email_domains))
             self.initial.setdefault("role_rules_text", role_rules_text(self.instance.role_rules))
             if self.instance.has_client_secret:
-                self.fields["client_secret"].help_text = ("A secret is stored (not shown). " +
-                                                          self.fields["client_secret"].help_text)
+                self.fields["client_secret"].help_text = _(
+                    "A secret is stored (not shown). Stored encrypted and never shown again. Leave blank to keep the "
+                    "stored one. Or write env:SSO_CLIENT_SECRET_<NAME> to read it from the server's environment.")
 
     def clean(self):
         cleaned = super().clean()
@@ -87,10 +94,10 @@ class IdentityProviderForm(forms.ModelForm):
             self.add_error("role_rules_text", exc.messages[0])
             cleaned["role_rules"] = []
         if cleaned.get("role_rules") and not cleaned.get("role_attribute"):
-            self.add_error("role_attribute", "Name the claim or attribute the role rules read (e.g. groups).")
+            self.add_error("role_attribute", _("Name the claim or attribute the role rules read (e.g. groups)."))
         if not cleaned.get("role_rules") and not cleaned.get("default_role") and "role_rules_text" not in self.errors:
-            self.add_error("default_role", "Give a default role or at least one role rule: otherwise nobody can "
-                                           "sign in.")
+            self.add_error("default_role", _("Give a default role or at least one role rule: otherwise nobody can "
+                                           "sign in."))
         protocol = cleaned.get("protocol")
         if protocol == SsoProtocol.OIDC:
             self._clean_oidc(cleaned)
@@ -104,7 +111,7 @@ class IdentityProviderForm(forms.ModelForm):
 
         url, xml = cleaned.get("saml_metadata_url") or "", (cleaned.get("saml_metadata_xml") or "").strip()
         if not (url or xml):
-            self.add_error("saml_metadata_url", "Give the identity provider's metadata URL or paste its XML.")
+            self.add_error("saml_metadata_url", _("Give the identity provider's metadata URL or paste its XML."))
             return
         try:
             entity_id = metadata_entity_id(xml or metadata_fetch(url))
@@ -113,17 +120,18 @@ class IdentityProviderForm(forms.ModelForm):
             return
         given = (cleaned.get("saml_idp_entity_id") or "").strip()
         if given and given != entity_id:
-            self.add_error("saml_idp_entity_id", f"The metadata describes {entity_id!r}, not {given!r}.")
+            self.add_error("saml_idp_entity_id", _("The metadata describes %(found)s, not %(given)s.") % {
+                "found": repr(entity_id), "given": repr(given)})
         cleaned["saml_idp_entity_id"] = entity_id
 
     def _clean_oidc(self, cleaned):
         issuer = (cleaned.get("oidc_issuer") or "").strip()
         if not issuer:
-            self.add_error("oidc_issuer", "Give the issuer URL (e.g. https://login.microsoftonline.com/<tenant>/v2.0).")
+            self.add_error("oidc_issuer", _("Give the issuer URL (e.g. https://login.microsoftonline.com/<tenant>/v2.0)."))
         elif not issuer.startswith("https://") and not settings.SSO_ALLOW_HTTP_ISSUERS:
-            self.add_error("oidc_issuer", "The issuer URL must start with https://.")
+            self.add_error("oidc_issuer", _("The issuer URL must start with https://."))
         if not (cleaned.get("oidc_client_id") or "").strip():
-            self.add_error("oidc_client_id", "Give the client id the provider issued for this platform.")
+            self.add_error("oidc_client_id", _("Give the client id the provider issued for this platform."))
         secret = cleaned.get("client_secret") or ""
         if secret:
             problem = validate_env_reference(secret) if is_env_reference(secret) else None
@@ -132,7 +140,7 @@ class IdentityProviderForm(forms.ModelForm):
             else:
                 self.new_secret_stored = secret_seal(secret)
         elif not self.instance.has_client_secret:
-            self.add_error("client_secret", "Give the client secret the provider issued for this platform.")
+            self.add_error("client_secret", _("Give the client secret the provider issued for this platform."))
 
     def save(self, commit=False):
         provider = super().save(commit=False)

@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -62,7 +63,7 @@ def metadata_fetch(url: str) -> str:
     """The IdP's metadata from its URL (https, unless SSO_ALLOW_HTTP_ISSUERS), cached for
     SAML_METADATA_CACHE_SECONDS so that a rotated signing key is picked up within that time."""
     if not url.startswith("https://") and not settings.SSO_ALLOW_HTTP_ISSUERS:
-        raise MetadataUnavailable("The metadata URL must start with https://.")
+        raise MetadataUnavailable(_("The metadata URL must start with https://."))
     key = f"sso-saml-metadata:{url}"
     xml = cache.get(key)
     if xml is None:
@@ -70,10 +71,10 @@ def metadata_fetch(url: str) -> str:
             response = requests.get(url, timeout=settings.SOCIALACCOUNT_REQUESTS_TIMEOUT, allow_redirects=False)
             response.raise_for_status()
         except requests.RequestException as exc:
-            raise MetadataUnavailable(f"The identity provider's metadata could not be read ({exc.__class__.__name__})."
-                                      ) from None
+            raise MetadataUnavailable(_("The identity provider's metadata could not be read (%(error)s).") % {
+                "error": exc.__class__.__name__}) from None
         if len(response.content) > 5 * 1024 * 1024:
-            raise MetadataUnavailable("The identity provider's metadata is larger than 5 MB.")
+            raise MetadataUnavailable(_("The identity provider's metadata is larger than 5 MB."))
         xml = response.text
         cache.set(key, xml, settings.SAML_METADATA_CACHE_SECONDS)
     return xml
@@ -125,10 +126,10 @@ def metadata_entity_id(xml: str) -> str:
     try:
         metadata.load()
     except Exception:  # pysaml2 raises many kinds for bad XML
-        raise MetadataUnavailable("That is not SAML metadata (the XML could not be read).") from None
+        raise MetadataUnavailable(_("That is not SAML metadata (the XML could not be read).")) from None
     idps = [entity_id for entity_id, entity in metadata.items() if "idpsso_descriptor" in entity]
     if len(idps) != 1:
-        raise MetadataUnavailable("The metadata must describe exactly one identity provider (IDPSSODescriptor).")
+        raise MetadataUnavailable(_("The metadata must describe exactly one identity provider (IDPSSODescriptor)."))
     return idps[0]
 
 
@@ -165,18 +166,19 @@ def saml_login(request, provider_id: str):
 
 def _refusal_of(exc: Exception) -> str:
     if isinstance(exc, SignatureError):
-        return "The identity provider's answer has an invalid signature: it was changed on the way or not issued by it."
+        return _("The identity provider's answer has an invalid signature: it was changed on the way or not "
+                 "issued by it.")
     if isinstance(exc, (ResponseLifetimeExceed, ToEarly)):
-        return ("The identity provider's answer has expired (or is not valid yet). Check the server's clock, "
+        return _("The identity provider's answer has expired (or is not valid yet). Check the server's clock, "
                 "then start again.")
     if isinstance(exc, UnsolicitedResponse):
-        return ("This answer was not issued for a sign-in started in this browser, or was already used: a replayed "
+        return _("This answer was not issued for a sign-in started in this browser, or was already used: a replayed "
                 "or stale answer. Start again.")
     if isinstance(exc, StatusError):
-        return "The identity provider refused the sign-in."
+        return _("The identity provider refused the sign-in.")
     if "AudienceRestrictions" in str(exc) or "audience" in str(exc).lower():
-        return "The identity provider's answer was issued for another service (wrong audience)."
-    return "The identity provider's answer could not be verified."
+        return _("The identity provider's answer was issued for another service (wrong audience).")
+    return _("The identity provider's answer could not be verified.")
 
 
 @csrf_exempt  # a cross-site POST from the IdP by design; the answer must match this session's request
@@ -192,11 +194,11 @@ def saml_acs(request, provider_id: str):
                       {"provider": idp, "saml_response": raw[:MAX_RESPONSE_BYTES],
                        "relay_state": request.POST.get("RelayState", "")[:100]})
     if not raw or len(raw) > MAX_RESPONSE_BYTES:
-        return sign_in_refused(request, idp, "The identity provider sent no answer, or one too large.")
+        return sign_in_refused(request, idp, _("The identity provider sent no answer, or one too large."))
     try:
         base64.b64decode(raw, validate=True).decode()  # pysaml2 decodes it again below
     except (binascii.Error, UnicodeDecodeError):
-        return sign_in_refused(request, idp, "The identity provider's answer is not readable.")
+        return sign_in_refused(request, idp, _("The identity provider's answer is not readable."))
     now = time.time()
     pending = request.session.get(SESSION_KEY, {})
     outstanding = {rid: provider_id for rid, item in pending.items()

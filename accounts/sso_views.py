@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -61,7 +62,7 @@ class SsoFindView(View):
     def post(self, request):
         email = request.POST.get("email", "").strip()
         if not email_domain(email):
-            messages.error(request, "Type your email address (name@your-university), or choose your institution.")
+            messages.error(request, _("Type your email address (name@your-university), or choose your institution."))
             return self._page(request, status=400)
         return self._page(request, providers=providers_for_email(email), searched="email")
 
@@ -126,7 +127,7 @@ class IdentityProviderEditView(InstitutionPageMixin, TemplateView):
             except IdentityProviderError as exc:
                 form.add_error(None, exc.message)
             else:
-                messages.success(request, f"Saved the sign-in “{provider.name}”.")
+                messages.success(request, _("Saved the sign-in “%(name)s”.") % {"name": provider.name})
                 return redirect("sso-provider-list", institution_slug=self.institution.slug)
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
@@ -138,6 +139,6 @@ class IdentityProviderDeleteView(InstitutionPageMixin, View):
     def post(self, request, *args, **kwargs):
         provider = get_object_or_404(self.scoped(IdentityProvider), pk=kwargs["pk"])
         identity_provider_delete(institution=self.institution, provider=provider)
-        messages.success(request, f"Removed the sign-in “{provider.name}”; accounts created through it remain "
-                                  "and keep their memberships until removed.")
+        messages.success(request, _("Removed the sign-in “%(name)s”; accounts created through it remain "
+                                    "and keep their memberships until removed.") % {"name": provider.name})
         return redirect("sso-provider-list", institution_slug=self.institution.slug)

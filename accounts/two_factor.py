@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
+from django.utils.translation import gettext as _
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -49,7 +50,7 @@ def security_policy_set(*, institution: Institution, require_admin_two_factor: b
     """Turning the requirement on needs the acting admin to use two-factor already: an admin
     cannot lock the institution's administrators into a rule they have not tried themselves."""
     if require_admin_two_factor and not TOTPDevice.objects.filter(user=actor, confirmed=True).exists():
-        raise TwoFactorError("Set up two-factor sign-in for your own account first (Two-factor, in your account).")
+        raise TwoFactorError(_("Set up two-factor sign-in for your own account first (Two-factor, in your account)."))
     policy, _created = SecurityPolicy.objects.for_institution(institution).update_or_create(
         institution=institution,
         defaults={"require_admin_two_factor": require_admin_two_factor, "updated_by": actor})
@@ -69,9 +70,9 @@ def totp_device_confirm(*, request, user: AbstractBaseUser, token: str) -> TOTPD
     session is verified with it."""
     device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
     if device is None:
-        raise TwoFactorError("Start the set-up again: no authenticator is waiting for its first code.")
+        raise TwoFactorError(_("Start the set-up again: no authenticator is waiting for its first code."))
     if not device.verify_token((token or "").strip()):
-        raise TwoFactorError("That code is not right. Check the app shows codes for this account and try again.")
+        raise TwoFactorError(_("That code is not right. Check the app shows codes for this account and try again."))
     TOTPDevice.objects.filter(user=user, confirmed=True).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
@@ -86,21 +87,21 @@ def totp_verify(*, request, user: AbstractBaseUser, token: str) -> TOTPDevice | 
     for device in kind.objects.filter(user=user, confirmed=True):
         allowed, _data = device.verify_is_allowed()
         if not allowed:
-            raise TwoFactorError("Too many wrong codes: wait a little before the next try.")
+            raise TwoFactorError(_("Too many wrong codes: wait a little before the next try."))
         if device.verify_token((token or "").strip()):
             otp_login(request, device)
             return device
-    raise TwoFactorError("That code is not right.")
+    raise TwoFactorError(_("That code is not right."))
 
 
 @transaction.atomic
 def totp_device_remove(*, user: AbstractBaseUser, token: str) -> None:
     _has_device, required = two_factor_state(user)
     if required:
-        raise TwoFactorError("An institution where you are an administrator requires two-factor sign-in.")
+        raise TwoFactorError(_("An institution where you are an administrator requires two-factor sign-in."))
     device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
     if device is None or not device.verify_token((token or "").strip()):
-        raise TwoFactorError("Give a current code from the app to turn two-factor sign-in off.")
+        raise TwoFactorError(_("Give a current code from the app to turn two-factor sign-in off."))
     TOTPDevice.objects.filter(user=user).delete()
     RecoveryCodeDevice.objects.filter(user=user).delete()
 
@@ -141,13 +142,13 @@ def recovery_codes_generate(*, user: AbstractBaseUser) -> list[str]:
     """A new set of codes for ``user``, returned once to be shown once; every older code stops
     working. Only for an account that uses an authenticator app."""
     if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
-        raise TwoFactorError("Set up an authenticator app first: recovery codes stand in for it.")
+        raise TwoFactorError(_("Set up an authenticator app first: recovery codes stand in for it."))
     device, _created = RecoveryCodeDevice.objects.get_or_create(
         user=user, defaults={"name": "Recovery codes", "confirmed": True})
     device.codes.all().delete()
     codes = set()
     while len(codes) < RECOVERY_CODE_COUNT:
-        codes.add("".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(_RECOVERY_LENGTH)))
+        codes.add("".join(secrets.choice(_RECOVERY_ALPHABET) for _position in range(_RECOVERY_LENGTH)))
     shown = [f"{code[:4]}-{code[4:8]}-{code[8:]}" for code in sorted(codes)]
     RecoveryCode.objects.bulk_create(RecoveryCode(device=device, code_hash=recovery_code_hash(code)) for code in shown)
     device.throttle_reset()
@@ -159,10 +160,10 @@ def recovery_codes_regenerate(*, user: AbstractBaseUser, token: str) -> list[str
     session left open somewhere is not enough to mint a second factor)."""
     device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
     if device is None:
-        raise TwoFactorError("Set up an authenticator app first: recovery codes stand in for it.")
+        raise TwoFactorError(_("Set up an authenticator app first: recovery codes stand in for it."))
     allowed, _data = device.verify_is_allowed()
     if not allowed:
-        raise TwoFactorError("Too many wrong codes: wait a little before the next try.")
+        raise TwoFactorError(_("Too many wrong codes: wait a little before the next try."))
     if not device.verify_token((token or "").strip()):
-        raise TwoFactorError("Give a current code from the app to make new recovery codes.")
+        raise TwoFactorError(_("Give a current code from the app to make new recovery codes."))
     return recovery_codes_generate(user=user)

@@ -73,8 +73,8 @@ class InvitationListView(InstitutionPageMixin, TemplateView):
                 form.add_error(None, exc.message)
             else:
                 # The same words for every address: nothing says whether it has an account.
-                messages.success(request, f"Invitation sent to {invitation.email} "
-                                          f"as {invitation.get_role_display()}.")
+                messages.success(request, _("Invitation sent to %(email)s as %(role)s.") % {
+                    "email": invitation.email, "role": invitation.get_role_display()})
                 return redirect("invitation-list", institution_slug=self.institution.slug)
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
@@ -90,7 +90,8 @@ class InvitationRevokeView(InstitutionPageMixin, View):
         except InvitationError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, f"Revoked the invitation to {invitation.email}; its link no longer works.")
+            messages.success(request, _("Revoked the invitation to %(email)s; its link no longer works.") % {
+                "email": invitation.email})
         return redirect("invitation-list", institution_slug=self.institution.slug)
 
 
@@ -139,8 +140,8 @@ class InvitationAcceptView(View):
                 form.add_error(None, exc.message)
                 return self._page(request, form=form, status=400)
             login(request, membership.user, backend=MODEL_BACKEND)
-        messages.success(request, f"Welcome to {membership.institution.name}: you are "
-                                  f"{membership.get_role_display()}.")
+        messages.success(request, _("Welcome to %(name)s: you are %(role)s.") % {
+            "name": membership.institution.name, "role": membership.get_role_display()})
         return redirect("institution-home", institution_slug=membership.institution.slug)
 
 
@@ -166,7 +167,7 @@ class TwoFactorView(LoginRequiredMixin, View):
             totp_device_remove(user=request.user, token=request.POST.get("token", ""))
         except TwoFactorError as exc:
             return self.get(request, error=exc.message, status=400)
-        messages.success(request, "Two-factor sign-in is off for your account.")
+        messages.success(request, _("Two-factor sign-in is off for your account."))
         return redirect("two-factor")
 
 
@@ -190,7 +191,7 @@ class TwoFactorSetupView(LoginRequiredMixin, View):
             if device is None:
                 device = totp_device_start(user=request.user)
             return self._page(request, device, error=exc.message, status=400)
-        messages.success(request, "Two-factor sign-in is on: each login now asks for a code from the app.")
+        messages.success(request, _("Two-factor sign-in is on: each login now asks for a code from the app."))
         if not recovery_codes_left(request.user):  # a first set-up, or every old code used
             return _recovery_codes_page(request, recovery_codes_generate(user=request.user),
                                         next_url=_safe_next(request, default="two-factor"))
@@ -250,8 +251,8 @@ class SecurityPolicyView(InstitutionPageMixin, TemplateView):
             security_policy_set(institution=self.institution, require_admin_two_factor=require, actor=request.user)
         except TwoFactorError as exc:
             return self.render_to_response(self.get_context_data(error=exc.message), status=400)
-        messages.success(request, "Administrators must now use two-factor sign-in." if require
-                         else "Two-factor sign-in is now optional for administrators.")
+        messages.success(request, _("Administrators must now use two-factor sign-in.") if require
+                         else _("Two-factor sign-in is now optional for administrators."))
         return redirect("security-policy", institution_slug=self.institution.slug)
 
 

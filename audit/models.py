@@ -15,49 +15,50 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from institutions.scoping import TenantModel
 
 
 class AccessAction(models.TextChoices):
     # Pages
-    PROFILE_VIEW = "profile_view", "Viewed the student profile"
-    WHAT_IF = "what_if", "Ran a what-if on the student"
-    STUDENT_SEARCH = "student_search", "Listed or searched students"
-    FLAGGED_LIST = "flagged_list", "Viewed the flagged list"
-    CASELOAD = "caseload", "Viewed a caseload"
-    WORKLIST_EXPORT = "worklist_export", "Exported a student list (CSV)"
-    INTERVENTION_LIST = "intervention_list", "Listed interventions"
-    INTERVENTION_VIEW = "intervention_view", "Opened an intervention"
-    ALERT_LIST = "alert_list", "Listed alerts"
-    ALERT_VIEW = "alert_view", "Opened an alert"
-    SURVEY_ROSTER = "survey_roster", "An instructor opened their progress survey roster (emailed link)"
+    PROFILE_VIEW = "profile_view", _("Viewed the student profile")
+    WHAT_IF = "what_if", _("Ran a what-if on the student")
+    STUDENT_SEARCH = "student_search", _("Listed or searched students")
+    FLAGGED_LIST = "flagged_list", _("Viewed the flagged list")
+    CASELOAD = "caseload", _("Viewed a caseload")
+    WORKLIST_EXPORT = "worklist_export", _("Exported a student list (CSV)")
+    INTERVENTION_LIST = "intervention_list", _("Listed interventions")
+    INTERVENTION_VIEW = "intervention_view", _("Opened an intervention")
+    ALERT_LIST = "alert_list", _("Listed alerts")
+    ALERT_VIEW = "alert_view", _("Opened an alert")
+    SURVEY_ROSTER = "survey_roster", _("An instructor opened their progress survey roster (emailed link)")
     # Imports (reports hold the file's cell values)
-    IMPORT_PREVIEW = "import_preview", "Viewed an import's preview rows"
-    IMPORT_REPORT = "import_report", "Viewed an import report"
-    IMPORT_ERRORS_EXPORT = "import_errors_csv", "Exported an import's problems (CSV)"
-    IMPORT_CHANGES_EXPORT = "import_changes_csv", "Exported an import's changes (CSV)"
-    IMPORT_JOB_RESULT = "import_job_result", "Read an import job's report (API)"
+    IMPORT_PREVIEW = "import_preview", _("Viewed an import's preview rows")
+    IMPORT_REPORT = "import_report", _("Viewed an import report")
+    IMPORT_ERRORS_EXPORT = "import_errors_csv", _("Exported an import's problems (CSV)")
+    IMPORT_CHANGES_EXPORT = "import_changes_csv", _("Exported an import's changes (CSV)")
+    IMPORT_JOB_RESULT = "import_job_result", _("Read an import job's report (API)")
     # API
-    API_STUDENT_READ = "api_student_read", "Read a student (API)"
-    API_STUDENT_LIST = "api_student_list", "Listed students (API)"
-    API_PREDICTION_READ = "api_prediction_read", "Read a student's risk (API)"
-    API_PREDICTION_HISTORY = "api_prediction_history", "Read a student's risk history (API)"
-    API_PREDICTION_LIST = "api_prediction_list", "Listed risks (API)"
-    API_INTERVENTION_READ = "api_intervention_read", "Read an intervention (API)"
-    API_INTERVENTION_LIST = "api_intervention_list", "Listed interventions (API)"
-    API_FLAG_READ = "api_flag_read", "Read a flag (API)"
-    API_FLAG_LIST = "api_flag_list", "Listed flags (API)"
-    API_ALERT_READ = "api_alert_read", "Read an alert (API)"
-    API_ALERT_LIST = "api_alert_list", "Listed alerts (API)"
-    API_ACTIVITY_LIST = "api_activity_list", "Listed learning activity (API)"
+    API_STUDENT_READ = "api_student_read", _("Read a student (API)")
+    API_STUDENT_LIST = "api_student_list", _("Listed students (API)")
+    API_PREDICTION_READ = "api_prediction_read", _("Read a student's risk (API)")
+    API_PREDICTION_HISTORY = "api_prediction_history", _("Read a student's risk history (API)")
+    API_PREDICTION_LIST = "api_prediction_list", _("Listed risks (API)")
+    API_INTERVENTION_READ = "api_intervention_read", _("Read an intervention (API)")
+    API_INTERVENTION_LIST = "api_intervention_list", _("Listed interventions (API)")
+    API_FLAG_READ = "api_flag_read", _("Read a flag (API)")
+    API_FLAG_LIST = "api_flag_list", _("Listed flags (API)")
+    API_ALERT_READ = "api_alert_read", _("Read an alert (API)")
+    API_ALERT_LIST = "api_alert_list", _("Listed alerts (API)")
+    API_ACTIVITY_LIST = "api_activity_list", _("Listed learning activity (API)")
     # Subject access and erasure (privacy app)
-    SUBJECT_EXPORT = "subject_export", "Viewed or downloaded everything held about the student"
-    ERASURE_REVIEW = "erasure_review", "Reviewed what erasing the student would remove"
+    SUBJECT_EXPORT = "subject_export", _("Viewed or downloaded everything held about the student")
+    ERASURE_REVIEW = "erasure_review", _("Reviewed what erasing the student would remove")
     # The trail itself
-    ACCESS_LOG_SEARCH = "access_log_search", "Searched the access log"
-    ACCESS_LOG_EXPORT = "access_log_export", "Exported the access log (CSV)"
-    STUDENT_ERASED = "student_erased", "Erased a student (entries unlinked)"
+    ACCESS_LOG_SEARCH = "access_log_search", _("Searched the access log")
+    ACCESS_LOG_EXPORT = "access_log_export", _("Exported the access log (CSV)")
+    STUDENT_ERASED = "student_erased", _("Erased a student (entries unlinked)")
 
 
 class AccessEntry(TenantModel):

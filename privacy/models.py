@@ -12,6 +12,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from institutions.scoping import TenantModel
 
@@ -64,9 +65,9 @@ class RetentionPolicy(TenantModel):
 
 
 class ErasureVia(models.TextChoices):
-    PAGE = "page", "Erasure page"
+    PAGE = "page", _("Erasure page")
     API = "api", "API"
-    RETENTION = "retention", "Retention rule"
+    RETENTION = "retention", _("Retention rule")
 
 
 class ErasureRecord(TenantModel):

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from institutions.scoping import TenantModel
 
 
 class NotificationKind(models.TextChoices):
-    ALERT_ROUTED = "alert_routed", "Alert routed to you"
-    ALERT_REFERRED = "alert_referred", "Alert referred to you"
-    ALERT_CLOSED = "alert_closed", "Alert you raised was closed"
-    NEWLY_FLAGGED = "newly_flagged", "Newly flagged in your caseload"
-    FOLLOW_UP_DUE = "follow_up_due", "Follow-up due"
-    MODEL_DEGRADED = "model_degraded", "The live model's predictions fell below the floor"
+    ALERT_ROUTED = "alert_routed", _("Alert routed to you")
+    ALERT_REFERRED = "alert_referred", _("Alert referred to you")
+    ALERT_CLOSED = "alert_closed", _("Alert you raised was closed")
+    NEWLY_FLAGGED = "newly_flagged", _("Newly flagged in your caseload")
+    FOLLOW_UP_DUE = "follow_up_due", _("Follow-up due")
+    MODEL_DEGRADED = "model_degraded", _("The live model's predictions fell below the floor")
 
 
 class Notification(TenantModel):
@@ -53,9 +54,9 @@ class Notification(TenantModel):
 
 
 class DigestFrequency(models.TextChoices):
-    DAILY = "daily", "Daily"
-    WEEKLY = "weekly", "Weekly (Mondays)"
-    OFF = "off", "Off"
+    DAILY = "daily", _("Daily")
+    WEEKLY = "weekly", _("Weekly (Mondays)")
+    OFF = "off", _("Off")
 
 
 class NotificationPreference(TenantModel):
