@@ -16,6 +16,7 @@ from institutions.api.base import InstitutionViewSet
 from institutions.api.filters import IdFilter, UtcIsoDateTimeFilter
 
 from . import orm_bypass, services
+from .feature_translations import translation_fields_from_object, translations_object
 from .feature_values import FeatureValuesInvalid, clean_feature_values
 from .models import ChangeSource, EnrolmentStatus, FeatureDefinition, FeatureKind, Outcome, Student
 from .selectors import access_feature_definition, access_student, feature_definition_list
@@ -171,6 +172,11 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
     or categories refuse (``stored_values_outside``: kept and flagged, refused on later imports)."""
 
     retired = serializers.BooleanField(required=False, help_text="Retired: no model input from the next retrain on")
+    translations = serializers.JSONField(
+        required=False,
+        help_text='The label and description per other language of the pages, e.g. {"es": {"label": "...", '
+                  '"description": "..."}, "pt": {...}}; blank shows the default label. An update changes only '
+                  'the languages and parts it gives.')
     range_unconfirmed = serializers.BooleanField(read_only=True)
     stored_values_outside = serializers.SerializerMethodField()
 
@@ -178,7 +184,7 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
         model = FeatureDefinition
         fields = [
             "id", "key", "label", "kind", "min_value", "max_value", "categories", "unit", "description",
-            "protected", "actionable", "retired", "retired_at", "seen_min_value", "seen_max_value",
+            "translations", "protected", "actionable", "retired", "retired_at", "seen_min_value", "seen_max_value",
             "range_unconfirmed", "stored_values_outside", "position", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "retired_at", "seen_min_value", "seen_max_value", "created_at", "updated_at"]
@@ -192,6 +198,19 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
     def to_representation(self, instance):
         data = super().to_representation(instance)
         data["retired"] = instance.is_retired
+        data["translations"] = translations_object(instance.translations)
+        return data
+
+    def validate_translations(self, value):
+        """As flat fields (label_es, ...), which the service checks, edits and records one by one."""
+        fields, errors = translation_fields_from_object(value)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return fields
+
+    def _flat(self, validated):
+        data = dict(validated)
+        data.update(data.pop("translations", None) or {})
         return data
 
     def validate_key(self, value):
@@ -226,15 +245,20 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data):
-        return services.feature_definition_create(
-            institution=self.context["institution"], data=validated_data, actor=self._actor(), source=ChangeSource.API
-        )
+        try:
+            return services.feature_definition_create(
+                institution=self.context["institution"], data=self._flat(validated_data), actor=self._actor(),
+                source=ChangeSource.API,
+            )
+        except services.FeatureDefinitionInvalid as exc:
+            raise serializers.ValidationError({"translations": [f"{name}: {' '.join(reasons)}" for name, reasons
+                                                                in exc.errors.items()]}) from None
 
     def _actor(self):
         return self.context["request"].user  # a member, or the API key's service user
 
     def update(self, instance, validated_data):
-        data = {name: value for name, value in validated_data.items()
+        data = {name: value for name, value in self._flat(validated_data).items()
                 if name in services.FEATURE_EDITABLE_FIELDS}
         try:
             preview, _change = services.feature_definition_edit(

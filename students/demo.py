@@ -12,7 +12,7 @@ from pathlib import Path
 from institutions.models import Institution
 
 from .models import FeatureDefinition
-from .uci_schema import UCI_COLUMNS
+from .uci_schema import UCI_COLUMNS, uci_translations
 
 UCI_CSV = Path(__file__).resolve().parent / "demo_data" / "uci_dropout.csv"
 
@@ -43,5 +43,6 @@ def _create_schema(institution: Institution, rows: list[dict[str, str]]) -> None
             institution=institution, key=column.key, label=column.label, kind=column.kind,
             min_value=column.min_value, max_value=column.max_value, categories=categories, unit=column.unit,
             protected=column.protected, actionable=column.actionable, position=position,
+            translations=uci_translations(column.key),
         ))
     FeatureDefinition.objects.for_institution(institution).bulk_create(definitions)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from institutions.scoping import TenantModel
@@ -42,6 +43,10 @@ class FeatureDefinition(TenantModel):
     )
     unit = models.CharField(max_length=40, blank=True)
     description = models.TextField(blank=True)
+    # The label and description in the other languages of the pages, as the institution wrote
+    # them: {"es": {"label": "...", "description": "..."}, "pt": {...}}; a reader whose language
+    # has none sees the default ``label``/``description`` (students/feature_translations.py).
+    translations = models.JSONField(default=dict, blank=True)
     protected = models.BooleanField(default=False)
     actionable = models.BooleanField(default=False)
     position = models.PositiveIntegerField(default=0)
@@ -71,6 +76,30 @@ class FeatureDefinition(TenantModel):
     @property
     def category_labels(self) -> dict[str, str]:
         return {str(item["value"]): item.get("label") or str(item["value"]) for item in self.categories}
+
+    def label_in(self, language: str | None) -> str:
+        """The label a reader of ``language`` sees: the institution's translation, else the default."""
+        return self._translated("label", language) or self.label
+
+    def description_in(self, language: str | None) -> str:
+        return self._translated("description", language) or self.description
+
+    def _translated(self, part: str, language: str | None) -> str:
+        entries = self.translations or {}
+        for code in (language or "", (language or "").split("-")[0]):
+            text = (entries.get(code) or {}).get(part) if code else None
+            if text:
+                return text
+        return ""
+
+    @property
+    def shown_label(self) -> str:
+        """The label in the language of the page being rendered."""
+        return self.label_in(get_language())
+
+    @property
+    def shown_description(self) -> str:
+        return self.description_in(get_language())
 
     @property
     def is_retired(self) -> bool:

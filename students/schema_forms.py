@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from .feature_translations import TRANSLATED_PARTS, language_name, translated_languages, translation_value
 from .models import FeatureDefinition, FeatureKind
 
 
@@ -61,10 +63,32 @@ class FeatureEditForm(forms.Form):
             "actionable": definition.actionable, "retired": definition.is_retired,
         })
         super().__init__(*args, **kwargs)
+        self._add_translation_fields(definition)
         if definition.kind != FeatureKind.NUMERIC:
             del self.fields["min_value"], self.fields["max_value"], self.fields["unit"]
         if definition.kind != FeatureKind.CATEGORICAL:
             del self.fields["categories"]
+
+    def _add_translation_fields(self, definition: FeatureDefinition) -> None:
+        """A label and a description per other language of the pages, after the default ones."""
+        for language in translated_languages():
+            names = {"language": language_name(language)}
+            for part, longest in TRANSLATED_PARTS.items():
+                name = f"{part}_{language}"
+                if part == "label":
+                    field = forms.CharField(
+                        required=False, max_length=longest, label=gettext("Label in %(language)s") % names,
+                        help_text=gettext("Shown to readers in %(language)s; leave empty to show the default "
+                                          "label.") % names)
+                else:
+                    field = forms.CharField(
+                        required=False, max_length=longest, widget=forms.Textarea(attrs={"rows": 2}),
+                        label=gettext("Description in %(language)s") % names)
+                self.fields[name] = field
+                self.initial.setdefault(name, translation_value(definition.translations, name))
+        order = ["label", "description", *(f"{part}_{language}" for language in translated_languages()
+                                           for part in TRANSLATED_PARTS)]
+        self.order_fields(order)
 
     def clean(self):
         cleaned = super().clean()

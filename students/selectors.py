@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Case, Count, Q, QuerySet, When
+from django.utils.translation import get_language
 
 from institutions.access import object_for_input_id
 from institutions.models import Institution
@@ -15,8 +16,11 @@ def feature_definition_list(*, institution: Institution) -> QuerySet[FeatureDefi
 
 
 def feature_labels_shown(*, institution: Institution) -> dict[str, str]:
-    """Feature key -> the label the reader sees (the institution's label of each feature)."""
-    return {definition.key: definition.label for definition in feature_definition_list(institution=institution)}
+    """Feature key -> the label a reader in the active language sees: the institution's label in
+    that language, else its default label."""
+    language = get_language()
+    return {definition.key: definition.label_in(language)
+            for definition in feature_definition_list(institution=institution).only("key", "label", "translations")}
 
 
 def feature_definition_changes(

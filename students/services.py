@@ -16,6 +16,13 @@ from institutions.access import access_member_user
 from institutions.models import Institution, Job
 from institutions.scoping import institution_scope
 
+from .feature_translations import (
+    TRANSLATION_FIELDS,
+    clean_translation_texts,
+    translation_field,
+    translation_value,
+    translations_with,
+)
 from .feature_values import FeatureValueError, clean_feature_value, clean_feature_values
 from .models import ChangeSource, FeatureDefinition, FeatureDefinitionChange, FeatureKind, Student, StudentChange
 
@@ -103,7 +110,10 @@ def feature_definition_create(
     """A new feature of the schema (``retired`` may be given); its creation is recorded."""
     data = dict(data)
     retired = bool(data.pop("retired", False))
-    definition = FeatureDefinition(institution=institution, **data)
+    texts, errors = clean_translation_texts({name: data.pop(name) for name in list(data) if translation_field(name)})
+    if errors:
+        raise FeatureDefinitionInvalid(errors)
+    definition = FeatureDefinition(institution=institution, translations=translations_with({}, texts), **data)
     if retired:
         definition.retired_at = timezone.now()
     with transaction.atomic(), institution_scope(institution):  # uniqueness validation reads through the scope
@@ -138,6 +148,7 @@ def feature_definitions_created_record(
 # What an administrator may change on a feature (its key and kind are what stored values mean).
 FEATURE_EDITABLE_FIELDS = (
     "label", "description", "unit", "min_value", "max_value", "categories", "protected", "actionable", "retired",
+    *TRANSLATION_FIELDS,  # label_es, description_es, ... (students/feature_translations.py)
 )
 # Changes the live model does not see until it is retrained on the new schema.
 FEATURE_RETRAIN_FIELDS = ("protected", "actionable", "retired")
@@ -168,6 +179,8 @@ class FeatureEditPreview:
 def _feature_field_value(definition: FeatureDefinition, name: str):
     if name == "retired":
         return definition.is_retired
+    if translation_field(name):
+        return translation_value(definition.translations, name)
     return getattr(definition, name)
 
 
@@ -184,6 +197,9 @@ def _clean_feature_edit(definition: FeatureDefinition, data: Mapping[str, Any]) 
     for name in ("description", "unit"):
         if name in cleaned:
             cleaned[name] = str(cleaned[name] or "").strip()
+    texts, text_errors = clean_translation_texts({name: cleaned[name] for name in cleaned if translation_field(name)})
+    cleaned.update(texts)
+    errors.update(text_errors)
     if "categories" in cleaned:
         categories = cleaned["categories"] or []
         if not isinstance(categories, list) or not all(isinstance(c, dict) and "value" in c for c in categories):
@@ -216,7 +232,7 @@ def _edited_copy(definition: FeatureDefinition, data: Mapping[str, Any]) -> Feat
     fields = FeatureDefinition._meta.concrete_fields
     edited = FeatureDefinition(**{f.attname: getattr(definition, f.attname) for f in fields})
     for name, value in data.items():
-        if name != "retired":
+        if name != "retired" and not translation_field(name):
             setattr(edited, name, value)
     return edited
 
@@ -278,6 +294,8 @@ def feature_definition_edit(
     for name, (_old, new) in preview.changes.items():
         if name == "retired":
             definition.retired_at = timezone.now() if new else None
+        elif translation_field(name):
+            definition.translations = translations_with(definition.translations, {name: new})
         else:
             setattr(definition, name, new)
     if definition.min_value is not None or definition.max_value is not None:

@@ -133,3 +133,58 @@ UCI_COLUMNS: list[UciColumn] = [
 
 UCI_TARGET_HEADER = "Target"
 UCI_OUTCOMES = {"Dropout": "dropped_out", "Graduate": "graduated", "Enrolled": "enrolled"}
+
+# The demo's labels in the other languages of the pages (FeatureDefinition.translations). The
+# data are a Portuguese polytechnic's: the Portuguese is what its staff would write.
+_UNIT_LABELS = {
+    "es": {"credited": "Asignaturas del {sem} semestre convalidadas",
+           "enrolled": "Asignaturas del {sem} semestre matriculadas",
+           "evaluations": "Evaluaciones de asignaturas del {sem} semestre",
+           "approved": "Asignaturas del {sem} semestre aprobadas", "grade": "Nota media del {sem} semestre",
+           "without_evaluations": "Asignaturas del {sem} semestre sin evaluaciones"},
+    "pt": {"credited": "Unidades curriculares do {sem} semestre creditadas",
+           "enrolled": "Unidades curriculares do {sem} semestre inscritas",
+           "evaluations": "Avaliações das unidades curriculares do {sem} semestre",
+           "approved": "Unidades curriculares do {sem} semestre aprovadas", "grade": "Média do {sem} semestre",
+           "without_evaluations": "Unidades curriculares do {sem} semestre sem avaliações"},
+}
+_SEMESTERS = {"es": {"1st": "primer", "2nd": "segundo"}, "pt": {"1st": "1.º", "2nd": "2.º"}}
+UCI_LABELS: dict[str, dict[str, str]] = {
+    "es": {
+        "marital_status": "Estado civil", "application_mode": "Modalidad de acceso",
+        "application_order": "Orden de preferencia de la solicitud (0 = primera opción)", "course": "Carrera",
+        "daytime_attendance": "Asistencia diurna", "previous_qualification": "Titulación previa",
+        "previous_qualification_grade": "Nota de la titulación previa", "nationality": "Nacionalidad",
+        "mother_qualification": "Titulación de la madre", "father_qualification": "Titulación del padre",
+        "mother_occupation": "Ocupación de la madre", "father_occupation": "Ocupación del padre",
+        "admission_grade": "Nota de admisión", "displaced": "Vive fuera de casa (desplazado)",
+        "special_needs": "Necesidades educativas especiales",
+        "debtor": "Tiene deudas con la institución (deudor)", "tuition_up_to_date": "Matrícula al día",
+        "gender": "Género", "scholarship_holder": "Becario", "age_at_enrolment": "Edad al matricularse",
+        "international": "Estudiante internacional", "unemployment_rate": "Tasa de desempleo (al ingreso)",
+        "inflation_rate": "Tasa de inflación (al ingreso)", "gdp": "Crecimiento del PIB (al ingreso)",
+    },
+    "pt": {
+        "marital_status": "Estado civil", "application_mode": "Regime de candidatura",
+        "application_order": "Ordem de candidatura (0 = primeira opção)", "course": "Curso",
+        "daytime_attendance": "Frequência diurna", "previous_qualification": "Habilitação anterior",
+        "previous_qualification_grade": "Nota da habilitação anterior", "nationality": "Nacionalidade",
+        "mother_qualification": "Habilitações da mãe", "father_qualification": "Habilitações do pai",
+        "mother_occupation": "Profissão da mãe", "father_occupation": "Profissão do pai",
+        "admission_grade": "Nota de candidatura", "displaced": "Deslocado (vive fora de casa)",
+        "special_needs": "Necessidades educativas especiais",
+        "debtor": "Tem dívidas à instituição (devedor)", "tuition_up_to_date": "Propinas em dia",
+        "gender": "Género", "scholarship_holder": "Bolseiro", "age_at_enrolment": "Idade à entrada",
+        "international": "Estudante internacional", "unemployment_rate": "Taxa de desemprego (à entrada)",
+        "inflation_rate": "Taxa de inflação (à entrada)", "gdp": "Crescimento do PIB (à entrada)",
+    },
+}
+for _language, _labels in _UNIT_LABELS.items():
+    for _sem, _name in _SEMESTERS[_language].items():
+        for _part, _label in _labels.items():
+            UCI_LABELS[_language][f"units_{_sem}_{_part}"] = _label.format(sem=_name)
+
+
+def uci_translations(key: str) -> dict[str, dict[str, str]]:
+    """The column's labels in Spanish and Portuguese, as FeatureDefinition.translations holds them."""
+    return {language: {"label": labels[key]} for language, labels in UCI_LABELS.items() if key in labels}

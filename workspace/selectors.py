@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from institutions.models import Institution
 from interventions.models import Alert, AlertStatus, Flag, Intervention, InterventionStatus, RiskSnapshot
@@ -272,7 +273,7 @@ def student_feature_rows(*, institution: Institution, student: Student) -> list[
         if definition.categories:
             display = definition.category_labels.get(str(value), value)
         elif isinstance(value, bool):
-            display = "Yes" if value else "No"
+            display = gettext("Yes") if value else gettext("No")
         else:
             display = value
         rows.append({"definition": definition, "value": value, "display": display,

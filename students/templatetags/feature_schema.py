@@ -6,6 +6,8 @@ from django import template
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from students.feature_translations import language_name, translation_field
+
 register = template.Library()
 
 FIELD_NAMES = {
@@ -18,6 +20,9 @@ FIELD_NAMES = {
 
 @register.filter
 def schema_field(name: str) -> str:
+    translated = translation_field(name)
+    if translated:  # label_es -> "label (Español)"
+        return f"{FIELD_NAMES.get(translated[0], translated[0])!s} ({language_name(translated[1])})"
     return str(FIELD_NAMES.get(name, name))
 
 
