@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import django_filters
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, parsers, serializers, status
 from rest_framework.decorators import action
@@ -204,9 +205,10 @@ class EnrolmentViewSet(_ReadViewSet):
 
 def _refusal(exc) -> Response:
     if isinstance(exc, RosterInvalid):
-        return Response(error_body(code="roster_invalid", message=(
-            f"The roster has {exc.errors.total} problem(s); nothing was imported. Each is listed with its file, "
-            "row and column."), errors={"rows": exc.errors.items}), status=status.HTTP_400_BAD_REQUEST)
+        return Response(error_body(code="roster_invalid", message=_(
+            "The roster has %(count)s problem(s); nothing was imported. Each is listed with its file, "
+            "row and column.") % {"count": exc.errors.total}, errors={"rows": exc.errors.items}),
+            status=status.HTTP_400_BAD_REQUEST)
     code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.code == "file_too_large" else status.HTTP_400_BAD_REQUEST
     return Response(error_body(code=exc.code, message=exc.message, errors={"files": [exc.message]}), status=code)
 

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Model, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext_lazy
 
 from .models import Institution, Membership
 from .scoping import ViewerRestriction
@@ -19,7 +20,7 @@ from .scoping import ViewerRestriction
 User = get_user_model()
 ModelT = TypeVar("ModelT", bound=Model)
 
-NOT_FOUND_MESSAGE = "Not found."
+NOT_FOUND_MESSAGE = gettext_lazy("Not found.")
 
 # Every primary key is a positive 64-bit integer (BigAutoField); a larger number from user input
 # cannot name a row, and the database drivers refuse to even compare with it.

@@ -10,6 +10,8 @@ import django_filters
 from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -33,7 +35,7 @@ def _rule_error(exc: services.InterventionRuleError) -> serializers.ValidationEr
     return serializers.ValidationError(exc.errors)
 
 
-NO_SUCH_STUDENT = "no such student in this institution"
+NO_SUCH_STUDENT = gettext_lazy("no such student in this institution")
 
 
 def _body_student(serializer, student_id):
@@ -114,7 +116,7 @@ class InterventionSerializer(serializers.ModelSerializer):
         try:
             return access_intervention_type(institution=self.context["institution"], intervention_type_id=value)
         except Http404:
-            raise serializers.ValidationError("no such intervention type in this institution") from None
+            raise serializers.ValidationError(_("no such intervention type in this institution")) from None
 
     def get_overdue(self, obj) -> bool:
         return bool(obj.status == InterventionStatus.OPEN and obj.follow_up_date
@@ -145,7 +147,7 @@ class InterventionSerializer(serializers.ModelSerializer):
     def update(self, instance, validated_data):
         data = dict(validated_data)
         if "student_id" in data and data.pop("student_id").pk != instance.student_id:
-            raise serializers.ValidationError({"student": ["an intervention cannot move to another student"]})
+            raise serializers.ValidationError({"student": [_("an intervention cannot move to another student")]})
         if "intervention_type_id" in data:
             data["intervention_type"] = data.pop("intervention_type_id")
         try:
@@ -337,7 +339,7 @@ class CaseloadAssignmentSerializer(serializers.Serializer):
         try:
             return access_member_user(institution=self.context["institution"], user_id=value)
         except Http404:
-            raise serializers.ValidationError("no such advisor in this institution") from None
+            raise serializers.ValidationError(_("no such advisor in this institution")) from None
 
 
 class CaseloadAssignmentResultSerializer(serializers.Serializer):

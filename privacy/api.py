@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -51,8 +52,8 @@ class StudentEraseView(InstitutionScopeMixin, generics.GenericAPIView):
         if typed != student.external_id:
             return Response(error_body(
                 code="confirmation_mismatch",
-                message="confirm_external_id must be the student's external id, exactly; nothing was erased. "
-                        "Send dry_run first to see what would be erased.",
+                message=_("confirm_external_id must be the student's external id, exactly; nothing was erased. "
+                          "Send dry_run first to see what would be erased."),
             ), status=status.HTTP_400_BAD_REQUEST)
         user = getattr(self.access.api_key, "service_user", None) or request.user
         record = student_erase(institution=self.institution, student=student, confirm_external_id=typed,

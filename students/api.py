@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db import IntegrityError
 from django.http import Http404
+from django.utils.translation import gettext as _
 from rest_framework import mixins, serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -43,13 +44,13 @@ class StudentSerializer(serializers.ModelSerializer):
     def validate_external_id(self, value: str) -> str:
         value = value.strip()
         if not value:
-            raise serializers.ValidationError("must not be blank")
+            raise serializers.ValidationError(_("must not be blank"))
         if self.instance is not None and value != self.instance.external_id:
-            raise serializers.ValidationError("cannot be changed; it is the key systems sync on")
+            raise serializers.ValidationError(_("cannot be changed; it is the key systems sync on"))
         if self.instance is None and Student.objects.for_institution(self.institution).filter(
             external_id=value
         ).exists():
-            raise serializers.ValidationError("a student with this external_id already exists")
+            raise serializers.ValidationError(_("a student with this external_id already exists"))
         return value
 
     def validate_advisor(self, value):
@@ -58,11 +59,11 @@ class StudentSerializer(serializers.ModelSerializer):
         try:
             return access_member_user(institution=self.institution, user_id=value)
         except Http404:
-            raise serializers.ValidationError("no such advisor in this institution") from None
+            raise serializers.ValidationError(_("no such advisor in this institution")) from None
 
     def validate_features(self, value):
         if not isinstance(value, dict):
-            raise serializers.ValidationError("must be an object mapping feature keys to values")
+            raise serializers.ValidationError(_("must be an object mapping feature keys to values"))
         try:
             return clean_feature_values(feature_definition_list(institution=self.institution), value)
         except FeatureValuesInvalid as exc:
@@ -76,17 +77,17 @@ class StudentSerializer(serializers.ModelSerializer):
 
     def create(self, validated_data):
         try:
-            student, _ = services.student_save(
+            student, _created = services.student_save(
                 institution=self.institution, student=None, data=self._service_data(validated_data),
                 source=ChangeSource.API, actor=self.context["request"].user,
             )
         except IntegrityError:
-            raise serializers.ValidationError({"external_id": ["a student with this external_id already exists"]}) \
+            raise serializers.ValidationError({"external_id": [_("a student with this external_id already exists")]}) \
                 from None
         return student
 
     def update(self, instance, validated_data):
-        student, _ = services.student_save(
+        student, _created = services.student_save(
             institution=self.institution, student=instance, data=self._service_data(validated_data),
             source=ChangeSource.API, actor=self.context["request"].user,
         )
@@ -216,21 +217,21 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
     def validate_key(self, value):
         if self.instance is not None:
             if value != self.instance.key:
-                raise serializers.ValidationError("cannot be changed; stored values and models refer to it")
+                raise serializers.ValidationError(_("cannot be changed; stored values and models refer to it"))
             return value
         institution = self.context["institution"]
         if FeatureDefinition.objects.for_institution(institution).filter(key=value).exists():
-            raise serializers.ValidationError("a feature with this key already exists")
+            raise serializers.ValidationError(_("a feature with this key already exists"))
         return value
 
     def validate_kind(self, value):
         if self.instance is not None and value != self.instance.kind:
-            raise serializers.ValidationError("cannot be changed; stored values were validated as this kind")
+            raise serializers.ValidationError(_("cannot be changed; stored values were validated as this kind"))
         return value
 
     def validate_categories(self, value):
         if not isinstance(value, list) or not all(isinstance(item, dict) and "value" in item for item in value):
-            raise serializers.ValidationError('must be a list of {"value": ..., "label": ...} objects')
+            raise serializers.ValidationError(_('must be a list of {"value": ..., "label": ...} objects'))
         return [{"value": str(item["value"]), "label": str(item.get("label") or item["value"])} for item in value]
 
     def validate(self, attrs):
@@ -239,9 +240,9 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
         kind = attrs.get("kind")
         low, high = attrs.get("min_value"), attrs.get("max_value")
         if low is not None and high is not None and low > high:
-            raise serializers.ValidationError({"min_value": ["must not be greater than max_value"]})
+            raise serializers.ValidationError({"min_value": [_("must not be greater than max_value")]})
         if kind != FeatureKind.CATEGORICAL and attrs.get("categories"):
-            raise serializers.ValidationError({"categories": ["only categorical features have categories"]})
+            raise serializers.ValidationError({"categories": [_("only categorical features have categories")]})
         return attrs
 
     def create(self, validated_data):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -58,7 +59,7 @@ class ActivityRecomputeSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         if attrs["term_end"] < attrs["term_start"]:
-            raise serializers.ValidationError({"term_end": ["must not be before term_start"]})
+            raise serializers.ValidationError({"term_end": [_("must not be before term_start")]})
         return attrs
 
 
@@ -101,7 +102,7 @@ class ActivityEventViewSet(AccessRecordedAPIMixin, mixins.ListModelMixin, Instit
     def create(self, request, *args, **kwargs):
         events = request.data.get("events") if isinstance(request.data, dict) else None
         if not isinstance(events, list):
-            raise serializers.ValidationError({"events": ["required: a list of events"]})
+            raise serializers.ValidationError({"events": [_("required: a list of events")]})
         try:
             result = activity_events_ingest(institution=self.institution, events=events)
         except ActivityEventsInvalid as exc:

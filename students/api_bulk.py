@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -28,13 +29,13 @@ class StudentUpsertItemSerializer(StudentSerializer):
     def validate_external_id(self, value: str) -> str:
         value = value.strip()
         if not value:
-            raise serializers.ValidationError("must not be blank")
+            raise serializers.ValidationError(_("must not be blank"))
         return value
 
     def validate_features(self, value):
         # The schema is read once per request (context), not once per student.
         if not isinstance(value, dict):
-            raise serializers.ValidationError("must be an object mapping feature keys to values")
+            raise serializers.ValidationError(_("must be an object mapping feature keys to values"))
         try:
             return clean_feature_values(self.context["definitions"], value)
         except FeatureValuesInvalid as exc:
@@ -75,10 +76,11 @@ class StudentBulkUpsertView(InstitutionScopeMixin, generics.GenericAPIView):
     def post(self, request, *args, **kwargs):
         rows = request.data.get("students") if isinstance(request.data, dict) else None
         if not isinstance(rows, list) or not rows:
-            raise serializers.ValidationError({"students": ["required: a non-empty list of students"]})
+            raise serializers.ValidationError({"students": [_("required: a non-empty list of students")]})
         if len(rows) > MAX_STUDENTS_PER_REQUEST:
             raise serializers.ValidationError({"students": [
-                f"at most {MAX_STUDENTS_PER_REQUEST} students per request; got {len(rows)}"]})
+                _("at most %(limit)s students per request; got %(count)s")
+                % {"limit": MAX_STUDENTS_PER_REQUEST, "count": len(rows)}]})
         context = {**self.get_serializer_context(), "advisors": {},
                    "definitions": list(feature_definition_list(institution=self.institution))}
         # One child serializer validates every row (many=True): per-row field set-up would dominate 10,000 rows.

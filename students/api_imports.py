@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from django.http import FileResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, parsers, serializers, status
@@ -130,7 +131,7 @@ class ImportChangesView(InstitutionScopeMixin, generics.GenericAPIView):
         upload = access_import_upload(institution=self.institution, upload_id=kwargs["upload_id"])
         path = import_changes_file(upload)
         if path is None:
-            raise NotFound("No list of changes for this upload yet: wait for its job to finish.")
+            raise NotFound(_("No list of changes for this upload yet: wait for its job to finish."))
         response = FileResponse(path.open("rb"), as_attachment=True, filename=f"import-{upload.pk}-changes.csv",
                                 content_type="text/csv; charset=utf-8")
         access_record_for_request(request, institution=self.institution, action=AccessAction.IMPORT_CHANGES_EXPORT,

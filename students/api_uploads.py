@@ -11,6 +11,7 @@ views only translate HTTP; :mod:`.importing.chunked` does the work.
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -190,9 +191,10 @@ class UploadSessionDetailView(_SessionView):
         session = self.session()
         raw = request.headers.get(OFFSET_HEADER, "")
         if not raw.strip().isdigit():
-            return Response(error_body(code="invalid", message=f"The {OFFSET_HEADER} header must give the chunk's "
-                                                               "offset in the file, a whole number from 0.",
-                                       errors={OFFSET_HEADER: ["A whole number from 0 is required."]}),
+            message = _("The %(header)s header must give the chunk's offset in the file, "
+                        "a whole number from 0.") % {"header": OFFSET_HEADER}
+            return Response(error_body(code="invalid", message=message,
+                                       errors={OFFSET_HEADER: [_("A whole number from 0 is required.")]}),
                             status=status.HTTP_400_BAD_REQUEST)
         stream = request.data.get("stream") if isinstance(request.data, dict) else None
         try:

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+
 from .models import FeatureDefinition, FeatureKind
 
 # Plain decimal notation, ASCII digits only: "12", "-3.5", ".5", "1e-3". Python's float() also reads
@@ -58,27 +60,29 @@ def _format_number(value: float) -> str:
 
 def clean_numeric(definition: FeatureDefinition, raw: object, *, decimal_comma: bool = False) -> float:
     if isinstance(raw, bool):
-        raise FeatureValueError(f"expected a number, got {raw!r}")
+        raise FeatureValueError(_("expected a number, got %(value)s") % {"value": repr(raw)})
     if isinstance(raw, str):
         value = parse_plain_number(raw, decimal_comma=decimal_comma)
         if value is None:
-            example = "12 or 3,5 (a decimal comma, no thousands separators)" if decimal_comma else \
-                "12 or 3.5 (digits, a '.' for decimals)"
-            raise FeatureValueError(f"{raw.strip()!r} is not a plain decimal number: write it as {example}")
+            example = _("12 or 3,5 (a decimal comma, no thousands separators)") if decimal_comma else \
+                _("12 or 3.5 (digits, a '.' for decimals)")
+            raise FeatureValueError(_("%(value)s is not a plain decimal number: write it as %(example)s")
+                                    % {"value": repr(raw.strip()), "example": example})
     else:
         try:
             value = float(raw)
         except OverflowError:  # an integer beyond any float, e.g. 10**400 in a JSON body
-            raise FeatureValueError("the number is too large (more than about 1.8e308)") from None
+            raise FeatureValueError(_("the number is too large (more than about 1.8e308)")) from None
         except (TypeError, ValueError):
-            raise FeatureValueError(f"expected a number, got {raw!r}") from None
+            raise FeatureValueError(_("expected a number, got %(value)s") % {"value": repr(raw)}) from None
     if not math.isfinite(value):
-        raise FeatureValueError(f"expected a finite number, got {raw!r}")
+        raise FeatureValueError(_("expected a finite number, got %(value)s") % {"value": repr(raw)})
     low, high = definition.min_value, definition.max_value
     if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"{_format_number(low) if low is not None else '-∞'} to " \
-                 f"{_format_number(high) if high is not None else '∞'}"
-        raise FeatureValueError(f"{_format_number(value)} is outside the valid range {bounds}")
+        bounds = _("%(low)s to %(high)s") % {"low": _format_number(low) if low is not None else "-∞",
+                                             "high": _format_number(high) if high is not None else "∞"}
+        raise FeatureValueError(_("%(value)s is outside the valid range %(bounds)s")
+                                % {"value": _format_number(value), "bounds": bounds})
     return value
 
 
@@ -87,7 +91,8 @@ def clean_categorical(definition: FeatureDefinition, raw: object) -> str:
     allowed = definition.category_values
     if allowed and value not in allowed:
         shown = ", ".join(allowed[:12]) + (" ..." if len(allowed) > 12 else "")
-        raise FeatureValueError(f"{value!r} is not one of the categories ({shown})")
+        raise FeatureValueError(_("%(value)s is not one of the categories (%(shown)s)")
+                                % {"value": repr(value), "shown": shown})
     return value
 
 
@@ -101,7 +106,7 @@ def clean_boolean(raw: object) -> bool:
         return True
     if word in _FALSE_WORDS:
         return False
-    raise FeatureValueError(f"expected yes/no (1/0, true/false), got {raw!r}")
+    raise FeatureValueError(_("expected yes/no (1/0, true/false), got %(value)s") % {"value": repr(raw)})
 
 
 def clean_feature_value(definition: FeatureDefinition, raw: object, *,
@@ -125,7 +130,7 @@ def clean_feature_values(
     for key, raw in values.items():
         definition = by_key.get(key)
         if definition is None:
-            errors[key] = "unknown feature; add it to the feature schema first"
+            errors[key] = _("unknown feature; add it to the feature schema first")
             continue
         try:
             cleaned[key] = clean_feature_value(definition, raw)

@@ -7,6 +7,7 @@ none: a key is answered 403 with a message saying so (session sign-in only)."""
 from __future__ import annotations
 
 import django_filters
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers
 from rest_framework.decorators import action
@@ -75,7 +76,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
             notification = notifications.notification_open(
                 institution=self.institution, user=request.user, notification_id=kwargs["pk"])
         except notifications.NotificationNotFound:
-            raise NotFound("No such notification.") from None
+            raise NotFound(_("No such notification.")) from None
         return Response(NotificationSerializer(notification).data)
 
     @extend_schema(request=None, responses=inline_serializer(

@@ -13,6 +13,7 @@ import hashlib
 
 from django.http import Http404, HttpResponseNotModified
 from django.utils.http import parse_etags
+from django.utils.translation import gettext as _
 from rest_framework import permissions, viewsets
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
@@ -64,7 +65,7 @@ class HasInstitutionCapability(permissions.BasePermission):
         if capability is None:
             capability = view.write_capability if write else view.read_capability
         if not access.can(capability, write=write, family=api_scope_family(view, capability)):
-            raise PermissionDenied("Your role or key does not allow this action in this institution.")
+            raise PermissionDenied(_("Your role or key does not allow this action in this institution."))
         return True
 
 

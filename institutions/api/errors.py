@@ -18,6 +18,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
@@ -37,13 +39,13 @@ def error_body(*, code: str, message: str, errors: dict | None = None) -> dict:
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is larger than the API accepts; send fewer records per request."
+    default_detail = gettext_lazy("The request body is larger than the API accepts; send fewer records per request.")
     default_code = "request_too_large"
 
 
 class DatabaseUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The database is unavailable for a moment; retry after the seconds in Retry-After."
+    default_detail = gettext_lazy("The database is unavailable for a moment; retry after the seconds in Retry-After.")
     default_code = "database_unavailable"
 
 
@@ -60,7 +62,7 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     elif isinstance(exc, Http404):
-        exc = exceptions.NotFound("Not found.")
+        exc = exceptions.NotFound(_("Not found."))
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = exception_handler(exc, context)
@@ -71,7 +73,7 @@ def api_exception_handler(exc, context):
         if isinstance(detail, list):
             detail = {"non_field_errors": detail}
         response.data = error_body(
-            code="invalid", message="The request has invalid fields; see errors.", errors=detail
+            code="invalid", message=_("The request has invalid fields; see errors."), errors=detail
         )
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
@@ -91,6 +93,6 @@ def page_not_found(request, exception):
     what a view's 404 answers, for URLs no route matches (``students/abc/``: an integer path
     parameter that is no integer, a slug with a space); the HTML page everywhere else."""
     if request.path.startswith("/api/"):
-        body = json.dumps(error_body(code="not_found", message="Not found."), separators=(",", ":"))
+        body = json.dumps(error_body(code="not_found", message=_("Not found.")), separators=(",", ":"))
         return HttpResponse(body, status=404, content_type="application/json")
     return defaults.page_not_found(request, exception)

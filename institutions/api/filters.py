@@ -4,6 +4,7 @@ from datetime import UTC
 
 import django_filters
 from django import forms
+from django.utils.translation import gettext as _
 from django_filters import rest_framework as rest_framework_filters
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
@@ -20,7 +21,7 @@ class UtcIsoDateTimeField(IsoDateTimeField):
             try:
                 value = value.astimezone(UTC)
             except OverflowError:
-                raise forms.ValidationError("Date-time is out of the supported range.", code="invalid") from None
+                raise forms.ValidationError(_("Date-time is out of the supported range."), code="invalid") from None
         return value
 
 
@@ -60,7 +61,7 @@ class StrictBooleanField(forms.Field):
         try:
             return self.VALUES[value]
         except (KeyError, TypeError):
-            raise forms.ValidationError("Enter true or false.", code="invalid") from None
+            raise forms.ValidationError(_("Enter true or false."), code="invalid") from None
 
 
 @extend_schema_field({"type": "boolean"})
@@ -71,7 +72,7 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
 def refuse_repeated(params, names) -> None:
     """A parameter that takes one value, given twice (``?page_size=5&page_size=9``), is a 400: which
     one was meant is not ours to guess."""
-    repeated = {name: ["give this parameter once"] for name in names if len(params.getlist(name)) > 1}
+    repeated = {name: [_("give this parameter once")] for name in names if len(params.getlist(name)) > 1}
     if repeated:
         raise ValidationError(repeated)
 

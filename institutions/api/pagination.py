@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
@@ -65,7 +66,7 @@ def strict_page_size(pagination, request) -> int:
         return pagination.page_size
     if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise ValidationError({pagination.page_size_query_param: [
-            f"a whole number from 1 (at most {pagination.max_page_size} rows are sent)"]})
+            _("a whole number from 1 (at most %(limit)s rows are sent)") % {"limit": pagination.max_page_size}]})
     return min(int(raw), pagination.max_page_size)
 
 
@@ -106,7 +107,7 @@ class SyncCursorPagination(CursorPagination):
             raise self._invalid_cursor() from None
 
     def _invalid_cursor(self) -> ValidationError:
-        return ValidationError({self.cursor_query_param: ["invalid cursor; follow the next link of a page"]})
+        return ValidationError({self.cursor_query_param: [_("invalid cursor; follow the next link of a page")]})
 
 
 KEYSET_PREFIX = "k."  # DRF's own cursors (the sync cursor) are plain base64 of "o=..&p=..": no dot
@@ -164,7 +165,7 @@ class Keyset:
         for index, (field, descending) in enumerate(self.fields):
             lookup = "lt" if descending != reverse else "gt"
             term = Q(**{f"{field.attname}__{lookup}": values[index]})
-            for earlier_index, (earlier, _) in enumerate(self.fields[:index]):
+            for earlier_index, (earlier, _descending) in enumerate(self.fields[:index]):
                 term &= Q(**{earlier.attname: values[earlier_index]})
             either |= term
         # The first column's bound, said once more as a range the index can start from.
@@ -173,7 +174,7 @@ class Keyset:
         return bound & either
 
     def values_of(self, row) -> list:
-        return [getattr(row, field.attname) for field, _ in self.fields]
+        return [getattr(row, field.attname) for field, _descending in self.fields]
 
     def encode(self, values: list, *, reverse: bool) -> str:
         encoded = [{"t": value.isoformat()} if isinstance(value, datetime.datetime)
@@ -190,11 +191,11 @@ class Keyset:
             reverse = data["r"]
             if len(values) != len(self.fields) or not isinstance(reverse, bool):
                 raise ValueError
-            for (field, _), value in zip(self.fields, values, strict=True):
+            for (field, _descending), value in zip(self.fields, values, strict=True):
                 field.to_python(value)  # a hand-made value of the wrong kind is refused here
         except (binascii.Error, ValueError, TypeError, KeyError, AttributeError, DjangoValidationError,
                 UnicodeDecodeError, OverflowError):
-            raise ValidationError({"cursor": ["invalid cursor; follow the next link of a page"]}) from None
+            raise ValidationError({"cursor": [_("invalid cursor; follow the next link of a page")]}) from None
         return values, reverse
 
     @staticmethod
@@ -257,8 +258,9 @@ class InstitutionPagination(StablePageNumberPagination):
             number = self.max_offset_page() + 1  # "last" is as deep as the list is long
         if number > self.max_offset_page():
             raise ValidationError({self.page_query_param: [
-                f"page numbers go up to {self.max_offset_page()} in this list; follow the next link of a page "
-                "(a cursor) to read further: deep pages cost what the first one does that way"]})
+                _("page numbers go up to %(last)s in this list; follow the next link of a page "
+                  "(a cursor) to read further: deep pages cost what the first one does that way")
+                % {"last": self.max_offset_page()}]})
 
     def _keyset_page(self, keyset, queryset, request, token):
         values, reverse = keyset.decode(token)
@@ -268,7 +270,7 @@ class InstitutionPagination(StablePageNumberPagination):
             page = list(queryset.filter(keyset.after(values, reverse=reverse))
                         .order_by(*keyset.order_by(reverse=reverse))[: size + 1])
         except (DjangoValidationError, ValueError, TypeError, OverflowError):
-            raise ValidationError({"cursor": ["invalid cursor; follow the next link of a page"]}) from None
+            raise ValidationError({"cursor": [_("invalid cursor; follow the next link of a page")]}) from None
         more = len(page) > size
         page = page[:size]
         if reverse:

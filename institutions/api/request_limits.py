@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponseRedirect, JsonResponse
+from django.utils.translation import gettext as _
 
 from .errors import DatabaseUnavailable, database_retry_after_seconds, error_body
 
@@ -65,15 +66,17 @@ class ApiRequestLimitsMiddleware:
         try:
             length = int(raw_length)
         except ValueError:
-            return JsonResponse(error_body(code="parse_error", message="Content-Length is not a number."), status=400)
+            return JsonResponse(error_body(code="parse_error", message=_("Content-Length is not a number.")),
+                                status=400)
         content_type = request.META.get("CONTENT_TYPE", "")
         limit = api_body_limit(content_type, request.path)
         if length > limit and content_type.split(";")[0].strip().lower() in CHUNK_CONTENT_TYPES:
             return JsonResponse(
                 error_body(
                     code="chunk_too_large",
-                    message=f"The chunk is {length} bytes; a chunk holds at most {limit} bytes "
-                            "(IMPORT_UPLOAD_CHUNK_MAX_BYTES). Send the file in smaller chunks.",
+                    message=_("The chunk is %(length)s bytes; a chunk holds at most %(limit)s bytes "
+                              "(IMPORT_UPLOAD_CHUNK_MAX_BYTES). Send the file in smaller chunks.")
+                    % {"length": length, "limit": limit},
                 ),
                 status=413,
             )
@@ -81,8 +84,8 @@ class ApiRequestLimitsMiddleware:
             return JsonResponse(
                 error_body(
                     code="request_too_large",
-                    message=f"The request body is {length} bytes; the limit is {limit} bytes. "
-                            "Send fewer records per request.",
+                    message=_("The request body is %(length)s bytes; the limit is %(limit)s bytes. "
+                              "Send fewer records per request.") % {"length": length, "limit": limit},
                 ),
                 status=413,
             )

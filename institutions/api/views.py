@@ -1,4 +1,5 @@
 import django_filters
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, permissions, status
 from rest_framework.decorators import action
@@ -86,7 +87,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, InstitutionVi
         job = self.get_object()
         capability = job_cancel_capability(job)
         if not self.access.can(capability, write=True, family=CAPABILITY_FAMILY[capability]):
-            raise PermissionDenied("Your role or key does not allow cancelling this job.")
+            raise PermissionDenied(_("Your role or key does not allow cancelling this job."))
         try:
             job = job_cancel(job=job, user=request.user)
         except JobNotCancellable as exc:
