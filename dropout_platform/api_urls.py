@@ -25,7 +25,7 @@ from predictions.api import (
 )
 from predictions.api_students import StudentViewSet  # students + filters on the latest risk
 from privacy.api import StudentEraseView
-from students.api import FeatureDefinitionViewSet
+from students.api import FeatureDefinitionViewSet, FeatureStageViewSet
 from students.api_activity import ActivityEventViewSet
 from students.api_bulk import StudentBulkUpsertView
 from students.api_imports import ImportChangesView, ImportFileView
@@ -34,6 +34,7 @@ from students.api_uploads import UploadSessionCompleteView, UploadSessionDetailV
 router = SimpleRouter()
 router.register("students", StudentViewSet, basename="api-student")
 router.register("features", FeatureDefinitionViewSet, basename="api-feature")
+router.register("stages", FeatureStageViewSet, basename="api-stage")
 router.register("jobs", JobViewSet, basename="api-job")
 router.register("webhooks", WebhookEndpointViewSet, basename="api-webhook")
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="api-webhook-delivery")

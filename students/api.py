@@ -19,8 +19,9 @@ from institutions.api.filters import IdFilter, UtcIsoDateTimeFilter
 from . import orm_bypass, services
 from .feature_translations import translation_fields_from_object, translations_object
 from .feature_values import FeatureValuesInvalid, clean_feature_values
-from .models import ChangeSource, EnrolmentStatus, FeatureDefinition, FeatureKind, Outcome, Student
+from .models import ChangeSource, EnrolmentStatus, FeatureDefinition, FeatureKind, FeatureStage, Outcome, Student
 from .selectors import access_feature_definition, access_student, feature_definition_list
+from .stages import feature_stage_list, feature_stage_of, feature_stages_ensure
 
 
 class StudentSerializer(serializers.ModelSerializer):
@@ -173,6 +174,10 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
     or categories refuse (``stored_values_outside``: kept and flagged, refused on later imports)."""
 
     retired = serializers.BooleanField(required=False, help_text="Retired: no model input from the next retrain on")
+    known_from = serializers.CharField(
+        required=False, max_length=40,
+        help_text="Key of the stage from which this value is known (GET .../stages/); default the earliest stage",
+    )
     translations = serializers.JSONField(
         required=False,
         help_text='The label and description per other language of the pages, e.g. {"es": {"label": "...", '
@@ -185,7 +190,8 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
         model = FeatureDefinition
         fields = [
             "id", "key", "label", "kind", "min_value", "max_value", "categories", "unit", "description",
-            "translations", "protected", "actionable", "retired", "retired_at", "seen_min_value", "seen_max_value",
+            "translations", "protected", "actionable", "retired", "known_from", "retired_at", "seen_min_value",
+            "seen_max_value",
             "range_unconfirmed", "stored_values_outside", "position", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "retired_at", "seen_min_value", "seen_max_value", "created_at", "updated_at"]
@@ -199,6 +205,9 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
     def to_representation(self, instance):
         data = super().to_representation(instance)
         data["retired"] = instance.is_retired
+        if "_stages" not in self.context:  # once per request, not once per feature of a list
+            self.context["_stages"] = feature_stage_list(institution=self.context["institution"])
+        data["known_from"] = feature_stage_of(instance, self.context["_stages"]).key
         data["translations"] = translations_object(instance.translations)
         return data
 
@@ -252,6 +261,8 @@ class FeatureDefinitionSerializer(serializers.ModelSerializer):
                 source=ChangeSource.API,
             )
         except services.FeatureDefinitionInvalid as exc:
+            if "known_from" in exc.errors:
+                raise serializers.ValidationError({"known_from": exc.errors["known_from"]}) from None
             raise serializers.ValidationError({"translations": [f"{name}: {' '.join(reasons)}" for name, reasons
                                                                 in exc.errors.items()]}) from None
 
@@ -286,3 +297,26 @@ class FeatureDefinitionViewSet(
 
     def access_object(self, object_id):
         return access_feature_definition(institution=self.institution, feature_definition_id=object_id)
+
+
+class FeatureStageSerializer(serializers.ModelSerializer):
+    """A stage of a student's path (``known_from`` of a feature names one by its key)."""
+
+    class Meta:
+        model = FeatureStage
+        fields = ["key", "label", "position"]
+        read_only_fields = fields
+
+
+class FeatureStageViewSet(mixins.ListModelMixin, InstitutionViewSet):
+    """The institution's stages, earliest first; edited on the schema pages (docs/admin-guide.md)."""
+
+    model = FeatureStage
+    serializer_class = FeatureStageSerializer
+    read_capability = "view_aggregates"
+    write_capability = "manage_data"
+    pagination_class = None
+
+    def filter_scoped_queryset(self, queryset):
+        feature_stages_ensure(institution=self.institution)
+        return queryset.order_by("position", "id")

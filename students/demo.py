@@ -12,6 +12,7 @@ from pathlib import Path
 from institutions.models import Institution
 
 from .models import FeatureDefinition
+from .stages import feature_stage_list
 from .uci_schema import UCI_COLUMNS, uci_translations
 
 UCI_CSV = Path(__file__).resolve().parent / "demo_data" / "uci_dropout.csv"
@@ -34,6 +35,7 @@ def _feature_value(kind: str, raw: str) -> float | str | bool:
 
 def _create_schema(institution: Institution, rows: list[dict[str, str]]) -> None:
     definitions = []
+    stages = {stage.key: stage for stage in feature_stage_list(institution=institution)}
     for position, column in enumerate(UCI_COLUMNS):
         categories = []
         if column.kind == "categorical":
@@ -44,5 +46,6 @@ def _create_schema(institution: Institution, rows: list[dict[str, str]]) -> None
             min_value=column.min_value, max_value=column.max_value, categories=categories, unit=column.unit,
             protected=column.protected, actionable=column.actionable, position=position,
             translations=uci_translations(column.key),
+            known_from=stages[column.known_from],
         ))
     FeatureDefinition.objects.for_institution(institution).bulk_create(definitions)

@@ -26,6 +26,48 @@ class ChangeSource(models.TextChoices):
     SURVEYS = "surveys", _("Progress surveys (platform)")
 
 
+class FeatureStage(TenantModel):
+    """A moment of a student's path at which some of their data becomes known (application,
+    enrolment, end of term 1...), in the institution's order (``position``, earliest first).
+
+    Each feature says from which stage it is known (``FeatureDefinition.known_from``); a model of a
+    stage learns only from the features known at or before it (docs/admin-guide.md, "Stages").
+    """
+
+    key = models.SlugField(max_length=40, help_text="Stable machine name, e.g. end_of_term_1")
+    label = models.CharField(max_length=100)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["institution_id", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "key"], name="stage_unique_key_per_institution"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class FeatureStageChange(TenantModel):
+    """One edit of the institution's stages (added, renamed, moved, removed): who, when, what.
+
+    Names the stage by its key (kept after a stage is removed), not by a link to its row."""
+
+    stage_key = models.CharField(max_length=40)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    source = models.CharField(max_length=16, choices=ChangeSource.choices)
+    changes = models.JSONField(default=dict, help_text='{"field": [old, new]}')
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["institution", "-changed_at"], name="stage_change_inst_time")]
+
+
 class FeatureDefinition(TenantModel):
     """One column of an institution's data: what it means and which values are valid.
 
@@ -50,6 +92,12 @@ class FeatureDefinition(TenantModel):
     protected = models.BooleanField(default=False)
     actionable = models.BooleanField(default=False)
     position = models.PositiveIntegerField(default=0)
+    # From which stage of a student's path this value is known; empty means the institution's
+    # earliest stage (so an institution that never sets stages keeps one model using every feature).
+    known_from = models.ForeignKey(
+        FeatureStage, null=True, blank=True, on_delete=models.RESTRICT, related_name="+", db_index=False,
+        help_text="The stage from which this value is known (empty: the earliest stage)",
+    )
     # A retired feature is no longer a model input (from the next retrain on); its stored values
     # and history are kept, and restoring it makes it an input again.
     retired_at = models.DateTimeField(null=True, blank=True)

@@ -7,7 +7,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .feature_translations import TRANSLATED_PARTS, language_name, translated_languages, translation_value
-from .models import FeatureDefinition, FeatureKind
+from .models import FeatureDefinition, FeatureKind, FeatureStage
+from .stages import feature_stage_of
 
 
 def categories_to_text(categories: list[dict]) -> str:
@@ -50,19 +51,26 @@ class FeatureEditForm(forms.Form):
     )
     actionable = forms.BooleanField(label=_("Actionable"), required=False,
                                      help_text=_("Something an advisor can influence (what-if)."))
+    known_from = forms.ChoiceField(
+        label=_("Known from"), required=False,  # not sent: the stage stays as it is
+        help_text=_("The stage of a student's path from which this value is known. A stage's model learns only "
+                    "from the features known at or before it."),
+    )
     retired = forms.BooleanField(
         required=False, label=_("Retired"),
         help_text=_("No longer a model input; its stored values and history are kept. Untick to restore it."),
     )
 
-    def __init__(self, *args, definition: FeatureDefinition, **kwargs):
+    def __init__(self, *args, definition: FeatureDefinition, stages: list[FeatureStage], **kwargs):
         kwargs.setdefault("initial", {
+            "known_from": feature_stage_of(definition, stages).key,
             "label": definition.label, "description": definition.description, "unit": definition.unit,
             "min_value": definition.min_value, "max_value": definition.max_value,
             "categories": categories_to_text(definition.categories), "protected": definition.protected,
             "actionable": definition.actionable, "retired": definition.is_retired,
         })
         super().__init__(*args, **kwargs)
+        self.fields["known_from"].choices = [(stage.key, stage.label) for stage in stages]
         self._add_translation_fields(definition)
         if definition.kind != FeatureKind.NUMERIC:
             del self.fields["min_value"], self.fields["max_value"], self.fields["unit"]
@@ -98,4 +106,7 @@ class FeatureEditForm(forms.Form):
 
     def edit_data(self) -> dict:
         """The cleaned values as the schema service takes them."""
-        return {name: self.cleaned_data[name] for name in self.fields}
+        data = {name: self.cleaned_data[name] for name in self.fields}
+        if not data.get("known_from"):
+            data.pop("known_from", None)
+        return data

@@ -16,9 +16,11 @@ from django.views.generic import TemplateView
 from institutions.view_mixins import InstitutionPageMixin
 
 from . import services
+from . import stages as stage_services
 from .models import ChangeSource, FeatureKind
 from .schema_forms import FeatureEditForm
-from .selectors import access_feature_definition, feature_definition_changes, feature_definition_list
+from .selectors import access_feature_definition, feature_definition_changes
+from .stages import feature_stage_list
 
 
 def _review_token(preview: services.FeatureEditPreview) -> str:
@@ -33,7 +35,7 @@ class FeatureSchemaView(InstitutionPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["features"] = list(feature_definition_list(institution=self.institution))
+        context["features"] = stage_services.feature_definitions_with_stage(institution=self.institution)
         context["changes"] = feature_definition_changes(institution=self.institution, limit=25)
         return context
 
@@ -47,7 +49,7 @@ class FeatureEditView(InstitutionPageMixin, TemplateView):
 
     def get(self, request, *args, **kwargs):
         definition = self.get_definition()
-        form = FeatureEditForm(definition=definition)
+        form = FeatureEditForm(definition=definition, stages=feature_stage_list(institution=self.institution))
         if request.GET.get("use_seen_range") and definition.range_unconfirmed:
             # The range seen in the file, filled in for the administrator to review and save.
             form.initial.update(min_value=definition.seen_min_value, max_value=definition.seen_max_value)
@@ -55,7 +57,8 @@ class FeatureEditView(InstitutionPageMixin, TemplateView):
 
     def post(self, request, *args, **kwargs):
         definition = self.get_definition()
-        form = FeatureEditForm(request.POST, definition=definition)
+        form = FeatureEditForm(request.POST, definition=definition,
+                               stages=feature_stage_list(institution=self.institution))
         if not form.is_valid():
             return self._render(definition, form, status=400)
         try:
@@ -75,8 +78,9 @@ class FeatureEditView(InstitutionPageMixin, TemplateView):
         services.feature_definition_edit(institution=self.institution, definition=definition,
                                          data=form.edit_data(), actor=request.user, source=ChangeSource.WEB)
         if preview.applies_at_retrain:
-            messages.success(request, gettext("Saved the changes to %(label)s. Protected, actionable and retired "
-                                              "changes apply at the next retrain.") % {"label": definition.label})
+            messages.success(request, gettext("Saved the changes to %(label)s. Protected, actionable, retired and "
+                                              "known-from changes apply at the next retrain.")
+                             % {"label": definition.label})
         else:
             messages.success(request, gettext("Saved the changes to %(label)s.") % {"label": definition.label})
         return HttpResponseRedirect(reverse("feature-schema", args=[self.institution.slug]))
@@ -88,3 +92,45 @@ class FeatureEditView(InstitutionPageMixin, TemplateView):
             changes=feature_definition_changes(institution=self.institution, feature=definition, limit=10),
         )
         return self.render_to_response(context, status=status)
+
+
+class FeatureStagesView(InstitutionPageMixin, TemplateView):
+    """The institution's stages: add, rename, move and remove, each through a review of what it changes."""
+
+    template_name = "students/feature_stages.html"
+    required_capability = "manage_data"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        stages = feature_stage_list(institution=self.institution)
+        usage = stage_services.feature_stage_usage(institution=self.institution, stages=stages)
+        context["stages"] = [(stage, usage[stage.pk]) for stage in stages]
+        preview = kwargs.get("preview")
+        if preview is not None and "order" in preview.changes:
+            labels = {stage.key: stage.label for stage in stages}
+            if "created" in preview.changes:
+                labels[preview.stage_key] = preview.changes["created"][1]
+            context["order_labels"] = [labels.get(key, key) for key in preview.changes["order"][1]]
+        context["changes"] = stage_services.feature_stage_changes(institution=self.institution, limit=25)
+        return context
+
+    def post(self, request, *args, **kwargs):
+        fields = {name: request.POST.get(name, "")[:200] for name in ("action", "stage_key", "key", "label")}
+        try:
+            preview = stage_services.feature_stage_edit_preview(institution=self.institution, **fields)
+        except stage_services.FeatureStageInvalid as exc:
+            return self.render_to_response(self.get_context_data(errors=exc.errors, submitted=fields), status=400)
+        if not preview.changes:
+            messages.info(request, gettext("Nothing changed."))
+            return HttpResponseRedirect(reverse("feature-stages", args=[self.institution.slug]))
+        token = hashlib.sha256(orjson.dumps(preview.changes, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+        if request.POST.get("review") != token:
+            return self.render_to_response(self.get_context_data(preview=preview, review_token=token,
+                                                                 submitted=fields))
+        try:
+            stage_services.feature_stage_edit(institution=self.institution, actor=request.user,
+                                              source=ChangeSource.WEB, **fields)
+        except stage_services.FeatureStageInvalid as exc:  # someone else changed the stages meanwhile
+            return self.render_to_response(self.get_context_data(errors=exc.errors, submitted=fields), status=400)
+        messages.success(request, gettext("Saved the change to the stages. Models learn from it at the next retrain."))
+        return HttpResponseRedirect(reverse("feature-stages", args=[self.institution.slug]))

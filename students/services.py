@@ -25,6 +25,7 @@ from .feature_translations import (
 )
 from .feature_values import FeatureValueError, clean_feature_value, clean_feature_values
 from .models import ChangeSource, FeatureDefinition, FeatureDefinitionChange, FeatureKind, Student, StudentChange
+from .stages import feature_stage_for_input, feature_stage_list, feature_stage_of
 
 STUDENT_FIELDS = ("name", "email", "program", "cohort", "status", "outcome", "outcome_date")
 
@@ -107,9 +108,18 @@ def feature_definition_create(
     *, institution: Institution, data: Mapping[str, Any], actor: AbstractBaseUser | None = None,
     source: str = ChangeSource.API,
 ) -> FeatureDefinition:
-    """A new feature of the schema (``retired`` may be given); its creation is recorded."""
+    """A new feature of the schema (``retired`` may be given, and ``known_from`` as a stage key:
+    FeatureDefinitionInvalid when the institution has no such stage); its creation is recorded."""
     data = dict(data)
     retired = bool(data.pop("retired", False))
+    stage_key = data.pop("known_from", None)
+    changes: dict[str, list] = {}
+    if stage_key:
+        stage = feature_stage_for_input(institution=institution, key=stage_key)
+        if stage is None:
+            raise FeatureDefinitionInvalid({"known_from": ["this institution has no stage with this key"]})
+        data["known_from"] = stage
+        changes["known_from"] = [None, stage.key]
     texts, errors = clean_translation_texts({name: data.pop(name) for name in list(data) if translation_field(name)})
     if errors:
         raise FeatureDefinitionInvalid(errors)
@@ -120,7 +130,7 @@ def feature_definition_create(
         definition.full_clean(exclude=["institution"])
         definition.save()
         FeatureDefinitionChange.objects.for_institution(institution).create(
-            feature=definition, actor=actor, source=source, changes={"created": [None, definition.key]},
+            feature=definition, actor=actor, source=source, changes={"created": [None, definition.key], **changes},
         )
     return definition
 
@@ -149,9 +159,10 @@ def feature_definitions_created_record(
 FEATURE_EDITABLE_FIELDS = (
     "label", "description", "unit", "min_value", "max_value", "categories", "protected", "actionable", "retired",
     *TRANSLATION_FIELDS,  # label_es, description_es, ... (students/feature_translations.py)
+    "known_from",
 )
 # Changes the live model does not see until it is retrained on the new schema.
-FEATURE_RETRAIN_FIELDS = ("protected", "actionable", "retired")
+FEATURE_RETRAIN_FIELDS = ("protected", "actionable", "retired", "known_from")
 _VALUE_RULE_FIELDS = ("min_value", "max_value", "categories")
 
 
@@ -179,6 +190,8 @@ class FeatureEditPreview:
 def _feature_field_value(definition: FeatureDefinition, name: str):
     if name == "retired":
         return definition.is_retired
+    if name == "known_from":  # by the stage's key (the earliest stage's when none is set)
+        return feature_stage_of(definition, feature_stage_list(institution=definition.institution)).key
     if translation_field(name):
         return translation_value(definition.translations, name)
     return getattr(definition, name)
@@ -223,6 +236,12 @@ def _clean_feature_edit(definition: FeatureDefinition, data: Mapping[str, Any]) 
         errors["min_value"] = ["must not be greater than the maximum"]
     if definition.kind != FeatureKind.CATEGORICAL and cleaned.get("categories"):
         errors["categories"] = ["only categorical features have categories"]
+    if "known_from" in cleaned:
+        stage = feature_stage_for_input(institution=definition.institution, key=cleaned["known_from"])
+        if stage is None:
+            errors["known_from"] = ["this institution has no stage with this key"]
+        else:
+            cleaned["known_from"] = stage.key
     if errors:
         raise FeatureDefinitionInvalid(errors)
     return cleaned
@@ -232,7 +251,7 @@ def _edited_copy(definition: FeatureDefinition, data: Mapping[str, Any]) -> Feat
     fields = FeatureDefinition._meta.concrete_fields
     edited = FeatureDefinition(**{f.attname: getattr(definition, f.attname) for f in fields})
     for name, value in data.items():
-        if name != "retired" and not translation_field(name):
+        if name not in ("retired", "known_from") and not translation_field(name):
             setattr(edited, name, value)
     return edited
 
@@ -294,6 +313,8 @@ def feature_definition_edit(
     for name, (_old, new) in preview.changes.items():
         if name == "retired":
             definition.retired_at = timezone.now() if new else None
+        elif name == "known_from":
+            definition.known_from = feature_stage_for_input(institution=institution, key=new)
         elif translation_field(name):
             definition.translations = translations_with(definition.translations, {name: new})
         else:

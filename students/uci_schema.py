@@ -72,23 +72,29 @@ class UciColumn:
     protected: bool = False
     actionable: bool = False
     unit: str = ""
+    # The stage (students.stages.DEFAULT_STAGES) from which the value is known: what the student
+    # told us when applying, what enrolment records, and each semester's results at its end.
+    known_from: str = "application"
 
 
-def _units(sem: str, ordinal: str) -> list[UciColumn]:
+def _units(sem: str, ordinal: str, *, registered: str, results: str) -> list[UciColumn]:
+    """A semester's units: credited and enrolled are known once the student registers for it
+    (``registered``); evaluations, approvals and the grade only at its end (``results``)."""
     prefix = f"Curricular units {sem} sem"
     return [
         UciColumn(f"{prefix} (credited)", f"units_{sem}_credited", f"{ordinal}-semester units credited",
-                  "numeric", 0, 60),
+                  "numeric", 0, 60, known_from=registered),
         UciColumn(f"{prefix} (enrolled)", f"units_{sem}_enrolled", f"{ordinal}-semester units enrolled",
-                  "numeric", 0, 60, actionable=True),
+                  "numeric", 0, 60, actionable=True, known_from=registered),
         UciColumn(f"{prefix} (evaluations)", f"units_{sem}_evaluations", f"{ordinal}-semester unit evaluations",
-                  "numeric", 0, 100, actionable=True),
+                  "numeric", 0, 100, actionable=True, known_from=results),
         UciColumn(f"{prefix} (approved)", f"units_{sem}_approved", f"{ordinal}-semester units approved",
-                  "numeric", 0, 60, actionable=True),
+                  "numeric", 0, 60, actionable=True, known_from=results),
         UciColumn(f"{prefix} (grade)", f"units_{sem}_grade", f"{ordinal}-semester average grade",
-                  "numeric", 0, 20, actionable=True, unit="/ 20"),
+                  "numeric", 0, 20, actionable=True, unit="/ 20", known_from=results),
         UciColumn(f"{prefix} (without evaluations)", f"units_{sem}_without_evaluations",
-                  f"{ordinal}-semester units without evaluations", "numeric", 0, 60, actionable=True),
+                  f"{ordinal}-semester units without evaluations", "numeric", 0, 60, actionable=True,
+                  known_from=results),
     ]
 
 
@@ -116,16 +122,18 @@ UCI_COLUMNS: list[UciColumn] = [
     UciColumn("Admission grade", "admission_grade", "Admission grade", "numeric", 0, 200, unit="/ 200"),
     UciColumn("Displaced", "displaced", "Lives away from home (displaced)", "boolean"),
     UciColumn("Educational special needs", "special_needs", "Educational special needs", "boolean"),
-    UciColumn("Debtor", "debtor", "Owes the institution money (debtor)", "boolean", actionable=True),
+    UciColumn("Debtor", "debtor", "Owes the institution money (debtor)", "boolean", actionable=True,
+              known_from="enrolment"),
     UciColumn("Tuition fees up to date", "tuition_up_to_date", "Tuition fees up to date", "boolean",
-              actionable=True),
+              actionable=True, known_from="enrolment"),
     UciColumn("Gender", "gender", "Gender", "categorical", code_labels=GENDER, protected=True),
-    UciColumn("Scholarship holder", "scholarship_holder", "Scholarship holder", "boolean", actionable=True),
+    UciColumn("Scholarship holder", "scholarship_holder", "Scholarship holder", "boolean", actionable=True,
+              known_from="enrolment"),
     UciColumn("Age at enrollment", "age_at_enrolment", "Age at enrolment", "numeric", 14, 100, protected=True,
               unit="years"),
     UciColumn("International", "international", "International student", "boolean", protected=True),
-    *_units("1st", "First"),
-    *_units("2nd", "Second"),
+    *_units("1st", "First", registered="enrolment", results="end_of_term_1"),
+    *_units("2nd", "Second", registered="end_of_term_1", results="end_of_term_2"),
     UciColumn("Unemployment rate", "unemployment_rate", "Unemployment rate (at entry)", "numeric", 0, 100, unit="%"),
     UciColumn("Inflation rate", "inflation_rate", "Inflation rate (at entry)", "numeric", -20, 100, unit="%"),
     UciColumn("GDP", "gdp", "GDP growth (at entry)", "numeric", -50, 50, unit="%"),

@@ -6,6 +6,7 @@ urlpatterns = [
     path("students/", views.StudentListView.as_view(), name="student-list"),
     path("data-schema/", views.FeatureListView.as_view(), name="feature-list"),
     path("data-schema/manage/", schema_views.FeatureSchemaView.as_view(), name="feature-schema"),
+    path("data-schema/stages/", schema_views.FeatureStagesView.as_view(), name="feature-stages"),
     path("data-schema/<int:pk>/edit/", schema_views.FeatureEditView.as_view(), name="feature-edit"),
     path("imports/", import_views.ImportUploadView.as_view(), name="import-upload"),
     path("imports/<int:pk>/", import_views.ImportDetailView.as_view(), name="import-detail"),

@@ -6,7 +6,8 @@ from audit.models import AccessAction
 from audit.recording import AccessRecordedPageMixin
 from institutions.view_mixins import InstitutionPageMixin
 
-from .selectors import feature_definition_list, student_search
+from .selectors import student_search
+from .stages import feature_definitions_with_stage
 
 
 class StudentListView(AccessRecordedPageMixin, InstitutionPageMixin, ListView):
@@ -32,4 +33,4 @@ class FeatureListView(InstitutionPageMixin, ListView):
     context_object_name = "features"
 
     def get_queryset(self):
-        return feature_definition_list(institution=self.institution)
+        return feature_definitions_with_stage(institution=self.institution)

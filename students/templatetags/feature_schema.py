@@ -13,7 +13,8 @@ register = template.Library()
 FIELD_NAMES = {
     "label": _("label"), "description": _("description"), "unit": _("unit"), "min_value": _("minimum"),
     "max_value": _("maximum"), "categories": _("categories"), "protected": _("protected"),
-    "actionable": _("actionable"), "retired": _("retired"), "created": _("created with key"),
+    "actionable": _("actionable"), "retired": _("retired"), "known_from": _("known from"),
+    "created": _("created with key"),
     "seen_in_file": _("range seen in the file"),
 }
 

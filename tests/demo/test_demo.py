@@ -14,7 +14,7 @@ from institutions.models import Institution, Membership
 from interventions.effectiveness import effectiveness_report
 from interventions.models import Alert, AlertStatus, Flag, Intervention, InterventionStatus, RiskSnapshot
 from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction
-from students.models import Outcome, Student
+from students.models import FeatureDefinition, Outcome, Student
 from workspace.models import Notification
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -166,3 +166,15 @@ def test_building_again_changes_nothing(built):
     assert [(item.slug, item.students, item.created) for item in again] == [
         ("demo", 4424, False), ("northfield", 1475, False)]
     assert {slug: Intervention.objects.for_institution(institution(slug)).count() for slug in built} == before
+
+
+@pytest.mark.parametrize("slug", ["demo", "northfield"])
+def test_demo_features_say_from_which_stage_they_are_known(built, slug):
+    """Semester results only at the end of their term; fees and scholarship at enrolment."""
+    definitions = FeatureDefinition.objects.for_institution(institution(slug)).select_related("known_from")
+    known = {definition.key: definition.known_from.key for definition in definitions}
+    assert known["units_1st_approved"] == known["units_1st_grade"] == "end_of_term_1"
+    assert known["units_2nd_approved"] == known["units_2nd_grade"] == "end_of_term_2"
+    assert known["tuition_up_to_date"] == known["units_1st_enrolled"] == "enrolment"
+    assert known["admission_grade"] == "application"
+    assert {definition.known_from.institution_id for definition in definitions} == {institution(slug).pk}
