@@ -23,6 +23,7 @@ from predictions.api import (
     StudentLatestPredictionView,
     StudentPredictionHistoryView,
 )
+from predictions.api_scoring import ApplicantScoreView
 from predictions.api_students import StudentViewSet  # students + filters on the latest risk
 from privacy.api import StudentEraseView
 from students.api import FeatureDefinitionViewSet, FeatureStageViewSet
@@ -70,6 +71,7 @@ urlpatterns = [
          UploadSessionCompleteView.as_view(), name="api-import-upload-session-complete"),
     path("institutions/<slug:institution_slug>/imports/<str:upload_id>/changes.csv", ImportChangesView.as_view(),
          name="api-import-changes"),
+    path("institutions/<slug:institution_slug>/score/", ApplicantScoreView.as_view(), name="api-applicant-score"),
     path("institutions/<slug:institution_slug>/caseload-assignments/", CaseloadAssignmentView.as_view(),
          name="api-caseload-assignment"),
     path("institutions/<slug:institution_slug>/students/<int:student_id>/prediction/",

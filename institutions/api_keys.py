@@ -46,6 +46,7 @@ CAPABILITY_FAMILY: dict[str, str] = {
     "view_all_students": "students",
     "manage_data": "imports",
     "manage_models": "predictions",
+    "score_applicants": "predictions",
     "view_notes": "interventions",
     "edit_interventions": "interventions",
     "assign_caseloads": "interventions",

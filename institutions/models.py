@@ -73,9 +73,9 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
                           "manage_users", "manage_keys", "manage_webhooks", "view_notes", "edit_interventions",
                           "view_access_log",
                           "assign_caseloads", "view_confidential_notes", "configure_interventions",
-                          "view_all_students"}),
+                          "view_all_students", "score_applicants"}),
     Role.ADVISOR: frozenset({"view_aggregates", "view_students", "edit_interventions", "view_notes",
-                            "work_caseload"}),
+                            "work_caseload", "score_applicants"}),
     Role.VIEWER: frozenset({"view_aggregates"}),
 }
 

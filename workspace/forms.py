@@ -60,3 +60,55 @@ class NotificationPreferenceForm(forms.Form):
         help_text="Newly flagged students in your caseload, open alerts routed to you or your offices, and "
                   "follow-ups due today or overdue. An empty digest is not sent.",
     )
+
+
+class ApplicantScoreForm(forms.Form):
+    """One applicant's application-stage values: a field per feature the page offers (none
+    required; a blank one is "not recorded", as the model allows). Every field is text: the
+    applicant scoring service checks the values, as an import would, and names each problem."""
+
+    ref = forms.CharField(required=False, max_length=100, label=_("Reference (optional)"),
+                          help_text=_("Your own name for this applicant, shown with the result; not kept."))
+
+    def __init__(self, *args, definitions, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.definitions = list(definitions)
+        for definition in self.definitions:
+            label = f"{definition.label} ({definition.unit})" if definition.unit else definition.label
+            if definition.kind == "numeric":
+                attrs = {"step": "any", "inputmode": "decimal"}
+                if definition.min_value is not None:
+                    attrs["min"] = definition.min_value
+                if definition.max_value is not None:
+                    attrs["max"] = definition.max_value
+                # Text, not a number field: the scoring service says what is wrong with a value.
+                field = forms.CharField(required=False, max_length=100, label=label,
+                                        widget=forms.NumberInput(attrs=attrs))
+            elif definition.kind == "boolean":
+                field = forms.CharField(required=False, max_length=10, label=label, widget=forms.Select(
+                    choices=[("", _("Not recorded")), ("yes", _("Yes")), ("no", _("No"))]))
+            else:
+                choices = [(str(item["value"]), item.get("label") or str(item["value"]))
+                           for item in definition.categories]
+                widget = forms.Select(choices=[("", _("Not recorded")), *choices]) if choices else None
+                field = forms.CharField(required=False, max_length=200, label=label, widget=widget)
+            field.help_text = definition.description
+            self.fields[f"feature_{definition.key}"] = field
+        self.feature_fields = [self[f"feature_{definition.key}"] for definition in self.definitions]
+
+    def feature_values(self) -> dict[str, str]:
+        """The typed values by feature key (blank ones left out: not recorded)."""
+        return {definition.key: self.cleaned_data[f"feature_{definition.key}"] for definition in self.definitions
+                if self.cleaned_data.get(f"feature_{definition.key}") not in (None, "")}
+
+    def add_feature_errors(self, errors: dict[str, str]) -> None:
+        for key, reason in errors.items():
+            self.add_error(f"feature_{key}" if f"feature_{key}" in self.fields else None, reason)
+
+
+class ApplicantFileForm(forms.Form):
+    file = forms.FileField(
+        label=_("CSV or Excel (.xlsx) file"),
+        help_text=_("A header row, a “ref” column and one column per feature (its key or label), as in an import."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.tsv,.xlsx"}),
+    )

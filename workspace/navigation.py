@@ -60,6 +60,7 @@ NAVIGATION: tuple[NavGroup, ...] = (
         NavItem("intervention-list", _("Interventions"), "view_students", also=("intervention-edit",)),
         NavItem("alert-list", _("Alerts"), "edit_interventions",
                 also=("alert-detail", "alert-unassigned", "alert-all", "office-alerts")),
+        NavItem("applicant-score", _("Score an applicant"), "score_applicants"),
     )),)),
     NavGroup(_("Students"), key="students", sections=(("", (
         NavItem("student-list", _("Students"), "view_students",
@@ -146,6 +147,7 @@ PAGE_TITLES: dict[str, object] = {
     "retention": _("Retention"),
     "erasure-list": _("Erasures"),
     "access-log": _("Access log"),
+    "applicant-score": _("Score an applicant"),
     "notification-list": _("Notifications"),
     "notification-preferences": _("Notification settings"),
     "password_change": _("Change your password"),

@@ -310,13 +310,18 @@ def student_risk_breakdown(latest) -> dict | None:
     model or factors carry no points)."""
     if latest is None:
         return None
-    factors = latest.prediction.factors or []
     base_risk = ((latest.model_version.model_card or {}).get("explanations") or {}).get("base_risk")
+    return risk_breakdown(risk=latest.prediction.risk, base_risk=base_risk, factors=latest.prediction.factors or [])
+
+
+def risk_breakdown(*, risk: float, base_risk: float | None, factors: list[dict]) -> dict | None:
+    """The model's base risk, the shown factors' points and all other values' points of ``risk``."""
     if base_risk is None or not factors or not all("points" in f for f in factors):
         return None
     shown = sum(float(f["points"]) for f in factors)
-    total = 100 * (float(latest.prediction.risk) - float(base_risk))
-    return {"base_risk": float(base_risk), "shown_points": shown, "other_points": total - shown, "total_points": total}
+    total = 100 * (float(risk) - float(base_risk))
+    return {"base_risk": float(base_risk), "shown_points": shown, "other_points": total - shown, "total_points": total,
+            "risk": float(risk)}
 
 
 class WhatIfError(ValueError):

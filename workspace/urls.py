@@ -6,7 +6,7 @@ Included first (see dropout_platform/urls.py): this app owns the institution hom
 
 from django.urls import path
 
-from . import access_log, notification_views, views
+from . import access_log, applicant_views, notification_views, views
 
 urlpatterns = [
     path("", views.InstitutionHomeView.as_view(), name="institution-home"),
@@ -19,6 +19,7 @@ urlpatterns = [
     path("students/<int:pk>/flags/new/", views.FlagCreateView.as_view(), name="flag-create"),
     path("students/<int:pk>/risk-feedback/", views.RiskFeedbackCreateView.as_view(), name="risk-feedback-create"),
     path("students/<int:pk>/flags/review-model/", views.ModelFlagReviewView.as_view(), name="model-flag-review"),
+    path("applicants/score/", applicant_views.ApplicantScoreView.as_view(), name="applicant-score"),
     path("access-log/", access_log.AccessLogView.as_view(), name="access-log"),
     path("notifications/", notification_views.NotificationListView.as_view(), name="notification-list"),
     path("notifications/<int:pk>/", notification_views.NotificationOpenView.as_view(), name="notification-open"),

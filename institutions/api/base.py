@@ -60,7 +60,8 @@ class HasInstitutionCapability(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         access: InstitutionAccess = view.access
-        write = request.method not in SAFE_METHODS
+        # A POST that only computes an answer (scoring records it does not keep) reads, for a key's scopes.
+        write = request.method not in SAFE_METHODS and not getattr(view, "post_changes_nothing", False)
         capability = getattr(view, "capability_map", {}).get(getattr(view, "action", None))
         if capability is None:
             capability = view.write_capability if write else view.read_capability

@@ -98,6 +98,9 @@ BUSINESS_RULES = {
     # ends within its declared size; completing needs every byte received (and the declared sha256).
     f"PATCH {TENANT}/imports/uploads/{{session_id}}/": "Upload-Offset is the upload's offset; within its size",
     f"POST {TENANT}/imports/uploads/{{session_id}}/complete/": "every byte received, matching the sha256",
+    # Applicants' feature values fit the feature schema (keys the schema knows, no protected
+    # attribute, values in range), and scoring needs a live model (else 409 no_live_model).
+    f"POST {TENANT}/score/": "feature values fit the institution's feature schema",
     # An erasure is confirmed by repeating the student's external id (or asked as a dry run).
     f"POST {TENANT}/students/{{student_id}}/erase/": "confirm_external_id is the student's external id, or dry_run",
 }
