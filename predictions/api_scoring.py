@@ -10,7 +10,9 @@ from audit.models import AccessAction
 from audit.services import access_record_for_request
 from institutions.api.base import InstitutionScopeMixin
 from institutions.api.errors import error_body
+from students.selectors import feature_labels_shown
 
+from .factor_sentences import present_factors
 from .models import RiskBand
 from .services.applicant_scoring import (
     MAX_RECORDS_PER_REQUEST,
@@ -42,7 +44,8 @@ _FACTOR_FIELDS = {
     "display_value": serializers.CharField(), "contribution": serializers.FloatField(help_text="log-odds"),
     "points": serializers.FloatField(help_text="percentage points of the shown risk"),
     "direction": serializers.ChoiceField(choices=["raises", "lowers"]), "actionable": serializers.BooleanField(),
-    "text": serializers.CharField(), "observed": serializers.DictField(required=False),
+    "text": serializers.CharField(), "shown": serializers.DictField(required=False),
+    "observed": serializers.DictField(required=False),
 }
 _RESULT_FIELDS = {
     "ref": serializers.CharField(), "risk": serializers.FloatField(),
@@ -100,7 +103,9 @@ class ApplicantScoreView(InstitutionScopeMixin, generics.GenericAPIView):
         access_record_for_request(request, institution=self.institution, action=AccessAction.API_APPLICANT_SCORE,
                                   filters={"model_version": scorer.version.number}, result_count=len(scores))
         number = scorer.version.number
+        labels = feature_labels_shown(institution=self.institution)  # factor sentences as in a prediction's
         return Response({"model_version": number, "results": [
             {"ref": score.ref, "risk": score.risk, "band": score.band, "model_version": number,
-             "base_value": score.base_value, "base_risk": score.base_risk, "factors": score.factors}
+             "base_value": score.base_value, "base_risk": score.base_risk,
+             "factors": present_factors(score.factors, labels)}
             for score in scores]})

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from django.utils.translation import ngettext
+from django.utils.translation import get_language, ngettext
 from django.views.generic import TemplateView
 
 from audit.models import AccessAction
 from audit.services import access_record_for_request
 from institutions.view_mixins import InstitutionPageMixin
+from predictions.factor_sentences import institution_factors
 from predictions.selectors import model_version_live
 from predictions.services.applicant_files import (
     ApplicantFileRowsInvalid,
@@ -35,7 +36,7 @@ from predictions.services.applicant_scoring import (
     applicant_values_clean,
 )
 from students.importing.errors import ImportFileError
-from students.selectors import feature_definition_list
+from students.selectors import feature_definition_list, feature_labels_shown
 
 from . import selectors
 from .forms import ApplicantFileForm, ApplicantScoreForm
@@ -74,7 +75,8 @@ class ApplicantScoreView(InstitutionPageMixin, TemplateView):
                     context["scoring_error"] = str(exc)
                 else:
                     score = scorer.score([ApplicantRecord(ref=form.cleaned_data["ref"], features=values)])[0]
-                    factors = selectors.student_factor_bars(score.factors)
+                    factors = selectors.student_factor_bars(
+                        institution_factors(institution=self.institution, factors=score.factors))
                     context.update(score=score, factors=factors, model_version=scorer.version,
                                    breakdown=selectors.risk_breakdown(risk=score.risk, base_risk=score.base_risk,
                                                                       factors=score.factors))
@@ -105,7 +107,9 @@ class ApplicantScoreView(InstitutionPageMixin, TemplateView):
             access_record_for_request(request, institution=self.institution, action=AccessAction.APPLICANT_BATCH_SCORE,
                                       filters={"model_version": scorer.version.number}, result_count=len(records))
             # The model is loaded and the records checked: the rows are scored as they stream out.
-            rows = applicant_scores_csv_rows(scorer.score_in_chunks(records), model_version=scorer.version.number)
+            rows = applicant_scores_csv_rows(scorer.score_in_chunks(records), model_version=scorer.version.number,
+                                             labels=feature_labels_shown(institution=self.institution),
+                                             language=get_language())
             response = StreamingHttpResponse(csv_rows_stream(rows), content_type="text/csv; charset=utf-8")
             stamp = timezone.localdate().isoformat()
             response["Content-Disposition"] = (f'attachment; filename="{self.institution.slug}-{stamp}-'

@@ -11,10 +11,11 @@ every problem is reported (line, column, reason) and nothing is scored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -25,6 +26,7 @@ from students.importing.reading import TableReader
 from students.models import FeatureDefinition
 from students.selectors import feature_definition_list
 
+from ..factor_sentences import present_factors
 from .applicant_scoring import (
     MAX_FILE_BYTES,
     MAX_FILE_ROWS,
@@ -142,12 +144,16 @@ def applicant_file_read(*, institution: Institution, path: Path | str, original_
     return records
 
 
-def applicant_scores_csv_rows(scores: Iterator[ApplicantScore], *, model_version: int) -> Iterator[list]:
+def applicant_scores_csv_rows(scores: Iterator[ApplicantScore], *, model_version: int, labels: Mapping[str, str],
+                              language: str | None) -> Iterator[list]:
     """The answer's rows: a header, then per applicant its reference, risk, band, the model
-    version and its top factors as the profile words them."""
+    version and its top factors as the profile words them (in ``language``, with the
+    institution's ``labels``: the rows are made while the answer streams, after the request)."""
     yield ["ref", "risk_percent", "band", "model_version",
            *(f"factor_{number}" for number in range(1, FACTOR_COLUMNS + 1))]
     for score in scores:
-        texts = [factor.get("text") or factor.get("label") or "" for factor in score.factors[:FACTOR_COLUMNS]]
+        with translation.override(language):
+            factors = present_factors(score.factors[:FACTOR_COLUMNS], labels)
+        texts = [factor.get("text") or factor.get("label") or "" for factor in factors]
         yield [score.ref, f"{100 * score.risk:.1f}", score.band, model_version,
                *texts, *[""] * (FACTOR_COLUMNS - len(texts))]

@@ -271,3 +271,16 @@ def test_another_institutions_key_or_member_gets_404_and_keys_need_predictions_s
     _key, students_only = api_key_create(institution=tenant_a.institution, name="S", scopes=["students:write"])
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {students_only}")
     assert api_client.post(api_url(), body, format="json").status_code == 403
+
+
+def test_the_page_reads_in_the_institutions_language(client, tenant_a, tenant_b):
+    tenant_a.institution.default_language = "es"
+    tenant_a.institution.save()
+    tenant_b.institution.default_language = "pt"
+    tenant_b.institution.save()
+    client.force_login(tenant_a.advisor)
+    spanish = client.get(page_url()).content.decode()
+    assert "Puntuar a este solicitante" in spanish and "Score this applicant" not in spanish
+    client.force_login(tenant_b.advisor)
+    portuguese = client.get(page_url("beta")).content.decode()
+    assert "Pontuar este candidato" in portuguese and "Ainda não há um modelo em produção" in portuguese
