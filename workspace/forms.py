@@ -4,6 +4,7 @@ never from a model's default manager (which would fail closed, or worse, read ev
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 
@@ -73,8 +74,11 @@ class ApplicantScoreForm(forms.Form):
     def __init__(self, *args, definitions, **kwargs):
         super().__init__(*args, **kwargs)
         self.definitions = list(definitions)
+        language = get_language()
         for definition in self.definitions:
-            label = f"{definition.label} ({definition.unit})" if definition.unit else definition.label
+            # The institution's label and description in the reader's language, else the default ones.
+            label = definition.label_in(language)
+            label = f"{label} ({definition.unit})" if definition.unit else label
             if definition.kind == "numeric":
                 attrs = {"step": "any", "inputmode": "decimal"}
                 if definition.min_value is not None:
@@ -92,7 +96,7 @@ class ApplicantScoreForm(forms.Form):
                            for item in definition.categories]
                 widget = forms.Select(choices=[("", _("Not recorded")), *choices]) if choices else None
                 field = forms.CharField(required=False, max_length=200, label=label, widget=widget)
-            field.help_text = definition.description
+            field.help_text = definition.description_in(language)
             self.fields[f"feature_{definition.key}"] = field
         self.feature_fields = [self[f"feature_{definition.key}"] for definition in self.definitions]
 

@@ -56,7 +56,10 @@ def _column_features(header: Sequence[str], definitions: Sequence[FeatureDefinit
     """(index of the ref column, [(index, header, definition)]) or ImportFileError naming every
     column that cannot be read."""
     by_key = {definition.key: definition for definition in definitions}
-    by_label = {normalise_header(definition.label): definition for definition in definitions}
+    # A column may be named by the feature's default label or by its label in the reader's language.
+    language = translation.get_language()
+    by_label = {normalise_header(label): definition for definition in definitions
+                for label in (definition.label, definition.label_in(language))}
     refs = [index for index, name in enumerate(header) if normalise_header(name) in REF_HEADERS]
     problems = []
     if not refs:
