@@ -2,8 +2,9 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/dp_api_bench nice -n 5 .venv/bin/python bench/api_load.py
 
-Creates the database if needed, migrates it, builds the institution ``bench-load`` (10,000
-students with feature values; kept between runs), runs ``VACUUM ANALYZE`` on its tables (what
+Creates the database if needed, migrates it, builds the institution ``bench-load-uci`` (10,000
+students with the demo's 36 features, real UCI students' values resampled; kept between runs),
+runs ``VACUUM ANALYZE`` on its tables (what
 autovacuum does in production; a scratch database may not have had it), creates an API key with
 every scope, starts ``gunicorn`` with ``--workers`` workers (default 2 sync workers, one per core
 of the 2-core machine this was tuned on; ``--worker-class gthread --threads N`` is the
@@ -55,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dropout_platform.settings")
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret")
 
-SLUG = "bench-load"
+SLUG = "bench-load-uci"  # 36 features per student, as the demo (and a real SIS export) has
 STUDENTS = 10_000
 TARGETS_MS = {"detail": 50.0, "list": 100.0}
 
@@ -85,33 +86,31 @@ def build_institution(slug: str = SLUG) -> tuple[str, list[int]]:
     from audit.models import AccessEntry
     from institutions.api_keys import ALL_SCOPES, api_key_create
     from institutions.models import Institution
-    from students.models import FeatureDefinition, FeatureKind, Student
+    from students.demo import _create_schema, _feature_value, read_uci_rows
+    from students.models import FeatureDefinition, Student
+    from students.uci_schema import UCI_COLUMNS
 
     institution, _ = Institution.objects.get_or_create(slug=slug, defaults={"name": "Bench University"})
     students = Student.objects.for_institution(institution)
     if students.count() < STUDENTS:
         started = time.perf_counter()
-        definitions = FeatureDefinition.objects.for_institution(institution)
-        if not definitions.exists():
-            definitions.bulk_create([
-                FeatureDefinition(institution=institution, key="units_approved", label="Units approved",
-                                  kind=FeatureKind.NUMERIC, min_value=0, max_value=30, position=1),
-                FeatureDefinition(institution=institution, key="grade_average", label="Grade average",
-                                  kind=FeatureKind.NUMERIC, min_value=0, max_value=20, position=2),
-                FeatureDefinition(institution=institution, key="tuition_up_to_date", label="Tuition up to date",
-                                  kind=FeatureKind.BOOLEAN, position=3),
-            ])
+        uci_rows = read_uci_rows()
+        if not FeatureDefinition.objects.for_institution(institution).exists():
+            _create_schema(institution, uci_rows)  # the demo's schema: 36 features, as a real institution has
         rng = random.Random(7)
         have = set(students.values_list("external_id", flat=True))
-        new = [
-            Student(institution=institution, external_id=f"B{i:06d}", name=f"Student {i}",
-                    email=f"s{i}@bench.example.edu", program=rng.choice(["Nursing", "Law", "Informatics", "Design"]),
-                    cohort=str(rng.choice([2022, 2023, 2024, 2025])),
-                    features={"units_approved": float(rng.randint(0, 30)),
-                              "grade_average": round(rng.uniform(8, 18), 2),
-                              "tuition_up_to_date": rng.random() > 0.15})
-            for i in range(STUDENTS) if f"B{i:06d}" not in have
-        ]
+        definitions = list(FeatureDefinition.objects.for_institution(institution))
+        new = []
+        for i in range(STUDENTS):
+            if f"B{i:06d}" in have:
+                continue
+            row = uci_rows[rng.randrange(len(uci_rows))]  # a real student's values (UCI rows resampled)
+            new.append(Student(
+                institution=institution, external_id=f"B{i:06d}", name=f"Student {i}",
+                email=f"s{i}@bench.example.edu", program=rng.choice(["Nursing", "Law", "Informatics", "Design"]),
+                cohort=str(rng.choice([2022, 2023, 2024, 2025])),
+                features={column.key: _feature_value(column.kind, row[column.header])
+                          for column in UCI_COLUMNS if column.key in {d.key for d in definitions}}))
         students.bulk_create(new, batch_size=2000)
         print(f"built {len(new)} students in {time.perf_counter() - started:.1f} s")
     # Production PostgreSQL runs autovacuum, which keeps the planner's statistics and the
