@@ -31,12 +31,12 @@ from predictions.services.applicant_scoring import (
     MAX_FILE_ROWS,
     ApplicantRecord,
     NoLiveModel,
-    applicant_feature_definitions,
+    applicant_schema,
     applicant_scorer,
     applicant_values_clean,
 )
 from students.importing.errors import ImportFileError
-from students.selectors import feature_definition_list, feature_labels_shown
+from students.selectors import feature_labels_shown
 
 from . import selectors
 from .forms import ApplicantFileForm, ApplicantScoreForm
@@ -51,20 +51,22 @@ class ApplicantScoreView(InstitutionPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        definitions = applicant_feature_definitions(institution=self.institution)
+        schema = applicant_schema(institution=self.institution)
+        definitions = schema.offered
         context.setdefault("form", ApplicantScoreForm(definitions=definitions))
         context.setdefault("file_form", ApplicantFileForm())
         context.update(live_model=model_version_live(institution=self.institution), has_features=bool(definitions),
-                       max_file_rows=MAX_FILE_ROWS, max_file_megabytes=MAX_FILE_BYTES // 1_048_576)
+                       applicant_stage=schema.stage, max_file_rows=MAX_FILE_ROWS,
+                       max_file_megabytes=MAX_FILE_BYTES // 1_048_576)
         return context
 
     def post(self, request, *args, **kwargs):
         if "file" in request.FILES or request.POST.get("action") == "file":
             return self.score_file(request)
-        form = ApplicantScoreForm(request.POST, definitions=applicant_feature_definitions(institution=self.institution))
+        schema = applicant_schema(institution=self.institution)
+        form = ApplicantScoreForm(request.POST, definitions=schema.offered)
         context = {"form": form}
         if form.is_valid():
-            schema = {d.key: d for d in feature_definition_list(institution=self.institution)}
             values, errors = applicant_values_clean(schema, form.feature_values())
             if errors:
                 form.add_feature_errors(errors)

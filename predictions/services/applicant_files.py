@@ -5,8 +5,9 @@ any of the import's delimiters and encodings (the import's own reader opens it),
 holding the applicant's reference (``ref``, or a header an import reads as the id:
 ``external_id``, ``student_id``, ``id``...) and one column per feature, named by its key or its
 label as the schema page shows them. A column the schema does not know, a protected attribute,
-a retired feature, a value that does not fit its feature, a missing or repeated reference:
-every problem is reported (line, column, reason) and nothing is scored.
+a retired feature, a feature known only after enrolment, a value that does not fit its feature,
+a missing or repeated reference: every problem is reported (line, column, reason) and nothing
+is scored.
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ from institutions.models import Institution
 from students.importing.errors import CellError, ImportFileError
 from students.importing.mapping import normalise_header
 from students.importing.reading import TableReader
-from students.models import FeatureDefinition
-from students.selectors import feature_definition_list
 
 from ..factor_sentences import present_factors
 from .applicant_scoring import (
     MAX_FILE_BYTES,
     MAX_FILE_ROWS,
     ApplicantRecord,
+    ApplicantSchema,
     ApplicantScore,
+    applicant_schema,
     applicant_values_clean,
     ref_clean,
 )
@@ -52,10 +53,11 @@ class ApplicantFileRowsInvalid(Exception):
     count: int
 
 
-def _column_features(header: Sequence[str], definitions: Sequence[FeatureDefinition]) -> tuple[int, list]:
+def _column_features(header: Sequence[str], schema: ApplicantSchema) -> tuple[int, list]:
     """(index of the ref column, [(index, header, definition)]) or ImportFileError naming every
     column that cannot be read."""
-    by_key = {definition.key: definition for definition in definitions}
+    definitions = list(schema.definitions.values())
+    by_key = schema.definitions
     # A column may be named by the feature's default label or by its label in the reader's language.
     language = translation.get_language()
     by_label = {normalise_header(label): definition for definition in definitions
@@ -68,7 +70,7 @@ def _column_features(header: Sequence[str], definitions: Sequence[FeatureDefinit
     elif len(refs) > 1:
         problems.append(_("Several columns could hold the applicant's reference (%(columns)s): keep one.") % {
             "columns": ", ".join(header[index] for index in refs)})
-    columns, unknown, protected, retired, seen = [], [], [], [], {}
+    columns, unknown, protected, retired, later, seen = [], [], [], [], [], {}
     for index, name in enumerate(header):
         if index in refs:
             continue
@@ -80,6 +82,8 @@ def _column_features(header: Sequence[str], definitions: Sequence[FeatureDefinit
             protected.append(name)
         elif definition.is_retired:
             retired.append(name)
+        elif definition.key in schema.later:
+            later.append(name)
         elif definition.key in seen:
             problems.append(_("Columns “%(first)s” and “%(second)s” both give %(feature)s: keep one.") % {
                 "first": seen[definition.key], "second": name, "feature": definition.label})
@@ -95,6 +99,9 @@ def _column_features(header: Sequence[str], definitions: Sequence[FeatureDefinit
     if retired:
         problems.append(_("These columns are retired features, no longer model inputs: %(columns)s. Remove "
                           "them.") % {"columns": ", ".join(retired)})
+    if later:
+        problems.append(_("These columns are known only after %(stage)s, so an applicant has no such value yet: "
+                          "%(columns)s. Remove them.") % {"stage": schema.stage.label, "columns": ", ".join(later)})
     if problems:
         raise ImportFileError("invalid_columns", " ".join(problems))
     return refs[0], columns
@@ -109,11 +116,10 @@ def applicant_file_read(*, institution: Institution, path: Path | str, original_
             "The file is %(size).1f MB; a file of applicants to score holds at most %(limit)d MB (and "
             "%(rows)s rows). Split it into several files.") % {
             "size": size / 1_048_576, "limit": MAX_FILE_BYTES // 1_048_576, "rows": f"{MAX_FILE_ROWS:,}"})
-    definitions = list(feature_definition_list(institution=institution))
+    schema = applicant_schema(institution=institution)
     reader = TableReader(path, original_name=original_name)
     info = reader.open()
-    ref_index, columns = _column_features(info.header, definitions)
-    by_key = {definition.key: definition for definition in definitions}
+    ref_index, columns = _column_features(info.header, schema)
     records, problems, seen = [], [], set()
     for rows_read, (line, row) in enumerate(reader.rows(), start=1):
         if rows_read > MAX_FILE_ROWS:
@@ -132,7 +138,7 @@ def applicant_file_read(*, institution: Institution, path: Path | str, original_
         seen.add(ref)
         if "ref" in found:
             reasons.append((info.header[ref_index], cells[ref_index], str(found["ref"])))
-        values, errors = applicant_values_clean(by_key, {definition.key: cells[index]
+        values, errors = applicant_values_clean(schema, {definition.key: cells[index]
                                                          for index, _name, definition in columns})
         reasons += [(name, cells[index], errors[definition.key]) for index, name, definition in columns
                     if definition.key in errors]

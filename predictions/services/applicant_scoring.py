@@ -10,7 +10,9 @@ stored; the channel (page, file, API) writes one access-log entry with who, when
 version and how many records, never a value.
 
 Protected attributes (gender, age, nationality...) are never inputs: a record that supplies one
-is refused, as is a retired feature (no longer an input) or a key the schema does not know.
+is refused, as is a retired feature (no longer an input), a feature known only from a stage after
+enrolment (an applicant has no such value yet: ``students.stages``) or a key the schema does not
+know.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from django.utils.translation import gettext as _
 
 from institutions.models import Institution
 from students.feature_values import FeatureValueError, clean_feature_value
-from students.models import FeatureDefinition
+from students.models import FeatureDefinition, FeatureStage
 from students.selectors import feature_definition_list
+from students.stages import feature_keys_known_at, feature_stage_list, feature_stage_of
 
 from .. import frames
 from ..model_store import load_model
@@ -77,28 +80,57 @@ class ApplicantScore:
     factors: list[dict]
 
 
-def applicant_feature_definitions(*, institution: Institution) -> list[FeatureDefinition]:
-    """The features an applicant's record may give, in schema order: every feature that is
-    neither protected nor retired (a missing value is allowed, as the model allows it)."""
-    return [definition for definition in feature_definition_list(institution=institution)
-            if not definition.protected and not definition.is_retired]
+# The stage an applicant's values are known at: the latest of these the institution has (keys of
+# students.stages' defaults), else its earliest stage.
+APPLICANT_STAGE_KEYS = ("enrolment", "application")
+
+
+@dataclass(frozen=True)
+class ApplicantSchema:
+    """What an applicant's record may give: every feature by key (so that a refused one is named),
+    the stage an applicant is at, and the features known only later (key -> that stage's label)."""
+
+    definitions: dict[str, FeatureDefinition]
+    stage: FeatureStage
+    later: dict[str, str]
+
+    @property
+    def offered(self) -> list[FeatureDefinition]:
+        """The features the form asks for, in schema order: neither protected nor retired, and
+        known by the applicant's stage (a missing value is allowed, as the model allows it)."""
+        return [definition for definition in self.definitions.values()
+                if not definition.protected and not definition.is_retired and definition.key not in self.later]
+
+
+def applicant_schema(*, institution: Institution) -> ApplicantSchema:
+    definitions = list(feature_definition_list(institution=institution))
+    stages = feature_stage_list(institution=institution)
+    stage = next((found for key in APPLICANT_STAGE_KEYS for found in stages if found.key == key), stages[0])
+    known = set(feature_keys_known_at(stage=stage, stages=stages, definitions=definitions))
+    return ApplicantSchema(
+        definitions={definition.key: definition for definition in definitions}, stage=stage,
+        later={definition.key: feature_stage_of(definition, stages).label
+               for definition in definitions if definition.key not in known})
 
 
 def applicant_values_clean(
-    definitions: Mapping[str, FeatureDefinition], values: Mapping[str, object], *, decimal_comma: bool = False,
+    schema: ApplicantSchema, values: Mapping[str, object], *, decimal_comma: bool = False,
 ) -> tuple[dict, dict[str, str]]:
-    """(cleaned values, reason per refused key) for one record, against the whole schema
-    (``definitions`` by key, protected and retired ones included, so that they are named)."""
+    """(cleaned values, reason per refused key) for one record."""
     cleaned: dict[str, float | str | bool | None] = {}
     errors: dict[str, str] = {}
     for key, raw in values.items():
-        definition = definitions.get(key)
+        definition = schema.definitions.get(key)
         if definition is None:
             errors[key] = _("unknown feature: it is not in this institution's feature schema")
         elif definition.protected:
             errors[key] = _("a protected attribute: never an input for scoring applicants; leave it out")
         elif definition.is_retired:
             errors[key] = _("a retired feature: no longer a model input; leave it out")
+        elif key in schema.later:
+            errors[key] = _("known only from the stage %(stage)s, after %(applicant_stage)s: an applicant has no "
+                            "such value yet; leave it out") % {"stage": schema.later[key],
+                                                               "applicant_stage": schema.stage.label}
         elif isinstance(raw, list | dict):
             errors[key] = _("expected one value, not a list or an object")
         else:
@@ -112,7 +144,7 @@ def applicant_values_clean(
 def applicant_records_clean(*, institution: Institution, records: Sequence[object]) -> list[ApplicantRecord]:
     """Check every record (``{"ref": "...", "features": {...}}``); raise
     :class:`ApplicantRecordsInvalid` with every problem of every record when any is wrong."""
-    definitions = {definition.key: definition for definition in feature_definition_list(institution=institution)}
+    schema = applicant_schema(institution=institution)
     cleaned: list[ApplicantRecord] = []
     errors: dict[int, dict[str, object]] = {}
     seen: set[str] = set()
@@ -135,7 +167,7 @@ def applicant_records_clean(*, institution: Institution, records: Sequence[objec
         if not isinstance(features, Mapping):
             problems["features"] = _("must be an object mapping feature keys to values")
         else:
-            values, feature_errors = applicant_values_clean(definitions, features)
+            values, feature_errors = applicant_values_clean(schema, features)
             if feature_errors:
                 problems["features"] = feature_errors
         if problems:

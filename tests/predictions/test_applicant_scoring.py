@@ -284,3 +284,24 @@ def test_the_page_reads_in_the_institutions_language(client, tenant_a, tenant_b)
     client.force_login(tenant_b.advisor)
     portuguese = client.get(page_url("beta")).content.decode()
     assert "Pontuar este candidato" in portuguese and "Ainda não há um modelo em produção" in portuguese
+
+
+def test_features_known_only_after_enrolment_are_neither_asked_nor_accepted(client, api_client, tenant_a):
+    from students.models import FeatureDefinition
+    from students.stages import feature_stage_list
+
+    stages = {stage.key: stage for stage in feature_stage_list(institution=tenant_a.institution)}
+    FeatureDefinition.objects.for_institution(tenant_a.institution).create(
+        key="grade_term_1", label="Term 1 grade", kind="numeric", min_value=0, max_value=20,
+        known_from=stages["end_of_term_1"], position=9)
+    client.force_login(tenant_a.advisor)
+    fields = client.get(page_url()).context["form"].fields
+    assert "feature_grade_term_1" not in fields and "feature_units_approved" in fields
+    api_client.force_authenticate(tenant_a.advisor)
+    response = api_client.post(api_url(), {"records": [{"ref": "A-1", "features": {"grade_term_1": 12}}]},
+                               format="json")
+    assert response.status_code == 400
+    assert "known only from the stage End of term 1" in response.json()["errors"]["0"]["features"]["grade_term_1"]
+    refused = client.post(page_url(), {"action": "file", "file": csv_file("ref,Term 1 grade\nA-1,12\n")})
+    [message] = refused.context["file_form"].errors["file"]
+    assert "known only after Enrolment" in message and "Term 1 grade" in message
