@@ -23,17 +23,58 @@ if TYPE_CHECKING:
 
 MODEL_CARD_VERSION = 1
 
+# The card's sentences are kept twice: as data (``statements``: a code per sentence with its
+# figures) and in English (``intended_use``, ``out_of_scope``, ``limitations``), so the web app
+# can word them in the reader's language (predictions/model_card_text.py) while ml stays free of it.
+INTENDED_USE_CODE = "early_support"
 INTENDED_USE = (
     "Rank and flag currently enrolled students of this institution by their risk of dropping out, so "
     "that advisors can offer support early and spend their limited time where it matters most. The "
     "risk and its factors are a prompt for a conversation, not a verdict."
 )
 
-OUT_OF_SCOPE = [
-    "Admission, funding, grading or disciplinary decisions about a student.",
-    "Students of another institution, or of programmes and cohorts unlike those it was trained on.",
-    "Judging a student's ability or worth: it predicts an outcome that support can change.",
-]
+OUT_OF_SCOPE_TEXT = {
+    "decisions": "Admission, funding, grading or disciplinary decisions about a student.",
+    "other_students": "Students of another institution, or of programmes and cohorts unlike those it was trained on.",
+    "judging_students": "Judging a student's ability or worth: it predicts an outcome that support can change.",
+}
+OUT_OF_SCOPE = list(OUT_OF_SCOPE_TEXT.values())
+
+# The limitations that take no figures, by code.
+FIXED_LIMITATIONS = {
+    "past_students": "Trained on this institution's past students only; it reflects how students left in the past, "
+                     "including any past inequities in support.",
+    "calibration_drift": "Risks are calibrated on past cohorts. If the student population, programmes or data entry "
+                         "change, calibration can drift: compare new cohorts' outcomes with the reliability table.",
+    "explanations_not_causes": "Explanations describe what the model uses, not causes. Changing an actionable factor "
+                               "in a what-if shows the model's response, not a guaranteed effect of an intervention.",
+    "no_out_of_time": "No out-of-time check: without a cohort/entry term the holdout is a random sample, which can "
+                      "overstate how well the model will do on next year's students.",
+    "proxies": "Protected attributes are left out of the inputs, but other features can act as proxies for them; the "
+               "fairness audit is the check on outcomes, not the exclusion.",
+}
+
+
+def limitation_text(entry: dict[str, Any], labels: dict[str, str] | None = None) -> str:
+    """One limitation (a ``statements["limitations"]`` entry) in English; ``labels`` names features."""
+    labels = labels or {}
+    code = entry["code"]
+    if code in FIXED_LIMITATIONS:
+        return FIXED_LIMITATIONS[code]
+    if code == "small_training_set":
+        return (f"Small training set ({entry['rows']} students, {entry['dropped_out']} dropped out): metrics vary "
+                "noticeably between folds; read the fold spread before trusting a single figure.")
+    if code == "small_fairness_groups":
+        name = labels.get(entry["attribute"], entry["attribute"])
+        return (f"Fairness for {name}: groups {', '.join(entry['groups'])} have fewer than "
+                f"{entry['min_group_size']} students: their figures are reported but too unstable to count in the "
+                "largest gaps or the promotion gate.")
+    if code == "strong_proxies":
+        strong = [f"{labels.get(item['feature'], item['feature'])} (ROC-AUC {item['auc']:.2f})"
+                  for item in entry["attributes"]]
+        return ("The inputs predict " + ", ".join(strong) + " well (proxy check): the model can effectively use "
+                "these attributes through other inputs; the fairness audit is where their effect on flags is measured.")
+    raise ValueError(f"unknown limitation {code!r}")
 
 
 def _comparison_row(name: str, fold_summary: dict[str, Any], pooled: dict[str, Any]) -> dict[str, Any]:
@@ -59,40 +100,23 @@ def _comparison_row(name: str, fold_summary: dict[str, Any], pooled: dict[str, A
 
 
 def _limitations(*, n_rows: int, positives: int, holdout_info: dict[str, Any], config: TrainingConfig,
-                 excluded: Sequence[dict[str, str]], fairness: dict[str, Any]) -> list[str]:
-    notes = [
-        "Trained on this institution's past students only; it reflects how students left in the past, "
-        "including any past inequities in support.",
-        "Risks are calibrated on past cohorts. If the student population, programmes or data entry change, "
-        "calibration can drift: compare new cohorts' outcomes with the reliability table.",
-        "Explanations describe what the model uses, not causes. Changing an actionable factor in a what-if "
-        "shows the model's response, not a guaranteed effect of an intervention.",
-    ]
+                 excluded: Sequence[dict[str, str]], fairness: dict[str, Any]) -> list[dict[str, Any]]:
+    notes: list[dict[str, Any]] = [{"code": "past_students"}, {"code": "calibration_drift"},
+                                   {"code": "explanations_not_causes"}]
     if n_rows < 1000 or min(positives, n_rows - positives) < 100:
-        notes.append(
-            f"Small training set ({n_rows} students, {positives} dropped out): metrics vary noticeably between "
-            "folds; read the fold spread before trusting a single figure."
-        )
+        notes.append({"code": "small_training_set", "rows": n_rows, "dropped_out": positives})
     if holdout_info.get("kind") != "out_of_time":
-        notes.append(
-            "No out-of-time check: without a cohort/entry term the holdout is a random sample, which can "
-            "overstate how well the model will do on next year's students."
-        )
+        notes.append({"code": "no_out_of_time"})
     if not config.include_protected and any(e["reason"].startswith("protected") for e in excluded):
-        notes.append(
-            "Protected attributes are left out of the inputs, but other features can act as proxies for "
-            "them; the fairness audit is the check on outcomes, not the exclusion."
-        )
+        notes.append({"code": "proxies"})
     for section in fairness.values():
         if not section:
             continue
         for name, attribute in section["attributes"].items():
             if attribute["small_groups"]:
-                notes.append(
-                    f"Fairness for {name}: groups {', '.join(attribute['small_groups'])} have fewer than "
-                    f"{section.get('min_group_size', config.min_fairness_group_size)} students: their figures "
-                    "are reported but too unstable to count in the largest gaps or the promotion gate."
-                )
+                notes.append({"code": "small_fairness_groups", "attribute": name,
+                              "groups": [str(group) for group in attribute["small_groups"]],
+                              "min_group_size": section.get("min_group_size", config.min_fairness_group_size)})
         break
     return notes
 
@@ -121,6 +145,8 @@ def build_model_card(
     scaled_for_large_data: bool = False,
 ) -> dict[str, Any]:
     positives = int(np.sum(y))
+    limitations = _limitations(n_rows=n_rows, positives=positives, holdout_info=holdout_info, config=config,
+                               excluded=excluded, fairness=fairness)
     fold_summary, pooled, pooled_uncalibrated = cv.fold_summary, cv.pooled, cv.pooled_uncalibrated
     fold_details, baselines = cv.fold_details, cv.baselines
     comparison = [_comparison_row("lightgbm", fold_summary, pooled)]
@@ -203,8 +229,9 @@ def build_model_card(
         "global_importance": list(importance),
         "intended_use": INTENDED_USE,
         "out_of_scope": OUT_OF_SCOPE,
-        "limitations": _limitations(n_rows=n_rows, positives=positives, holdout_info=holdout_info,
-                                    config=config, excluded=excluded, fairness=fairness),
+        "limitations": [limitation_text(entry) for entry in limitations],
+        "statements": {"intended_use": INTENDED_USE_CODE, "out_of_scope": list(OUT_OF_SCOPE_TEXT),
+                       "limitations": limitations},
         "parameters": {
             "lightgbm": final.params,
             "search": {

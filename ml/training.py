@@ -34,7 +34,7 @@ from ml.evaluation import nested_cross_validation
 from ml.explanation import format_number
 from ml.fairness import fairness_audit
 from ml.metrics import classification_metrics
-from ml.model_card import build_model_card
+from ml.model_card import build_model_card, limitation_text
 from ml.pipeline import fit_pipeline, member_params
 from ml.proxy_check import proxy_check
 from ml.schema import FeatureSpec, validate_schema
@@ -408,13 +408,12 @@ def train_model(
     )
     card["proxy_check"] = proxies
     spec_labels = {spec.key: spec.label for spec in specs}
-    strong = [f"{spec_labels.get(key, key)} (ROC-AUC {entry['auc']:.2f})" for key, entry in proxies.items()
+    strong = [{"feature": key, "auc": entry["auc"]} for key, entry in proxies.items()
               if entry.get("auc") is not None and entry["auc"] >= 0.8]
     if strong:
-        card["limitations"].append(
-            "The inputs predict " + ", ".join(strong) + " well (proxy check): the model can effectively use "
-            "these attributes through other inputs; the fairness audit is where their effect on flags is measured."
-        )
+        entry = {"code": "strong_proxies", "attributes": strong}
+        card["statements"]["limitations"].append(entry)
+        card["limitations"].append(limitation_text(entry, spec_labels))
     distinct = len({(tuple(sorted(p.items())), r) for p, r in all_members})
     card["final_model"] = {
         "rows": len(y),

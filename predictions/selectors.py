@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Mod
+from django.utils.translation import gettext
 
 from institutions.access import object_for_input_id
 from institutions.models import Institution, Job, JobKind, Membership, Role
@@ -15,9 +16,10 @@ from ml.capacity import precision_recall_at_share
 from ml.drift import drift_report
 from ml.realised import realised_performance
 from students.models import KNOWN_TRAINING_OUTCOMES, Outcome, Student
-from students.selectors import current_students, feature_definition_list
+from students.selectors import current_students, feature_definition_list, feature_labels_shown
 
 from .frames import features_frame
+from .model_card_text import model_card_sections
 from .models import (
     FeedbackReason,
     LatestPrediction,
@@ -152,8 +154,10 @@ def model_version_report(version: ModelVersion) -> dict:
     reliability = [b for b in ((card.get("calibration") or {}).get("reliability") or []) if b.get("count")]
     fairness_audit = (version.fairness or {}).get("cross_validated") or (version.fairness or {}).get("holdout") or {}
     features = card.get("features") or {}
+    # The institution's label of each feature in the reader's language, else the card's.
     labels = {f["feature"]: f.get("label") or f["feature"]
               for f in [*(features.get("used") or []), *(features.get("excluded") or [])]}
+    labels.update(feature_labels_shown(institution=version.institution))
     fairness_rows = []
     for attribute, report in (fairness_audit.get("attributes") or {}).items():
         for metric, entry in (report.get("largest_gap") or {}).items():
@@ -168,13 +172,7 @@ def model_version_report(version: ModelVersion) -> dict:
                 "measured_on": entry.get("measured_on") if entry else None,
             })
     dom_id = f"model-v{version.number}"
-    sections = []
-    for key, title in (("intended_use", "Intended use"), ("out_of_scope", "Out of scope"),
-                       ("limitations", "Limitations")):
-        value = card.get(key)
-        if value:
-            sections.append({"title": title, "items": value if isinstance(value, list) else None,
-                             "text": value if not isinstance(value, list) else ""})
+    sections = model_card_sections(card, labels)
     return {
         "number": version.number,
         "dom_id": dom_id,
@@ -192,7 +190,8 @@ def model_version_report(version: ModelVersion) -> dict:
             for b in reliability
         ],
         "importance": [
-            {"label": item.get("label") or item.get("feature"), "value": item.get("mean_abs_shap")}
+            {"label": labels.get(item.get("feature")) or item.get("label") or item.get("feature"),
+             "value": item.get("mean_abs_shap")}
             for item in (card.get("global_importance") or [])[:15]
         ],
         "fairness": fairness_rows,
@@ -213,15 +212,15 @@ PROXY_NOTICEABLE_AUC = 0.6
 
 def _proxy_reading(auc: float | None, interval: list | None) -> str:
     if auc is None:
-        return "not measured"
+        return gettext("not measured")
     low = interval[0] if interval else auc
     if auc >= PROXY_STRONG_AUC:
-        return "strongly: the model can effectively use this attribute through other inputs"
+        return gettext("strongly: the model can effectively use this attribute through other inputs")
     if auc >= PROXY_NOTICEABLE_AUC and low > 0.5:
-        return "partly: other inputs carry some of this attribute"
+        return gettext("partly: other inputs carry some of this attribute")
     if low > 0.5:
-        return "weakly: other inputs carry little of this attribute"
-    return "not detectably: no better than chance"
+        return gettext("weakly: other inputs carry little of this attribute")
+    return gettext("not detectably: no better than chance")
 
 
 def _proxy_check_rows(version: ModelVersion, proxies: dict, card_labels: dict[str, str]) -> list[dict]:
@@ -231,8 +230,7 @@ def _proxy_check_rows(version: ModelVersion, proxies: dict, card_labels: dict[st
     definitions = {d.key: d for d in feature_definition_list(institution=version.institution)}
 
     def label(key: str) -> str:
-        definition = definitions.get(key)
-        return definition.label if definition else card_labels.get(key) or key
+        return card_labels.get(key) or key  # the schema's label in the reader's language first (see above)
 
     rows = []
     for attribute, entry in proxies.items():
@@ -240,7 +238,7 @@ def _proxy_check_rows(version: ModelVersion, proxies: dict, card_labels: dict[st
         category_labels = definition.category_labels if definition else {}
         values = [category_labels.get(str(value), str(value)) for value in entry.get("classes") or []]
         if entry.get("pooled_other"):
-            values.append("other values pooled")
+            values.append(gettext("other values pooled"))
         tops = entry.get("top_inputs") or []
         shares = entry.get("top_input_shares") or []
         rows.append({

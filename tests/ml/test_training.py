@@ -168,3 +168,19 @@ def test_the_stored_model_is_refitted_on_every_student_and_the_gate_keeps_the_un
     assert model.holdout_metrics["brier"] == pytest.approx(np.mean((stored - outcome.loc[held].to_numpy()) ** 2))
     # The stored model has learnt from the holdout too, so its own risks for it differ.
     assert not np.allclose(model.predict_risk(frame.loc[held]), stored)
+
+
+def test_the_cards_sentences_are_kept_as_data_that_words_its_english(trained):
+    from ml.model_card import INTENDED_USE_CODE, OUT_OF_SCOPE_TEXT, limitation_text
+
+    card = trained.model_card
+    statements = card["statements"]
+    assert statements["intended_use"] == INTENDED_USE_CODE
+    assert [OUT_OF_SCOPE_TEXT[code] for code in statements["out_of_scope"]] == card["out_of_scope"]
+    labels = {spec.key: spec.label for spec in synthetic_schema()}
+    codes = [entry["code"] for entry in statements["limitations"]]
+    assert codes[:3] == ["past_students", "calibration_drift", "explanations_not_causes"]
+    # The English limitations are these entries worded (fairness groups by key, strong proxies by label).
+    assert card["limitations"] == [
+        limitation_text(entry, labels if entry["code"] == "strong_proxies" else None)
+        for entry in statements["limitations"]]
