@@ -60,10 +60,12 @@ def screenshot(tmp_path):
 
 
 def log_in(page, live_server, username: str, password: str = "pw-for-tests") -> None:
+    """Signs in on the login page in whatever language it is shown (the fields by their names)."""
     page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+    form = page.locator("form:has(input[name=username])")
+    form.locator("input[name=username]").fill(username)
+    form.locator("input[name=password]").fill(password)
+    form.locator("button[type=submit]").click()
     page.wait_for_load_state("networkidle")
 
 

@@ -11,6 +11,7 @@ import datetime
 
 import pytest
 
+from accounts.models import UserPreference
 from accounts.services import invitation_create
 from institutions.scoping import institution_scope
 from institutions.webhooks import webhook_endpoint_create
@@ -106,12 +107,14 @@ def check_page(page, url: str, found: dict, titles: dict, where: str) -> None:
     titles.setdefault(page.title(), set()).add(shown)
 
 
-def test_every_page_for_every_role_has_no_wcag_violations_and_its_own_title(live_server, browser, crawl_world):
-    a = crawl_world
+def crawl(browser, live_server, a, *, locale: str = "en-GB") -> tuple[dict, list[str], dict]:
+    """Every page of every role, then the signed-out ones, in the browser's ``locale``: (axe
+    violations by page, titles shared by several pages, the ``<html lang>`` of each page)."""
     found: dict[str, list] = {}
     shared_titles: list[str] = []
+    langs: dict[str, str] = {}
     for role in ("admin", "advisor", "viewer"):
-        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
+        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale=locale)
         page = context.new_page()
         page.set_default_timeout(20_000)
         titles: dict[str, list] = {}
@@ -119,20 +122,55 @@ def test_every_page_for_every_role_has_no_wcag_violations_and_its_own_title(live
             log_in(page, live_server, f"alpha-{role}")
             for path in pages_for(role, a):
                 check_page(page, live_server.url + path, found, titles, f"{role} {path}")
+                langs[f"{role} {path}"] = page.locator("html").get_attribute("lang") or ""
         finally:
             context.close()
         shared_titles += [f"{role} {title!r}: {', '.join(sorted(urls))}" for title, urls in titles.items()
                           if len(urls) > 1]
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale=locale)
     try:
         page = context.new_page()
         titles = {}
         # The instructor's survey page (no account: the emailed link) and a link that opens nothing.
         for path in [*SIGNED_OUT, a.survey_link, "/survey/1.no-such-survey-link-xxxxxxxxxxxxxxxx/"]:
             check_page(page, live_server.url + path, found, titles, f"signed out {path}")
+            langs[f"signed out {path}"] = page.locator("html").get_attribute("lang") or ""
         shared_titles += [f"signed out {title!r}: {', '.join(sorted(urls))}" for title, urls in titles.items()
                           if len(urls) > 1]
     finally:
         context.close()
+    return found, shared_titles, langs
+
+
+def test_every_page_for_every_role_has_no_wcag_violations_and_its_own_title(live_server, browser, crawl_world):
+    found, shared_titles, _langs = crawl(browser, live_server, crawl_world)
     assert not found, "axe-core found WCAG 2.1 A/AA violations:\n" + violations_report(found)
     assert not shared_titles, "pages share a <title>:\n" + "\n".join(shared_titles)
+
+
+@pytest.mark.parametrize(("language", "locale"), [("es", "es-ES"), ("pt", "pt-PT")])
+def test_every_page_in_spanish_and_portuguese_has_no_wcag_violations_and_says_its_language(
+        live_server, browser, crawl_world, language, locale, screenshot):
+    """The same crawl with each member's own language chosen (and the browser asking for it, for the
+    signed-out pages): no violation, and every page's ``<html lang>`` names the language it is in
+    (a screen reader picks its voice from it; WCAG 3.1.1)."""
+    a = crawl_world
+    for user in (a.admin, a.advisor, a.viewer):
+        UserPreference.objects.update_or_create(user=user, defaults={"language": language})
+    found, shared_titles, langs = crawl(browser, live_server, a, locale=locale)
+    assert not found, f"axe-core found WCAG 2.1 A/AA violations in {language}:\n" + violations_report(found)
+    assert not shared_titles, f"pages share a <title> in {language}:\n" + "\n".join(shared_titles)
+    wrong = {where: lang for where, lang in langs.items() if lang != language}
+    assert not wrong, f"pages not marked as {language}: {wrong}"
+    # Screenshots of the advisor's main pages in this language (docs/screenshots/, DP_SCREENSHOTS=1).
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale=locale)
+    try:
+        page = context.new_page()
+        log_in(page, live_server, "alpha-advisor")
+        for name, path in (("dashboard", "/i/alpha/dashboard/"), ("caseload", "/i/alpha/caseload/"),
+                           ("student-profile", f"/i/alpha/students/{a.students[1].pk}/")):
+            page.goto(live_server.url + path)
+            page.wait_for_load_state("networkidle")
+            screenshot(page, f"{name}-{language}")
+    finally:
+        context.close()
