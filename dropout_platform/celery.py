@@ -18,6 +18,7 @@ TASK_KINDS = {
     "students.tasks.recompute_activity_features": "imports",
     "predictions.tasks.retrain_model": "training",
     "predictions.tasks.rescore_students": "scoring",
+    "predictions.tasks.rescore_chunks": "scoring",
     "institutions.tasks.deliver_webhook": "webhooks",
 }
 

@@ -442,6 +442,10 @@ JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", default=120)
 JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", default=max(1, JOB_LEASE_SECONDS // 4))
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", default=3)
 JOB_REDISPATCH_SECONDS = env_int("JOB_REDISPATCH_SECONDS", default=10 * 60)
+# A rescore with at least this many chunks (of SCORING_CHUNK_SIZE students, 2,000) to score is
+# fanned out over the scoring workers (predictions.services.fanout); a smaller one, and every
+# incremental rescore of a few changed students, runs as one task. 0 never fans out.
+RESCORE_FANOUT_MIN_CHUNKS = env_int("RESCORE_FANOUT_MIN_CHUNKS", default=8)
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -293,12 +293,15 @@ def job_mark_running(job: Job, *, total: int = 0, stage: str = "") -> None:
     logger.info("job %s (%s) running, attempt %s", job.pk, job.kind, job.attempts)
 
 
-def job_progress(job: Job, *, done: int, total: int | None = None, stage: str | None = None) -> None:
+def job_progress(job: Job, *, done: int | None = None, total: int | None = None, stage: str | None = None) -> None:
     """Record progress and renew the lease. Raises :class:`JobCancelled` when a cancel was asked
     for, :class:`JobLeaseLost` when the job is no longer this attempt's (for a job this process
-    claimed; see :func:`job_mark_running`)."""
+    claimed; see :func:`job_mark_running`). Without ``done`` the count is left as it is (other
+    processes add to it: :func:`job_progress_add`)."""
     now = timezone.now()
-    fields: dict[str, Any] = {"progress_done": done, "updated_at": now, "lease_expires_at": _lease_until(now)}
+    fields: dict[str, Any] = {"updated_at": now, "lease_expires_at": _lease_until(now)}
+    if done is not None:
+        fields["progress_done"] = done
     if total is not None:
         fields["progress_total"] = total
     if stage is not None:
@@ -312,6 +315,16 @@ def job_progress(job: Job, *, done: int, total: int | None = None, stage: str | 
     if current is not None and current.status == JobStatus.RUNNING and current.attempts == job.attempts:
         raise JobCancelled(f"job #{job.pk} was cancelled")
     raise JobLeaseLost(f"job #{job.pk} is no longer held by attempt {job.attempts}")
+
+
+def job_progress_add(job: Job, *, done: int) -> bool:
+    """Count ``done`` more units of a running job's work, from any process that helps the attempt
+    holding it (a chunk of a rescore fanned out over the workers). Neither renews the lease (that
+    stays the holder's) nor depends on which attempt holds it. False, and nothing counted, when the
+    job no longer runs or a cancel was asked for: the helper stops."""
+    return bool(Job.objects.for_institution(job.institution).filter(
+        pk=job.pk, status=JobStatus.RUNNING, cancel_requested_at__isnull=True,
+    ).update(progress_done=F("progress_done") + done, updated_at=timezone.now()))
 
 
 def _finish(job: Job, fields: dict[str, Any]) -> bool:

@@ -85,8 +85,11 @@ def training_data(*, institution: Institution, keys: Sequence[str]) -> TrainingD
                         student_ids=np.array([row[0] for row in rows], dtype=np.int64))
 
 
-def current_student_fingerprints(*, institution: Institution, keys: Sequence[str]) -> list[tuple[int, str]]:
-    """``(student id, input fingerprint)`` of every current student, ordered by id.
+def current_student_fingerprints(
+    *, institution: Institution, keys: Sequence[str], id_range: tuple[int, int] | None = None,
+) -> list[tuple[int, str]]:
+    """``(student id, input fingerprint)`` of every current student (with ids in ``id_range``,
+    both ends included, if given), ordered by id.
 
     The database computes the hash (md5 of the model's values as a JSON array, equal inputs
     giving equal fingerprints), so deciding who needs rescoring never ships 100,000 feature
@@ -94,7 +97,10 @@ def current_student_fingerprints(*, institution: Institution, keys: Sequence[str
     """
     values = Func(*(KeyTransform(key, "features") for key in keys), function="jsonb_build_array",
                   output_field=JSONField())
-    return list(current_students(institution=institution).order_by("id").annotate(
+    students = current_students(institution=institution)
+    if id_range is not None:
+        students = students.filter(id__gte=id_range[0], id__lte=id_range[1])
+    return list(students.order_by("id").annotate(
         fingerprint=MD5(Cast(values, TextField()))
     ).values_list("id", "fingerprint"))
 

@@ -337,3 +337,37 @@ class RiskFeedback(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.student_id}: {self.reason} on v{self.model_version_id}"
+
+
+class RescoreChunk(TenantModel):
+    """One slice of a large rescore, fanned out over the scoring workers (services.fanout).
+
+    The run's current students, in id order, cut into ranges of ``chunk_size``: fixed when the job
+    is planned, reused by every later attempt of the job. A worker claims a chunk (``claim_token``
+    plus a lease, as a job's), scores it, and stores its predictions and ``done_at`` in one
+    transaction that succeeds only while its claim holds: a chunk is stored once, and a chunk
+    whose worker died is claimed again once its lease runs out. Deleted when the job succeeds.
+    """
+
+    job = models.ForeignKey("institutions.Job", on_delete=models.CASCADE, related_name="+", db_index=False)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+", db_index=False)
+    number = models.PositiveIntegerField(help_text="0, 1, 2... in student id order")
+    first_student_id = models.BigIntegerField()
+    last_student_id = models.BigIntegerField()
+    planned = models.PositiveIntegerField(help_text="students to score in the range when planned")
+    full = models.BooleanField(default=False, help_text="every current student in the range, not only changed ones")
+    claim_token = models.CharField(max_length=32, blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    claims = models.PositiveIntegerField(default=0, help_text="how many times a worker took it")
+    stored = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the process that stored it")
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["job", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "job", "number"], name="rescorechunk_one_per_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} chunk {self.number} ({self.first_student_id}-{self.last_student_id})"

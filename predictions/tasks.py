@@ -7,17 +7,25 @@ visibility timeout, and the services continue from the last committed chunk.
 
 from __future__ import annotations
 
+import functools
+import logging
+
 from celery import shared_task
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from institutions.models import Institution, Job, JobKind
 from institutions.scoping import institution_scope
 from institutions.task_scope import institution_job_task, institution_task
 
+from .services.fanout import rescore_chunks_help
 from .services.history_partitions import prediction_partitions_maintain
 from .services.history_retention import HISTORY_MAX_SECONDS, history_cleanup_run, history_cleanup_start
 from .services.jobs import rescore_job_run, retrain_job_run
 from .services.realised import realised_check
 from .services.requests import retrain_request, scheduled_rescore_request
+from .services.scoring import TOP_FACTORS
+
+logger = logging.getLogger(__name__)
 
 RETRAIN_TIME_LIMIT = 2 * 60 * 60
 RESCORE_TIME_LIMIT = 60 * 60
@@ -32,7 +40,27 @@ def retrain_model(*, institution: Institution, job: Job) -> None:
 @institution_job_task(kind=JobKind.RESCORE, acks_late=True, ignore_result=True, time_limit=RESCORE_TIME_LIMIT,
                       soft_time_limit=RESCORE_TIME_LIMIT - 60)
 def rescore_students(*, institution: Institution, job: Job) -> None:
-    rescore_job_run(institution=institution, job=job)
+    rescore_job_run(institution=institution, job=job, send_helpers=functools.partial(
+        _rescore_chunks_send, institution_id=institution.pk, job_id=job.pk))
+
+
+@institution_task(acks_late=True, ignore_result=True, time_limit=RESCORE_TIME_LIMIT,
+                  soft_time_limit=RESCORE_TIME_LIMIT - 60)
+def rescore_chunks(*, institution: Institution, job_id: int) -> None:
+    """Scores chunks of a large rescore beside the job's own task (services.fanout)."""
+    rescore_chunks_help(institution=institution, job_id=job_id, top_factors=TOP_FACTORS)
+
+
+def _rescore_chunks_send(count: int, *, institution_id: int, job_id: int) -> int:
+    """Queue ``count`` chunk tasks for the job; how many were sent (the broker may be away: the
+    job's own task then scores every chunk)."""
+    for sent in range(count):
+        try:
+            rescore_chunks.apply_async(kwargs={"institution_id": institution_id, "job_id": job_id})
+        except (BrokerOperationalError, OSError) as exc:
+            logger.warning("rescore job %s: could not queue chunk tasks: %s", job_id, exc)
+            return sent
+    return count
 
 
 @institution_task(acks_late=True, ignore_result=True, time_limit=120)

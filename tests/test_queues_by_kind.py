@@ -31,6 +31,7 @@ def test_each_kind_of_work_is_routed_to_its_queue(settings):
     assert routes == {
         "students.tasks.run_import": "q-imports", "students.tasks.recompute_activity_features": "q-imports",
         "predictions.tasks.retrain_model": "q-training", "predictions.tasks.rescore_students": "q-scoring",
+        "predictions.tasks.rescore_chunks": "q-scoring",
         "institutions.tasks.deliver_webhook": "q-webhooks",
     }
     # Everything else (beat's periodic tasks, emails, retention) keeps the default queue.

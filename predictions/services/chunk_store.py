@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -15,11 +17,11 @@ import orjson
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from institutions.jobs import job_progress
+from institutions.jobs import job_progress, job_progress_add
 from institutions.models import Institution, Job
 
 from .. import sql
-from ..models import ModelVersion, PredictionSettings, RiskBand
+from ..models import ModelVersion, PredictionSettings, RescoreChunk, RiskBand
 
 
 def risk_band(risk: float, settings: PredictionSettings) -> str:
@@ -91,14 +93,53 @@ def prediction_chunk_store(
     Idempotent: rows this run already stored for these students are replaced, never duplicated.
     """
     now = timezone.now()
-    rows = [
+    rows = _rows(chunk, explanations)
+    with transaction.atomic():
+        _store_chunk_rows(institution=institution, job=job, version=version, settings=settings, rows=rows, now=now)
+        job_progress(job, done=done_after)
+
+
+def worker_name() -> str:
+    """Which process stored a fanned-out chunk (host:pid; a prefork child's own pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:200]
+
+
+class ChunkNotStored(Exception):
+    """A fanned-out chunk's transaction was rolled back: its claim was taken over (its lease ran
+    out) or the job stopped running (cancelled, re-queued, finished)."""
+
+
+def claimed_chunk_store(
+    *, institution: Institution, job: Job, version: ModelVersion, settings: PredictionSettings,
+    chunk_id: int, token: str, chunk: Sequence[tuple[int, str]], explanations: Sequence[dict],
+) -> None:
+    """One transaction: a claimed chunk of a fanned-out rescore marked done, its predictions and
+    latest rows, and its students added to the job's progress; or nothing (:class:`ChunkNotStored`).
+
+    The chunk's row is updated first, so a second worker that took the chunk over waits on it and
+    then finds it done: a chunk is stored once, whoever claimed it.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        marked = RescoreChunk.objects.for_institution(institution).filter(
+            pk=chunk_id, job=job, claim_token=token, done_at__isnull=True,
+        ).update(done_at=now, stored=len(chunk), worker=worker_name())
+        if not marked:
+            raise ChunkNotStored(f"chunk {chunk_id} of job {job.pk} is no longer this worker's")
+        rows = _rows(chunk, explanations)
+        if rows:
+            _store_chunk_rows(institution=institution, job=job, version=version, settings=settings, rows=rows,
+                              now=now)
+        if not job_progress_add(job, done=len(rows)):
+            raise ChunkNotStored(f"job {job.pk} is no longer running")
+
+
+def _rows(chunk: Sequence[tuple[int, str]], explanations: Sequence[dict]) -> list[tuple]:
+    return [
         (student_id, fingerprint, float(explanation["risk"]), float(explanation["base_value"]),
          explanation["factors"])
         for (student_id, fingerprint), explanation in zip(chunk, explanations, strict=True)
     ]
-    with transaction.atomic():
-        _store_chunk_rows(institution=institution, job=job, version=version, settings=settings, rows=rows, now=now)
-        job_progress(job, done=done_after)
 
 
 def _store_chunk_rows(*, institution, job, version, settings, rows, now) -> None:

@@ -74,18 +74,21 @@ def retrain_job_run(
     return version
 
 
-def rescore_job_run(*, institution: Institution, job: Job) -> RescoreOutcome | None:
+def rescore_job_run(
+    *, institution: Institution, job: Job, send_helpers: Callable[[int], int] | None = None,
+) -> RescoreOutcome | None:
     """Score for ``job`` (``params.full``, ``params.chunk_size`` optional), continuing a run cut short.
 
     Returns the outcome, or None when the time limit stopped it (the chunks already stored are
     kept). Any other error is recorded on the job and raised. On success, sends
-    ``signals.rescore_finished``.
+    ``signals.rescore_finished``. ``send_helpers`` queues tasks that score a large run's chunks
+    beside this one (see ``scoring.predictions_rescore``).
     """
     job_mark_running(job, stage="finding students to score")
     try:
         outcome = predictions_rescore(
             institution=institution, job=job, full=bool(job.params.get("full")),
-            chunk_size=int(job.params.get("chunk_size") or SCORING_CHUNK_SIZE),
+            chunk_size=int(job.params.get("chunk_size") or SCORING_CHUNK_SIZE), send_helpers=send_helpers,
         )
     except SoftTimeLimitExceeded:
         job_fail(job, error="Scoring took longer than the time limit; the chunks already stored are kept "
@@ -98,7 +101,8 @@ def rescore_job_run(*, institution: Institution, job: Job) -> RescoreOutcome | N
         raise
     job_succeed(job, counts=outcome.counts(),
                 result={"model_version": outcome.model_version, "message": outcome.message,
-                        "seconds": outcome.timings})
+                        "seconds": outcome.timings,
+                        **({"chunks_by_worker": outcome.chunks_by_worker} if outcome.chunks_by_worker else {})})
     # The run is committed and the job says so: a reaction that fails is logged (django.dispatch)
     # and must not turn a finished rescore into a failed task.
     rescore_finished.send_robust(sender=rescore_job_run, institution=institution, job=job, outcome=outcome)

@@ -8,7 +8,9 @@ student)`` guarantees it could not store them twice anyway).
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -25,7 +27,10 @@ from ..model_store import load_model
 from ..models import LatestPrediction, ModelVersion, Prediction
 from ..selectors import model_version_live, prediction_settings_get
 from .chunk_store import ChunkPipeline, prediction_chunk_store
+from .fanout import rescore_chunks_forget, rescore_fanned_out, rescore_fans_out
 from .ranking import latest_predictions_prune, latest_predictions_rank
+
+logger = logging.getLogger(__name__)
 
 SCORING_CHUNK_SIZE = 2000
 TOP_FACTORS = 5
@@ -40,6 +45,8 @@ class RescoreOutcome:
     model_version: int | None
     message: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    # A fanned-out run: how many chunks each worker process (host:pid) stored.
+    chunks_by_worker: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {"current": self.current, "scored": self.scored, "unchanged": self.unchanged, "flagged": self.flagged}
@@ -47,13 +54,18 @@ class RescoreOutcome:
 
 def predictions_rescore(
     *, institution: Institution, job: Job, full: bool = False, chunk_size: int = SCORING_CHUNK_SIZE,
+    send_helpers: Callable[[int], int] | None = None,
 ) -> RescoreOutcome:
     """Score current students with the live model; ``full`` rescoring everyone, else only changes.
 
     A student is rescored when the model changed or the values the model reads changed (their
     fingerprint differs from the latest prediction's). Re-running the same job (a redelivered
     task) continues after the last committed chunk. Rank, percentile, band and flag are then
-    recomputed for every current student.
+    recomputed for every current student, once.
+
+    A run of at least ``RESCORE_FANOUT_MIN_CHUNKS`` chunks is fanned out (``fanout``):
+    ``send_helpers(n)`` queues ``n`` more tasks to score its chunks beside this one (returns how
+    many it sent); without it, this process scores every chunk.
     """
     started = time.monotonic()
     live = model_version_live(institution=institution)
@@ -80,9 +92,41 @@ def predictions_rescore(
         (student_id, fingerprint) for student_id, fingerprint in fingerprints
         if student_id not in done and (full or previous.get(student_id) != (live.pk, fingerprint))
     ]
-    stored = len(done)
+    mark_plan = time.monotonic()
+    if rescore_fans_out(job=job, to_score=len(todo), chunk_size=chunk_size):
+        scored, timings, by_worker = rescore_fanned_out(
+            institution=institution, job=job, version=live, to_score=todo, chunk_size=chunk_size, full=full,
+            top_factors=TOP_FACTORS, send_helpers=send_helpers)
+        timings["plan"] += mark_plan - started
+    else:
+        scored, by_worker = len(todo), {}
+        timings = _rescore_in_this_process(institution=institution, job=job, live=live, model=model, keys=keys,
+                                           settings=settings, todo=todo, stored=len(done), chunk_size=chunk_size)
+        timings["plan"] = mark_plan - started
+    job_progress(job, stage="ranking")
+    mark = time.monotonic()
+    with transaction.atomic():
+        # Students who graduated, left or went inactive are no longer ranked or flagged.
+        latest_predictions_prune(institution=institution)
+        flagged = latest_predictions_rank(institution=institution, settings=settings)
+        if standing_events:
+            _standing_webhooks_emit(institution=institution, before=standing_before, events=standing_events,
+                                    job=job, version=live)
+        rescore_chunks_forget(institution=institution, job=job)
+    timings["rank"] = time.monotonic() - mark
+    logger.info("rescore job %s: %s current students ranked, %s flagged", job.pk, len(fingerprints), flagged)
+    return RescoreOutcome(len(fingerprints), scored, len(fingerprints) - scored, flagged, live.number,
+                          timings={key: round(value, 2) for key, value in timings.items()},
+                          chunks_by_worker=by_worker)
+
+
+def _rescore_in_this_process(
+    *, institution: Institution, job: Job, live: ModelVersion, model, keys: list[str], settings,
+    todo: list[tuple[int, str]], stored: int, chunk_size: int,
+) -> dict[str, float]:
+    """Score ``todo`` chunk by chunk in this process; returns the seconds of each step."""
     job_progress(job, done=stored, total=stored + len(todo), stage=f"scoring with model v{live.number}")
-    timings = {"plan": time.monotonic() - started, "load": 0.0, "explain": 0.0, "write_wait": 0.0}
+    timings = {"load": 0.0, "explain": 0.0, "write_wait": 0.0}
     chunks = [todo[start:start + chunk_size] for start in range(0, len(todo), chunk_size)]
     with ChunkPipeline() as pipeline:
 
@@ -107,18 +151,7 @@ def predictions_rescore(
             pipeline.write(prediction_chunk_store, institution=institution, job=job, version=live, settings=settings,
                            chunk=chunk, explanations=explanations, done_after=stored)
             timings["write_wait"] += time.monotonic() - mark
-    job_progress(job, done=stored, stage="ranking")
-    mark = time.monotonic()
-    with transaction.atomic():
-        # Students who graduated, left or went inactive are no longer ranked or flagged.
-        latest_predictions_prune(institution=institution)
-        flagged = latest_predictions_rank(institution=institution, settings=settings)
-        if standing_events:
-            _standing_webhooks_emit(institution=institution, before=standing_before, events=standing_events,
-                                    job=job, version=live)
-    timings["rank"] = time.monotonic() - mark
-    return RescoreOutcome(len(fingerprints), len(todo), len(fingerprints) - len(todo), flagged, live.number,
-                          timings={key: round(value, 2) for key, value in timings.items()})
+    return timings
 
 
 STANDING_EVENTS = ("student.flagged", "student.risk_band_changed")
