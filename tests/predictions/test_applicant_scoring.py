@@ -305,3 +305,12 @@ def test_features_known_only_after_enrolment_are_neither_asked_nor_accepted(clie
     refused = client.post(page_url(), {"action": "file", "file": csv_file("ref,Term 1 grade\nA-1,12\n")})
     [message] = refused.context["file_form"].errors["file"]
     assert "known only after Enrolment" in message and "Term 1 grade" in message
+
+
+def test_a_key_scoring_past_its_rate_gets_429(api_client, tenant_a):
+    _key, raw = api_key_create(institution=tenant_a.institution, name="Admissions", scopes=["predictions:read"],
+                               rate_per_minute=2)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    body = {"records": [{"ref": "A-1", "features": {"units_approved": 1}}]}
+    statuses = [api_client.post(api_url(), body, format="json").status_code for _ in range(3)]
+    assert statuses == [409, 409, 429]  # no live model here: each answered call still counts
