@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
 from django.views.generic import TemplateView, View
 
 from .api_key_forms import ApiKeyCreateForm
@@ -46,5 +47,6 @@ class ApiKeyRevokeView(InstitutionPageMixin, View):
     def post(self, request, *args, **kwargs):
         api_key = get_object_or_404(self.scoped(ApiKey), pk=kwargs["pk"])
         api_key_revoke(institution=self.institution, api_key=api_key)
-        messages.success(request, f"Key “{api_key.name}” ({api_key.display_prefix}…) is revoked.")
+        messages.success(request, _("Key “%(name)s” (%(prefix)s…) is revoked.") % {
+            "name": api_key.name, "prefix": api_key.display_prefix})
         return redirect("api-key-list", institution_slug=self.institution.slug)

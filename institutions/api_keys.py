@@ -19,20 +19,21 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from redis.exceptions import RedisError
 
 from .models import ROLE_CAPABILITIES, ApiKey, Institution, Role
 from .shared_redis import redis_answered, redis_backing_off, redis_failed, shared_redis
 
 SCOPE_FAMILIES: dict[str, str] = {
-    "students": "Students: records, bulk upserts, incremental sync",
-    "features": "Feature schema",
-    "imports": "Imports and jobs",
-    "predictions": "Predictions, explanations and model versions (retrain, rescore)",
-    "interventions": "Interventions, flags and caseload assignments",
-    "activity": "LMS activity events and the features derived from them",
-    "webhooks": "Webhook endpoints and their delivery log",
-    "courses": "Courses, sections, terms, instructors and enrolments (the OneRoster roster)",
+    "students": _("Students: records, bulk upserts, incremental sync"),
+    "features": _("Feature schema"),
+    "imports": _("Imports and jobs"),
+    "predictions": _("Predictions, explanations and model versions (retrain, rescore)"),
+    "interventions": _("Interventions, flags and caseload assignments"),
+    "activity": _("LMS activity events and the features derived from them"),
+    "webhooks": _("Webhook endpoints and their delivery log"),
+    "courses": _("Courses, sections, terms, instructors and enrolments (the OneRoster roster)"),
 }
 ALL_SCOPES: tuple[str, ...] = tuple(f"{family}:{level}" for family in SCOPE_FAMILIES for level in ("read", "write"))
 

@@ -40,14 +40,16 @@ class MemberUpdateView(InstitutionPageMixin, View):
         try:
             if "remove" in request.POST:
                 membership_remove(institution=self.institution, membership=membership, actor=request.user)
-                messages.success(request, f"Removed {membership.user.username}; their students are unassigned.")
+                messages.success(request, _("Removed %(username)s; their students are unassigned.") % {
+                    "username": membership.user.username})
             else:
                 form = MemberRoleForm(request.POST)
                 if not form.is_valid():
-                    raise MembershipError("Choose a valid role.")
+                    raise MembershipError(_("Choose a valid role."))
                 membership_change_role(institution=self.institution, membership=membership,
                                        role=form.cleaned_data["role"])
-                messages.success(request, f"{membership.user.username} is now {membership.get_role_display()}.")
+                messages.success(request, _("%(username)s is now %(role)s.") % {
+                    "username": membership.user.username, "role": membership.get_role_display()})
         except MembershipError as exc:
             messages.error(request, exc.message)
         return redirect("member-list", institution_slug=self.institution.slug)

@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import now as timezone_now
+from django.utils.translation import gettext as _
 
 from .models import Institution, Membership, Role
 from .signals import institution_created, membership_removed
@@ -45,9 +46,9 @@ def membership_change_role(*, institution: Institution, membership: Membership, 
     if role not in Role.values:
         raise MembershipError(f"Unknown role {role!r}.")
     if membership.institution_id != institution.pk:
-        raise MembershipError("That membership belongs to another institution.")
+        raise MembershipError(_("That membership belongs to another institution."))
     if membership.role == Role.ADMIN and role != Role.ADMIN and _admins_left_after(institution, membership) == 0:
-        raise MembershipError("An institution needs at least one administrator; promote someone else first.")
+        raise MembershipError(_("An institution needs at least one administrator; promote someone else first."))
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
     return membership
@@ -57,9 +58,9 @@ def membership_change_role(*, institution: Institution, membership: Membership, 
 def membership_remove(*, institution: Institution, membership: Membership, actor: AbstractBaseUser) -> None:
     """Remove a member. Their students stay, without an advisor, for an admin to reassign."""
     if membership.institution_id != institution.pk:
-        raise MembershipError("That membership belongs to another institution.")
+        raise MembershipError(_("That membership belongs to another institution."))
     if membership.role == Role.ADMIN and _admins_left_after(institution, membership) == 0:
-        raise MembershipError("An institution needs at least one administrator; promote someone else first.")
+        raise MembershipError(_("An institution needs at least one administrator; promote someone else first."))
     user_id = membership.user_id
     membership.delete()
     # Higher apps react (students: unassign the caseload) without institutions importing them.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext as _
 from django.views.generic import TemplateView, View
 
 from .models import WebhookDelivery, WebhookEndpoint
@@ -40,7 +41,7 @@ class WebhookListView(InstitutionPageMixin, TemplateView):
             institution=self.institution, url=form.cleaned_data["url"], events=form.cleaned_data["events"],
             description=form.cleaned_data["description"], created_by=request.user,
         )
-        messages.success(request, "Endpoint added. Use its signing secret to verify each request.")
+        messages.success(request, _("Endpoint added. Use its signing secret to verify each request."))
         return redirect("webhook-detail", institution_slug=self.institution.slug, pk=endpoint.pk)
 
 
@@ -64,7 +65,7 @@ class WebhookDetailView(InstitutionPageMixin, TemplateView):
         if not form.is_valid():
             return self.render_to_response(self.get_context_data(form=form), status=400)
         webhook_endpoint_update(institution=self.institution, endpoint=endpoint, data=form.cleaned_data)
-        messages.success(request, "Endpoint saved.")
+        messages.success(request, _("Endpoint saved."))
         return redirect("webhook-detail", institution_slug=self.institution.slug, pk=endpoint.pk)
 
 
@@ -78,17 +79,17 @@ class WebhookActionView(InstitutionPageMixin, View):
         action = kwargs["action"]
         if action == "ping":
             webhook_send_ping(institution=self.institution, endpoint=endpoint)
-            messages.info(request, "Test event queued; its result appears in the delivery log.")
+            messages.info(request, _("Test event queued; its result appears in the delivery log."))
         elif action == "rotate-secret":
             webhook_endpoint_rotate_secret(institution=self.institution, endpoint=endpoint)
-            messages.warning(request, "New signing secret: update the receiver now; the old one no longer signs.")
+            messages.warning(request, _("New signing secret: update the receiver now; the old one no longer signs."))
         elif action == "toggle":
             webhook_endpoint_update(institution=self.institution, endpoint=endpoint,
                                     data={"is_active": not endpoint.is_active})
-            messages.info(request, "Endpoint enabled." if endpoint.is_active else "Endpoint paused.")
+            messages.info(request, _("Endpoint enabled.") if endpoint.is_active else _("Endpoint paused."))
         elif action == "delete":
             webhook_endpoint_delete(institution=self.institution, endpoint=endpoint)
-            messages.success(request, "Endpoint deleted.")
+            messages.success(request, _("Endpoint deleted."))
             return redirect("webhook-list", institution_slug=self.institution.slug)
         elif action == "redeliver":
             try:
@@ -97,7 +98,7 @@ class WebhookActionView(InstitutionPageMixin, View):
                 raise Http404("Not found.") from None
             delivery = get_object_or_404(self.scoped(WebhookDelivery).filter(endpoint=endpoint), pk=delivery_pk)
             webhook_redeliver(institution=self.institution, delivery=delivery)
-            messages.info(request, "Event queued again.")
+            messages.info(request, _("Event queued again."))
         else:
             raise Http404("Not found.")
         return redirect("webhook-detail", institution_slug=self.institution.slug, pk=endpoint.pk)

@@ -33,6 +33,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from kombu.exceptions import OperationalError
 
 from .models import DeliveryStatus, Institution, WebhookDelivery, WebhookEndpoint
@@ -40,12 +41,12 @@ from .models import DeliveryStatus, Institution, WebhookDelivery, WebhookEndpoin
 logger = logging.getLogger(__name__)
 
 WEBHOOK_EVENTS: dict[str, str] = {
-    "student.flagged": "A student was flagged for follow-up",
-    "student.risk_band_changed": "A student's risk band changed after scoring",
-    "job.finished": "An import, retrain or rescore job succeeded or failed",
-    "alert.created": "An alert was raised about a student (by a progress survey or by staff) and routed",
-    "alert.closed": "An alert was closed with an outcome",
-    "model.degraded": "The live model's predictions, checked against the outcomes since, fell below the floor",
+    "student.flagged": _("A student was flagged for follow-up"),
+    "student.risk_band_changed": _("A student's risk band changed after scoring"),
+    "job.finished": _("An import, retrain or rescore job succeeded or failed"),
+    "alert.created": _("An alert was raised about a student (by a progress survey or by staff) and routed"),
+    "alert.closed": _("An alert was closed with an outcome"),
+    "model.degraded": _("The live model's predictions, checked against the outcomes since, fell below the floor"),
 }
 PING_EVENT = "ping"
 SIGNATURE_HEADER = "X-Dropout-Signature"

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from django.db.models import Q
 from django.forms.models import model_to_dict
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit import batching
 from audit.models import AccessEntry
@@ -203,10 +204,10 @@ def _plain(value):
 
 def export_summary(document: dict) -> list[tuple[str, int]]:
     """(section, rows) for the page's contents."""
-    sections = [("Data changes", "data_changes"), ("Predictions", "predictions"), ("Interventions", "interventions"),
-                ("Flags", "flags"), ("Alerts", "alerts"), ("Activity events", "activity_events"),
-                ("Import history", "import_history"),
-                ("Webhook deliveries", "webhook_deliveries"), ("Access log", "access_log")]
+    sections = [(_("Data changes"), "data_changes"), (_("Predictions"), "predictions"),
+                (_("Interventions"), "interventions"), (_("Flags"), "flags"), (_("Alerts"), "alerts"),
+                (_("Activity events"), "activity_events"), (_("Import history"), "import_history"),
+                (_("Webhook deliveries"), "webhook_deliveries"), (_("Access log"), "access_log")]
     summary = [(label, len(document[key])) for label, key in sections]
     summary += [(name.capitalize(), len(rows)) for name, rows in document["other_linked_records"].items()]
     return summary

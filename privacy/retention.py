@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from institutions.jobs import JobStopped, job_create, job_dispatch, job_mark_running, job_progress, job_succeed
@@ -51,9 +52,11 @@ def parse_term_end_dates(text: str) -> list[str]:
         try:
             datetime.datetime.strptime(f"2000-{part}", "%Y-%m-%d")  # 2000: a leap year, so 02-29 is accepted
         except ValueError:
-            raise RetentionRuleError(f"{part!r} is not a day of the year as MM-DD (e.g. 07-15).") from None
+            raise RetentionRuleError(_("%(day)s is not a day of the year as MM-DD (e.g. 07-15).") % {
+                "day": repr(part)}) from None
         if len(part) != 5:
-            raise RetentionRuleError(f"{part!r}: write the day as MM-DD with two digits each (e.g. 07-05).")
+            raise RetentionRuleError(_("%(day)s: write the day as MM-DD with two digits each (e.g. 07-05).") % {
+                "day": repr(part)})
         days.append(part)
     return sorted(set(days))
 
@@ -252,7 +255,7 @@ def retention_schedule_sync(*, institution: Institution, policy: RetentionPolicy
     if not (policy.enabled and policy.has_rules):
         PeriodicTask.objects.filter(name=name).delete()
         return
-    crontab, _ = CrontabSchedule.objects.get_or_create(
+    crontab, _created = CrontabSchedule.objects.get_or_create(
         minute="30", hour=str(policy.run_hour), day_of_week="*", day_of_month="*", month_of_year="*",
         timezone=institution.timezone,
     )

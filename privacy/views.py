@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 from django.views.generic import ListView, TemplateView, View
 
 from audit.models import AccessAction
@@ -68,7 +69,7 @@ class RetentionView(InstitutionPageMixin, TemplateView):
         if not form.is_valid():
             return no_store(self.render_to_response(self.get_context_data(form=form)))
         retention_policy_save(institution=self.institution, policy=form.save(commit=False), user=request.user)
-        messages.success(request, "Retention rules saved. Below is what the next run would do.")
+        messages.success(request, _("Retention rules saved. Below is what the next run would do."))
         return redirect("retention", institution_slug=self.institution.slug)
 
 
@@ -81,15 +82,16 @@ class RetentionRunView(InstitutionPageMixin, View):
     def post(self, request, *args, **kwargs):
         policy = retention_policy_get(institution=self.institution)
         if policy.pk is None or not policy.has_rules:
-            messages.error(request, "There are no retention rules to run; nothing was done.")
+            messages.error(request, _("There are no retention rules to run; nothing was done."))
             return redirect("retention", institution_slug=self.institution.slug)
         plan = retention_plan(institution=self.institution, policy=policy)
         if _plan_token(plan) != request.POST.get("plan", ""):
-            messages.error(request, "What the rules would do changed since the page was shown; nothing was done. "
-                                    "Check the preview below and run again.")
+            messages.error(request, _("What the rules would do changed since the page was shown; nothing was done. "
+                                      "Check the preview below and run again."))
             return redirect("retention", institution_slug=self.institution.slug)
         job, _created = retention_run_request(institution=self.institution, created_by=request.user, expected=plan)
-        messages.info(request, f"Retention run queued as job #{job.pk}; its report appears below when it finishes.")
+        messages.info(request, _("Retention run queued as job #%(job)s; its report appears below when it finishes.") % {
+            "job": job.pk})
         return redirect("retention", institution_slug=self.institution.slug)
 
 
@@ -164,7 +166,7 @@ class StudentEraseView(StudentPrivacyMixin, TemplateView):
         record = student_erase(institution=self.institution, student=student,
                                confirm_external_id=form.cleaned_data["confirm_external_id"], erased_by=request.user,
                                via=ErasureVia.PAGE)
-        messages.success(request, f"The student was erased. Erasure id: {record.erasure_id}.")
+        messages.success(request, _("The student was erased. Erasure id: %(id)s.") % {"id": record.erasure_id})
         return redirect("erasure-list", institution_slug=self.institution.slug)
 
 

@@ -178,3 +178,162 @@ def test_the_single_sign_on_steps_are_in_the_browsers_language(languages):
     assert_page_in(refused, "O fornecedor de identidade não enviou resposta, ou enviou uma demasiado grande.",
                    ["Sign-in refused", "Nothing was changed", "The identity provider sent"], status=403)
     assert "Início de sessão recusado" in refused.content.decode()
+
+
+# --- institutions: members, API keys, webhooks ----------------------------------------------------
+
+def endpoint_for(tenant):
+    from institutions.webhooks import webhook_endpoint_create
+
+    return webhook_endpoint_create(institution=tenant.institution, url="https://sis.uni.example/hooks/dropout",
+                                   events=["student.flagged"], created_by=tenant.admin)
+
+
+INSTITUTION_PAGES = [
+    ("member-list", ("Añadir un miembro", "Adicionar um membro"),
+     ["Add a member", "Members of", "Members and their roles", "Role of", ">Change<", ">Remove<",
+      "Two-factor sign-in for administrators", "New members join"]),
+    ("api-key-list", ("Crear una clave", "Criar uma chave"),
+     ["Create a key", "Keys let student", "No keys yet", "Requests per minute", "No access", "Read and write",
+      "Students: records", "In 90 days", ">Expires<", "Create key"]),
+    ("webhook-list", ("Añadir un destino", "Adicionar um destino"),
+     ["Add an endpoint", "Endpoints receive", "Endpoint URL", "A student was flagged", "Which events",
+      ">active<", "Add endpoint"]),
+]
+
+
+@pytest.mark.parametrize("name, phrases, english", INSTITUTION_PAGES, ids=[page[0] for page in INSTITUTION_PAGES])
+def test_the_institution_administration_pages_are_in_each_institutions_language(client, languages, name, phrases,
+                                                                                 english):
+    for tenant, index in each_language(languages):
+        endpoint_for(tenant)
+        client.force_login(tenant.admin)
+        assert_page_in(client.get(reverse(name, args=[tenant.institution.slug])), phrases[index], english)
+
+
+def test_a_webhook_endpoint_page_and_its_messages_are_in_each_institutions_language(client, languages):
+    english = ["Send test event", "Rotate secret", "Signing secret", "Nothing sent yet", "Delivery log", ">Pause<",
+               ">paused<", ">active<", "Endpoint URL"]
+    for (tenant, index), rotated in zip(each_language(languages),
+                                        ("Nuevo secreto de firma", "Novo segredo de assinatura"), strict=True):
+        endpoint = endpoint_for(tenant)
+        client.force_login(tenant.admin)
+        url = reverse("webhook-detail", args=[tenant.institution.slug, endpoint.pk])
+        assert_page_in(client.get(url), ("Enviar un evento de prueba", "Enviar um evento de teste")[index], english)
+        response = client.post(reverse("webhook-action", args=[tenant.institution.slug, endpoint.pk, "rotate-secret"]),
+                               follow=True)
+        assert_page_in(response, rotated, [*english, "New signing secret"])
+
+
+def test_a_new_api_key_is_shown_once_in_the_institutions_language(client, languages):
+    _a, b = languages
+    client.force_login(b.admin)
+    response = client.post(reverse("api-key-list", args=[b.institution.slug]),
+                           {"name": "Nightly SIS sync", "expires": "90", "rate_per_minute": "600",
+                            "scope_students": "read"})
+    assert_page_in(response, "Chave «Nightly SIS sync» criada", ["created", "Copy it now", "New API key", ">active<"],
+                   status=201)
+    assert "Copie-a agora; não voltará a ser mostrada." in response.content.decode()
+    refused = client.post(reverse("api-key-list", args=[b.institution.slug]),
+                          {"name": "No scope", "expires": "90", "rate_per_minute": "600"})
+    assert_page_in(refused, "Dê à chave acesso a pelo menos um tipo de recurso.", ["Give the key access"],
+                   status=400)
+
+
+def test_the_institution_chooser_is_in_the_browsers_language(client, languages):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="nobody-yet"))
+    response = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="es-CO,es;q=0.9")
+    assert_page_in(response, "Su cuenta aún no es miembro de ninguna institución.",
+                   ["Choose an institution", "Your account is not a member"])
+
+
+# --- privacy: retention, erasure, subject access ------------------------------------------------------
+
+def test_the_retention_page_is_in_each_institutions_language(client, languages):
+    english = ["How long data is kept", "Save rules", "would be erased", "would be closed",
+               "Erase students this many days", "Term end days", "Run these rules every day", "No run yet",
+               "Every erasure", "The daily run is off"]
+    for tenant, index in each_language(languages):
+        client.force_login(tenant.admin)
+        response = client.get(reverse("retention", args=[tenant.institution.slug]))
+        assert_page_in(response, ("Cuánto tiempo se conservan los datos",
+                                  "Durante quanto tempo os dados são mantidos")[index], english)
+        assert ("Se borrarían <strong>0</strong> estudiantes.",
+                "Seriam apagados <strong>0</strong> estudantes.")[index] in response.content.decode()
+    bad = client.post(reverse("retention", args=[tenant.institution.slug]),
+                      {"term_end_dates_text": "13-45", "run_hour": "3"})
+    assert_page_in(bad, "13-45&#x27; não é um dia do ano no formato MM-DD", ["is not a day of the year"])
+
+
+def test_erasing_a_student_is_in_the_institutions_language(client, languages):
+    a, _b = languages
+    student = a.students[0]
+    client.force_login(a.admin)
+    page = client.get(reverse("student-erase", args=[a.institution.slug, student.pk]))
+    assert_page_in(page, "Borrar a este estudiante", ["Erase this student", "This cannot be undone",
+                                                     "Type the student's external id", "Nothing else names",
+                                                     "Kept: figures", ">Cancel<", ">Deleted<"])
+    wrong = client.post(reverse("student-erase", args=[a.institution.slug, student.pk]),
+                        {"confirm_external_id": "not-it"})
+    assert_page_in(wrong, "Ese no es el id externo de este estudiante; no se borró nada.",
+                   ["That is not this student's external id"])
+    done = client.post(reverse("student-erase", args=[a.institution.slug, student.pk]),
+                       {"confirm_external_id": student.external_id}, follow=True)
+    assert_page_in(done, "Se borró al estudiante. Id del borrado:",
+                   ["The student was erased", "Erasure id", "One line per erased student", "Erasure page"])
+    assert "Página de borrado" in done.content.decode()
+
+
+def test_everything_held_about_a_student_is_in_each_institutions_language(client, languages):
+    english = ["Download as JSON", "Everything held", "The record", "External id", "Feature values",
+               "Data changes", "Who saw this record", "Predictions and their explanations", "Program, cohort",
+               "Learning-platform activity", "Imports that name the student", "Sent to other systems", "Contents:"]
+    for tenant, index in each_language(languages):
+        client.force_login(tenant.admin)
+        response = client.get(reverse("student-export", args=[tenant.institution.slug, tenant.students[0].pk]))
+        assert_page_in(response, ("Descargar como JSON", "Descarregar como JSON")[index], english)
+
+
+# --- the access log and the notifications ---------------------------------------------------------------
+
+def test_the_access_log_is_in_each_institutions_language(client, languages):
+    english = ["Search the access log", "Export these entries", "External id, or #id", "To (inclusive)",
+               "Any read", "Anyone", "No entries match", "Viewed the student profile", " rows<", ">Newer<"]
+    for tenant, index in each_language(languages):
+        client.force_login(tenant.admin)
+        client.get(reverse("student-detail", args=[tenant.institution.slug, tenant.students[0].pk]))
+        response = client.get(reverse("access-log", args=[tenant.institution.slug]), {"action": ""})
+        assert_page_in(response, ("Consultó el perfil del estudiante", "Consultou o perfil do estudante")[index],
+                       english)
+        unknown = client.get(reverse("access-log", args=[tenant.institution.slug]), {"student": "NOPE"})
+        assert_page_in(unknown, ("No hay ningún estudiante con el id externo &#x27;NOPE&#x27;",
+                                 "Não há nenhum estudante com o id externo &#x27;NOPE&#x27;")[index],
+                       ["No student with external id"], status=400)
+
+
+def test_the_notification_pages_are_in_each_institutions_language(client, languages):
+    from workspace.notifications import notifications_create
+
+    for tenant, index in each_language(languages):
+        for number in range(51):
+            notifications_create(institution=tenant.institution, user_ids=[tenant.advisor.pk], kind="follow_up_due",
+                                 title=f"Follow up {number}", url=f"/i/{tenant.institution.slug}/")
+        client.force_login(tenant.advisor)
+        listing = client.get(reverse("notification-list", args=[tenant.institution.slug]))
+        assert_page_in(listing, ("Marcar todo como leído", "Marcar tudo como lido")[index],
+                       ["Mark all read", "Email digest settings", "Alerts routed or referred", ">All<", ">Unread<",
+                        "Follow-up due", ">Next<", "Page 1 of"])
+        assert ("Página 1 de 2 (51 en total)", "Página 1 de 2 (51 no total)")[index] in listing.content.decode()
+        read = client.post(reverse("notification-read-all", args=[tenant.institution.slug]), follow=True)
+        assert_page_in(read, ("51 notificaciones marcadas como leídas.", "51 notificações marcadas como lidas.")[index],
+                       ["marked read"])
+        settings_page = client.get(reverse("notification-preferences", args=[tenant.institution.slug]))
+        assert_page_in(settings_page, ("Volver a sus notificaciones", "Voltar às suas notificações")[index],
+                       ["Email digest", "Daily, each morning", "Newly flagged students", "It is sent from 07:00",
+                        "Back to your notifications", "No digest has been sent", "Digests go to", ">Save<"])
+        saved = client.post(reverse("notification-preferences", args=[tenant.institution.slug]),
+                            {"digest": "weekly"}, follow=True)
+        assert_page_in(saved, ("Resumen por correo: Semanal (los lunes).",
+                               "Resumo por e-mail: Semanal (às segundas-feiras).")[index], ["Email digest:"])

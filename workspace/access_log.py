@@ -10,6 +10,7 @@ from django import forms
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 
 from audit.models import AccessAction
@@ -27,12 +28,13 @@ EXPORT_CHUNK = 2000
 
 
 class AccessLogSearchForm(forms.Form):
-    who = forms.ChoiceField(required=False, label="Who")
-    student = forms.CharField(required=False, max_length=100, label="Student",
-                              help_text="External id, or #id for a student no longer on record")
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
-    action = forms.ChoiceField(required=False, label="What", choices=[("", "Any read"), *AccessAction.choices])
+    who = forms.ChoiceField(required=False, label=_("Who"))
+    student = forms.CharField(required=False, max_length=100, label=_("Student"),
+                              help_text=_("External id, or #id for a student no longer on record"))
+    date_from = forms.DateField(required=False, label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label=_("To (inclusive)"),
+                              widget=forms.DateInput(attrs={"type": "date"}))
+    action = forms.ChoiceField(required=False, label=_("What"), choices=[("", _("Any read")), *AccessAction.choices])
 
     def __init__(self, *args, institution, **kwargs):
         super().__init__(*args, **kwargs)
@@ -40,9 +42,9 @@ class AccessLogSearchForm(forms.Form):
         members = Membership.objects.for_institution(institution).select_related("user").order_by("user__username")
         keys = ApiKey.objects.for_institution(institution).order_by("name")
         self.fields["who"].choices = [
-            ("", "Anyone"),
-            ("Members", [(f"user:{m.user_id}", m.user.get_full_name() or m.user.username) for m in members]),
-            ("API keys", [(f"key:{k.pk}", f"{k.name} ({k.display_prefix})") for k in keys]),
+            ("", _("Anyone")),
+            (_("Members"), [(f"user:{m.user_id}", m.user.get_full_name() or m.user.username) for m in members]),
+            (_("API keys"), [(f"key:{k.pk}", f"{k.name} ({k.display_prefix})") for k in keys]),
         ]
 
     def clean_student(self) -> int | None:
@@ -53,11 +55,12 @@ class AccessLogSearchForm(forms.Form):
             number = text[1:]
             if number.isdigit() and 0 < int(number) < 2**63:
                 return int(number)
-            raise forms.ValidationError("After # comes a student's number, e.g. #1234.")
+            raise forms.ValidationError(_("After # comes a student's number, e.g. #1234."))
         found = Student.objects.for_institution(self.institution).filter(external_id=text).values_list("pk", flat=True)
         student_id = next(iter(found), None)
         if student_id is None:
-            raise forms.ValidationError(f"No student with external id {text!r} in {self.institution.name}.")
+            raise forms.ValidationError(_("No student with external id %(id)s in %(name)s.") % {
+                "id": repr(text), "name": self.institution.name})
         return student_id
 
     def clean(self):
@@ -68,7 +71,7 @@ class AccessLogSearchForm(forms.Form):
 
     def query(self) -> AccessLogQuery:
         data = self.cleaned_data
-        kind, _, number = (data.get("who") or "").partition(":")
+        kind, _separator, number = (data.get("who") or "").partition(":")
         zone = zoneinfo.ZoneInfo(self.institution.timezone)
 
         def start_of(day: datetime.date | None) -> datetime.datetime | None:

@@ -55,11 +55,11 @@ class NotificationPreferenceForm(forms.Form):
     """How often the member's email digest comes, in this institution."""
 
     digest = forms.ChoiceField(
-        label="Email digest", widget=forms.RadioSelect,
-        choices=[("daily", "Daily, each morning"), ("weekly", "Weekly, on Monday mornings"),
-                 ("off", "Off: no digest emails")],
-        help_text="Newly flagged students in your caseload, open alerts routed to you or your offices, and "
-                  "follow-ups due today or overdue. An empty digest is not sent.",
+        label=_("Email digest"), widget=forms.RadioSelect,
+        choices=[("daily", _("Daily, each morning")), ("weekly", _("Weekly, on Monday mornings")),
+                 ("off", _("Off: no digest emails"))],
+        help_text=_("Newly flagged students in your caseload, open alerts routed to you or your offices, and "
+                    "follow-ups due today or overdue. An empty digest is not sent."),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect
+from django.utils.translation import gettext, ngettext
 from django.views import View
 from django.views.generic import FormView, ListView
 
@@ -59,8 +60,11 @@ class NotificationMarkAllReadView(InstitutionPageMixin, View):
 
     def post(self, request, *args, **kwargs):
         marked = notifications.notifications_mark_all_read(institution=self.institution, user=request.user)
-        messages.success(request, f"{marked} notification{'' if marked == 1 else 's'} marked read."
-                         if marked else "Nothing was unread.")
+        if marked:
+            messages.success(request, ngettext("%(count)s notification marked read.",
+                                               "%(count)s notifications marked read.", marked) % {"count": marked})
+        else:
+            messages.success(request, gettext("Nothing was unread."))
         return redirect("notification-list", self.institution.slug)
 
 
@@ -81,5 +85,6 @@ class NotificationPreferencesView(InstitutionPageMixin, FormView):
     def form_valid(self, form):
         preference = notifications.notification_preference_set(
             institution=self.institution, user=self.request.user, digest=form.cleaned_data["digest"])
-        messages.success(self.request, f"Email digest: {preference.get_digest_display()}.")
+        messages.success(self.request, gettext("Email digest: %(choice)s.") % {
+            "choice": preference.get_digest_display()})
         return redirect("notification-preferences", self.institution.slug)
