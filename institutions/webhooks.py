@@ -33,6 +33,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from kombu.exceptions import OperationalError
 
@@ -69,15 +70,15 @@ def validate_webhook_url(url: str) -> str:
     try:
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError:
-        raise WebhookUrlInvalid("enter a full URL, e.g. https://sis.example.edu/hooks/dropout") from None
+        raise WebhookUrlInvalid(gettext("enter a full URL, e.g. https://sis.example.edu/hooks/dropout")) from None
     parts = urlsplit(url)
     if parts.username or parts.password:
-        raise WebhookUrlInvalid("the URL must not contain a user name or password")
+        raise WebhookUrlInvalid(gettext("the URL must not contain a user name or password"))
     if parts.scheme == "https":
         return url
     if parts.hostname in LOOPBACK_HOSTS and _setting("WEBHOOK_ALLOW_HTTP_LOOPBACK", settings.DEBUG):
         return url
-    raise WebhookUrlInvalid("webhook URLs must use https://")
+    raise WebhookUrlInvalid(gettext("webhook URLs must use https://"))
 
 
 def clean_events(events) -> list[str]:

@@ -337,3 +337,11 @@ def test_the_notification_pages_are_in_each_institutions_language(client, langua
                             {"digest": "weekly"}, follow=True)
         assert_page_in(saved, ("Resumen por correo: Semanal (los lunes).",
                                "Resumo por e-mail: Semanal (às segundas-feiras).")[index], ["Email digest:"])
+
+
+def test_a_refused_webhook_address_is_explained_in_the_institutions_language(client, languages):
+    a, _b = languages
+    client.force_login(a.admin)
+    response = client.post(reverse("webhook-list", args=[a.institution.slug]),
+                           {"url": "http://sis.uni.example/hooks", "events": ["student.flagged"]})
+    assert_page_in(response, "las URL de webhooks deben usar https://", ["webhook URLs must use"], status=400)
