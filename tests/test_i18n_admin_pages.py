@@ -274,7 +274,8 @@ def test_erasing_a_student_is_in_the_institutions_language(client, languages):
     page = client.get(reverse("student-erase", args=[a.institution.slug, student.pk]))
     assert_page_in(page, "Borrar a este estudiante", ["Erase this student", "This cannot be undone",
                                                      "Type the student's external id", "Nothing else names",
-                                                     "Kept: figures", ">Cancel<", ">Deleted<"])
+                                                     "Kept: figures", ">Cancel<", ">Deleted<", " students<"])
+    assert "</strong> estudiantes</li>" in page.content.decode()
     wrong = client.post(reverse("student-erase", args=[a.institution.slug, student.pk]),
                         {"confirm_external_id": "not-it"})
     assert_page_in(wrong, "Ese no es el id externo de este estudiante; no se borró nada.",
@@ -284,6 +285,21 @@ def test_erasing_a_student_is_in_the_institutions_language(client, languages):
     assert_page_in(done, "Se borró al estudiante. Id del borrado:",
                    ["The student was erased", "Erasure id", "One line per erased student", "Erasure page"])
     assert "Página de borrado" in done.content.decode()
+    assert "entradas del registro de accesos (desvinculadas del estudiante)" in done.content.decode()
+    assert "access log entries" not in done.content.decode()
+
+
+def test_every_kind_of_row_an_erasure_can_count_has_a_translatable_name():
+    from django.apps import apps
+
+    from institutions.scoping import TenantModel
+    from privacy.erasure import ACCESS_ENTRIES
+    from privacy.row_kinds import ROW_KINDS
+
+    kinds = {str(model._meta.verbose_name_plural) for model in apps.get_models()
+             if issubclass(model, TenantModel) and not model._meta.proxy}
+    assert sorted(kinds - set(ROW_KINDS)) == [], "name the new kind in privacy/row_kinds.py"
+    assert ACCESS_ENTRIES in ROW_KINDS
 
 
 def test_everything_held_about_a_student_is_in_each_institutions_language(client, languages):
