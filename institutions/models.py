@@ -104,16 +104,16 @@ class Membership(TenantModel):
 
 
 class JobKind(models.TextChoices):
-    IMPORT = "import", "Import"
-    RETRAIN = "retrain", "Retrain model"
-    RESCORE = "rescore", "Rescore students"
-    WEBHOOK = "webhook", "Webhook delivery"
-    ACTIVITY_FEATURES = "activity", "Activity features"
-    HEALTH_CHECK = "health_check", "Worker health check"
-    AUDIT_RETENTION = "audit_retention", "Access log retention"
-    RETENTION = "retention", "Retention rules"
-    HISTORY_RETENTION = "history_cleanup", "Prediction history clean-up"
-    ROSTER_IMPORT = "roster_import", "OneRoster import"
+    IMPORT = "import", _("Import")
+    RETRAIN = "retrain", _("Retrain model")
+    RESCORE = "rescore", _("Rescore students")
+    WEBHOOK = "webhook", _("Webhook delivery")
+    ACTIVITY_FEATURES = "activity", _("Activity features")
+    HEALTH_CHECK = "health_check", _("Worker health check")
+    AUDIT_RETENTION = "audit_retention", _("Access log retention")
+    RETENTION = "retention", _("Retention rules")
+    HISTORY_RETENTION = "history_cleanup", _("Prediction history clean-up")
+    ROSTER_IMPORT = "roster_import", _("OneRoster import")
 
 
 class JobStatus(models.TextChoices):

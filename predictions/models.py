@@ -15,23 +15,24 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from institutions.scoping import TenantModel
 
 
 class ModelStatus(models.TextChoices):
-    CANDIDATE = "candidate", "Candidate (awaiting decision)"
-    LIVE = "live", "Live"
-    RETIRED = "retired", "Retired"
-    REJECTED = "rejected", "Rejected"
+    CANDIDATE = "candidate", _("Candidate (awaiting decision)")
+    LIVE = "live", _("Live")
+    RETIRED = "retired", _("Retired")
+    REJECTED = "rejected", _("Rejected")
 
 
 class ModelTrigger(models.TextChoices):
-    USER = "user", "An administrator (web)"
-    API = "api", "API"
-    SCHEDULE = "schedule", "Schedule"
-    IMPORT = "import", "After an import"
-    DEMO = "demo", "Demo set-up"
+    USER = "user", _("An administrator (web)")
+    API = "api", _("API")
+    SCHEDULE = "schedule", _("Schedule")
+    IMPORT = "import", _("After an import")
+    DEMO = "demo", _("Demo set-up")
 
 
 class ModelVersion(TenantModel):
@@ -101,15 +102,15 @@ class ModelVersion(TenantModel):
 
 
 class FlagRule(models.TextChoices):
-    THRESHOLD = "threshold", "Risk at or above a threshold"
-    CAPACITY = "capacity", "The top k students (advisors' capacity)"
+    THRESHOLD = "threshold", _("Risk at or above a threshold")
+    CAPACITY = "capacity", _("The top k students (advisors' capacity)")
 
 
 class ScheduleFrequency(models.TextChoices):
-    OFF = "off", "Off"
-    DAILY = "daily", "Every day"
-    WEEKLY = "weekly", "Every week (Monday)"
-    MONTHLY = "monthly", "Every month (1st)"
+    OFF = "off", _("Off")
+    DAILY = "daily", _("Every day")
+    WEEKLY = "weekly", _("Every week (Monday)")
+    MONTHLY = "monthly", _("Every month (1st)")
 
 
 class PredictionSettings(TenantModel):
@@ -118,59 +119,59 @@ class PredictionSettings(TenantModel):
     flag_rule = models.CharField(max_length=16, choices=FlagRule.choices, default=FlagRule.THRESHOLD)
     flag_threshold = models.FloatField(
         default=0.5, validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
-        help_text="Flag students whose risk is at least this (threshold rule).",
+        help_text=_("Flag students whose risk is at least this (threshold rule)."),
     )
     flag_capacity = models.PositiveIntegerField(
         default=100, validators=[MinValueValidator(1)],
-        help_text="How many students the advisors can contact in a term (top-k rule).",
+        help_text=_("How many students the advisors can contact in a term (top-k rule)."),
     )
     flag_capacity_per_advisor = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(10_000)],
-        help_text="If set, the capacity is the number of advisors times this many students each (top-k rule); "
-                  "the number above is used only while the institution has no advisor.",
+        help_text=_("If set, the capacity is the number of advisors times this many students each (top-k rule); "
+                    "the number above is used only while the institution has no advisor."),
     )
     flag_min_risk = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
-        help_text="Optional (top-k rule): never flag a student whose risk is below this, even within capacity.",
+        help_text=_("Optional (top-k rule): never flag a student whose risk is below this, even within capacity."),
     )
     band_medium_from = models.FloatField(default=0.3, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     band_high_from = models.FloatField(default=0.6, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     auto_promote = models.BooleanField(
-        default=True, help_text="Promote a new model that passes every gate check without waiting for an admin."
+        default=True, help_text=_("Promote a new model that passes every gate check without waiting for an admin.")
     )
     min_training_size = models.PositiveIntegerField(
-        default=200, help_text="Students with a known outcome a model must learn from."
+        default=200, help_text=_("Students with a known outcome a model must learn from.")
     )
     realised_auc_floor = models.FloatField(
         default=0.7, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
-        verbose_name="Realised ROC-AUC floor",
-        help_text="When the live model's predictions, checked against the outcomes that came in since, rank "
-                  "leavers above stayers less well than this, administrators are alerted (and model.degraded sent).",
+        verbose_name=_("Realised ROC-AUC floor"),
+        help_text=_("When the live model's predictions, checked against the outcomes that came in since, rank "
+                    "leavers above stayers less well than this, administrators are alerted (and model.degraded sent)."),
     )
     max_auc_drop = models.FloatField(
         default=0.01, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="How much lower a candidate's ROC-AUC may be than the live model's configuration refitted on "
-                  "the candidate's training rows, both measured on the candidate's holdout.",
+        help_text=_("How much lower a candidate's ROC-AUC may be than the live model's configuration refitted on "
+                    "the candidate's training rows, both measured on the candidate's holdout."),
     )
     max_brier_increase = models.FloatField(
         default=0.01, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="How much higher (worse) a candidate's Brier score, the error of its risks as probabilities, may "
-                  "be than the live model's configuration refitted on the candidate's training rows, both measured "
-                  "on the candidate's holdout.",
+        help_text=_("How much higher (worse) a candidate's Brier score, the error of its risks as probabilities, may "
+                    "be than the live model's configuration refitted on the candidate's training rows, both measured "
+                    "on the candidate's holdout."),
     )
     min_fairness_group_size = models.PositiveIntegerField(
         default=30, validators=[MinValueValidator(2), MaxValueValidator(100_000)],
-        help_text="Groups of a protected attribute with fewer students are shown on the model card with "
-                  "their figures but do not count in the fairness gaps the gate checks.",
+        help_text=_("Groups of a protected attribute with fewer students are shown on the model card with "
+                    "their figures but do not count in the fairness gaps the gate checks."),
     )
     max_fairness_gap = models.FloatField(
         default=0.2, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="Largest allowed gap between groups of a protected attribute in leavers caught (TPR) "
-                  "or stayers flagged (FPR).",
+        help_text=_("Largest allowed gap between groups of a protected attribute in leavers caught (TPR) "
+                    "or stayers flagged (FPR)."),
     )
     search_iterations = models.PositiveIntegerField(
         default=8, validators=[MinValueValidator(1), MaxValueValidator(100)],
-        help_text="Hyper-parameter candidates tried per training (more is slower and rarely much better).",
+        help_text=_("Hyper-parameter candidates tried per training (more is slower and rarely much better)."),
     )
     rescore_schedule = models.CharField(
         max_length=16, choices=ScheduleFrequency.choices, default=ScheduleFrequency.DAILY
@@ -179,15 +180,15 @@ class PredictionSettings(TenantModel):
         max_length=16, choices=ScheduleFrequency.choices, default=ScheduleFrequency.WEEKLY
     )
     schedule_hour = models.PositiveSmallIntegerField(
-        default=2, validators=[MaxValueValidator(23)], help_text="Hour of day, in the institution's time zone."
+        default=2, validators=[MaxValueValidator(23)], help_text=_("Hour of day, in the institution's time zone.")
     )
     rescore_after_import = models.BooleanField(default=True)
     # The number of concerns instructors marked this term (progress surveys) as the feature
     # ``concerns_this_term``: switched on and off on its own form (services.concern_feature),
     # which records who did it and when.
     concerns_feature = models.BooleanField(
-        default=False, verbose_name="Use the number of instructor concerns this term as a model feature",
-        help_text="Adds the feature concerns_this_term to the data schema; the next retrain learns from it.",
+        default=False, verbose_name=_("Use the number of instructor concerns this term as a model feature"),
+        help_text=_("Adds the feature concerns_this_term to the data schema; the next retrain learns from it."),
     )
     concerns_feature_changed_at = models.DateTimeField(null=True, blank=True)
     concerns_feature_changed_by = models.ForeignKey(
@@ -199,12 +200,12 @@ class PredictionSettings(TenantModel):
     # the next clean-up removes before a shorter setting is saved and records who changed it.
     history_keep_all_days = models.PositiveIntegerField(
         default=90, validators=[MinValueValidator(1), MaxValueValidator(3650)],
-        verbose_name="Keep every scoring run for (days)",
+        verbose_name=_("Keep every scoring run for (days)"),
     )
     history_keep_monthly_months = models.PositiveIntegerField(
         null=True, blank=True, default=24, validators=[MaxValueValidator(1200)],
-        verbose_name="Then keep the last run of each month for (months)",
-        help_text="Empty: keep one run per month forever.",
+        verbose_name=_("Then keep the last run of each month for (months)"),
+        help_text=_("Empty: keep one run per month forever."),
     )
     history_retention_changed_at = models.DateTimeField(null=True, blank=True)
     history_retention_changed_by = models.ForeignKey(
@@ -223,13 +224,13 @@ class PredictionSettings(TenantModel):
 
     def clean(self) -> None:
         if self.band_medium_from >= self.band_high_from:
-            raise ValidationError({"band_high_from": "The high band must start above the medium band."})
+            raise ValidationError({"band_high_from": _("The high band must start above the medium band.")})
 
 
 class RiskBand(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
+    LOW = "low", _("Low")
+    MEDIUM = "medium", _("Medium")
+    HIGH = "high", _("High")
 
 
 class Prediction(TenantModel):
@@ -301,10 +302,10 @@ class LatestPrediction(TenantModel):
 
 
 class FeedbackReason(models.TextChoices):
-    ALREADY_KNOWN = "already_known", "Already known: we are working with this student"
-    DATA_WRONG = "data_wrong", "The data behind it is wrong"
-    FACTOR_NOT_RELEVANT = "factor_not_relevant", "A factor shown is not relevant for this student"
-    OTHER = "other", "Other (say what in the note)"
+    ALREADY_KNOWN = "already_known", _("Already known: we are working with this student")
+    DATA_WRONG = "data_wrong", _("The data behind it is wrong")
+    FACTOR_NOT_RELEVANT = "factor_not_relevant", _("A factor shown is not relevant for this student")
+    OTHER = "other", _("Other (say what in the note)")
 
 
 class RiskFeedback(TenantModel):

@@ -6,9 +6,12 @@ ranked and flagged); a student's risk over time comes from :func:`prediction_his
 
 from __future__ import annotations
 
+import contextlib
+
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Mod
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from institutions.access import object_for_input_id
 from institutions.models import Institution, Job, JobKind, Membership, Role
@@ -128,18 +131,40 @@ METRIC_COLUMNS = (
     ("roc_auc_mean", "ROC-AUC"),
     ("pr_auc_mean", "PR-AUC"),
     ("brier_mean", "Brier"),
-    ("ece_pooled", "Calibration error"),
-    ("precision_at_top_10pct", "Precision, top 10%"),
-    ("recall_at_top_20pct", "Recall, top 20%"),
+    ("ece_pooled", _("Calibration error")),
+    ("precision_at_top_10pct", _("Precision, top 10%")),
+    ("recall_at_top_20pct", _("Recall, top 20%")),
 )
 MODEL_NAMES = {
-    "lightgbm": "LightGBM (this model)", "logistic_regression": "Logistic regression",
-    "decision_tree": "Decision tree", "random_forest": "Random forest", "svm": "Support vector machine",
+    "lightgbm": _("LightGBM (this model)"), "logistic_regression": _("Logistic regression"),
+    "decision_tree": _("Decision tree"), "random_forest": _("Random forest"), "svm": _("Support vector machine"),
 }
 FAIRNESS_METRIC_NAMES = {
-    "selection_rate": "Share flagged", "tpr": "Leavers caught (TPR)", "fpr": "Stayers flagged (FPR)",
-    "precision": "Flags that were right (precision)", "calibration_gap": "Calibration gap",
+    "selection_rate": _("Share flagged"), "tpr": _("Leavers caught (TPR)"), "fpr": _("Stayers flagged (FPR)"),
+    "precision": _("Flags that were right (precision)"), "calibration_gap": _("Calibration gap"),
 }
+
+
+def _gate_sentence(text: dict) -> str:
+    params = {key: gettext(value) if key in text.get("translate", ()) else value
+              for key, value in (text.get("params") or {}).items()}
+    return gettext(text["msgid"]) % params
+
+
+def gate_in_reader_language(gate: dict) -> dict:
+    """The gate's verdict with each check's label and detail in the page's language, composed from
+    the sentences the gate stored (services.training.gate_text); a check stored before those keeps
+    its English text."""
+    checks = []
+    for check in gate.get("checks") or []:
+        text = check.get("text")
+        # An unexpected stored shape keeps its English text, rather than no text.
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            if text:
+                check = {**check, "label": _gate_sentence(text["label"]),
+                         "detail": "; ".join(_gate_sentence(part) for part in text["detail"])}
+        checks.append(check)
+    return {**gate, "checks": checks}
 
 
 def model_version_report(version: ModelVersion) -> dict:
@@ -198,7 +223,7 @@ def model_version_report(version: ModelVersion) -> dict:
         "fairness_groups": _fairness_group_tables(fairness_audit, labels),
         "proxy_check": _proxy_check_rows(version, card.get("proxy_check") or {}, labels),
         "fairness_min_group_size": fairness_audit.get("min_group_size"),
-        "gate": version.gate or {},
+        "gate": gate_in_reader_language(version.gate or {}),
         "gate_comparison": _gate_comparison_rows((version.gate or {}).get("comparison")),
         "card_sections": sections,
     }
@@ -282,7 +307,7 @@ def _gate_comparison_rows(comparison: dict | None) -> dict | None:
     rows = [
         {"metric": label, "better": better, "candidate": intervals["candidate"][key],
          "live": intervals["reference"][key], "difference": intervals["difference"][key]}
-        for key, label, better in (("roc_auc", "ROC-AUC", "higher"), ("brier", "Brier score", "lower"))
+        for key, label, better in (("roc_auc", "ROC-AUC", "higher"), ("brier", gettext("Brier score"), "lower"))
     ]
     return {"rows": rows, "live_version": comparison.get("live_version"), "rows_count": comparison.get("rows"),
             "training_rows": comparison.get("training_rows"), "evaluation_rows": comparison.get("evaluation_rows"),

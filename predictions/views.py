@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext, gettext_noop
 from django.views.generic import DetailView, FormView, ListView, TemplateView, View
 
 from institutions.models import Job
@@ -58,14 +59,32 @@ from .services.promotion import (
 from .services.requests import rescore_request, retrain_request
 from .services.settings import prediction_settings_update
 
+# What a person reads once they asked for a retrain or a rescore: (joined a running job, saved
+# while the queue is unreachable, queued), each a whole sentence.
+_QUEUED_MESSAGES = {
+    "retrain": (
+        gettext_noop("A retrain is already %(status)s; your request joined it (job #%(number)s)."),
+        gettext_noop("The retrain is saved as job #%(number)s but the task queue is unreachable right now; it "
+                     "will start automatically when the queue is back."),
+        gettext_noop("The retrain is queued as job #%(number)s."),
+    ),
+    "rescore": (
+        gettext_noop("A rescore is already %(status)s; your request joined it (job #%(number)s)."),
+        gettext_noop("The rescore is saved as job #%(number)s but the task queue is unreachable right now; it "
+                     "will start automatically when the queue is back."),
+        gettext_noop("The rescore is queued as job #%(number)s."),
+    ),
+}
+
 
 def _queued_message(job: Job, created: bool, what: str) -> str:
+    joined, unreachable, queued = _QUEUED_MESSAGES[what]
+    values = {"status": str(job.get_status_display()).lower(), "number": job.pk}
     if not created:
-        return f"A {what} is already {job.status}; your request joined it (job #{job.pk})."
+        return gettext(joined) % values
     if job.dispatch_error:
-        return (f"The {what} is saved as job #{job.pk} but the task queue is unreachable right now; "
-                "it will start automatically when the queue is back.")
-    return f"The {what} is queued as job #{job.pk}."
+        return gettext(unreachable) % values
+    return gettext(queued) % values
 
 
 class ModelVersionListView(InstitutionPageMixin, TemplateView):
@@ -183,7 +202,7 @@ class PromoteView(_DecisionView):
     def decide(self, version, form):
         model_version_promote(institution=self.institution, version=version, user=self.request.user,
                               note=form.cleaned_data["note"], gate_override_reason=form.cleaned_data["reason"])
-        return f"Model v{version.number} is live; students are being rescored with it."
+        return gettext("Model v%(number)s is live; students are being rescored with it.") % {"number": version.number}
 
 
 class RejectView(_DecisionView):
@@ -195,7 +214,7 @@ class RejectView(_DecisionView):
     def decide(self, version, form):
         model_version_reject(institution=self.institution, version=version, user=self.request.user,
                              note=form.cleaned_data["note"])
-        return f"Model v{version.number} was rejected."
+        return gettext("Model v%(number)s was rejected.") % {"number": version.number}
 
 
 class RollbackView(_ModelActionView):
@@ -205,7 +224,8 @@ class RollbackView(_ModelActionView):
         except ModelDecisionError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"Rolled back: model v{version.number} is live again.")
+            messages.success(request, gettext("Rolled back: model v%(number)s is live again.")
+                             % {"number": version.number})
         return self.done()
 
 
@@ -242,7 +262,7 @@ class PredictionSettingsView(InstitutionPageMixin, FormView):
             institution=self.institution,
             data={field: form.cleaned_data[field] for field in form.Meta.fields},
         )
-        messages.success(self.request, "Settings saved; schedules updated.")
+        messages.success(self.request, gettext("Settings saved; schedules updated."))
         return redirect("prediction-settings", institution_slug=self.institution.slug)
 
     def get_context_data(self, **kwargs):
@@ -292,11 +312,12 @@ class HistoryRetentionView(PredictionSettingsView):
             confirm = HistoryRetentionForm(initial={**form.cleaned_data, "confirmed": True})
             return self._page(history_retention_form=confirm, history_change=change)
         if change.saved:
-            messages.success(request, f"Prediction history is now kept: {change.retention.describe()}. "
-                                      f"The next clean-up removes {change.removal.rows} rows of {change.removal.runs} "
-                                      "runs.")
+            messages.success(request, gettext(
+                "Prediction history is now kept: %(setting)s. The next clean-up removes %(rows)s rows of %(runs)s "
+                "runs.") % {"setting": change.retention.describe(), "rows": change.removal.rows,
+                            "runs": change.removal.runs})
         else:
-            messages.info(request, "The retention setting was already this; nothing changed.")
+            messages.info(request, gettext("The retention setting was already this; nothing changed."))
         return redirect("prediction-settings", institution_slug=self.institution.slug)
 
 
@@ -315,15 +336,20 @@ class ConcernFeatureView(InstitutionPageMixin, View):
             messages.error(request, str(exc))
             return redirect("prediction-settings", institution_slug=self.institution.slug)
         if not changed:
-            messages.info(request, f"The concern count was already {'on' if enabled else 'off'}; nothing changed.")
+            if enabled:
+                messages.info(request, gettext("The concern count was already on; nothing changed."))
+            else:
+                messages.info(request, gettext("The concern count was already off; nothing changed."))
         elif enabled:
-            messages.success(request, f"The feature {CONCERNS_FEATURE_KEY} is in the data schema and every current "
-                                      "student's count is written; the next retrain learns from it. Nobody was "
-                                      "rescored and the live model is unchanged.")
+            messages.success(request, gettext(
+                "The feature %(key)s is in the data schema and every current student's count is written; the next "
+                "retrain learns from it. Nobody was rescored and the live model is unchanged.")
+                % {"key": CONCERNS_FEATURE_KEY})
         else:
-            messages.success(request, f"The feature {CONCERNS_FEATURE_KEY} is retired: the next retrain leaves it "
-                                      "out. Its stored values are kept, and a live model trained with it keeps "
-                                      "reading current counts until then.")
+            messages.success(request, gettext(
+                "The feature %(key)s is retired: the next retrain leaves it out. Its stored values are kept, and a "
+                "live model trained with it keeps reading current counts until then.")
+                % {"key": CONCERNS_FEATURE_KEY})
         return redirect("prediction-settings", institution_slug=self.institution.slug)
 
 

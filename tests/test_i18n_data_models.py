@@ -15,6 +15,7 @@ from django.test import TestCase
 from django.urls import reverse
 from django.utils import translation
 
+from institutions.scoping import institution_scope
 from institutions.translations import template_messages
 from students.models import ImportUpload, ImportUploadStatus
 
@@ -207,3 +208,113 @@ def test_a_files_outcome_words_are_english_whatever_the_pages_language(client, e
     content = "student_id,outcome\r\nS001,Still enrolled\r\nS099,Dropped out\r\n"
     upload = validate(client, a, upload_file(client, a, "outcomes.csv", content))
     assert upload.status == ImportUploadStatus.VALIDATED, upload.validation_job.result
+
+
+# --- the model pages ---------------------------------------------------------------------------
+
+def trained_tenant(tenant, *, prefix: str):
+    """``tenant`` with a learnable population, a live v1 and a candidate v2 that failed the gate
+    (too few students for its minimum), trained for real: the report, the gate's checks and the
+    jobs are what ml and the services wrote."""
+    from predictions.services.training import model_version_train
+
+    from .predictions.conftest import add_population, fast_settings
+
+    add_population(tenant.institution, prefix=prefix)
+    fast_settings(tenant.institution)
+    with institution_scope(tenant.institution):
+        live = model_version_train(institution=tenant.institution)
+        fast_settings(tenant.institution, min_training_size=100_000)
+        candidate = model_version_train(institution=tenant.institution)
+    assert live.status == "live" and candidate.status == "candidate" and not candidate.gate_passed
+    return live, candidate
+
+
+MODEL_PAGES = {
+    "predictions/model_list.html": (["Todas las versiones", "Candidato v2", "Modelo activo", "Regresión logística"],
+                                    ["Todas as versões", "Candidato v2", "Modelo ativo", "Regressão logística"]),
+    "predictions/model_detail.html": (["Datos de entrenamiento", "¿Se cumplieron las predicciones de v2?",
+                                       "Equidad: mayores diferencias entre grupos en el umbral de señalización"],
+                                      ["Dados de treino", "As previsões da v2 concretizaram-se?",
+                                       "Equidade: maiores diferenças entre grupos no limiar de sinalização"]),
+    "predictions/model_decision.html": (["¿Activar el modelo v2?", "Suficientes estudiantes con resultado conocido",
+                                         "No es peor que el modelo activo v1",
+                                         "Por qué debe activarse a pesar de las comprobaciones fallidas"],
+                                        ["Ativar o modelo v2?", "Estudantes suficientes com resultado conhecido",
+                                         "Não é pior do que o modelo ativo v1",
+                                         "Porque deve ser ativada apesar das verificações falhadas"]),
+    "predictions/job_list.html": (["Tareas de entrenamiento y cálculo de riesgo", "Reentrenar ahora"],
+                                  ["Tarefas de treino e cálculo de risco", "Retreinar agora"]),
+    "predictions/settings.html": (["Configuración del modelo de riesgo", "Regla de señalización",
+                                   "Cuánto tiempo se conserva el historial de predicciones",
+                                   "Preocupaciones de los docentes como variable del modelo"],
+                                  ["Definições do modelo de risco", "Regra de sinalização",
+                                   "Durante quanto tempo é mantido o histórico de previsões",
+                                   "Preocupações dos docentes como variável do modelo"]),
+}
+
+
+def test_every_model_page_is_in_the_institutions_language(client, es_pt):
+    for tenant, language, index, prefix in ((es_pt[0], "es", 0, "A"), (es_pt[1], "pt", 1, "B")):
+        _live, candidate = trained_tenant(tenant, prefix=prefix)
+        slug = tenant.institution.slug
+        client.force_login(tenant.admin)
+        client.post(reverse("model-retrain", args=[slug]))  # a job for the jobs page (queued: no worker)
+        pages = [
+            ("predictions/model_list.html", reverse("model-list", args=[slug])),
+            ("predictions/model_detail.html", reverse("model-detail", args=[slug, candidate.number])),
+            ("predictions/model_decision.html", reverse("model-promote", args=[slug, candidate.number])),
+            ("predictions/job_list.html", reverse("prediction-job-list", args=[slug])),
+            ("predictions/settings.html", reverse("prediction-settings", args=[slug])),
+        ]
+        for template, url in pages:
+            assert_page_in(client.get(url), template, language, MODEL_PAGES[template][index])
+        reject = client.get(reverse("model-reject", args=[slug, candidate.number]))
+        assert_page_in(reject, "predictions/model_decision.html", language,
+                       [["¿Rechazar el modelo v2?"], ["Rejeitar o modelo v2?"]][index])
+
+
+def test_the_gates_checks_are_stored_in_english_and_shown_in_the_readers_language(client, es_pt):
+    """The gate keeps its English text (the API's and the logs') and the sentences it was made
+    of; the decision page says them in Spanish to A's administrator, and B cannot see A's."""
+    a, b = es_pt
+    _live, candidate = trained_tenant(a, prefix="A")
+    checks = {check["name"]: check for check in candidate.gate["checks"]}
+    assert checks["training_size"]["detail"] == f"{candidate.training_size} students (minimum 100000)"
+    assert checks["auc_vs_live"]["label"] == ("Not worse than live model v1 on students neither model was "
+                                              "trained on")
+    client.force_login(a.admin)
+    page = html.unescape(client.get(reverse("model-promote", args=[a.institution.slug, 2])).content.decode())
+    assert f"{candidate.training_size} estudiantes (mínimo 100000)" in page
+    assert "Diferencias de equidad dentro de los límites" in page
+    assert "caída permitida 0.010" in page and "aumento permitido 0.010" in page
+    assert "students (minimum" not in page and "allowed drop" not in page
+    # A stored check without its sentences (a version gated before) keeps its English text.
+    from predictions.models import ModelVersion
+    ModelVersion.objects.for_institution(a.institution).filter(pk=candidate.pk).update(gate={
+        "passed": False, "checks": [{"name": "training_size", "label": "Enough students with a known outcome",
+                                     "passed": False, "detail": "300 students (minimum 10000)"}]})
+    page = client.get(reverse("model-promote", args=[a.institution.slug, 2])).content.decode()
+    assert "300 students (minimum 10000)" in page
+    client.force_login(b.admin)
+    assert client.get(reverse("model-promote", args=[a.institution.slug, 2])).status_code == 404
+
+
+def test_the_model_pages_messages_are_in_the_persons_language(client, es_pt):
+    a, b = es_pt
+    _live, candidate = trained_tenant(b, prefix="B")
+    client.force_login(b.admin)
+    slug = b.institution.slug
+    response = client.post(reverse("model-reject", args=[slug, candidate.number]),
+                           {"note": "gap too wide", "confirm": "on"}, follow=True)
+    body = html.unescape(response.content.decode())
+    assert "O modelo v2 foi rejeitado." in body
+    assert "gap too wide" in body  # the administrator's own note, as written
+    response = client.post(reverse("model-retrain", args=[slug]), follow=True)
+    assert "O retreino está em fila como tarefa n.º" in html.unescape(response.content.decode()) or \
+        "O retreino está guardado como tarefa n.º" in html.unescape(response.content.decode())
+    response = client.post(reverse("model-rollback", args=[slug]), follow=True)
+    assert "não há uma versão ativa anterior para a qual voltar" in html.unescape(response.content.decode())
+    # A's administrator cannot decide on B's versions.
+    client.force_login(a.admin)
+    assert client.post(reverse("model-reject", args=[slug, candidate.number]), {"confirm": "on"}).status_code == 404

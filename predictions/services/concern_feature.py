@@ -27,6 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from courses.models import AcademicSession, ConcernKind, SurveyMark
 from institutions.models import Institution
@@ -145,6 +146,11 @@ class ConcernFeaturePreview:
     def key(self) -> str:
         return CONCERNS_FEATURE_KEY
 
+    @property
+    def term_titles(self) -> str:
+        """The current terms' titles, as the page lists them ("Autumn 2026, ...")."""
+        return ", ".join(term.title for term in self.terms)
+
 
 def concern_feature_preview(*, institution: Institution) -> ConcernFeaturePreview:
     settings = prediction_settings_get(institution=institution)
@@ -181,10 +187,11 @@ def _definition_for_switching_on(institution: Institution, actor: AbstractBaseUs
             actor=actor, source=ChangeSource.WEB,
         )
     if definition.kind != FeatureKind.NUMERIC:
-        raise ConcernFeatureRefused(
-            f"Your data schema already has a {definition.get_kind_display().lower()} feature "
-            f"“{CONCERNS_FEATURE_KEY}” ({definition.label}); the concern count needs that key for a number. "
-            "Nothing was changed.")
+        raise ConcernFeatureRefused(gettext(
+            "Your data schema already has a %(kind)s feature “%(key)s” (%(label)s); the concern count needs that "
+            "key for a number. Nothing was changed.") % {
+                "kind": str(definition.get_kind_display()).lower(), "key": CONCERNS_FEATURE_KEY,
+                "label": definition.label})
     if definition.is_retired:
         feature_definition_edit(institution=institution, definition=definition, data={"retired": False},
                                 actor=actor, source=ChangeSource.WEB)

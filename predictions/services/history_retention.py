@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from institutions.jobs import job_create, job_dispatch, job_mark_running, job_progress, job_succeed
 from institutions.models import Institution, Job, JobKind
@@ -52,9 +53,10 @@ class HistoryRetention:
         return cls(settings.history_keep_all_days, settings.history_keep_monthly_months)
 
     def describe(self) -> str:
-        monthly = ("one run per month forever" if self.keep_monthly_months is None
-                   else f"then the last run of each month for {self.keep_monthly_months} months")
-        return f"every run for {self.keep_all_days} days, {monthly}"
+        if self.keep_monthly_months is None:
+            return gettext("every run for %(days)s days, one run per month forever") % {"days": self.keep_all_days}
+        return gettext("every run for %(days)s days, then the last run of each month for %(months)s months") % {
+            "days": self.keep_all_days, "months": self.keep_monthly_months}
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,12 @@ def _months_to_clean(params: dict, zone: zoneinfo.ZoneInfo) -> list[tuple[dateti
 
 def _validated(keep_all_days, keep_monthly_months) -> HistoryRetention:
     if not isinstance(keep_all_days, int) or isinstance(keep_all_days, bool) or not 1 <= keep_all_days <= 3650:
-        raise HistoryRetentionInvalid("Keep every run for between 1 and 3650 days.")
+        raise HistoryRetentionInvalid(gettext("Keep every run for between 1 and 3650 days."))
     if keep_monthly_months is not None and (
             not isinstance(keep_monthly_months, int) or isinstance(keep_monthly_months, bool)
             or not 0 <= keep_monthly_months <= 1200):
-        raise HistoryRetentionInvalid("Keep monthly runs for between 0 and 1200 months, or leave it empty (forever).")
+        raise HistoryRetentionInvalid(gettext("Keep monthly runs for between 0 and 1200 months, or leave it empty "
+                                              "(forever)."))
     return HistoryRetention(keep_all_days, keep_monthly_months)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.utils.translation import gettext_noop
 
 import ml
 from institutions.jobs import (
@@ -28,6 +29,10 @@ from .scoring import SCORING_CHUNK_SIZE, RescoreOutcome, predictions_rescore
 from .training import model_version_train
 
 _TRIGGERS = {choice.value for choice in ModelTrigger}
+# The stages the job pages name (stored in English, shown in the reader's language).
+JOB_STAGES = (gettext_noop("preparing training data"), gettext_noop("finding students to score"),
+              gettext_noop("ranking"), gettext_noop("cancelled"),
+              gettext_noop("Removing prediction history past the retention setting"))
 
 
 def retrain_job_run(

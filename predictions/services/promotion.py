@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from institutions.models import Institution
 
@@ -23,6 +24,12 @@ class GateOverrideRequired(ModelDecisionError):
     code = "gate_override_reason_required"
 
 
+# The notes the platform itself writes on a decision (stored in English, shown in the reader's
+# language: see predictions/templatetags/model_pages.py); a person's note is shown as written.
+ROLLBACK_NOTE = gettext_noop("rollback")
+AUTO_PROMOTION_NOTE = gettext_noop("passed the promotion gate")
+SYSTEM_NOTES = (ROLLBACK_NOTE, AUTO_PROMOTION_NOTE)
+
 # Long enough that "ok" or "." is not accepted as a reason someone will read later.
 MIN_OVERRIDE_REASON_CHARS = 10
 
@@ -31,10 +38,14 @@ def gate_override_problem(*, version: ModelVersion, reason: str) -> str | None:
     """Why ``reason`` does not allow promoting ``version``; None when it may be promoted."""
     if version.gate_passed:
         return None
-    verdict = "did not pass the promotion gate" if version.gate else "has no promotion gate verdict"
     if len(reason.strip()) < MIN_OVERRIDE_REASON_CHARS:
-        return (f"model v{version.number} {verdict}: promoting it anyway needs a written reason of at least "
-                f"{MIN_OVERRIDE_REASON_CHARS} characters, which is stored with your name and the time")
+        values = {"number": version.number, "count": MIN_OVERRIDE_REASON_CHARS}
+        if version.gate:
+            return gettext("model v%(number)s did not pass the promotion gate: promoting it anyway needs a written "
+                           "reason of at least %(count)s characters, which is stored with your name and the time"
+                           ) % values
+        return gettext("model v%(number)s has no promotion gate verdict: promoting it anyway needs a written reason "
+                       "of at least %(count)s characters, which is stored with your name and the time") % values
     return None
 
 
@@ -62,9 +73,9 @@ def _promote(*, institution: Institution, version: ModelVersion, user, note: str
         _lock_versions(institution)
         version = ModelVersion.objects.for_institution(institution).defer("artifact").get(pk=version.pk)
         if version.status == ModelStatus.LIVE:
-            raise ModelDecisionError(f"model v{version.number} is already live")
+            raise ModelDecisionError(gettext("model v%(number)s is already live") % {"number": version.number})
         if version.status == ModelStatus.REJECTED and user is None:
-            raise ModelDecisionError(f"model v{version.number} was rejected")
+            raise ModelDecisionError(gettext("model v%(number)s was rejected") % {"number": version.number})
         problem = gate_override_problem(version=version, reason=gate_override_reason) if check_gate else None
         if problem:
             raise GateOverrideRequired(problem)
@@ -95,7 +106,8 @@ def model_version_reject(*, institution: Institution, version: ModelVersion, use
         _lock_versions(institution)
         version = ModelVersion.objects.for_institution(institution).defer("artifact").get(pk=version.pk)
         if version.status != ModelStatus.CANDIDATE:
-            raise ModelDecisionError(f"only a candidate can be rejected; model v{version.number} is {version.status}")
+            raise ModelDecisionError(gettext("only a candidate can be rejected; model v%(number)s is %(status)s")
+                                     % {"number": version.number, "status": str(version.get_status_display()).lower()})
         now = timezone.now()
         ModelVersion.objects.for_institution(institution).filter(pk=version.pk).update(
             status=ModelStatus.REJECTED, decided_by=user, decided_at=now, decision_note=note[:300], updated_at=now
@@ -112,6 +124,6 @@ def model_version_rollback(*, institution: Institution, user=None) -> ModelVersi
     """
     target = model_version_rollback_target(institution=institution)
     if target is None:
-        raise ModelDecisionError("there is no earlier live version to roll back to")
-    return _promote(institution=institution, version=target, user=user, note="rollback", rescore=True,
+        raise ModelDecisionError(gettext("there is no earlier live version to roll back to"))
+    return _promote(institution=institution, version=target, user=user, note=ROLLBACK_NOTE, rescore=True,
                     gate_override_reason="", check_gate=False)

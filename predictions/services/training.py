@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 import ml
 from institutions.models import Institution, Job
@@ -18,7 +19,7 @@ from .. import frames
 from ..model_store import ArtifactIntegrityError, artifact_sha256, load_model, remember_model
 from ..models import FlagRule, ModelTrigger, ModelVersion, PredictionSettings
 from ..selectors import flag_share_expected, model_version_live, prediction_settings_get
-from .promotion import model_version_promote
+from .promotion import AUTO_PROMOTION_NOTE, model_version_promote
 
 
 def _next_version_number(institution: Institution) -> int:
@@ -117,7 +118,7 @@ def model_version_train(
     ModelVersion.objects.for_institution(institution).filter(pk=version.pk).update(gate=gate)
     version.gate = gate
     if gate["passed"] and settings.auto_promote:
-        model_version_promote(institution=institution, version=version, note="passed the promotion gate")
+        model_version_promote(institution=institution, version=version, note=AUTO_PROMOTION_NOTE)
         version.refresh_from_db()
     return version
 
@@ -127,7 +128,27 @@ def model_version_train(
 # but not gated: where groups really leave at different rates, flagging them at equal rates would
 # mean missing students. Precision and calibration gaps are too noisy on small groups to gate on.
 GATE_FAIRNESS_METRICS = ("tpr", "fpr")
-GATE_FAIRNESS_LABELS = {"tpr": "leavers caught (TPR)", "fpr": "stayers flagged (FPR)"}
+GATE_FAIRNESS_LABELS = {"tpr": gettext_noop("leavers caught (TPR)"), "fpr": gettext_noop("stayers flagged (FPR)")}
+# The words ml names the students a fairness metric is measured on (ml.fairness.MEASURED_ON).
+MEASURED_ON_WORDS = (gettext_noop("students"), gettext_noop("leavers"), gettext_noop("stayers"),
+                     gettext_noop("flagged students"))
+
+
+def gate_text(msgid: str, translate: tuple[str, ...] = (), **params) -> dict:
+    """One sentence of a gate check: its English text (stored as ``label``/``detail``, for the API
+    and the logs) is ``msgid % params``; the pages say it in the reader's language from
+    ``msgid`` and ``params`` (predictions.selectors.gate_in_reader_language), translating the
+    params named in ``translate`` too (words such as a metric's name)."""
+    return {"msgid": msgid, "params": params, "translate": list(translate)}
+
+
+def _english(*texts: dict) -> str:
+    return "; ".join(text["msgid"] % text["params"] for text in texts)
+
+
+def _check(name: str, passed: bool, label: dict, detail: list[dict], **extra) -> dict:
+    return {"name": name, "label": _english(label), "passed": passed, "detail": _english(*detail),
+            "text": {"label": label, "detail": detail}, **extra}
 
 
 def _fairness_audit_for_gate(fairness: dict) -> dict:
@@ -165,26 +186,37 @@ def _fairness_check(fairness: dict, settings: PredictionSettings, labels: dict[s
     gaps = _fairness_gaps(fairness)
     minimum = _fairness_audit_for_gate(fairness).get("min_group_size", settings.min_fairness_group_size)
     small = _small_groups(fairness, labels)
-    not_gated = (f"; groups under {minimum} students are reported, not gated: {', '.join(small)}" if small else "")
+    not_gated = [gate_text(gettext_noop("groups under %(minimum)s students are reported, not gated: %(groups)s"),
+                           minimum=minimum, groups=", ".join(small))] if small else []
+    label = gate_text(gettext_noop("Fairness gaps within bounds"))
     if not gaps:
-        detail = ("no protected attribute to audit" if not _fairness_audit_for_gate(fairness).get("attributes")
-                  else f"no two groups of at least {minimum} students to compare")
-        return {"name": "fairness", "label": "Fairness gaps within bounds", "passed": True,
-                "detail": detail + not_gated, "gaps": []}
+        if not _fairness_audit_for_gate(fairness).get("attributes"):
+            detail = gate_text(gettext_noop("no protected attribute to audit"))
+        else:
+            detail = gate_text(gettext_noop("no two groups of at least %(minimum)s students to compare"),
+                               minimum=minimum)
+        return _check("fairness", True, label, [detail, *not_gated], gaps=[])
     worst = gaps[0]
     interval = worst.get("interval")
-    shown = f" (95% CI {interval[0]:.3f} to {interval[1]:.3f})" if interval else ""
-    attribute = labels.get(worst["attribute"], worst["attribute"])
-    return {
-        "name": "fairness",
-        "label": "Fairness gaps within bounds",
-        "passed": worst["gap"] <= settings.max_fairness_gap,
-        "detail": (f"largest gap {worst['gap']:.3f}{shown} in {GATE_FAIRNESS_LABELS[worst['metric']]} for "
-                   f"{attribute}: {worst['highest_group']} ({worst['highest_size']} {worst['measured_on']}) "
-                   f"vs {worst['lowest_group']} ({worst['lowest_size']}); bound {settings.max_fairness_gap:.3f}"
-                   + not_gated),
-        "gaps": gaps,
+    values = {
+        "gap": f"{worst['gap']:.3f}", "metric": GATE_FAIRNESS_LABELS[worst["metric"]],
+        "attribute": labels.get(worst["attribute"], worst["attribute"]),
+        "highest": worst["highest_group"], "highest_size": worst["highest_size"],
+        "measured_on": worst["measured_on"], "lowest": worst["lowest_group"], "lowest_size": worst["lowest_size"],
     }
+    words = ("metric", "measured_on")
+    if interval:
+        gap = gate_text(gettext_noop("largest gap %(gap)s (95%% CI %(low)s to %(high)s) in %(metric)s for "
+                                     "%(attribute)s: %(highest)s (%(highest_size)s %(measured_on)s) vs %(lowest)s "
+                                     "(%(lowest_size)s)"),
+                        words, low=f"{interval[0]:.3f}", high=f"{interval[1]:.3f}", **values)
+    else:
+        gap = gate_text(gettext_noop("largest gap %(gap)s in %(metric)s for %(attribute)s: %(highest)s "
+                                     "(%(highest_size)s %(measured_on)s) vs %(lowest)s (%(lowest_size)s)"),
+                        words, **values)
+    bound = gate_text(gettext_noop("bound %(bound)s"), bound=f"{settings.max_fairness_gap:.3f}")
+    return _check("fairness", worst["gap"] <= settings.max_fairness_gap, label, [gap, bound, *not_gated],
+                  gaps=gaps)
 
 
 @dataclass(frozen=True)
@@ -204,18 +236,18 @@ class _VersusLive:
 
 AUC_VS_LIVE = _VersusLive(
     name="auc_vs_live", metric="roc_auc", higher_is_better=True,
-    label="Not worse than live model v{live} on students neither model was trained on",
-    measured=("ROC-AUC {shown} for v{live}'s configuration refitted on the same {training_rows} training students, "
-              "on {rows} held-out students"),
-    allowance="allowed drop", allowed="max_auc_drop")
+    label=gettext_noop("Not worse than live model v%(live)s on students neither model was trained on"),
+    measured=gettext_noop("ROC-AUC %(shown)s for v%(live)s's configuration refitted on the same %(training_rows)s "
+                          "training students, on %(rows)s held-out students"),
+    allowance=gettext_noop("allowed drop %(allowed)s"), allowed="max_auc_drop")
 # The candidate's risks as probabilities: its Brier score (lower is better) may be at most
 # ``max_brier_increase`` above the refitted live configuration's, on the same unseen students;
 # judged on the value of the difference, with its paired interval shown, as the AUC check is.
 BRIER_VS_LIVE = _VersusLive(
     name="brier_vs_live", metric="brier", higher_is_better=False,
-    label="Risks as well calibrated as live model v{live}'s on the same students",
-    measured="Brier score {shown} for v{live}'s refitted configuration (lower is better)",
-    allowance="allowed increase", allowed="max_brier_increase")
+    label=gettext_noop("Risks as well calibrated as live model v%(live)s's on the same students"),
+    measured=gettext_noop("Brier score %(shown)s for v%(live)s's refitted configuration (lower is better)"),
+    allowance=gettext_noop("allowed increase %(allowed)s"), allowed="max_brier_increase")
 
 
 def _versus_live_check(check: _VersusLive, *, comparison: dict, live: ModelVersion,
@@ -231,16 +263,13 @@ def _versus_live_check(check: _VersusLive, *, comparison: dict, live: ModelVersi
     allowed = getattr(settings, check.allowed)
     shown = (f"{candidate['value']:.3f} ({candidate['low']:.3f}–{candidate['high']:.3f}) vs "
              f"{reference['value']:.3f} ({reference['low']:.3f}–{reference['high']:.3f})")
-    paired = (f"difference {difference['value']:+.3f} "
-              f"(95% CI {difference['low']:+.3f} to {difference['high']:+.3f})")
+    paired = gate_text(gettext_noop("difference %(value)s (95%% CI %(low)s to %(high)s)"),
+                       value=f"{difference['value']:+.3f}", low=f"{difference['low']:+.3f}",
+                       high=f"{difference['high']:+.3f}")
     fields = {"live": live.number, "shown": shown, "rows": comparison["rows"],
               "training_rows": comparison["training_rows"]}
-    return {
-        "name": check.name,
-        "label": check.label.format(**fields),
-        "passed": worse <= allowed,
-        "detail": f"{check.measured.format(**fields)}; {paired}; {check.allowance} {allowed:.3f}",
-    }
+    return _check(check.name, worse <= allowed, gate_text(check.label, live=live.number),
+                  [gate_text(check.measured, **fields), paired, gate_text(check.allowance, allowed=f"{allowed:.3f}")])
 
 
 def model_gate_evaluate(
@@ -255,24 +284,23 @@ def model_gate_evaluate(
     holdout (``ml.comparison``; docs/model_card.md says why), with paired-bootstrap intervals.
     """
     checks = []
-    checks.append({
-        "name": "training_size",
-        "label": "Enough students with a known outcome",
-        "passed": candidate.training_size >= settings.min_training_size,
-        "detail": f"{candidate.training_size} students (minimum {settings.min_training_size})",
-    })
+    checks.append(_check(
+        "training_size", candidate.training_size >= settings.min_training_size,
+        gate_text(gettext_noop("Enough students with a known outcome")),
+        [gate_text(gettext_noop("%(size)s students (minimum %(minimum)s)"), size=candidate.training_size,
+                   minimum=settings.min_training_size)],
+    ))
     live = model_version_live(institution=institution)
     comparison = None
     if live is not None and live.pk != candidate.pk:
         try:
             result = ml.compare_on_unseen_rows(model, load_model(live), data.frame, data.outcome)
         except (ml.DataInsufficientError, ml.ArtifactFormatError, ArtifactIntegrityError, ValueError) as error:
-            checks.append({
-                "name": AUC_VS_LIVE.name,
-                "label": AUC_VS_LIVE.label.format(live=live.number),
-                "passed": False,
-                "detail": f"could not be compared, so an administrator decides: {error}",
-            })
+            checks.append(_check(
+                AUC_VS_LIVE.name, False, gate_text(AUC_VS_LIVE.label, live=live.number),
+                [gate_text(gettext_noop("could not be compared, so an administrator decides: %(error)s"),
+                           error=str(error))],
+            ))
         else:
             holdout = (model.model_card.get("evaluation") or {}).get("holdout") or {}
             comparison = {
