@@ -36,10 +36,10 @@ class IdentityProviderForm(forms.ModelForm):
     client_secret = forms.CharField(
         label=_("Client secret"), required=False, strip=True, widget=forms.PasswordInput(render_value=False),
         help_text=_("Stored encrypted and never shown again. Leave blank to keep the stored one. "
-                  "Or write env:SSO_CLIENT_SECRET_<NAME> to read it from the server's environment."))
+                  "Or write env:SSO_CLIENT_SECRET_&lt;NAME&gt; to read it from the server's environment."))
     oidc_issuer = forms.URLField(
         label=_("OIDC issuer URL"), required=False, max_length=500, assume_scheme="https",
-        help_text=_("e.g. https://login.microsoftonline.com/<tenant id>/v2.0 or https://accounts.google.com; "
+        help_text=_("e.g. https://login.microsoftonline.com/&lt;tenant id&gt;/v2.0 or https://accounts.google.com; "
                   "its /.well-known/openid-configuration is read at each sign-in."))
     saml_metadata_url = forms.URLField(label=_("SAML IdP metadata URL"), required=False, max_length=500,
                                        assume_scheme="https")
@@ -59,7 +59,7 @@ class IdentityProviderForm(forms.ModelForm):
                   "oidc_client_id": _("OIDC client id"), "saml_metadata_url": _("SAML IdP metadata URL"),
                   "saml_metadata_xml": _("SAML IdP metadata XML"), "saml_idp_entity_id": _("SAML IdP entity id"),
                   "saml_sp_entity_id": _("SAML SP entity id (this platform)")}
-        help_texts = {"name": _('Shown on the login page: "Sign in with <name>".'),
+        help_texts = {"name": _('Shown on the login page: "Sign in with &lt;name&gt;".'),
                       "jit_provisioning": _("Create the account and the membership on a person's first sign-in."),
                       "sso_only": _("Members of this institution cannot log in or reset a password with a password."),
                       "role_attribute": _("e.g. groups, roles, eduPersonAffiliation")}
@@ -79,7 +79,7 @@ class IdentityProviderForm(forms.ModelForm):
             if self.instance.has_client_secret:
                 self.fields["client_secret"].help_text = _(
                     "A secret is stored (not shown). Stored encrypted and never shown again. Leave blank to keep the "
-                    "stored one. Or write env:SSO_CLIENT_SECRET_<NAME> to read it from the server's environment.")
+                    "stored one. Or write env:SSO_CLIENT_SECRET_&lt;NAME&gt; to read it from the server's environment.")
 
     def clean(self):
         cleaned = super().clean()

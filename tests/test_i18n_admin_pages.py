@@ -90,6 +90,9 @@ def test_an_identity_provider_form_error_is_in_the_institutions_language(client,
     assert_page_in(response, "Não é um domínio de e-mail", ["Not an email domain", "Give a default role"],
                    status=400)
     assert "Indique uma função predefinida ou pelo menos uma regra de funções" in response.content.decode()
+    # Help texts are shown as HTML: the placeholders in angle brackets are written as text, not as tags.
+    assert "«Iniciar sessão com &lt;nome&gt;»" in response.content.decode()
+    assert "env:SSO_CLIENT_SECRET_&lt;NAME&gt;" in response.content.decode()
 
 
 # --- accounts: the person's own sign-in ------------------------------------------------------------------
