@@ -28,6 +28,8 @@ from predictions.models import LatestPrediction, Prediction
 from students.importing.uploads import import_changes_path
 from students.models import ActivityEvent, Student, StudentChange
 
+from .row_kinds import row_kind_label
+
 EXPORT_FORMAT = "dropout-platform subject access export, version 1"
 # Relations exported in their own section (the rest go to other_linked_records).
 SECTIONED = {"students.StudentChange", "students.ActivityEvent", "predictions.Prediction",
@@ -209,5 +211,6 @@ def export_summary(document: dict) -> list[tuple[str, int]]:
                 (_("Activity events"), "activity_events"), (_("Import history"), "import_history"),
                 (_("Webhook deliveries"), "webhook_deliveries"), (_("Access log"), "access_log")]
     summary = [(label, len(document[key])) for label, key in sections]
-    summary += [(name.capitalize(), len(rows)) for name, rows in document["other_linked_records"].items()]
+    summary += [(row_kind_label(name).capitalize(), len(rows))
+                for name, rows in document["other_linked_records"].items()]
     return summary

@@ -309,10 +309,18 @@ def test_everything_held_about_a_student_is_in_each_institutions_language(client
     english = ["Download as JSON", "Everything held", "The record", "External id", "Feature values",
                "Data changes", "Who saw this record", "Predictions and their explanations", "Program, cohort",
                "Learning-platform activity", "Imports that name the student", "Sent to other systems", "Contents:"]
+    from interventions.services import access_grant_create
+
     for tenant, index in each_language(languages):
+        student = tenant.students[0]
+        access_grant_create(institution=tenant.institution, student=student, user_id=tenant.advisor.pk,
+                            reason="Covering", granted_by=tenant.admin)
         client.force_login(tenant.admin)
-        response = client.get(reverse("student-export", args=[tenant.institution.slug, tenant.students[0].pk]))
-        assert_page_in(response, ("Descargar como JSON", "Descarregar como JSON")[index], english)
+        response = client.get(reverse("student-export", args=[tenant.institution.slug, student.pk]))
+        assert_page_in(response, ("Descargar como JSON", "Descarregar como JSON")[index],
+                       [*english, "Student access grants"])
+        assert ("Permisos de acceso a estudiantes (1)",
+                "Permissões de acesso a estudantes (1)")[index] in response.content.decode()
 
 
 # --- the access log and the notifications ---------------------------------------------------------------
