@@ -72,7 +72,8 @@ def pages_for(role: str, a) -> list[str]:
               "/i/alpha/notifications/", "/i/alpha/notifications/?unread=1", "/i/alpha/notifications/preferences/"]
     work = ["/i/alpha/caseload/", "/i/alpha/flagged/", "/i/alpha/interventions/", "/i/alpha/students/",
             f"/i/alpha/students/{s}/", f"/i/alpha/interventions/{a.intervention.pk}/",
-            "/i/alpha/alerts/", f"/i/alpha/alerts/{a.alert.pk}/", f"/i/alpha/students/{a.students[0].pk}/"]
+            "/i/alpha/alerts/", f"/i/alpha/alerts/{a.alert.pk}/", f"/i/alpha/students/{a.students[0].pk}/",
+            "/i/alpha/applicants/score/"]
     admin = ["/i/alpha/members/", "/i/alpha/invitations/", "/i/alpha/access/", "/i/alpha/security/",
              "/i/alpha/sso/", "/i/alpha/sso/new/", "/i/alpha/imports/", "/i/alpha/data-schema/manage/",
              f"/i/alpha/data-schema/{a.feature.pk}/edit/", "/i/alpha/intervention-types/", "/i/alpha/api-keys/",
