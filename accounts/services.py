@@ -17,12 +17,13 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from institutions.models import ApiKey, Institution, Membership, Role
 from institutions.services import institution_create
 
+from .language import recipient_language
 from .models import Invitation
 
 User = get_user_model()
@@ -73,12 +74,12 @@ def invitation_create(
     # Queued for the worker (accounts/mail.py), which delivers and retries: a mail server that is
     # down never fails this. A backend that sends at once (EMAIL_BACKEND=smtp, set by hand) and
     # fails leaves no invitation behind.
+    # Nothing is known of the invitee: the email is in the institution's language.
+    with translation.override(recipient_language(institution=institution)):
+        subject = _("You are invited to %(institution)s on dropout_platform") % {"institution": institution.name}
+        body = render_to_string("accounts/invitation_email.txt", context)
     try:
-        send_mail(
-            subject=f"You are invited to {institution.name} on dropout_platform",
-            message=render_to_string("accounts/invitation_email.txt", context),
-            from_email=None, recipient_list=[email],
-        )
+        send_mail(subject=subject, message=body, from_email=None, recipient_list=[email])
     except OSError as exc:  # smtplib errors and refused connections are OSErrors
         raise InvitationError(_("The invitation email could not be sent (%(error)s); nothing was saved. "
                                 "Check the email settings (docs/operations.md).") % {"error": exc.__class__.__name__}

@@ -8,10 +8,12 @@ from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 from django.core.exceptions import ValidationError
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from institutions.models import Role
 
+from .language import recipient_language
 from .models import IdentityProvider, SsoProtocol
 from .sso import (
     IdentityProviderError,
@@ -181,6 +183,12 @@ class SsoAwarePasswordResetForm(PasswordResetForm):
         for user in super().get_users(email):
             if not sso_only_providers_for(user):
                 yield user
+
+    def send_mail(self, subject_template_name, email_template_name, context, *args, **kwargs):
+        """In the account holder's language (their choice, else their institutions' shared default,
+        else English), not the language of the browser that asked."""
+        with translation.override(recipient_language(institution=None, user=context["user"])):
+            super().send_mail(subject_template_name, email_template_name, context, *args, **kwargs)
 
 
 class SsoAwareSetPasswordForm(SetPasswordForm):

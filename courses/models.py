@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from institutions.scoping import TenantModel
 
 
 class SessionKind(models.TextChoices):
-    SCHOOL_YEAR = "schoolYear", "School year"
-    TERM = "term", "Term"
-    SEMESTER = "semester", "Semester"
-    GRADING_PERIOD = "gradingPeriod", "Grading period"
+    SCHOOL_YEAR = "schoolYear", _("School year")
+    TERM = "term", _("Term")
+    SEMESTER = "semester", _("Semester")
+    GRADING_PERIOD = "gradingPeriod", _("Grading period")
 
 
 class AcademicSession(TenantModel):
@@ -174,12 +176,12 @@ class Enrolment(TenantModel):
 
 
 class RosterImportStatus(models.TextChoices):
-    CHECKING = "checking", "Being checked"
-    PREVIEWED = "previewed", "Waiting for confirmation"
-    COMMITTING = "committing", "Being imported"
-    FAILED = "failed", "Refused"
-    COMMITTED = "committed", "Imported"
-    DISCARDED = "discarded", "Discarded"
+    CHECKING = "checking", pgettext_lazy("roster import", "Being checked")
+    PREVIEWED = "previewed", pgettext_lazy("roster import", "Waiting for confirmation")
+    COMMITTING = "committing", pgettext_lazy("roster import", "Being imported")
+    FAILED = "failed", pgettext_lazy("roster import", "Refused")
+    COMMITTED = "committed", pgettext_lazy("roster import", "Imported")
+    DISCARDED = "discarded", pgettext_lazy("roster import", "Discarded")
 
 
 class RosterImport(TenantModel):
@@ -240,8 +242,8 @@ DEFAULT_CONCERN_TYPES: tuple[tuple[str, str, str], ...] = (
 
 
 class ConcernKind(models.TextChoices):
-    CONCERN = "concern", "Concern"
-    KUDOS = "kudos", "Kudos"
+    CONCERN = "concern", _("Concern")
+    KUDOS = "kudos", _("Kudos")
 
 
 class ConcernType(TenantModel):
@@ -268,8 +270,8 @@ class ConcernType(TenantModel):
 
 
 class SurveyStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    CLOSED = "closed", "Closed"
+    OPEN = "open", pgettext_lazy("survey", "Open")
+    CLOSED = "closed", pgettext_lazy("survey", "Closed")
 
 
 class ProgressSurvey(TenantModel):

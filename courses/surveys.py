@@ -25,9 +25,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.text import slugify
 
+from accounts.language import recipient_language
 from accounts.login_protection import client_address
 from audit.models import AccessAction
 from audit.services import Accessor, access_record
@@ -281,10 +282,12 @@ def survey_open(*, institution: Institution, data: Mapping, user, expected_finge
 def _send_links(institution: Institution, survey: ProgressSurvey, links: list[tuple[Instructor, str]], *,
                 reminder: bool) -> None:
     messages = []
+    # Instructors have no account: the institution's language.
+    language = recipient_language(institution=institution)
     for instructor, raw in links:
         context = {"institution": institution, "survey": survey, "instructor": instructor, "link": survey_link(raw),
                    "reminder": reminder, "time_zone": institution.timezone}
-        with timezone.override(institution.timezone):
+        with timezone.override(institution.timezone), translation.override(language):
             subject = render_to_string("courses/email/survey_subject.txt", context).strip()
             body = render_to_string("courses/email/survey_body.txt", context)
         messages.append(EmailMessage(subject=" ".join(subject.split()), body=body, to=[instructor.email]))

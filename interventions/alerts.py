@@ -30,8 +30,10 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.http import Http404
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
+from accounts.language import recipient_language
 from courses.models import ConcernKind, ConcernType, SurveyMark
 from institutions.access import access_member_user, id_from_input
 from institutions.models import Institution, Membership
@@ -471,7 +473,13 @@ def alert_add_note(*, institution: Institution, alert: Alert, user, membership, 
 
 def _instructor_email(institution: Institution, alert: Alert) -> tuple[str, str] | None:
     """(subject, body) of the close-the-loop email to the instructor who raised ``alert``: the student
-    they marked, the course, that it was handled and the outcome's category. Never the notes."""
+    they marked, the course, that it was handled and the outcome's category. Never the notes. In the
+    institution's language (instructors have no account)."""
+    with translation.override(recipient_language(institution=institution)):
+        return _instructor_email_written(institution, alert)
+
+
+def _instructor_email_written(institution: Institution, alert: Alert) -> tuple[str, str]:
     section = alert.section
     context = {
         "institution": institution, "alert": alert, "student_name": alert.student.display_name,
@@ -480,7 +488,8 @@ def _instructor_email(institution: Institution, alert: Alert) -> tuple[str, str]
         "concern": alert.concern_type.label, "outcome": alert.get_outcome_display(),
         "instructor": alert.raised_by_instructor,
     }
-    subject = f"{institution.name}: the concern you raised about {alert.student.display_name} was followed up"
+    subject = gettext("%(institution)s: the concern you raised about %(student)s was followed up") % {
+        "institution": institution.name, "student": alert.student.display_name}
     return subject, render_to_string("interventions/alert_closed_email.txt", context)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from institutions.scoping import TenantModel
 
@@ -260,9 +262,9 @@ class OfficeMember(TenantModel):
 
 
 class RouteTarget(models.TextChoices):
-    ADVISOR = "advisor", "The student's advisor"
-    USER = "user", "A person"
-    OFFICE = "office", "An office"
+    ADVISOR = "advisor", _("The student's advisor")
+    USER = "user", _("A person")
+    OFFICE = "office", _("An office")
 
 
 class AlertRule(TenantModel):
@@ -294,24 +296,24 @@ class AlertRule(TenantModel):
 
 
 class AlertStatus(models.TextChoices):
-    OPEN = "open", "New"
-    ACKNOWLEDGED = "acknowledged", "Acknowledged"
-    CONTACTED = "contacted", "Student contacted"
-    CLOSED = "closed", "Closed"
+    OPEN = "open", pgettext_lazy("alert", "New")
+    ACKNOWLEDGED = "acknowledged", pgettext_lazy("alert", "Acknowledged")
+    CONTACTED = "contacted", pgettext_lazy("alert", "Student contacted")
+    CLOSED = "closed", pgettext_lazy("alert", "Closed")
 
 
 class AlertOutcome(models.TextChoices):
-    RESOLVED = "resolved", "Resolved"
-    SUPPORT_ARRANGED = "support_arranged", "Support arranged"
-    UNREACHABLE = "unreachable", "Could not reach the student"
-    DECLINED = "declined", "Student declined help"
-    NO_ACTION = "no_action", "No action needed"
-    WITHDRAWN = "withdrawn", "Student withdrew"
+    RESOLVED = "resolved", pgettext_lazy("alert", "Resolved")
+    SUPPORT_ARRANGED = "support_arranged", pgettext_lazy("alert", "Support arranged")
+    UNREACHABLE = "unreachable", pgettext_lazy("alert", "Could not reach the student")
+    DECLINED = "declined", pgettext_lazy("alert", "Student declined help")
+    NO_ACTION = "no_action", pgettext_lazy("alert", "No action needed")
+    WITHDRAWN = "withdrawn", pgettext_lazy("alert", "Student withdrew")
 
 
 class AlertSource(models.TextChoices):
-    SURVEY = "survey", "Progress survey"
-    STAFF = "staff", "Staff"
+    SURVEY = "survey", pgettext_lazy("alert", "Progress survey")
+    STAFF = "staff", pgettext_lazy("alert", "Staff")
 
 
 class Alert(TenantModel):
@@ -371,14 +373,14 @@ class Alert(TenantModel):
 
 
 class AlertEventKind(models.TextChoices):
-    RAISED = "raised", "Raised"
-    ROUTED = "routed", "Routed"
-    ACKNOWLEDGED = "acknowledged", "Acknowledged"
-    CONTACTED = "contacted", "Student contacted"
-    REFERRED = "referred", "Referred"
-    NOTE = "note", "Note"
-    CLOSED = "closed", "Closed"
-    RAISER_TOLD = "raiser_told", "Raiser told"
+    RAISED = "raised", pgettext_lazy("alert", "Raised")
+    ROUTED = "routed", pgettext_lazy("alert", "Routed")
+    ACKNOWLEDGED = "acknowledged", pgettext_lazy("alert", "Acknowledged")
+    CONTACTED = "contacted", pgettext_lazy("alert", "Student contacted")
+    REFERRED = "referred", pgettext_lazy("alert", "Referred")
+    NOTE = "note", pgettext_lazy("alert", "Note")
+    CLOSED = "closed", pgettext_lazy("alert", "Closed")
+    RAISER_TOLD = "raiser_told", pgettext_lazy("alert", "Raiser told")
 
 
 class AlertEvent(TenantModel):

@@ -35,8 +35,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop, ngettext
 
+from accounts.language import recipient_languages
 from institutions.models import Institution, Membership
 from interventions.models import (
     Alert,
@@ -62,6 +64,9 @@ DIGEST_LOCAL_HOUR = 7
 DIGEST_WINDOW_HOURS = 5
 # Lines shown per section; the counts are always whole.
 SECTION_LINES = 25
+# In English here; the email translates them into its recipient's language.
+FLAGGED_BY_MODEL = gettext_noop("flagged by the risk model")
+FLAGGED_BY_STAFF = gettext_noop("flagged by staff")
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ class Recipient:
     frequency: str
     # Need-to-know applies to them: follow-ups of students they no longer see are left out.
     restricted: bool = False
+    # Their email's language (accounts.language.recipient_language).
+    language: str = settings.LANGUAGE_CODE
 
 
 @dataclass
@@ -168,6 +175,8 @@ def digest_recipients_claim(*, institution: Institution, now: datetime.datetime)
         .select_for_update(skip_locked=True).order_by("user_id")
     )
     restricted_roles = institution.need_to_know_access
+    due = list(due)
+    languages = recipient_languages(institution=institution, user_ids=[p.user_id for p in due])
     recipients = []
     for preference in due:
         membership = by_user[preference.user_id]
@@ -176,6 +185,7 @@ def digest_recipients_claim(*, institution: Institution, now: datetime.datetime)
             user_id=user.pk, email=user.email, name=user.get_full_name() or user.username,
             since=preference.last_digest_at, frequency=preference.digest,
             restricted=restricted_roles and not membership.can("view_all_students"),
+            language=languages[user.pk],
         ))
     return recipients
 
@@ -233,11 +243,11 @@ def _newly_flagged(institution: Institution, recipients: list[Recipient], now: d
         )
         for pk, external_id, name, advisor_id in model_rows:
             if pk in new_by_user.get(advisor_id, ()):
-                out[advisor_id].append(StudentLine(pk, external_id, name, "flagged by the risk model"))
+                out[advisor_id].append(StudentLine(pk, external_id, name, FLAGGED_BY_MODEL))
                 staff[advisor_id].pop(pk, None)
     for advisor_id, students in staff.items():
         for pk, (external_id, name) in sorted(students.items(), key=lambda item: item[1][0]):
-            out[advisor_id].append(StudentLine(pk, external_id, name, "flagged by staff"))
+            out[advisor_id].append(StudentLine(pk, external_id, name, FLAGGED_BY_STAFF))
     return out
 
 
@@ -320,6 +330,26 @@ def _absolute(path: str) -> str:
 
 
 def digest_email(*, institution: Institution, digest: Digest, today: datetime.date) -> EmailMessage:
+    """The digest in its recipient's language, with links into ``institution`` only."""
+    with translation.override(digest.recipient.language):
+        return _digest_email(institution, digest, today)
+
+
+def _digest_counts(digest: Digest) -> str:
+    counts = []
+    if digest.newly_flagged:
+        n = len(digest.newly_flagged)
+        counts.append(ngettext("%(count)s newly flagged", "%(count)s newly flagged", n) % {"count": n})
+    if digest.alerts:
+        n = len(digest.alerts)
+        counts.append(ngettext("%(count)s open alert", "%(count)s open alerts", n) % {"count": n})
+    if digest.follow_ups:
+        n = len(digest.follow_ups)
+        counts.append(ngettext("%(count)s follow-up due", "%(count)s follow-ups due", n) % {"count": n})
+    return ", ".join(counts)
+
+
+def _digest_email(institution: Institution, digest: Digest, today: datetime.date) -> EmailMessage:
     slug = institution.slug
 
     def student(pk: int) -> str:
@@ -329,12 +359,7 @@ def digest_email(*, institution: Institution, digest: Digest, today: datetime.da
         return _absolute(_alert_path(slug, line))
 
     preferences = _absolute(reverse("notification-preferences", args=[slug]))
-    counts = []
-    for count, one, many in ((len(digest.newly_flagged), "newly flagged", "newly flagged"),
-                             (len(digest.alerts), "open alert", "open alerts"),
-                             (len(digest.follow_ups), "follow-up due", "follow-ups due")):
-        if count:
-            counts.append(f"{count} {one if count == 1 else many}")
+    weekly = digest.recipient.frequency == DigestFrequency.WEEKLY
     context = {
         "institution": institution, "recipient": digest.recipient, "today": today,
         "newly_flagged": [(line, student(line.student_id)) for line in digest.newly_flagged[:SECTION_LINES]],
@@ -348,11 +373,14 @@ def digest_email(*, institution: Institution, digest: Digest, today: datetime.da
         "caseload_url": _absolute(reverse("caseload", args=[slug])),
         "notifications_url": _absolute(reverse("notification-list", args=[slug])),
         "preferences_url": preferences,
-        "frequency": DigestFrequency(digest.recipient.frequency).label.lower(),
+        "weekly": weekly,
     }
     body = render_to_string("workspace/digest_email.txt", context)
-    subject = f"{institution.name}: your {'weekly' if digest.recipient.frequency == 'weekly' else 'daily'} digest"
-    subject += f" ({', '.join(counts)})"
+    values = {"institution": institution.name, "counts": _digest_counts(digest)}
+    if weekly:
+        subject = gettext("%(institution)s: your weekly digest (%(counts)s)") % values
+    else:
+        subject = gettext("%(institution)s: your daily digest (%(counts)s)") % values
     return EmailMessage(subject=subject, body=body, to=[digest.recipient.email],
                         headers={"List-Unsubscribe": f"<{preferences}>"})
 
