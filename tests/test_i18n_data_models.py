@@ -318,3 +318,24 @@ def test_the_model_pages_messages_are_in_the_persons_language(client, es_pt):
     # A's administrator cannot decide on B's versions.
     client.force_login(a.admin)
     assert client.post(reverse("model-reject", args=[slug, candidate.number]), {"confirm": "on"}).status_code == 404
+
+
+def test_a_refused_cells_reason_is_in_the_language_of_who_started_the_import(client, es_pt):
+    """The worker writes each refused cell's reason in the language of the person who started the
+    validation (their own choice, else their institution's), as the report they read shows it."""
+    from accounts.models import UserPreference
+
+    a, b = es_pt
+    content = GOOD_CSV + "S003,Cy Do,not-an-email,4,yes,f,Enrolled\r\n"
+    for tenant, reason in ((a, "no es una dirección de correo válida"),
+                           (b, "não é um endereço de e-mail válido")):
+        upload = validate(client, tenant, upload_file(client, tenant, "email.csv", content))
+        assert upload.status == ImportUploadStatus.INVALID, upload.validation_job.result
+        page = html.unescape(client.get(reverse("import-detail", args=[tenant.institution.slug, upload.pk]))
+                             .content.decode())
+        assert reason in page and "not a valid email address" not in page
+    # A's administrator who chose Portuguese gets Portuguese reasons in Spanish-speaking A.
+    UserPreference.objects.create(user=a.admin, language="pt")
+    upload = validate(client, a, upload_file(client, a, "email-pt.csv", content))
+    errors = upload.validation_job.result["errors"]
+    assert [error["reason"] for error in errors] == ["não é um endereço de e-mail válido"]

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.db import connection, transaction
+from django.utils import translation
 from django.utils.translation import gettext, ngettext
 
 from institutions.models import Institution
@@ -660,9 +661,11 @@ def _note_values(blank: dict[int, str], rows: list[list[str]]) -> list[list[str]
 def _ahead(items: Iterator, depth: int) -> Iterator:
     """Yield ``items``, produced by a worker thread at most ``depth`` items ahead (bounded memory).
 
-    The worker only reads and cleans (no database); an exception there is raised here.
+    The worker only reads and cleans (no database); an exception there is raised here. It writes
+    its reasons in this thread's language (translations are per thread).
     """
     handoff: queue.Queue = queue.Queue(maxsize=depth)
+    language = translation.get_language()
     stop = threading.Event()
     done = object()
 
@@ -677,9 +680,10 @@ def _ahead(items: Iterator, depth: int) -> Iterator:
 
     def produce() -> None:
         try:
-            for item in items:
-                if not put((item, None)):
-                    return
+            with translation.override(language):
+                for item in items:
+                    if not put((item, None)):
+                        return
             put((done, None))
         except BaseException as exc:  # handed to the consumer, which re-raises it
             put((done, exc))

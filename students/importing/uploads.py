@@ -14,9 +14,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_noop
 
+from accounts.language import language_for
 from institutions.jobs import (
     DATABASE_CONNECTION_ERRORS,
     JobCancelled,
@@ -214,12 +215,31 @@ def import_preview_job_run(*, institution: Institution, job: Job, upload: Import
     return preview
 
 
+def import_job_language(*, institution: Institution, job: Job) -> str:
+    """The language an import job writes its reasons in: for a file uploaded on the import page,
+    that of the pages of the person who started the job (their own choice, else the institution's
+    default); for the API and the command line, the site's (English), as before."""
+    channel = (ImportUpload.objects.for_institution(institution).filter(pk=job.params.get("upload_id"))
+               .values_list("channel", flat=True).first())
+    user = job.created_by
+    if channel != ImportChannel.PAGE or user is None:
+        return settings.LANGUAGE_CODE
+    return language_for(user, institution.slug) or settings.LANGUAGE_CODE
+
+
 def import_job_run(*, institution: Institution, job: Job, progress=None) -> ImportReport | Preview | None:
     """Run one import job to the end (the Celery task and the CLI both call this).
 
     Returns the report (the preview, for a preview job), or None when the file was refused as a
-    whole (the job says why).
+    whole (the job says why). The reasons it stores for refused cells are in the language of the
+    person who started it on the import page (:func:`import_job_language`), who reads the report;
+    the report's summary and the page around it follow each reader's language.
     """
+    with translation.override(import_job_language(institution=institution, job=job)):
+        return _import_job_run(institution=institution, job=job, progress=progress)
+
+
+def _import_job_run(*, institution: Institution, job: Job, progress=None) -> ImportReport | Preview | None:
     params = job.params
     upload = ImportUpload.objects.for_institution(institution).get(pk=params["upload_id"])
     if params.get("preview"):

@@ -16,6 +16,7 @@ import orjson
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import translation
+from django.utils.translation import gettext
 
 from ..feature_values import FeatureValueError, clean_feature_value
 from ..models import EnrolmentStatus, FeatureDefinition, FeatureKind, Outcome, Student
@@ -38,7 +39,7 @@ def _text_cleaner(field_name: str) -> Callable[[str], Verdict]:
     def clean(raw: str) -> Verdict:
         value = raw.strip()
         if len(value) > limit:
-            return False, f"longer than {limit} characters"
+            return False, gettext("longer than %(limit)s characters") % {"limit": limit}
         return True, value
     return clean
 
@@ -50,7 +51,7 @@ def _email(raw: str) -> Verdict:
     try:
         validate_email(value)
     except ValidationError:
-        return False, "not a valid email address"
+        return False, gettext("not a valid email address")
     return True, value
 
 
@@ -71,8 +72,8 @@ def _outcome_cleaner(outcome_values: Mapping[str, str]) -> Callable[[str], Verdi
         if word in KNOWN_OUTCOME_WORDS:
             return True, str(KNOWN_OUTCOME_WORDS[word])
         shown = ", ".join(accepted[:12])
-        return False, f"unknown outcome {value!r}: map it to dropped out, graduated, still enrolled, transferred " \
-                      f"or other (known values: {shown})"
+        return False, gettext("unknown outcome %(value)s: map it to dropped out, graduated, still enrolled, "
+                              "transferred or other (known values: %(known)s)") % {"value": repr(value), "known": shown}
     return clean
 
 
@@ -82,7 +83,8 @@ def _status(raw: str) -> Verdict:
         return True, _MISSING
     if word in EnrolmentStatus.values:
         return True, word
-    return False, f"unknown status {raw.strip()!r}: expected active, on leave or inactive"
+    return False, gettext("unknown status %(value)s: expected active, on leave or inactive") % {
+        "value": repr(raw.strip())}
 
 
 def _date(raw: str) -> Verdict:
@@ -92,7 +94,7 @@ def _date(raw: str) -> Verdict:
     try:
         return True, dt.date.fromisoformat(value[:10])
     except ValueError:
-        return False, f"{value!r} is not a date (expected YYYY-MM-DD)"
+        return False, gettext("%(value)s is not a date (expected YYYY-MM-DD)") % {"value": repr(value)}
 
 
 def _feature_cleaner(definition: FeatureDefinition, *, decimal_comma: bool = False) -> Callable[[str], Verdict]:
@@ -280,11 +282,13 @@ class RowCleaner:
             ids = [ID_JOIN.join(p.strip() for p in row) if all(p.strip() for p in row) else ""
                    for row in zip(*parts, strict=True)]
         reasons = [""] * len(ids)
+        missing = gettext("the student's id is missing")
+        too_long = gettext("the id is longer than %(limit)s characters") % {"limit": self.id_limit}
         for position, value in enumerate(ids):
             if not value:
-                ids[position], reasons[position] = None, "the student's id is missing"
+                ids[position], reasons[position] = None, missing
             elif len(value) > self.id_limit:
-                ids[position], reasons[position] = None, f"the id is longer than {self.id_limit} characters"
+                ids[position], reasons[position] = None, too_long
         return ids, reasons
 
     def clean_chunk(self, numbers: Sequence[int], data_indexes: Sequence[int],
