@@ -239,6 +239,8 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("es", "Español"), ("pt", "Português")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# English keeps ISO short dates (dropout_platform/formats/en/formats.py); es and pt use Django's.
+FORMAT_MODULE_PATH = ["dropout_platform.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import ListView, TemplateView
@@ -293,8 +293,9 @@ class StudentProfileView(StudentObjectMixin, StudentAccessRecordedMixin, Institu
             flag_form=FlagForm(advisor_choices=intervention_selectors.advisor_choices(institution=self.institution)),
             feedback_form=RiskFeedbackForm(reason_choices=FeedbackReason.choices),
             feedback=risk_feedback_for_student(institution=self.institution, student=student),
-            history_data=[{"date": row["created_at"].strftime("%Y-%m-%d"), "risk": round(100 * row["risk"], 1)}
-                          for row in history],
+            # Dates in the page's language (2026-12-03, 03/12/2026); the risk as a number for the chart.
+            history_data=[{"date": formats.date_format(timezone.localtime(row["created_at"]), "SHORT_DATE_FORMAT"),
+                           "risk": round(100 * row["risk"], 1)} for row in history],
             factor_data=[{"label": f["text"] or f["label"], "contribution": f["contribution"]} for f in factors],
             data_changes=student_change_history(institution=self.institution, student=student),
             # "Who saw this record", for those who may read the access log.
