@@ -118,12 +118,14 @@ def test_the_profile_shows_the_factors_in_each_institutions_language(client, ten
     body = client.get(reverse("student-detail", args=[tenant_a.institution.slug, student_a.pk])).content.decode()
     assert "Units approved: 2,5 — aumenta el riesgo en 4,2 puntos" in body
     assert "raises risk" not in body and "Each bar is" not in body
+    assert 'data-axis-label="Riesgo (%)"' in body  # the risk history chart's axis
     # Another institution's student: the same 404 as a missing one, and none of its factors.
     response = client.get(reverse("student-detail", args=[tenant_a.institution.slug, student_b.pk]))
     assert response.status_code == 404 and "Units approved: 2,5" not in response.content.decode()
     client.force_login(tenant_b.advisor)
     body = client.get(reverse("student-detail", args=[tenant_b.institution.slug, student_b.pk])).content.decode()
     assert "Units approved: 2,5 — aumenta o risco em 4,2 pontos" in body
+    assert 'data-axis-label="Risco (%)"' in body
     assert "raises risk" not in body
 
 
@@ -151,3 +153,22 @@ def test_the_api_gives_the_sentence_in_the_requests_language_and_keeps_its_figur
                               HTTP_ACCEPT_LANGUAGE="es")
     assert response.status_code == 404 and "Tuition" not in response.content.decode()
     assert LatestPrediction.objects.for_institution(tenant_b.institution).count() == 0
+
+
+@pytest.mark.django_db
+def test_the_what_if_panel_says_why_it_cannot_recompute_in_the_institutions_language(client, tenant_a, tenant_b):
+    import json
+
+    _languages(tenant_a, tenant_b)
+    for tenant, nothing, no_model in ((tenant_a, "Cambie al menos un valor.", "Todavía no hay un modelo activo"),
+                                      (tenant_b, "Altere pelo menos um valor.", "Ainda não há um modelo ativo")):
+        client.force_login(tenant.advisor)
+        url = reverse("student-what-if", args=[tenant.institution.slug, tenant.students[0].pk])
+        refused = client.post(url, json.dumps({"changes": {}}), content_type="application/json")
+        assert refused.status_code == 400 and refused.json()["message"] == nothing
+        refused = client.post(url, json.dumps({"changes": {"units_approved": 3}}), content_type="application/json")
+        assert refused.status_code == 400 and refused.json()["message"].startswith(no_model)
+    # Another institution's student: the same 404 as a missing one.
+    url = reverse("student-what-if", args=[tenant_b.institution.slug, tenant_a.students[0].pk])
+    assert client.post(url, json.dumps({"changes": {"units_approved": 3}}),
+                       content_type="application/json").status_code == 404

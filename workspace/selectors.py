@@ -331,18 +331,19 @@ class WhatIfError(ValueError):
 def student_what_if(*, institution: Institution, student: Student, changes: dict) -> dict:
     """The student's risk if actionable values changed, through the live model (nothing is stored)."""
     if not changes:
-        raise WhatIfError("Change at least one value.")
+        raise WhatIfError(gettext("Change at least one value."))
     definitions = {d.key: d for d in feature_definition_list(institution=institution)}
     not_actionable = [key for key in changes if key in definitions and not definitions[key].actionable]
     if not_actionable:
-        raise WhatIfError(f"Only actionable values can be changed: {', '.join(sorted(not_actionable))}.")
+        raise WhatIfError(gettext("Only actionable values can be changed: %(keys)s.") % {
+            "keys": ", ".join(sorted(not_actionable))})
     try:
         cleaned = clean_feature_values(definitions.values(), changes)
     except FeatureValuesInvalid as exc:
         raise WhatIfError(str(exc)) from None
     version = model_version_live(institution=institution)
     if version is None:
-        raise WhatIfError("There is no live model yet, so risk cannot be recomputed.")
+        raise WhatIfError(gettext("There is no live model yet, so risk cannot be recomputed."))
     model = load_model(version)
     try:
         result = model.what_if(student.features, cleaned)

@@ -316,10 +316,10 @@ class StudentWhatIfView(StudentObjectMixin, StudentAccessRecordedMixin, Institut
         try:
             payload = json.loads(request.body or b"{}")
         except json.JSONDecodeError:
-            return JsonResponse({"code": "parse_error", "message": "Send a JSON object.", "errors": {}}, status=400)
+            return JsonResponse({"code": "parse_error", "message": _("Send a JSON object."), "errors": {}}, status=400)
         changes = payload.get("changes") if isinstance(payload, dict) else None
         if not isinstance(changes, dict):
-            return JsonResponse({"code": "invalid", "message": 'Send {"changes": {...}}.', "errors": {}}, status=400)
+            return JsonResponse({"code": "invalid", "message": _('Send {"changes": {...}}.'), "errors": {}}, status=400)
         try:
             result = selectors.student_what_if(institution=self.institution, student=student, changes=changes)
         except selectors.WhatIfError as exc:

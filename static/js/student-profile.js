@@ -7,8 +7,8 @@
     Chart.defaults.animation = false;
     Chart.defaults.maintainAspectRatio = false;
     new Chart(canvas, {type: "line",
-      data: {labels: history.map(r => r.date), datasets: [{label: "Risk (%)", data: history.map(r => r.risk), borderColor: "#b02a37", backgroundColor: "#b02a37", tension: 0.2}]},
-      options: {plugins: {legend: {display: false}}, scales: {y: {min: 0, max: 100, title: {display: true, text: "Risk (%)"}}}}});
+      data: {labels: history.map(r => r.date), datasets: [{label: canvas.dataset.axisLabel, data: history.map(r => r.risk), borderColor: "#b02a37", backgroundColor: "#b02a37", tension: 0.2}]},
+      options: {plugins: {legend: {display: false}}, scales: {y: {min: 0, max: 100, title: {display: true, text: canvas.dataset.axisLabel}}}}});
   }
   const form = document.getElementById("what-if-form");
   if (!form) return;
