@@ -127,13 +127,25 @@ def load_oulad(cutoff_day: int = 60, directory: Path = OULAD_DIR) -> tuple[pd.Da
     there is nothing to predict (and keeping them would leak the label into the features).
     Returns (features, outcome, cohort = code_presentation such as "2014J").
     """
+    features, result, cohort = load_oulad_results(cutoff_day, directory, results=("Withdrawn", "Pass", "Distinction"))
+    return features, (result == "Withdrawn").astype(int).rename("withdrawn"), cohort
+
+
+OULAD_RESULTS = ("Withdrawn", "Fail", "Pass", "Distinction")
+
+
+def load_oulad_results(cutoff_day: int = 60, directory: Path = OULAD_DIR, *, results: tuple[str, ...] = OULAD_RESULTS,
+                       ) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Every student still registered at ``cutoff_day`` whose final result is one of ``results``
+    (by default all four, failures included: the students a product scores on day 60).
+    Returns (features, final_result, cohort = code_presentation)."""
     info = pd.read_csv(directory / "studentInfo.csv")
     registration = pd.read_csv(directory / "studentRegistration.csv")
     assessments = pd.read_csv(directory / "assessments.csv")
     submissions = pd.read_csv(directory / "studentAssessment.csv")
     key = ["code_module", "code_presentation", "id_student"]
     data = info.merge(registration, on=key, how="left")
-    data = data[data["final_result"].isin(["Withdrawn", "Pass", "Distinction"])]
+    data = data[data["final_result"].isin(list(results))]
     data = data[~(data["date_unregistration"] <= cutoff_day)]
     data["imd_band"] = data["imd_band"].replace({"10-20": "10-20%"})
 
@@ -177,13 +189,13 @@ def load_oulad(cutoff_day: int = 60, directory: Path = OULAD_DIR) -> tuple[pd.Da
     data["disability"] = data["disability"].map({"Y": True, "N": False})
     data = data.reset_index(drop=True)
     data.index.name = "enrolment"
-    outcome = (data["final_result"] == "Withdrawn").astype(int).rename("withdrawn")
+    result = data["final_result"].rename("final_result")
     cohort = data["code_presentation"].rename("presentation")
     features = data[[spec.key for spec in oulad_schema()]].copy()
     for spec in oulad_schema():
         if spec.kind == "categorical":
             features[spec.key] = features[spec.key].astype(object)
-    return features, outcome, cohort
+    return features, result, cohort
 
 
 def resample_uci(n_rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:

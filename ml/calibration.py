@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
@@ -131,3 +132,36 @@ def choose_calibrator(
         "cv_splits": splits,
     }
     return calibrator, report
+
+
+def newest_cohort_rows(cohort: pd.Series | None, y: np.ndarray, *, min_rows: int, min_each: int,
+                       ) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The rows a calibrator is fitted on: the newest cohort(s), or every row (``None``).
+
+    A risk's meaning drifts with time (who enrols, how a programme marks), and the students scored
+    next resemble the newest finished cohort more than the average of all of them: on OULAD,
+    calibrated on every presentation of 2013 and tested on 2014, the calibration error was four
+    times the in-time one. Cohorts are added newest first until there are ``min_rows`` students and
+    ``min_each`` of each outcome; when that takes every cohort (or none is recorded), every row.
+    """
+    y = np.asarray(y, dtype=int)
+    if cohort is None or not cohort.notna().any():
+        return None, {"kind": "all_rows", "rows": len(y),
+                      "description": "every training student (no cohort/entry term given)"}
+    values = cohort.reset_index(drop=True)
+    ordered = sorted(values.dropna().unique().tolist())
+    mask = np.zeros(len(y), dtype=bool)
+    chosen: list[Any] = []
+    for value in reversed(ordered[1:]):  # never every cohort: that is the all-rows fit
+        mask |= (values == value).to_numpy()
+        chosen.append(value)
+        held = y[mask]
+        if len(held) >= min_rows and min(held.sum(), len(held) - held.sum()) >= min_each:
+            return mask, {
+                "kind": "newest_cohorts", "cohorts": sorted(str(v) for v in chosen), "rows": int(mask.sum()),
+                "description": f"the newest cohort(s) {', '.join(sorted(str(v) for v in chosen))} "
+                               f"({int(mask.sum())} students): the students scored next resemble them most",
+            }
+    return None, {"kind": "all_rows", "rows": len(y),
+                  "description": (f"every training student (the newest cohorts short of all of them hold fewer than "
+                                  f"{min_rows} students or {min_each} of an outcome)")}

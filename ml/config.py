@@ -48,6 +48,10 @@ class TrainingConfig:
     early_stopping_rounds: int = 50
     learning_rate: float = 0.03
     calibration_methods: tuple[str, ...] = ("sigmoid", "isotonic")
+    # Where cohorts are known, calibrators are fitted on the newest cohort(s) of the rows with at
+    # least this many students, and this many of each outcome (ml.calibration.newest_cohort_rows).
+    calibration_min_rows: int = 300
+    calibration_min_each: int = 30
     baselines: tuple[str, ...] = DEFAULT_BASELINES
     baseline_search_draws: int = 20
     baseline_max_train_rows: int = 20_000

@@ -43,8 +43,12 @@ class FittedPipeline:
 
 
 def fit_pipeline(frame: pd.DataFrame, y: np.ndarray, specs: Sequence[FeatureSpec],
-                 config: TrainingConfig) -> FittedPipeline:
-    """Encode, tune, calibrate and fit on these rows only (used for each outer fold and the final model)."""
+                 config: TrainingConfig, calibration_rows: np.ndarray | None = None) -> FittedPipeline:
+    """Encode, tune, calibrate and fit on these rows only (used for each outer fold and the final model).
+
+    ``calibration_rows`` (a boolean mask over the rows) narrows the calibrator's scores to those
+    rows (the newest cohorts: ml.calibration.newest_cohort_rows); the booster learns from all.
+    """
     encoder = FeatureEncoder.fit(frame, specs, min_category_count=config.category_threshold(len(frame)),
                                  derive_ratios=config.derive_ratios)
     matrix = encoder.transform(frame)
@@ -60,8 +64,15 @@ def fit_pipeline(frame: pd.DataFrame, y: np.ndarray, specs: Sequence[FeatureSpec
         max_rows=config.tuning_max_rows,
         members=config.ensemble_members,
     )
+    scores, outcomes = search.oof_raw, y[search.oof_index]
+    if calibration_rows is not None:
+        chosen = np.asarray(calibration_rows, dtype=bool)[search.oof_index]
+        kept = outcomes[chosen]
+        # A tuning sample of a very large table may leave too few of them; then every scored row.
+        if min(kept.sum(), len(kept) - kept.sum()) >= config.calibration_min_each:
+            scores, outcomes = scores[chosen], kept
     calibrator, report = choose_calibrator(
-        search.oof_raw, y[search.oof_index], methods=config.calibration_methods, seed=config.seed
+        scores, outcomes, methods=config.calibration_methods, seed=config.seed
     )
     params = lightgbm_params(search.candidate, y=y, seed=config.seed, learning_rate=config.learning_rate)
     members = member_params(search.members, y=y, config=config)

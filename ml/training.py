@@ -26,7 +26,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ml.artifact import data_fingerprint, library_versions, to_jsonable
 from ml.boosting import fit_ensemble, lightgbm_params
-from ml.calibration import ISOTONIC_MIN_SCORES, Calibrator, fit_calibrator
+from ml.calibration import ISOTONIC_MIN_SCORES, Calibrator, fit_calibrator, newest_cohort_rows
 from ml.config import TrainingConfig
 from ml.encoding import FeatureEncoder, boolean_values, category_values, numeric_values
 from ml.errors import DataInsufficientError, SchemaError
@@ -250,11 +250,13 @@ class FittedConfiguration:
 
 
 def fit_configuration(frame: pd.DataFrame, y: np.ndarray, specs: Sequence[FeatureSpec], config: TrainingConfig,
-                      members: list[tuple[dict[str, Any], int]], method: str) -> FittedConfiguration:
+                      members: list[tuple[dict[str, Any], int]], method: str,
+                      calibration_rows: np.ndarray | None = None) -> FittedConfiguration:
     """Fit decided ensemble members (parameters, tree count) and calibration method on these rows (no search).
 
     Category levels and fill values are derived from the rows (label-free); the calibrator is
-    fitted on out-of-fold scores of the same kind of averaged booster that is returned.
+    fitted on out-of-fold scores of the same kind of averaged booster that is returned, of the
+    ``calibration_rows`` only when given (a boolean mask: the newest cohorts).
     """
     encoder = FeatureEncoder.fit(frame, specs, min_category_count=config.category_threshold(len(frame)),
                                  derive_ratios=config.derive_ratios)
@@ -264,12 +266,13 @@ def fit_configuration(frame: pd.DataFrame, y: np.ndarray, specs: Sequence[Featur
     for train_idx, test_idx in folds.split(matrix, y):
         text = fit_ensemble(matrix[train_idx], y[train_idx], members)
         oof_raw[test_idx] = lgb.Booster(model_str=text).predict(matrix[test_idx], raw_score=True, num_threads=1)
-    if method == "isotonic" and len(y) < ISOTONIC_MIN_SCORES:
+    calibrating = np.ones(len(y), dtype=bool) if calibration_rows is None else np.asarray(calibration_rows, bool)
+    if method == "isotonic" and calibrating.sum() < ISOTONIC_MIN_SCORES:
         method = "sigmoid"  # isotonic steps fit noise on fewer scores
     return FittedConfiguration(
         encoder=encoder,
         model_text=fit_ensemble(matrix, y, members),
-        calibrator=fit_calibrator(method, oof_raw, y),
+        calibrator=fit_calibrator(method, oof_raw[calibrating], y[calibrating]),
         oof_raw=oof_raw,
         members=members,
     )
@@ -315,7 +318,11 @@ def train_model(
 
     # -- the development fit: judged on the holdout, which it never saw ---------------------------
     report(0.78, "fitting on the development rows")
-    final = fit_pipeline(dev_frame, dev_y, used_specs, config)
+    # Calibrated on the newest cohorts of the rows each fit learns from, where cohorts are known.
+    dev_calibration, dev_calibration_info = newest_cohort_rows(
+        None if cohort is None else cohort.iloc[dev_positions], dev_y,
+        min_rows=config.calibration_min_rows, min_each=config.calibration_min_each)
+    final = fit_pipeline(dev_frame, dev_y, used_specs, config, calibration_rows=dev_calibration)
     development_model = TrainedModel(schema=specs, encoder=final.encoder, model_text=final.booster_text,
                                      calibrator=final.calibrator, threshold=0.5, config=config)
 
@@ -331,7 +338,10 @@ def train_model(
     growth = (len(y) / len(dev_y)) ** 0.5
     all_members = [(params, max(1, math.ceil(rounds * growth)))
                    for params, rounds in member_params(final.search.members, y=y, config=config)]
-    refit = fit_configuration(frame, y, used_specs, config, all_members, final.calibrator.method)
+    calibration_rows, calibration_info = newest_cohort_rows(
+        cohort, y, min_rows=config.calibration_min_rows, min_each=config.calibration_min_each)
+    refit = fit_configuration(frame, y, used_specs, config, all_members, final.calibrator.method,
+                              calibration_rows=calibration_rows)
     all_params = lightgbm_params(final.search.candidate, y=y, seed=config.seed, learning_rate=config.learning_rate)
     all_rounds = max(1, math.ceil(final.search.num_rounds * growth))
     # A flag line chosen by rank comes from out-of-fold risks of every student (a fixed one is kept).
@@ -407,6 +417,8 @@ def train_model(
         scaled_for_large_data=config != requested_config,
     )
     card["proxy_check"] = proxies
+    card["calibration"]["fitted_on"] = calibration_info
+    card["calibration"]["development_fitted_on"] = dev_calibration_info
     spec_labels = {spec.key: spec.label for spec in specs}
     strong = [{"feature": key, "auc": entry["auc"]} for key, entry in proxies.items()
               if entry.get("auc") is not None and entry["auc"] >= 0.8]
@@ -428,7 +440,8 @@ def train_model(
             f"Refitted on all {len(y)} students, the holdout included, once the holdout had judged the "
             f"development fit ({len(dev_y)} students): the average of {len(all_members)} boosters "
             f"({distinct} search candidate(s), each picked boosters grown with its own seed), and "
-            f"{refit.calibrator.method} calibration fitted on out-of-fold scores of all students."
+            f"{refit.calibrator.method} calibration fitted on out-of-fold scores of "
+            f"{calibration_info['description']}."
         ),
     }
     model.metadata = to_jsonable({

@@ -2,7 +2,8 @@ from django import forms
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .models import ModelVersion, PredictionSettings
+from .models import ModelVersion, OutcomeClass, PredictionSettings
+from .outcome_mapping import MAPPABLE_OUTCOMES, OUTCOME_NAMES
 from .services.promotion import gate_override_problem
 
 
@@ -58,6 +59,27 @@ class HistoryRetentionForm(forms.Form):
         required=False, min_value=0, max_value=1200, label=_("Then keep the last run of each month for (months)"),
         help_text=_("Leave empty to keep one run per month forever; 0 keeps nothing past the days above."))
     confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class OutcomeMappingForm(forms.Form):
+    """What each recorded outcome means for training (its own form: a change is previewed first)."""
+
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for value in MAPPABLE_OUTCOMES:
+            self.fields[f"outcome_{value}"] = forms.ChoiceField(
+                choices=OutcomeClass.choices, label=OUTCOME_NAMES.get(value, value),
+                error_messages={"required": _("Choose what this outcome means for training."),
+                                "invalid_choice": _("Choose did not complete, completed or not known.")})
+
+    @staticmethod
+    def initial_for(classes: dict[str, str], *, confirmed: bool = False) -> dict:
+        return {"confirmed": confirmed, **{f"outcome_{value}": name for value, name in classes.items()}}
+
+    def proposed(self) -> dict[str, str]:
+        return {value: self.cleaned_data[f"outcome_{value}"] for value in MAPPABLE_OUTCOMES}
 
 
 class DecisionForm(forms.Form):

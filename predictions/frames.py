@@ -18,8 +18,10 @@ from django.db.models.functions import MD5, Cast
 
 from institutions.models import Institution
 from ml import FeatureSpec
-from students.models import KNOWN_TRAINING_OUTCOMES, Outcome, Student
+from students.models import Student
 from students.selectors import current_students, feature_definition_list
+
+from .outcome_mapping import OutcomeMapping, outcome_mapping_get
 
 
 class NoFeatureSchema(ValueError):
@@ -61,28 +63,32 @@ class TrainingData:
     outcome: pd.Series
     cohort: pd.Series | None
     student_ids: np.ndarray
+    mapping: OutcomeMapping
+    recorded_outcomes: list[str]  # each row's stored outcome value (failed, withdrawn...)
 
     @property
-    def counts(self) -> dict[str, int]:
-        dropped = int(self.outcome.sum())
-        return {"dropped_out": dropped, "graduated": int(len(self.outcome) - dropped)}
+    def counts(self) -> dict:
+        """Per class and per recorded outcome, with the mapping that made the classes."""
+        return self.mapping.counts(self.recorded_outcomes)
 
 
 def training_data(*, institution: Institution, keys: Sequence[str]) -> TrainingData:
-    """Students whose outcome is known: dropped out (1) or graduated (0)."""
+    """Every student whose outcome the institution's mapping knows: did not complete (1) or completed (0)."""
+    mapping = outcome_mapping_get(institution=institution)
     rows = list(
         Student.objects.for_institution(institution)
-        .filter(outcome__in=KNOWN_TRAINING_OUTCOMES)
+        .filter(mapping.known_filter())
         .order_by("id")
         .values_list("id", "outcome", "cohort", "features")
     )
     frame = features_frame([row[3] for row in rows], keys)
-    outcome = pd.Series([1 if row[1] == Outcome.DROPPED_OUT else 0 for row in rows], dtype=int)
+    outcome = pd.Series([mapping.label(row[1]) for row in rows], dtype=int)
     cohorts = [row[2] for row in rows]
     # Out-of-time evaluation only makes sense when several cohorts are recorded.
     cohort = pd.Series(cohorts, dtype=object) if len({c for c in cohorts if c}) > 1 else None
     return TrainingData(frame=frame, outcome=outcome, cohort=cohort,
-                        student_ids=np.array([row[0] for row in rows], dtype=np.int64))
+                        student_ids=np.array([row[0] for row in rows], dtype=np.int64),
+                        mapping=mapping, recorded_outcomes=[row[1] for row in rows])
 
 
 def current_student_fingerprints(

@@ -113,6 +113,20 @@ class ScheduleFrequency(models.TextChoices):
     MONTHLY = "monthly", _("Every month (1st)")
 
 
+class OutcomeClass(models.TextChoices):
+    """What an outcome means for training: the model learns P(did not complete)."""
+
+    DID_NOT_COMPLETE = "did_not_complete", _("Did not complete (counts as leaving)")
+    COMPLETED = "completed", _("Completed")
+    NOT_KNOWN = "not_known", _("Not known (not trained on)")
+
+
+def default_outcome_classes() -> dict[str, str]:
+    """The mapping every institution starts with: what training always did (dropped out against
+    graduated; every other outcome left out), so adding the setting changed nobody's model."""
+    return {"dropped_out": OutcomeClass.DID_NOT_COMPLETE.value, "graduated": OutcomeClass.COMPLETED.value}
+
+
 class PredictionSettings(TenantModel):
     """What an institution's administrators decide: flagging, bands, the promotion gate, schedules."""
 
@@ -209,6 +223,14 @@ class PredictionSettings(TenantModel):
     )
     history_retention_changed_at = models.DateTimeField(null=True, blank=True)
     history_retention_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    # Which recorded outcomes count as not completing (1), completing (0) or not known (left out
+    # of training), by ``students.Outcome`` value; a value absent here is not known. Set on its own
+    # form (services.outcome_mapping), which shows who moves into or out of training first.
+    outcome_classes = models.JSONField(default=default_outcome_classes, blank=True)
+    outcome_classes_changed_at = models.DateTimeField(null=True, blank=True)
+    outcome_classes_changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     updated_at = models.DateTimeField(auto_now=True)

@@ -18,7 +18,7 @@ from institutions.models import Institution, Job, JobKind, Membership, Role
 from ml.capacity import precision_recall_at_share
 from ml.drift import drift_report
 from ml.realised import realised_performance
-from students.models import KNOWN_TRAINING_OUTCOMES, Outcome, Student
+from students.models import Student
 from students.selectors import current_students, feature_definition_list, feature_labels_shown
 
 from .frames import features_frame
@@ -32,6 +32,7 @@ from .models import (
     PredictionSettings,
     RiskFeedback,
 )
+from .outcome_mapping import outcome_mapping_get
 
 
 def prediction_settings_get(*, institution: Institution) -> PredictionSettings:
@@ -435,8 +436,10 @@ def model_realised(*, institution: Institution, version: ModelVersion) -> dict:
     shown = (Prediction.objects.for_institution(institution)
              .filter(student=OuterRef("pk"), model_version=version, created_at__date__lt=OuterRef("outcome_date"))
              .order_by("-created_at").values("risk")[:1])
+    # The outcomes the institution trains on, in the classes it trains them as.
+    mapping = outcome_mapping_get(institution=institution)
     rows = list(Student.objects.for_institution(institution)
-                .filter(outcome__in=KNOWN_TRAINING_OUTCOMES, outcome_date__isnull=False)
+                .filter(mapping.known_filter(), outcome_date__isnull=False)
                 .annotate(shown=Subquery(shown)).exclude(shown=None)
                 .order_by("outcome_date", "pk").values_list("outcome", "outcome_date", "shown"))
     settings = prediction_settings_get(institution=institution)
@@ -445,8 +448,8 @@ def model_realised(*, institution: Institution, version: ModelVersion) -> dict:
     for outcome, day, risk in rows:
         risks, outcomes = periods.setdefault(_period(day), ([], []))
         risks.append(risk)
-        outcomes.append(1 if outcome == Outcome.DROPPED_OUT else 0)
-    every = ([r for _, _, r in rows], [1 if o == Outcome.DROPPED_OUT else 0 for o, _, _ in rows])
+        outcomes.append(mapping.label(outcome))
+    every = ([r for _, _, r in rows], [mapping.label(o) for o, _, _ in rows])
     return {
         "version": version.number, "flag_share": share, "floor": settings.realised_auc_floor,
         "overall": realised_performance(*every, flag_share=share),

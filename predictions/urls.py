@@ -10,6 +10,7 @@ urlpatterns = [
     path("models/settings/concern-feature/", views.ConcernFeatureView.as_view(), name="prediction-concern-feature"),
     path("models/settings/history-retention/", views.HistoryRetentionView.as_view(),
          name="prediction-history-retention"),
+    path("models/settings/outcome-mapping/", views.OutcomeMappingView.as_view(), name="prediction-outcome-mapping"),
     path("models/jobs/", views.PredictionJobListView.as_view(), name="prediction-job-list"),
     path("models/jobs/<int:pk>/progress/", views.JobProgressView.as_view(), name="prediction-job-progress"),
     path("models/rescore/", views.RescoreView.as_view(), name="prediction-rescore"),

@@ -16,12 +16,20 @@ from .forms import (
     ConcernFeatureForm,
     DecisionForm,
     HistoryRetentionForm,
+    OutcomeMappingForm,
     PredictionSettingsForm,
     PromoteForm,
     RejectForm,
     RescoreForm,
 )
-from .models import FeedbackReason
+from .models import FeedbackReason, OutcomeClass
+from .outcome_mapping import (
+    MAPPABLE_OUTCOMES,
+    OUTCOME_NAMES,
+    OutcomeMapping,
+    OutcomeMappingInvalid,
+    training_population_rows,
+)
 from .selectors import (
     flagging_summary,
     model_drift,
@@ -49,6 +57,7 @@ from .services.history_retention import (
     history_removal_preview,
     history_retention_set,
 )
+from .services.outcome_mapping import outcome_mapping_set, students_by_outcome
 from .services.promotion import (
     GateOverrideRequired,
     ModelDecisionError,
@@ -131,6 +140,8 @@ class ModelVersionDetailView(InstitutionPageMixin, DetailView):
             decision_form=DecisionForm(),
             drift=model_drift(institution=self.institution, version=self.object),
             realised=model_realised(institution=self.institution, version=self.object),
+            training_population=training_population_rows(self.object.training_counts or {}),
+            calibration_fitted_on=((self.object.model_card or {}).get("calibration") or {}).get("fitted_on"),
             **flagging_summary(institution=self.institution,
                                settings=prediction_settings_get(institution=self.institution), version=self.object),
         )
@@ -283,6 +294,19 @@ class PredictionSettingsView(InstitutionPageMixin, FormView):
                        concern_feature_changes=feature_definition_changes(
                            institution=self.institution, feature=preview.definition, limit=5)
                        if preview.definition else [])
+        mapping_form = context.setdefault("outcome_mapping_form", OutcomeMappingForm(
+            initial=OutcomeMappingForm.initial_for(OutcomeMapping.of(settings).as_dict())))
+        counts = students_by_outcome(institution=self.institution)
+        context.update(outcome_settings=settings, outcome_rows=[
+            {"field": mapping_form[f"outcome_{value}"], "students": counts.get(value, 0)}
+            for value in MAPPABLE_OUTCOMES])
+        change = context.get("outcome_change")
+        if change is not None:
+            names = dict(OutcomeClass.choices)
+            context["outcome_moves"] = [
+                {"outcome": OUTCOME_NAMES.get(move.outcome, move.outcome), "students": move.students,
+                 "before": names[move.before], "after": names[move.after]} for move in change.moves]
+            context["outcome_classes"] = [{**row, "name": names[row["class"]]} for row in change.by_class]
         return context
 
 
@@ -318,6 +342,32 @@ class HistoryRetentionView(PredictionSettingsView):
                             "runs": change.removal.runs})
         else:
             messages.info(request, gettext("The retention setting was already this; nothing changed."))
+        return redirect("prediction-settings", institution_slug=self.institution.slug)
+
+
+class OutcomeMappingView(HistoryRetentionView):
+    """Save what each recorded outcome means for training; every change is previewed first."""
+
+    def post(self, request, *args, **kwargs):
+        form = OutcomeMappingForm(request.POST)
+        if not form.is_valid():
+            return self._page(outcome_mapping_form=form)
+        try:
+            change = outcome_mapping_set(institution=self.institution, proposed=form.proposed(), actor=request.user,
+                                         confirmed=form.cleaned_data["confirmed"])
+        except OutcomeMappingInvalid as exc:
+            form.add_error(None, str(exc))
+            return self._page(outcome_mapping_form=form)
+        if not change.changes_anything:
+            messages.info(request, gettext("The outcome mapping was already this; nothing changed."))
+        elif not change.saved:
+            confirm = OutcomeMappingForm(initial=OutcomeMappingForm.initial_for(change.proposed.as_dict(),
+                                                                                confirmed=True))
+            return self._page(outcome_mapping_form=confirm, outcome_change=change)
+        else:
+            trained = sum(change.training(change.proposed).values())
+            messages.success(request, gettext("Outcome mapping saved: the next retrain learns from %(n)s students. "
+                                              "The live model is unchanged until then.") % {"n": trained})
         return redirect("prediction-settings", institution_slug=self.institution.slug)
 
 

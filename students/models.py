@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.utils.translation import get_language
+from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from institutions.scoping import TenantModel
@@ -179,16 +179,20 @@ class FeatureDefinitionChange(TenantModel):
 
 
 class Outcome(models.TextChoices):
-    """What finally happened; ``enrolled`` means not known yet (the student is still studying)."""
+    """What finally happened; ``enrolled`` means not known yet (the student is still studying).
+
+    Which of the others count as leaving, as completing or as not known for training is each
+    institution's choice (``predictions.outcome_mapping``): a failed course or a withdrawal means
+    different things in different places, so they are outcomes of their own, not a guess.
+    """
 
     ENROLLED = "enrolled", _("Still enrolled")
     DROPPED_OUT = "dropped_out", _("Dropped out")
     GRADUATED = "graduated", _("Graduated")
     TRANSFERRED = "transferred", _("Transferred")
+    FAILED = "failed", pgettext_lazy("student outcome", "Failed")  # not a job's "Failed"
+    WITHDRAWN = "withdrawn", _("Withdrew")
     OTHER = "other", _("Other")
-
-
-KNOWN_TRAINING_OUTCOMES = (Outcome.DROPPED_OUT, Outcome.GRADUATED)
 
 
 class EnrolmentStatus(models.TextChoices):
@@ -308,7 +312,7 @@ class ImportUploadStatus(models.TextChoices):
     INVALID = "invalid", _("Has errors")
     COMMITTING = "committing", _("Importing")
     COMMITTED = "committed", _("Imported")
-    FAILED = "failed", _("Failed")
+    FAILED = "failed", pgettext_lazy("student outcome", "Failed")  # not a job's "Failed"
     DISCARDED = "discarded", _("Discarded")
 
 

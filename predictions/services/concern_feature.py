@@ -32,7 +32,6 @@ from django.utils.translation import gettext
 from courses.models import AcademicSession, ConcernKind, SurveyMark
 from institutions.models import Institution
 from students.models import (
-    KNOWN_TRAINING_OUTCOMES,
     ChangeSource,
     EnrolmentStatus,
     FeatureDefinition,
@@ -45,6 +44,7 @@ from students.services import feature_definition_create, feature_definition_edit
 
 from .. import sql
 from ..models import PredictionSettings
+from ..outcome_mapping import outcome_mapping_get
 from ..selectors import model_version_live, prediction_settings_get
 
 CONCERNS_FEATURE_KEY = "concerns_this_term"
@@ -162,7 +162,8 @@ def concern_feature_preview(*, institution: Institution) -> ConcernFeaturePrevie
                      .filter(concern_type__kind=ConcernKind.CONCERN, invitation__survey__term__start_date__lte=today,
                              invitation__survey__term__end_date__gte=today, student__in=current.values("id"))
                      .values("student_id").distinct().count())
-    training = Student.objects.for_institution(institution).filter(outcome__in=KNOWN_TRAINING_OUTCOMES)
+    training = Student.objects.for_institution(institution).filter(
+        outcome_mapping_get(institution=institution).known_filter())
     return ConcernFeaturePreview(
         enabled=settings.concerns_feature,
         changed_at=settings.concerns_feature_changed_at,

@@ -89,6 +89,8 @@ def model_version_train(
     model.record_observed_rates(data.frame[keys], data.outcome)
     model.metadata["model_card"]["holdout_ranking"] = _holdout_ranking(model, data)
     model.metadata["model_card"]["flag_share_trained_at"] = flag_share
+    # Who was trained on: per class and per recorded outcome, with the institution's mapping.
+    model.metadata["model_card"]["training_population"] = data.counts
     # How the training students' inputs were spread: the model page compares today's students with it.
     model.metadata["model_card"]["feature_profile"] = feature_profile(
         data.frame[keys], [spec for spec in specs if spec.key in set(model.feature_keys)])

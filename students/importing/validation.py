@@ -67,13 +67,17 @@ def _outcome_cleaner(outcome_values: Mapping[str, str]) -> Callable[[str], Verdi
         if value in outcome_values:
             return True, outcome_values[value]
         word = value.lower()
-        if word in Outcome.values:
-            return True, word
+        # Known words first: "Withdrawn" and "Withdrew" have always meant dropped out, and still do
+        # unless the mapping's outcome_values send them to the withdrawn outcome (a re-import of the
+        # same file must not change students' outcomes).
         if word in KNOWN_OUTCOME_WORDS:
             return True, str(KNOWN_OUTCOME_WORDS[word])
+        if word in Outcome.values:
+            return True, word
         shown = ", ".join(accepted[:12])
         return False, gettext("unknown outcome %(value)s: map it to dropped out, graduated, still enrolled, "
-                              "transferred or other (known values: %(known)s)") % {"value": repr(value), "known": shown}
+                              "transferred, failed, withdrew or other (known values: %(known)s)") % {
+                                  "value": repr(value), "known": shown}
     return clean
 
 

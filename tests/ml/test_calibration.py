@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.special import expit
 
-from ml.calibration import Calibrator, choose_calibrator, fit_isotonic, fit_sigmoid
+from ml.calibration import Calibrator, choose_calibrator, fit_isotonic, fit_sigmoid, newest_cohort_rows
 
 
 def _overconfident_scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,3 +60,17 @@ def test_isotonic_risk_never_claims_zero_or_certain_dropout():
     raw, y = _overconfident_scores(500, seed=7)
     risk = fit_isotonic(raw, y).apply(np.array([-50.0, 50.0]))
     assert 0 < risk[0] < 0.01 and 0.99 < risk[1] < 1
+
+
+def test_the_calibrator_is_fitted_on_the_newest_cohorts_holding_enough_students_else_on_every_row():
+    cohort = pd.Series(["2021"] * 400 + ["2022"] * 200 + ["2023"] * 150)
+    y = np.tile([0, 1, 0], 250)
+    mask, info = newest_cohort_rows(cohort, y, min_rows=300, min_each=30)
+    assert info["kind"] == "newest_cohorts" and info["cohorts"] == ["2022", "2023"] and info["rows"] == 350
+    assert mask.sum() == 350 and not mask[:400].any()
+    mask, info = newest_cohort_rows(cohort, y, min_rows=100, min_each=30)
+    assert info["cohorts"] == ["2023"] and mask.sum() == 150
+    # Enough only with every cohort, or no cohort at all: every row, as without cohorts.
+    for values in (cohort, None):
+        mask, info = newest_cohort_rows(values, y, min_rows=700, min_each=30)
+        assert mask is None and info["kind"] == "all_rows" and info["rows"] == 750

@@ -82,6 +82,23 @@ def test_oulad_student_in_several_presentations_is_one_record_per_presentation(t
     assert imd.kind == "categorical" and {"value": "0-10%", "label": "0-10%"} in imd.categories
 
 
+def test_oulad_failures_and_withdrawals_keep_their_own_outcome_when_the_mapping_says_so(tenant_b):
+    institution = tenant_b.institution
+    FeatureDefinition.objects.for_institution(institution).filter(key="gender").delete()
+    mapping = suggested(institution, OULAD_EXCERPT).as_dict()
+    # Without outcome values for them, Withdrawn is dropped out and Fail is other, as always.
+    assert mapping["outcome_values"].get("Withdrawn") in (None, Outcome.DROPPED_OUT)
+    mapping["outcome_values"] = {**mapping["outcome_values"], "Withdrawn": "withdrawn", "Fail": "failed"}
+
+    run(institution, OULAD_EXCERPT, mapping=mapping_from_dict(mapping))
+
+    students = Student.objects.for_institution(institution).filter(external_id__contains="-")
+    text = OULAD_EXCERPT.read_text()
+    assert students.filter(outcome=Outcome.WITHDRAWN).count() == text.count('"Withdrawn"') > 0
+    assert students.filter(outcome=Outcome.FAILED).count() == text.count('"Fail"') > 0
+    assert not students.filter(outcome__in=[Outcome.DROPPED_OUT, Outcome.OTHER]).exists()
+
+
 def test_oulad_mapped_by_id_student_alone_is_refused_as_duplicate_ids(tenant_b):
     institution = tenant_b.institution
     mapping = suggested(institution, OULAD_EXCERPT).as_dict()
