@@ -341,3 +341,37 @@ def test_a_refused_cells_reason_is_in_the_language_of_who_started_the_import(cli
     upload = validate(client, a, upload_file(client, a, "email-pt.csv", content))
     errors = upload.validation_job.result["errors"]
     assert [error["reason"] for error in errors] == ["não é um endereço de e-mail válido"]
+
+
+def test_every_step_a_training_reports_is_shown_in_the_readers_language(client, es_pt):
+    """The steps ml and the services report while a model trains or scores (stored in English on
+    the job) are each known to the job pages, which say them in Spanish or Portuguese."""
+    from institutions.jobs import job_create
+    from institutions.models import JobKind
+    from predictions.services.training import model_version_train
+    from predictions.templatetags.model_pages import job_stage
+
+    from .predictions.conftest import add_population, fast_settings
+
+    a, b = es_pt
+    add_population(a.institution)
+    fast_settings(a.institution)
+    steps = []
+    with institution_scope(a.institution):
+        model_version_train(institution=a.institution, progress=lambda fraction, stage: steps.append(stage))
+    steps += ["scoring with model v1", "ranking", "finding students to score", "preparing training data"]
+    with translation.override("es"):
+        untranslated = [step for step in dict.fromkeys(steps) if job_stage(step) == step]
+    assert len(steps) > 5 and untranslated == []
+    # The progress fragment of B's running job, for B's administrator, in Portuguese; A's cannot open it.
+    with institution_scope(b.institution):
+        job, _created = job_create(institution=b.institution, kind=JobKind.RETRAIN, created_by=b.admin)
+    type(job).objects.for_institution(b.institution).filter(pk=job.pk).update(
+        status="running", stage="cross-validating (fold 2 of 5)")
+    url = reverse("prediction-job-progress", args=[b.institution.slug, job.pk])
+    client.force_login(b.admin)
+    response = client.get(url)
+    assert_page_in(response, "predictions/_job_progress.html", "pt",
+                   ["Em curso", "validação cruzada (partição 2 de 5)", f"Cancelar a tarefa n.º {job.pk}"])
+    client.force_login(a.admin)
+    assert client.get(url).status_code == 404

@@ -6,6 +6,7 @@ jobs through these, so a job reads the same on the jobs page wherever it ran.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -32,7 +33,18 @@ _TRIGGERS = {choice.value for choice in ModelTrigger}
 # The stages the job pages name (stored in English, shown in the reader's language).
 JOB_STAGES = (gettext_noop("preparing training data"), gettext_noop("finding students to score"),
               gettext_noop("ranking"), gettext_noop("cancelled"),
-              gettext_noop("Removing prediction history past the retention setting"))
+              gettext_noop("Removing prediction history past the retention setting"),
+              # ml.training's steps (ml has no Django: its words are marked here)
+              gettext_noop("checking data"), gettext_noop("fitting on the development rows"),
+              gettext_noop("evaluating on the holdout"), gettext_noop("refitting on all students"),
+              gettext_noop("measuring global importance"), gettext_noop("auditing fairness"),
+              gettext_noop("checking what the inputs carry of each protected attribute"), gettext_noop("done"))
+# The steps with a number in them, as ml and the scoring service word them, and their sentence.
+NUMBERED_JOB_STAGES = (
+    (re.compile(r"cross-validating \(fold (?P<number>\d+) of (?P<total>\d+)\)"),
+     gettext_noop("cross-validating (fold %(number)s of %(total)s)")),
+    (re.compile(r"scoring with model v(?P<number>\d+)"), gettext_noop("scoring with model v%(number)s")),
+)
 
 
 def retrain_job_run(

@@ -6,6 +6,7 @@ from django import template
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from ..services.jobs import NUMBERED_JOB_STAGES
 from ..services.promotion import SYSTEM_NOTES
 from ..services.training import MEASURED_ON_WORDS
 
@@ -35,3 +36,13 @@ def job_trigger(triggered_by: str) -> str:
 def measured_on(word: str) -> str:
     """Who a fairness figure counts ("leavers", ...: ml's words), in the reader's language."""
     return gettext(word) if word in MEASURED_ON_WORDS else word
+
+
+@register.filter
+def job_stage(stage: str) -> str:
+    """A job's current step in the reader's language (a step no catalogue knows, as stored)."""
+    for pattern, sentence in NUMBERED_JOB_STAGES:
+        match = pattern.fullmatch(stage or "")
+        if match:
+            return gettext(sentence) % match.groupdict()
+    return gettext(stage) if stage else ""
