@@ -4,6 +4,7 @@ student's external id."""
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from .oneroster import STUDENT_ID_FIELDS
 
@@ -26,14 +27,14 @@ class _MultipleFileField(forms.FileField):
 
 class RosterUploadForm(forms.Form):
     files = _MultipleFileField(
-        label="OneRoster export",
-        help_text="The export's zip, or orgs.csv, academicSessions.csv, courses.csv, classes.csv, users.csv and "
-                  "enrollments.csv (select them together).",
+        label=_("OneRoster export"),
+        help_text=_("The export's zip, or orgs.csv, academicSessions.csv, courses.csv, classes.csv, users.csv and "
+                    "enrollments.csv (select them together)."),
     )
     student_id_field = forms.ChoiceField(
-        label="Student id column of users.csv",
+        label=_("Student id column of users.csv"),
         choices=[(name, name) for name in STUDENT_ID_FIELDS],
-        help_text="Enrolled students are matched to the platform's students whose external id equals this column.",
+        help_text=_("Enrolled students are matched to the platform's students whose external id equals this column."),
         widget=forms.Select(attrs={"class": "form-select"}),
     )
 
@@ -44,21 +45,21 @@ class SurveyOpenForm(forms.Form):
     The rules (window length, active types, the term's institution) are checked by
     :func:`courses.surveys.survey_validate`; this form only reads the fields."""
 
-    term = forms.ModelChoiceField(queryset=None, label="Term", widget=forms.Select(attrs={"class": "form-select"}),
-                                  help_text="Instructors teaching a section in this term are invited.")
-    title = forms.CharField(max_length=200, label="Title", help_text="In the email's subject and on the page.")
-    message = forms.CharField(max_length=2000, required=False, label="Message to instructors",
+    term = forms.ModelChoiceField(queryset=None, label=_("Term"), widget=forms.Select(attrs={"class": "form-select"}),
+                                  help_text=_("Instructors teaching a section in this term are invited."))
+    title = forms.CharField(max_length=200, label=_("Title"), help_text=_("In the email's subject and on the page."))
+    message = forms.CharField(max_length=2000, required=False, label=_("Message to instructors"),
                               widget=forms.Textarea(attrs={"rows": 3}))
-    opens_at = forms.DateTimeField(label="Opens", widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
+    opens_at = forms.DateTimeField(label=_("Opens"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
                                                                              format="%Y-%m-%dT%H:%M"))
-    closes_at = forms.DateTimeField(label="Closes", widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
+    closes_at = forms.DateTimeField(label=_("Closes"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
                                                                                format="%Y-%m-%dT%H:%M"),
-                                    help_text="At most 60 days after it opens; the links stop working then.")
+                                    help_text=_("At most 60 days after it opens; the links stop working then."))
     auto_remind_at = forms.DateTimeField(
-        label="Automatic reminder (optional)", required=False,
+        label=_("Automatic reminder (optional)"), required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="One reminder goes by itself then, with a new link, to those who have not answered.")
-    concern_type_ids = forms.TypedMultipleChoiceField(coerce=int, label="Concern types and kudos offered",
+        help_text=_("One reminder goes by itself then, with a new link, to those who have not answered."))
+    concern_type_ids = forms.TypedMultipleChoiceField(coerce=int, label=_("Concern types and kudos offered"),
                                                       widget=forms.CheckboxSelectMultiple)
 
     def __init__(self, *args, terms, concern_types, **kwargs):
@@ -69,7 +70,8 @@ class SurveyOpenForm(forms.Form):
 
 
 class ConcernTypeForm(forms.Form):
-    label = forms.CharField(max_length=120, label="Label")
-    kind = forms.ChoiceField(choices=[("concern", "Concern (becomes an alert)"), ("kudos", "Kudos")],
+    label = forms.CharField(max_length=120, label=_("Label"))
+    kind = forms.ChoiceField(choices=[("concern", _("Concern (becomes an alert)")), ("kudos", _("Kudos"))],
+                             label=_("Kind"),
                              widget=forms.Select(attrs={"class": "form-select"}))
-    description = forms.CharField(max_length=255, required=False, label="Description (optional)")
+    description = forms.CharField(max_length=255, required=False, label=_("Description (optional)"))

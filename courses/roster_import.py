@@ -31,6 +31,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from institutions.jobs import job_create, job_dispatch, job_fail, job_mark_running, job_progress, job_succeed
 from institutions.models import Institution, Job, JobKind
@@ -79,15 +80,17 @@ class _Kind:
 
 
 KINDS = (
-    _Kind("sessions", "terms", AcademicSession, ("title", "kind", "start_date", "end_date", "school_year")),
-    _Kind("courses", "courses", Course, ("title", "course_code", "org_name")),
-    _Kind("sections", "sections", Section,
+    _Kind("sessions", gettext_noop("terms"), AcademicSession,
+          ("title", "kind", "start_date", "end_date", "school_year")),
+    _Kind("courses", gettext_noop("courses"), Course, ("title", "course_code", "org_name")),
+    _Kind("sections", gettext_noop("sections"), Section,
           ("title", "class_code", "class_type", "location", "periods", "school_name"),
           {"course": ("courses", "course__source_id")}),
-    _Kind("instructors", "instructors", Instructor, ("given_name", "family_name", "email", "identifier")),
-    _Kind("teaching", "teaching assignments", TeachingAssignment, ("primary", "begin_date", "end_date"),
+    _Kind("instructors", gettext_noop("instructors"), Instructor,
+          ("given_name", "family_name", "email", "identifier")),
+    _Kind("teaching", gettext_noop("teaching assignments"), TeachingAssignment, ("primary", "begin_date", "end_date"),
           {"section": ("sections", "section__source_id"), "instructor": ("instructors", "instructor__source_id")}),
-    _Kind("enrolments", "student enrolments", Enrolment, ("begin_date", "end_date"),
+    _Kind("enrolments", gettext_noop("student enrolments"), Enrolment, ("begin_date", "end_date"),
           {"section": ("sections", "section__source_id"), "student": ("students", "student__external_id")}),
 )
 KIND_BY_NAME = {kind.name: kind for kind in KINDS}

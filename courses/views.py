@@ -10,11 +10,14 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
+from accounts.language import recipient_language
 from institutions.scoping import institution_scope
 from institutions.view_mixins import InstitutionPageMixin, int_param
 from students.importing.errors import ImportFileError
@@ -152,7 +155,7 @@ class RosterImportDiscardView(RosterPageMixin, View):
 
     def post(self, request, *args, **kwargs):
         roster_import_discard(institution=self.institution, roster_import=self.get_roster_import())
-        messages.info(request, "The preview was discarded; nothing was imported.")
+        messages.info(request, _("The preview was discarded; nothing was imported."))
         return redirect("roster-upload", self.institution.slug)
 
 
@@ -220,15 +223,17 @@ class SurveyOpenView(SurveyPageMixin, TemplateView):
             survey = survey_open(institution=self.institution, data=form.cleaned_data, user=request.user,
                                  expected_fingerprint=request.POST.get("fingerprint", ""))
         except SurveyPreviewChanged as exc:
-            messages.warning(request, "The term's instructors changed since the preview, so nothing was sent. "
-                                      "Check the new numbers below and confirm again.")
+            messages.warning(request, _("The term's instructors changed since the preview, so nothing was sent. "
+                                        "Check the new numbers below and confirm again."))
             return self.render_to_response(self.get_context_data(form=form, preview=exc.preview), status=409)
         except SurveyRuleError as exc:  # e.g. the closing time passed while the preview was on screen
             for name, errors in exc.errors.items():
                 for error in errors:
                     form.add_error(name or None, error)
             return self.render_to_response(self.get_context_data(form=form), status=400)
-        messages.success(request, f"The survey is open; {preview.to_email} instructor(s) are being emailed.")
+        messages.success(request, ngettext("The survey is open; %(count)s instructor is being emailed.",
+                                           "The survey is open; %(count)s instructors are being emailed.",
+                                           preview.to_email) % {"count": preview.to_email})
         return redirect("survey-detail", self.institution.slug, survey.pk)
 
 
@@ -252,7 +257,7 @@ class SurveyRemindView(SurveyPageMixin, View):
         survey = self.get_survey()
         expected = int_param(request.POST.get("expected"))
         if expected is None:
-            messages.error(request, "The reminder form was incomplete; nothing was sent.")
+            messages.error(request, _("The reminder form was incomplete; nothing was sent."))
         else:
             try:
                 sent = survey_send_reminders(institution=self.institution, survey=survey, user=request.user,
@@ -260,8 +265,11 @@ class SurveyRemindView(SurveyPageMixin, View):
             except SurveyRuleError as exc:
                 messages.error(request, str(exc))
             else:
-                messages.success(request, f"Reminders are being emailed to {sent} instructor(s) who have not "
-                                          "answered, each with a new link (the earlier one no longer works).")
+                messages.success(request, ngettext(
+                    "Reminders are being emailed to %(count)s instructor who has not answered, with a new link "
+                    "(the earlier one no longer works).",
+                    "Reminders are being emailed to %(count)s instructors who have not answered, each with a new "
+                    "link (the earlier one no longer works).", sent) % {"count": sent})
         return redirect("survey-detail", self.institution.slug, survey.pk)
 
 
@@ -270,7 +278,8 @@ class SurveyCloseView(SurveyPageMixin, View):
 
     def post(self, request, *args, **kwargs):
         survey = survey_close(institution=self.institution, survey=self.get_survey(), user=request.user)
-        messages.success(request, f"“{survey.title}” is closed; every instructor's link stopped working.")
+        messages.success(request, _("“%(title)s” is closed; every instructor's link stopped working.")
+                         % {"title": survey.title})
         return redirect("survey-detail", self.institution.slug, survey.pk)
 
 
@@ -293,46 +302,49 @@ class ConcernTypeListView(SurveyPageMixin, TemplateView):
                 if not form.is_valid():
                     return self.render_to_response(self.get_context_data(form=form), status=400)
                 created = concern_type_create(institution=self.institution, **form.cleaned_data)
-                messages.success(request, f"Added {created.label}.")
+                messages.success(request, _("Added %(label)s.") % {"label": created.label})
             elif action in ("rename", "toggle", "up", "down"):
                 concern_type = access_concern_type(institution=self.institution,
                                                    concern_type_id=request.POST.get("type"))
                 if action == "rename":
                     concern_type_update(institution=self.institution, concern_type=concern_type,
                                         label=request.POST.get("label", ""))
-                    messages.success(request, f"Renamed to {concern_type.label}.")
+                    messages.success(request, _("Renamed to %(label)s.") % {"label": concern_type.label})
                 elif action == "toggle":
                     concern_type_update(institution=self.institution, concern_type=concern_type,
                                         is_active=not concern_type.is_active)
-                    messages.success(request, f"{concern_type.label}: "
-                                              f"{'offered again' if concern_type.is_active else 'no longer offered'}"
-                                              " in new surveys.")
+                    if concern_type.is_active:
+                        text = _("%(label)s: offered again in new surveys.")
+                    else:
+                        text = _("%(label)s: no longer offered in new surveys.")
+                    messages.success(request, text % {"label": concern_type.label})
                 else:
                     concern_type_move(institution=self.institution, concern_type=concern_type,
                                       offset=-1 if action == "up" else 1)
             else:
-                messages.error(request, "Unknown action; nothing changed.")
+                messages.error(request, _("Unknown action; nothing changed."))
         except SurveyRuleError as exc:
-            messages.error(request, f"{exc} Nothing changed.")
+            messages.error(request, _("%(error)s Nothing changed.") % {"error": exc})
         return redirect("concern-types", self.institution.slug)
 
 
 # --- Progress surveys: the instructor's page (no account; the link is the credential) ---------------------------
 
 REFUSALS = {
-    "unknown": (404, "This survey link does not work",
-                "The address is incomplete or was changed, or a newer email replaced it. Use the link in the "
-                "latest survey email you received."),
-    "revoked": (410, "This survey link no longer works",
-                "The link was withdrawn. Use the link in the latest survey email you received."),
-    "closed": (410, "This survey has closed",
-               "The survey's window has ended, so its links no longer open the roster. Thank you; if you still "
-               "want to raise a concern about a student, contact the student success office."),
-    "not_open": (403, "This survey is not open yet",
-                 "The survey has not opened yet. Come back to this link when it opens."),
-    "no_session": (403, "Open the link from your email again",
-                   "This page opens from the link in your survey email (this browser has not opened it, or its "
-                   "session ended). Open that link again."),
+    "unknown": (404, gettext_lazy("This survey link does not work"),
+                gettext_lazy("The address is incomplete or was changed, or a newer email replaced it. Use the link "
+                             "in the latest survey email you received.")),
+    "revoked": (410, gettext_lazy("This survey link no longer works"),
+                gettext_lazy("The link was withdrawn. Use the link in the latest survey email you received.")),
+    "closed": (410, gettext_lazy("This survey has closed"),
+               gettext_lazy("The survey's window has ended, so its links no longer open the roster. Thank you; if "
+                            "you still want to raise a concern about a student, contact the student success "
+                            "office.")),
+    "not_open": (403, gettext_lazy("This survey is not open yet"),
+                 gettext_lazy("The survey has not opened yet. Come back to this link when it opens.")),
+    "no_session": (403, gettext_lazy("Open the link from your email again"),
+                   gettext_lazy("This page opens from the link in your survey email (this browser has not opened "
+                                "it, or its session ended). Open that link again.")),
 }
 
 
@@ -350,7 +362,9 @@ def _refused(request, reason: str, survey=None):
     status, title, text = REFUSALS[reason]
     opens = survey.opens_at if reason == "not_open" and survey is not None else None
     zone = survey.institution.timezone if survey is not None else "UTC"
-    with timezone.override(zone):
+    # A survey that is known speaks its institution's language; an unknown link, the browser's.
+    language = recipient_language(institution=survey.institution) if survey is not None else translation.get_language()
+    with timezone.override(zone), translation.override(language):
         response = render(request, "courses/survey_refused.html", {
             "refusal_title": title, "refusal_text": text, "error_code": status, "opens_at": opens,
             "time_zone": zone}, status=status)
@@ -389,7 +403,9 @@ class SurveyAnswerView(View):
         if self.moves_to_session and request.method == "GET":
             request.session[_session_key(invitation.pk)] = token
             return _private(redirect("survey-answer-session", invitation.pk))
-        with institution_scope(invitation.institution), timezone.override(invitation.institution.timezone):
+        # Instructors have no account: the page is in their institution's language, as their email was.
+        with (institution_scope(invitation.institution), timezone.override(invitation.institution.timezone),
+              translation.override(recipient_language(institution=invitation.institution))):
             self.invitation = invitation
             response = super().dispatch(request, *args, **kwargs)
             if hasattr(response, "render") and not getattr(response, "is_rendered", True):
@@ -420,7 +436,7 @@ class SurveyAnswerView(View):
         roster = {item.section.pk: item for item in instructor_survey_roster(invitation=invitation)}
         section = roster.get(int_param(request.POST.get("section")))
         if section is None:
-            messages.error(request, "That section is not one of yours in this survey; nothing was saved.")
+            messages.error(request, _("That section is not one of yours in this survey; nothing was saved."))
             return render(request, "courses/survey_answer.html", self.context(), status=400)
         types = survey_concern_types(institution=invitation.institution, survey=invitation.survey)
         try:
@@ -430,8 +446,9 @@ class SurveyAnswerView(View):
             messages.error(request, str(exc))
             return render(request, "courses/survey_answer.html", self.context(), status=400)
         saved = survey_marks_save(invitation=invitation, section=section.section, answers=answers)
-        messages.success(request, f"Saved for {section.section.title}: {len(saved.created)} new, "
-                                  f"{len(saved.updated)} changed, {len(saved.removed)} removed. Thank you.")
+        messages.success(request, _("Saved for %(section)s: %(new)s new, %(changed)s changed, %(removed)s removed. "
+                                    "Thank you.") % {"section": section.section.title, "new": len(saved.created),
+                                                     "changed": len(saved.updated), "removed": len(saved.removed)})
         return redirect(reverse("survey-answer-session", args=[invitation.pk]) + f"#section-{section.section.pk}")
 
 

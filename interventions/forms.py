@@ -108,75 +108,78 @@ def _with_blank(choices, blank: str) -> list[tuple[str, str]]:
 class AlertRaiseForm(forms.Form):
     """Staff raise an alert on a student's profile; it is routed like an instructor's."""
 
-    concern_type = forms.ChoiceField(label="Concern")
-    comment = forms.CharField(label="What you noticed", widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
-                              help_text="Whoever the alert is routed to reads this.")
+    concern_type = forms.ChoiceField(label=_("Concern"))
+    comment = forms.CharField(label=_("What you noticed"), widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
+                              help_text=_("Whoever the alert is routed to reads this."))
 
     def __init__(self, *args, concern_choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["concern_type"].choices = _with_blank(concern_choices, "Choose a concern…")
+        self.fields["concern_type"].choices = _with_blank(concern_choices, _("Choose a concern…"))
 
 
 class AlertNoteForm(forms.Form):
-    note = forms.CharField(label="Note", widget=forms.Textarea(attrs={"rows": 2}), max_length=5000, required=False)
+    note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 2}), max_length=5000, required=False)
 
 
 class AlertContactForm(forms.Form):
-    note = forms.CharField(label="How you contacted the student", widget=forms.Textarea(attrs={"rows": 2}),
+    note = forms.CharField(label=_("How you contacted the student"), widget=forms.Textarea(attrs={"rows": 2}),
                            max_length=5000)
 
 
 class AlertReferForm(forms.Form):
-    to_office = forms.ChoiceField(label="Refer to an office", required=False)
-    to_user = forms.ChoiceField(label="or to a person", required=False)
-    note = forms.CharField(label="Why (they read this)", widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
+    to_office = forms.ChoiceField(label=_("Refer to an office"), required=False)
+    to_user = forms.ChoiceField(label=_("or to a person"), required=False)
+    note = forms.CharField(label=_("Why (they read this)"), widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
                            required=False)
 
     def __init__(self, *args, office_choices, user_choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["to_office"].choices = _with_blank(office_choices, "No office")
-        self.fields["to_user"].choices = _with_blank(user_choices, "No person")
+        self.fields["to_office"].choices = _with_blank(office_choices, _("No office"))
+        self.fields["to_user"].choices = _with_blank(user_choices, _("No person"))
 
 
 class AlertCloseForm(forms.Form):
-    outcome = forms.ChoiceField(choices=[("", "Choose how it ended"), *AlertOutcome.choices])
-    notes = forms.CharField(label="What was done (not sent to the instructor)", max_length=20000, required=False,
+    outcome = forms.ChoiceField(label=_("Outcome"),
+                                choices=[("", _("Choose how it ended")), *AlertOutcome.choices])
+    notes = forms.CharField(label=_("What was done (not sent to the instructor)"), max_length=20000, required=False,
                             widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class OfficeForm(forms.Form):
-    name = forms.CharField(max_length=120)
-    email = forms.EmailField(required=False, help_text="The office's shared address, if it has one.")
-    description = forms.CharField(max_length=255, required=False)
+    name = forms.CharField(label=_("Name"), max_length=120)
+    email = forms.EmailField(label=_("Email"), required=False,
+                             help_text=_("The office's shared address, if it has one."))
+    description = forms.CharField(label=_("Description"), max_length=255, required=False)
 
 
 class OfficeMemberForm(forms.Form):
-    user = forms.ChoiceField(label="Add a member")
+    user = forms.ChoiceField(label=_("Add a member"))
 
     def __init__(self, *args, user_choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["user"].choices = _with_blank(user_choices, "Choose a member…")
+        self.fields["user"].choices = _with_blank(user_choices, _("Choose a member…"))
 
 
 class AlertRuleForm(forms.Form):
-    concern_type = forms.ChoiceField(label="Concern type", required=False)
-    program = forms.CharField(max_length=200, required=False, help_text="Empty: any program. As in the student data.")
-    target = forms.ChoiceField(label="Send to", choices=RouteTarget.choices)
-    user = forms.ChoiceField(label="Person (when sending to a person)", required=False)
-    office = forms.ChoiceField(label="Office (when sending to an office)", required=False)
+    concern_type = forms.ChoiceField(label=_("Concern type"), required=False)
+    program = forms.CharField(label=_("Program"), max_length=200, required=False,
+                              help_text=_("Empty: any program. As in the student data."))
+    target = forms.ChoiceField(label=_("Send to"), choices=RouteTarget.choices)
+    user = forms.ChoiceField(label=_("Person (when sending to a person)"), required=False)
+    office = forms.ChoiceField(label=_("Office (when sending to an office)"), required=False)
 
     def __init__(self, *args, concern_choices, user_choices, office_choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["concern_type"].choices = _with_blank(concern_choices, "Any concern")
+        self.fields["concern_type"].choices = _with_blank(concern_choices, _("Any concern"))
         self.fields["user"].choices = _with_blank(user_choices, "—")
         self.fields["office"].choices = _with_blank(office_choices, "—")
 
 
 class AlertRulePreviewForm(forms.Form):
-    student = forms.CharField(label="Student id", max_length=100,
-                              help_text="An example student's id (as on their page).")
-    concern_type = forms.ChoiceField(label="Concern")
+    student = forms.CharField(label=_("Student id"), max_length=100,
+                              help_text=_("An example student's id (as on their page)."))
+    concern_type = forms.ChoiceField(label=_("Concern"))
 
     def __init__(self, *args, concern_choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["concern_type"].choices = _with_blank(concern_choices, "Choose a concern…")
+        self.fields["concern_type"].choices = _with_blank(concern_choices, _("Choose a concern…"))

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
@@ -88,7 +89,7 @@ class OfficeAlertListView(AlertListView):
         self.office = selectors.access_office(institution=self.institution, office_id=self.kwargs["pk"])
         if not self.membership.can(alerts.ADMIN_CAPABILITY) and self.office.pk not in alerts.my_office_ids(
                 institution=self.institution, user=self.request.user):
-            raise PermissionDenied("Only the office's members and administrators see its queue.")
+            raise PermissionDenied(_("Only the office's members and administrators see its queue."))
         return selectors.office_alerts(institution=self.institution, office=self.office)
 
     def get_context_data(self, **kwargs):
@@ -163,7 +164,7 @@ class AlertDetailView(AccessRecordedPageMixin, InstitutionPageMixin, TemplateVie
         alert = self.get_alert()
         action = request.POST.get("action")
         if action not in self.ACTIONS:
-            messages.error(request, "Choose what to do with the alert.")
+            messages.error(request, _("Choose what to do with the alert."))
             return redirect("alert-detail", self.institution.slug, alert.pk)
         forms = self._forms(request.POST, action)
         form = forms[{"acknowledge": "acknowledge_form", "contact": "contact_form", "refer": "refer_form",
@@ -175,21 +176,21 @@ class AlertDetailView(AccessRecordedPageMixin, InstitutionPageMixin, TemplateVie
             try:
                 if action == "acknowledge":
                     alerts.alert_acknowledge(**common, note=data["note"])
-                    done = "Acknowledged: the alert is yours to work."
+                    done = _("Acknowledged: the alert is yours to work.")
                 elif action == "contact":
                     alerts.alert_record_contact(**common, note=data["note"])
-                    done = "Contact recorded."
+                    done = _("Contact recorded.")
                 elif action == "refer":
                     alerts.alert_refer(**common, to_user_id=data["to_user"] or None,
                                        to_office_id=data["to_office"] or None, note=data["note"])
-                    done = "Referred: they have been told."
+                    done = _("Referred: they have been told.")
                 elif action == "note":
                     alerts.alert_add_note(**common, note=data["note"])
-                    done = "Note added."
+                    done = _("Note added.")
                 else:
                     alerts.alert_close(**common, outcome=data["outcome"], notes=data["notes"])
-                    done = "Alert closed." + (" The instructor who raised it is emailed that it was handled."
-                                              if alert.raised_by_instructor_id else "")
+                    done = (_("Alert closed. The instructor who raised it is emailed that it was handled.")
+                            if alert.raised_by_instructor_id else _("Alert closed."))
             except InterventionRuleError as exc:
                 _add_errors(form, exc)
             else:
@@ -214,7 +215,7 @@ class AlertRaiseView(InstitutionPageMixin, View):
         form = AlertRaiseForm(request.POST,
                               concern_choices=selectors.concern_type_choices(institution=self.institution))
         if not form.is_valid():
-            messages.error(request, "Choose a concern and say what you noticed.")
+            messages.error(request, _("Choose a concern and say what you noticed."))
             return HttpResponseRedirect(profile + "#alerts")
         try:
             alert = alerts.alert_raise_by_staff(institution=self.institution, student=student,
@@ -224,8 +225,11 @@ class AlertRaiseView(InstitutionPageMixin, View):
             messages.error(request, _errors_text(exc))
             return HttpResponseRedirect(profile + "#alerts")
         where = (alert.assigned_user and (alert.assigned_user.get_full_name() or alert.assigned_user.username)) or \
-            (alert.assigned_office and alert.assigned_office.name) or "the administrators' unassigned queue"
-        messages.success(request, f"Alert raised and sent to {where}.")
+            (alert.assigned_office and alert.assigned_office.name)
+        if where:
+            messages.success(request, _("Alert raised and sent to %(where)s.") % {"where": where})
+        else:
+            messages.success(request, _("Alert raised and sent to the administrators' unassigned queue."))
         return HttpResponseRedirect(profile + "#alerts")
 
 
@@ -249,7 +253,7 @@ class OfficeListView(InstitutionPageMixin, TemplateView):
             except InterventionRuleError as exc:
                 _add_errors(form, exc)
             else:
-                messages.success(request, f"Office {office.name} added. Add its members next.")
+                messages.success(request, _("Office %(name)s added. Add its members next.") % {"name": office.name})
                 return redirect("office-detail", self.institution.slug, office.pk)
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
@@ -280,13 +284,15 @@ class OfficeDetailView(InstitutionPageMixin, TemplateView):
             if action == "remove_member":
                 alerts.office_member_remove(institution=self.institution, office=office,
                                             user_id=request.POST.get("user"))
-                messages.success(request, "Member removed from the office.")
+                messages.success(request, _("Member removed from the office."))
             elif action == "toggle":
                 alerts.office_save(institution=self.institution, office=office,
                                    data={"is_active": not office.is_active})
-                messages.success(request, f"{office.name} is {'active' if office.is_active else 'inactive'}: "
-                                          + ("rules may send it alerts." if office.is_active else
-                                             "rules pass over it and alerts go to the next match."))
+                if office.is_active:
+                    text = _("%(name)s is active: rules may send it alerts.")
+                else:
+                    text = _("%(name)s is inactive: rules pass over it and alerts go to the next match.")
+                messages.success(request, text % {"name": office.name})
             elif action == "add_member":
                 form = self._member_form(request.POST)
                 if not form.is_valid():
@@ -294,13 +300,13 @@ class OfficeDetailView(InstitutionPageMixin, TemplateView):
                                                    status=400)
                 alerts.office_member_add(institution=self.institution, office=office,
                                          user_id=form.cleaned_data["user"])
-                messages.success(request, "Member added: they now share the office's queue.")
+                messages.success(request, _("Member added: they now share the office's queue."))
             else:
                 form = OfficeForm(request.POST)
                 if not form.is_valid():
                     return self.render_to_response(self.get_context_data(office=office, form=form), status=400)
                 alerts.office_save(institution=self.institution, office=office, data=form.cleaned_data)
-                messages.success(request, "Office saved.")
+                messages.success(request, _("Office saved."))
         except InterventionRuleError as exc:
             messages.error(request, _errors_text(exc))
             return self.render_to_response(self.get_context_data(office=office), status=400)
@@ -339,7 +345,7 @@ class AlertRuleListView(InstitutionPageMixin, TemplateView):
                 concern = ConcernType.objects.for_institution(self.institution).filter(
                     pk=int(form.cleaned_data["concern_type"])).first()
                 if student is None:
-                    form.add_error("student", "No student with this id in this institution.")
+                    form.add_error("student", _("No student with this id in this institution."))
                 else:
                     context["preview"] = alerts.alert_route_decide(institution=self.institution, student=student,
                                                                    concern_type=concern)
@@ -352,19 +358,20 @@ class AlertRuleListView(InstitutionPageMixin, TemplateView):
             rule = selectors.access_alert_rule(institution=self.institution, rule_id=request.POST.get("rule"))
             if action == "delete":
                 alerts.alert_rule_delete(institution=self.institution, rule=rule)
-                messages.success(request, "Rule deleted.")
+                messages.success(request, _("Rule deleted."))
             elif action == "toggle":
                 try:
                     alerts.alert_rule_save(institution=self.institution, rule=rule, data={
                         "concern_type": rule.concern_type_id, "program": rule.program, "target": rule.target,
                         "user": rule.user_id, "office": rule.office_id, "is_active": not rule.is_active})
                 except InterventionRuleError as exc:
-                    messages.error(request, f"The rule cannot be switched on: {_errors_text(exc)}")
+                    messages.error(request, _("The rule cannot be switched on: %(reason)s")
+                                   % {"reason": _errors_text(exc)})
                 else:
-                    messages.success(request, "Rule switched on." if rule.is_active else "Rule switched off.")
+                    messages.success(request, _("Rule switched on.") if rule.is_active else _("Rule switched off."))
             else:
                 alerts.alert_rule_move(institution=self.institution, rule=rule, up=action == "up")
-                messages.success(request, "Order changed.")
+                messages.success(request, _("Order changed."))
             return redirect("alert-rules", self.institution.slug)
         form = AlertRuleForm(request.POST, **self._choices())
         if form.is_valid():
@@ -378,7 +385,7 @@ class AlertRuleListView(InstitutionPageMixin, TemplateView):
             except InterventionRuleError as exc:
                 _add_errors(form, exc)
             else:
-                messages.success(request, "Rule added at the end of the order.")
+                messages.success(request, _("Rule added at the end of the order."))
                 return redirect("alert-rules", self.institution.slug)
         return self.render_to_response(self.get_context_data(form=form), status=400)
 

@@ -61,7 +61,7 @@ def test_the_upload_page_lists_each_row_problem_and_imports_nothing(client, tena
     response = _post_roster(client, tenant_a, roster_zip(rows))
     assert response.status_code == 302
     page = client.get(response["Location"]).content.decode()
-    assert "1 problem(s); nothing was imported" in page
+    assert "1 problem; nothing was imported" in page
     assert "classes.csv" in page and "t-unknown" in page
     assert "is in neither academicSessions.csv nor the platform" in page
     roster = RosterImport.objects.for_institution(tenant_a.institution).get()

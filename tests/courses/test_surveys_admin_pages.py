@@ -191,7 +191,7 @@ def test_reminders_go_only_to_those_who_have_not_answered_with_a_new_link(client
     assert mail.outbox == []
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/i/alpha/surveys/{survey.pk}/remind/", {"expected": "1"}, follow=True)
-    assert "Reminders are being emailed to 1 instructor(s)" in response.content.decode()
+    assert "Reminders are being emailed to 1 instructor who has not answered" in response.content.decode()
     assert [m.to for m in mail.outbox] == [["teacher1@alpha.example.edu"]]
     assert mail.outbox[0].subject.startswith("Reminder:")
     new_link = links_by_recipient()["teacher1@alpha.example.edu"]
