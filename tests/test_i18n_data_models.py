@@ -367,11 +367,12 @@ def test_every_step_a_training_reports_is_shown_in_the_readers_language(client, 
     with institution_scope(b.institution):
         job, _created = job_create(institution=b.institution, kind=JobKind.RETRAIN, created_by=b.admin)
     type(job).objects.for_institution(b.institution).filter(pk=job.pk).update(
-        status="running", stage="cross-validating (fold 2 of 5)")
+        status="running", stage="cross-validating (fold 2 of 5)", counts={"training_size": 240})
     url = reverse("prediction-job-progress", args=[b.institution.slug, job.pk])
     client.force_login(b.admin)
     response = client.get(url)
     assert_page_in(response, "predictions/_job_progress.html", "pt",
-                   ["Em curso", "validação cruzada (partição 2 de 5)", f"Cancelar a tarefa n.º {job.pk}"])
+                   ["Em curso", "validação cruzada (partição 2 de 5)", "estudantes de treino: 240",
+                    f"Cancelar a tarefa n.º {job.pk}"])
     client.force_login(a.admin)
     assert client.get(url).status_code == 404

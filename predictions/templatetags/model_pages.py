@@ -46,3 +46,15 @@ def job_stage(stage: str) -> str:
         if match:
             return gettext(sentence) % match.groupdict()
     return gettext(stage) if stage else ""
+
+
+# The counts a retrain or rescore job keeps (Job.counts keys: RescoreOutcome.counts, the retrain's).
+JOB_COUNTS = {
+    "current": _("current students"), "scored": _("scored"), "unchanged": _("unchanged"), "flagged": _("flagged"),
+    "training_size": _("training students"),
+}
+
+
+@register.filter
+def job_count(name: str) -> str:
+    return str(JOB_COUNTS.get(name, name))
