@@ -1,24 +1,31 @@
-"""Rescoring benchmark through the real path: a Celery worker on Redis writing to PostgreSQL.
+"""Rescoring benchmark through the real path: Celery workers on Redis writing to PostgreSQL.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/dp_predict_bench REDIS_URL=redis://127.0.0.1:6379/0 \\
-        nice -n 5 .venv/bin/python bench/rescore.py [--students 100000] [--changed 0.01]
+        nice -n 5 .venv/bin/python bench/rescore.py [--students 100000] [--changed 0.01] \\
+        [--workers 1,2] [--rounds 2]
 
 Builds (once; reused on later runs) an institution ``bench-rescore`` with the UCI schema: the
 3,630 real UCI students with a known outcome to train on, and ``--students`` current students
-resampled from the real UCI rows. Trains a model in this process, starts one worker process,
-then times, end to end (request -> job finished, as a user would wait):
+resampled from the real UCI rows. Trains a model in this process, then times, end to end
+(request -> job finished, as a user would wait):
 
-1. a full rescore of every current student with explanations stored;
-2. an incremental rescore after ``--changed`` of the students got new values;
+1. a full rescore of every current student with explanations stored, once per worker count of
+   ``--workers`` in turn, for ``--rounds`` rounds (1, 2, 1, 2...: the machine's load drifts, so
+   the counts alternate). Worker ``i`` is pinned to core ``i`` (``taskset -c i``), so two
+   workers never share a core; a run of at least ``RESCORE_FANOUT_MIN_CHUNKS`` chunks is split
+   over them (predictions.services.fanout);
+2. an incremental rescore after ``--changed`` of the students got new values (the last count);
 
 and, as the floor, the bare model + explanation computation (``model.explain``) for the same
-rows in this process, with no database. Use a scratch database: the script migrates it.
+rows in this process, pinned to core 0, with no database. Use a scratch database: the script
+migrates it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dropout_platform.settings")
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key")
+# Every task on the bench's private queue (below), this process's and the workers' alike.
+os.environ.setdefault("CELERY_KIND_QUEUES", "")
 
 import django  # noqa: E402
 
@@ -106,23 +115,61 @@ def vacuum() -> None:
             cursor.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(model._meta.db_table)))
 
 
-def start_worker(queue: str, log_path: Path) -> subprocess.Popen:
+def start_worker(queue: str, log_path: Path, *, core: int) -> tuple[subprocess.Popen, str]:
+    """A solo worker on ``queue``, pinned to ``core``; returns it and its node name."""
+    name = f"{queue}-{core}"
     log = open(log_path, "w")  # noqa: SIM115 - owned by the worker process
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", "--loglevel=WARNING", "--pool=solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue, "-n", f"{queue}@%h"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
+    pin = ["taskset", "-c", str(core)] if shutil.which("taskset") and core < (os.cpu_count() or 1) else []
+    process = subprocess.Popen(
+        [*pin, sys.executable, "-m", "celery", "-A", "dropout_platform", "worker", "--loglevel=WARNING",
+         "--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue,
+         "-n", f"{name}@%h"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "CELERY_TASK_DEFAULT_QUEUE": queue}, stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    return process, name
 
 
-def wait_ready(app, queue: str, process: subprocess.Popen) -> None:
+def wait_ready(app, name: str, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if app.control.ping(destination=[f"{queue}@{socket.gethostname()}"], timeout=1.0):
+        if app.control.ping(destination=[f"{name}@{socket.gethostname()}"], timeout=1.0):
             return
         if process.poll() is not None:
-            raise SystemExit("the worker exited; see var/bench-rescore-worker.log")
-    raise SystemExit("the worker did not answer within 90 s")
+            raise SystemExit("a worker exited; see var/bench-rescore-worker-*.log")
+    raise SystemExit("a worker did not answer within 90 s")
+
+
+def start_workers(app, queue: str, count: int) -> list[subprocess.Popen]:
+    started = [start_worker(queue, ROOT / "var" / f"bench-rescore-worker-{core}.log", core=core)
+               for core in range(count)]
+    for process, name in started:
+        wait_ready(app, name, process)
+    return [process for process, _ in started]
+
+
+def stop_workers(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def timed_full_rescore(app, institution: Institution, queue: str, workers: int) -> float:
+    """Start ``workers`` pinned workers, time a full rescore from no stored predictions, stop them."""
+    with institution_scope(institution):
+        Prediction.objects.all().delete()
+    vacuum()
+    processes = start_workers(app, queue, workers)
+    try:
+        seconds, job = timed_rescore(institution, full=True)
+    finally:
+        stop_workers(processes)
+    by_worker = job.result.get("chunks_by_worker") or {}
+    print(f"  {workers} worker(s): full rescore of {job.counts['scored']} students: {seconds:.1f} s end to end "
+          f"(job {job.duration_seconds:.1f} s; chunks per worker {sorted(by_worker.values(), reverse=True)}; "
+          f"stages {job.result.get('seconds')}; load {os.getloadavg()[0]:.1f})")
+    return seconds
 
 
 def timed_rescore(institution: Institution, *, full: bool) -> tuple[float, Job]:
@@ -145,8 +192,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=100_000)
     parser.add_argument("--changed", type=float, default=0.01)
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare, in turn (e.g. 1,2)")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql") or not os.environ.get("REDIS_URL"):
+    if connection.vendor != "postgresql" or not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
         raise SystemExit("needs DATABASE_URL (PostgreSQL, a scratch database) and REDIS_URL")
     from dropout_platform.celery import app
 
@@ -169,49 +218,60 @@ def main() -> None:
         Job.objects.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(
             status=JobStatus.CANCELLED)
 
-    # Same starting point every run: no stored predictions, fresh statistics. (The benchmark
-    # server runs with autovacuum off; production keeps it on.)
+    counts = [int(count) for count in args.workers.split(",")]
+    print(f"  machine: {os.cpu_count()} cores, load {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+          f"RESCORE_FANOUT_MIN_CHUNKS={settings.RESCORE_FANOUT_MIN_CHUNKS}")
+    floor = explanation_floor(institution, version)
+    print(f"floor: bare model + explanation for the same rows, in this process on one core: {floor:.1f} s")
+    results: dict[int, list[float]] = {count: [] for count in counts}
+    for _ in range(args.rounds):
+        for count in counts:
+            results[count].append(timed_full_rescore(app, institution, queue, count))
+    for count in counts:
+        print(f"full rescore, {count} worker(s): {', '.join(f'{t:.1f}' for t in results[count])} s "
+              f"(best {min(results[count]):.1f} s = {min(results[count]) / floor:.2f}x the floor)")
+    if 1 in results and len(counts) > 1:
+        for count in counts:
+            if count != 1:
+                print(f"speed-up, {count} workers vs 1 (best against best): "
+                      f"{min(results[1]) / min(results[count]):.2f}x")
+
     with institution_scope(institution):
-        Prediction.objects.all().delete()
+        current = Student.objects.filter(outcome=Outcome.ENROLLED).order_by("id")
+        n_changed = int(args.students * args.changed)
+        ids = list(current.values_list("id", flat=True)[:: max(1, args.students // n_changed)][:n_changed])
+        students = list(Student.objects.filter(id__in=ids))
+        for student in students:
+            approved = student.features.get("units_2nd_approved") or 0
+            student.features = {**student.features,
+                                "units_2nd_approved": approved - 1 if approved >= 1 else approved + 1}
+        Student.objects.bulk_update(students, ["features"], batch_size=2000)
     vacuum()
-    log_path = ROOT / "var" / "bench-rescore-worker.log"
-    worker = start_worker(queue, log_path)
+    processes = start_workers(app, queue, counts[-1])
     try:
-        wait_ready(app, queue, worker)
-        full_seconds, full_job = timed_rescore(institution, full=True)
-        print(f"full rescore, {full_job.counts['scored']} students with explanations stored: "
-              f"{full_seconds:.1f} s end to end (job {full_job.duration_seconds:.1f} s on the worker; "
-              f"stages {full_job.result.get('seconds')})")
-
-        with institution_scope(institution):
-            current = Student.objects.filter(outcome=Outcome.ENROLLED).order_by("id")
-            n_changed = int(args.students * args.changed)
-            ids = list(current.values_list("id", flat=True)[:: max(1, args.students // n_changed)][:n_changed])
-            students = list(Student.objects.filter(id__in=ids))
-            for student in students:
-                approved = student.features.get("units_2nd_approved") or 0
-                student.features = {**student.features,
-                                    "units_2nd_approved": approved - 1 if approved >= 1 else approved + 1}
-            Student.objects.bulk_update(students, ["features"], batch_size=2000)
-        vacuum()
         inc_seconds, inc_job = timed_rescore(institution, full=False)
-        print(f"incremental rescore, {inc_job.counts['scored']} changed of {inc_job.counts['current']}: "
-              f"{inc_seconds:.1f} s end to end (job {inc_job.duration_seconds:.1f} s on the worker; "
-              f"stages {inc_job.result.get('seconds')})")
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_workers(processes)
+    print(f"incremental rescore, {inc_job.counts['scored']} changed of {inc_job.counts['current']}: "
+          f"{inc_seconds:.1f} s end to end (job {inc_job.duration_seconds:.1f} s on the worker; "
+          f"stages {inc_job.result.get('seconds')})")
 
-    with institution_scope(institution):
-        model = load_model(version)
-        ids, values = current_student_values(institution=institution)
-        keys = [spec.key for spec in model.schema]
-        started = time.monotonic()
-        for start in range(0, len(values), SCORING_CHUNK_SIZE):
-            model.explain(features_frame(values[start:start + SCORING_CHUNK_SIZE], keys), top_k=5)
-        floor = time.monotonic() - started
-    print(f"floor: bare model + explanation for the same {len(values)} rows, in this process: {floor:.1f} s")
 
+def explanation_floor(institution: Institution, version) -> float:
+    """Seconds of ``model.explain`` over every current student, in chunks, pinned to core 0."""
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        with institution_scope(institution):
+            model = load_model(version)
+            _, values = current_student_values(institution=institution)
+            keys = [spec.key for spec in model.schema]
+            started = time.monotonic()
+            for start in range(0, len(values), SCORING_CHUNK_SIZE):
+                model.explain(features_frame(values[start:start + SCORING_CHUNK_SIZE], keys), top_k=5)
+            return time.monotonic() - started
+    finally:
+        os.sched_setaffinity(0, affinity)
 
 if __name__ == "__main__":
     main()

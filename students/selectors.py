@@ -33,11 +33,15 @@ def feature_definition_changes(
     return list(changes.order_by("-changed_at", "-id")[:limit])
 
 
+def current_student_condition(prefix: str = "") -> Q:
+    """What makes a student current, as a condition on ``Student`` (``prefix`` names the path
+    from another model, e.g. ``"student__"``)."""
+    return Q(**{f"{prefix}outcome": Outcome.ENROLLED}) & ~Q(**{f"{prefix}status": EnrolmentStatus.INACTIVE})
+
+
 def current_students(*, institution: Institution) -> QuerySet[Student]:
     """Students still studying: the ones the model scores."""
-    return Student.objects.for_institution(institution).filter(outcome=Outcome.ENROLLED).exclude(
-        status=EnrolmentStatus.INACTIVE
-    )
+    return Student.objects.for_institution(institution).filter(current_student_condition())
 
 
 def student_outcome_counts(*, institution: Institution) -> dict[str, int]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from institutions.models import Institution
-from students.selectors import current_students
+from students.selectors import current_student_condition
 
 from .. import sql
 from ..models import FlagRule, LatestPrediction, PredictionSettings
@@ -37,12 +36,14 @@ def latest_predictions_rank(*, institution: Institution, settings: PredictionSet
 def latest_predictions_prune(*, institution: Institution) -> int:
     """Drop the latest rows of students who graduated, left or went inactive; returns how many.
 
-    Written as NOT EXISTS, which PostgreSQL plans as an anti-join (a hash or merge join that spills
-    to disk in batches when it outgrows ``work_mem``). The ``NOT IN (current students)`` this
-    replaces became a per-row rescan of the whole list once the list no longer fitted in
-    ``work_mem``: 5.8 s instead of 15 ms for 10,000 students at ``work_mem = 64kB``, and a 300,000
-    student rescore that never finished at the default 4 MB (issue 23).
+    Written as a join of each latest row to its own student (by primary key) with the current
+    condition negated, so PostgreSQL looks each student up once whatever its estimates. The
+    ``NOT IN (current students)`` of before became a per-row rescan of the whole list once the list
+    no longer fitted in ``work_mem`` (5.8 s instead of 15 ms for 10,000 students at ``work_mem =
+    64kB``); the ``NOT EXISTS`` after it was planned, when the students' statistics estimated one
+    current student, as a nested loop comparing every latest row with every current student:
+    80-117 s for 50,000 students in ``bench/rescore.py`` (docs/benchmarks.md, "Fan-out").
     """
-    still_current = current_students(institution=institution).filter(pk=OuterRef("student_id"))
-    deleted, _ = LatestPrediction.objects.for_institution(institution).filter(~Exists(still_current)).delete()
+    deleted, _ = LatestPrediction.objects.for_institution(institution).exclude(
+        current_student_condition("student__")).delete()
     return deleted
