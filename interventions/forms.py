@@ -86,17 +86,18 @@ class InterventionTypeForm(forms.Form):
 class AccessGrantForm(forms.Form):
     """An administrator grants one advisor one student under need-to-know access."""
 
-    student = forms.CharField(label="Student id", max_length=100,
-                              help_text="The student information system's id (as on the student's page).")
-    user = forms.TypedChoiceField(label="Advisor", coerce=int)
-    reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Why they need to see this student (kept with the grant).")
-    expires_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Until",
-                                 help_text="Leave empty to keep it until revoked. Ends at the start of that day.")
+    student = forms.CharField(label=_("Student id"), max_length=100,
+                              help_text=_("The student information system's id (as on the student's page)."))
+    user = forms.TypedChoiceField(label=_("Advisor"), coerce=int)
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=2000,
+                             widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text=_("Why they need to see this student (kept with the grant)."))
+    expires_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label=_("Until"),
+                                 help_text=_("Leave empty to keep it until revoked. Ends at the start of that day."))
 
     def __init__(self, *args, advisor_choices: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["user"].choices = [("", "Choose an advisor…"), *advisor_choices]
+        self.fields["user"].choices = [("", _("Choose an advisor…")), *advisor_choices]
 
 
 # --- alerts ---------------------------------------------------------------------------------------

@@ -237,19 +237,19 @@ class AccessSettingsView(InstitutionPageMixin, TemplateView):
             enabled = request.POST.get("need_to_know") == "on"
             changed = institution_set_need_to_know(institution=self.institution, enabled=enabled, actor=request.user)
             if changed:
-                messages.success(request, "Need-to-know access is on: advisors now see only their caseload, students "
-                                          "granted to them and flags routed to them." if enabled else
-                                          "Need-to-know access is off: advisors see every student again.")
+                messages.success(request, _("Need-to-know access is on: advisors now see only their caseload, "
+                                            "students granted to them and flags routed to them.") if enabled else
+                                 _("Need-to-know access is off: advisors see every student again."))
             else:
-                messages.info(request, "Nothing changed: need-to-know access was already "
-                                       f"{'on' if enabled else 'off'}.")
+                messages.info(request, _("Nothing changed: need-to-know access was already on.") if enabled
+                              else _("Nothing changed: need-to-know access was already off."))
             return redirect("access-settings", self.institution.slug)
         form = AccessGrantForm(request.POST, advisor_choices=selectors.advisor_choices(institution=self.institution))
         if form.is_valid():
             data = form.cleaned_data
             student = self.scoped(Student).filter(external_id=data["student"].strip()).first()
             if student is None:
-                form.add_error("student", "No student with this id in this institution.")
+                form.add_error("student", _("No student with this id in this institution."))
             else:
                 expires_at = None
                 if data["expires_on"]:
@@ -264,7 +264,7 @@ class AccessSettingsView(InstitutionPageMixin, TemplateView):
                     for key, reasons in exc.errors.items():
                         form.add_error(fields.get(key), reasons)
                 else:
-                    messages.success(request, f"{student.display_name} is granted.")
+                    messages.success(request, _("%(student)s is granted.") % {"student": student.display_name})
                     return redirect("access-settings", self.institution.slug)
         return self.render_to_response(self.get_context_data(grant_form=form), status=400)
 
@@ -276,7 +276,7 @@ class AccessGrantRevokeView(InstitutionPageMixin, View):
         grant = selectors.access_student_access_grant(institution=self.institution, grant_id=kwargs["pk"])
         try:
             services.access_grant_revoke(institution=self.institution, grant=grant, revoked_by=request.user)
-            messages.success(request, "Grant revoked.")
+            messages.success(request, _("Grant revoked."))
         except services.InterventionRuleError as exc:
             messages.error(request, " ".join(" ".join(v) for v in exc.errors.values()))
         return redirect("access-settings", self.institution.slug)

@@ -89,3 +89,26 @@ def test_working_an_alert_answers_in_the_persons_language_and_another_institutio
                            {"action": "close", "close-outcome": "resolved", "close-notes": ""}, follow=True)
     body = response.content.decode()
     assert "Alerta cerrada. Se envía un correo al docente que la creó diciendo que se atendió." in body
+
+
+def test_the_access_page_and_its_grants_are_in_each_institutions_language(client, worlds):
+    a, b = worlds
+    for tenant, expected, language in (
+            (a, ["Acceso según necesidad para los tutores", "Conceder a un tutor acceso a un estudiante",
+                 "Ahora desactivado.", "Identificador del estudiante"], "es"),
+            (b, ["Acesso por necessidade para os tutores", "Conceder a um tutor acesso a um estudante",
+                 "Agora desativado.", "Identificador do estudante"], "pt")):
+        client.force_login(tenant.admin)
+        url = reverse("access-settings", args=[tenant.institution.slug])
+        _page(client, url, expected, ["Who sees which students", "Need-to-know access", "Grant an advisor",
+                                      "Now off", "No grants yet"], language)
+    # B's administrator grants one of B's students; A's student id is "not in this institution".
+    url = reverse("access-settings", args=[b.institution.slug])
+    response = client.post(url, {"student": b.students[0].external_id, "user": b.advisor.pk, "reason": "Tutoring"},
+                           follow=True)
+    assert f"Foi concedido acesso a {b.students[0].display_name}." in response.content.decode()
+    a.students[0].external_id = "ONLY-IN-A"
+    a.students[0].save(update_fields=["external_id"])
+    response = client.post(url, {"student": "ONLY-IN-A", "user": b.advisor.pk})
+    assert response.status_code == 400
+    assert "Não há nenhum estudante com este identificador nesta instituição." in response.content.decode()
