@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import Avg, Case, Count, Exists, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from institutions.models import Institution
 from predictions.models import Prediction
@@ -81,15 +83,18 @@ class TypeEffect:
 
 def _verdict(effect: TypeEffect) -> str:
     if not effect.enough:
-        return (f"Not enough students to conclude: {effect.matched_reached} reached students with a known outcome "
-                f"and a comparable group, and at least {MIN_SAMPLE} are needed on each side.")
+        return ngettext("Not enough students to conclude: %(count)s reached student with a known outcome and a "
+                        "comparable group, and at least %(minimum)s are needed on each side.",
+                        "Not enough students to conclude: %(count)s reached students with a known outcome and a "
+                        "comparable group, and at least %(minimum)s are needed on each side.",
+                        effect.matched_reached) % {"count": effect.matched_reached, "minimum": MIN_SAMPLE}
     low, high = effect.dropout_interval
     c_low, c_high = effect.comparison_interval
     if high < c_low:
-        return "Reached students dropped out less often than comparable students (the intervals do not overlap)."
+        return _("Reached students dropped out less often than comparable students (the intervals do not overlap).")
     if low > c_high:
-        return "Reached students dropped out more often than comparable students (the intervals do not overlap)."
-    return "No clear difference from comparable students: the intervals overlap."
+        return _("Reached students dropped out more often than comparable students (the intervals do not overlap).")
+    return _("No clear difference from comparable students: the intervals overlap.")
 
 
 def effectiveness_report(*, institution: Institution, today: datetime.date | None = None) -> list[TypeEffect]:
@@ -103,7 +108,7 @@ def effectiveness_report(*, institution: Institution, today: datetime.date | Non
         of_type = interventions.filter(intervention_type=intervention_type)
         effect.interventions = of_type.count()
         if not effect.interventions:
-            effect.verdict = "Not used yet."
+            effect.verdict = _("Not used yet.")
             effects.append(effect)
             continue
         first_date = of_type.filter(student_id=OuterRef("pk")).order_by("date", "id").values("date")[:1]

@@ -14,12 +14,22 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from institutions.models import Institution, Role
 from students.models import FeatureKind, Outcome
 
 from .factories import FeatureDefinitionFactory, InstitutionFactory, MembershipFactory, StudentFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _no_language_carried_over():
+    """A page activates its reader's language for the rest of the thread (as a worker's next request
+    would activate its own); the next test starts from the default, as a fresh request does."""
+    yield
+    translation.deactivate()
+
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

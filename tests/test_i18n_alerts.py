@@ -112,3 +112,21 @@ def test_the_access_page_and_its_grants_are_in_each_institutions_language(client
     response = client.post(url, {"student": "ONLY-IN-A", "user": b.advisor.pk})
     assert response.status_code == 400
     assert "Não há nenhum estudante com este identificador nesta instituição." in response.content.decode()
+
+
+def test_the_effectiveness_report_is_in_each_institutions_language(client, worlds):
+    from tests.factories import InterventionFactory, InterventionTypeFactory
+
+    for tenant, expected, language in (
+            (worlds[0], ["¿Ayudan las intervenciones?", "Esto es observacional, no un experimento.",
+                         "No hay suficientes estudiantes para concluir", "Todavía no se usa."], "es"),
+            (worlds[1], ["As intervenções ajudam?", "Isto é observacional, não uma experiência.",
+                         "Não há estudantes suficientes para concluir", "Ainda não foi usado."], "pt")):
+        used = InterventionTypeFactory(institution=tenant.institution, key="call", label="Phone call")
+        InterventionTypeFactory(institution=tenant.institution, key="visit", label="Home visit")
+        InterventionFactory(institution=tenant.institution, student=tenant.students[0], author=tenant.advisor,
+                            intervention_type=used)
+        client.force_login(tenant.admin)
+        body = _page(client, reverse("effectiveness", args=[tenant.institution.slug]), expected,
+                     ["Do interventions help?", "Not enough students", "Not used yet", "Students reached"], language)
+        assert "Phone call" in body and "Home visit" in body  # what the institution named stays as written
