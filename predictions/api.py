@@ -18,6 +18,7 @@ from institutions.api.filters import StrictBooleanFilter, UtcIsoDateTimeFilter
 from institutions.api.serializers import JobSerializer
 from students.models import Student
 from students.selectors import access_student, feature_labels_shown
+from students.stages import feature_stage_for_input, feature_stage_list
 
 from .factor_sentences import present_factors
 from .models import LatestPrediction, ModelVersion, Prediction, RiskBand
@@ -26,6 +27,7 @@ from .selectors import (
     latest_prediction_for_student,
     latest_predictions_explained,
     model_realised,
+    model_version_stage_q,
     prediction_history,
 )
 from .services.promotion import (
@@ -44,16 +46,25 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     decided_by = serializers.CharField(source="decided_by.username", default=None, read_only=True, allow_null=True)
     gate_overridden_by = serializers.CharField(source="gate_overridden_by.username", default=None, read_only=True,
                                                allow_null=True)
+    stage = serializers.SerializerMethodField(
+        help_text="Key of the stage the model was trained for (stages/): it read only the features known then")
 
     class Meta:
         model = ModelVersion
         fields = [
-            "id", "number", "status", "artifact_sha256", "artifact_bytes", "training_size", "training_counts",
+            "id", "number", "stage", "status", "artifact_sha256", "artifact_bytes", "training_size", "training_counts",
             "feature_keys", "metrics", "holdout_metrics", "baselines", "fairness", "gate", "threshold", "trigger",
             "created_by", "decided_by", "decided_at", "decision_note", "gate_override_reason", "gate_overridden_by",
             "gate_overridden_at", "promoted_at", "created_at",
         ]
         read_only_fields = fields
+
+
+    def get_stage(self, version) -> str:
+        if "_earliest_stage" not in self.context:  # once per request, not once per version of a page
+            institution = self.context.get("institution") or version.institution
+            self.context["_earliest_stage"] = feature_stage_list(institution=institution)[0]
+        return version.stage.key if version.stage_id else self.context["_earliest_stage"].key
 
 
 class ModelVersionDetailSerializer(ModelVersionSerializer):
@@ -106,9 +117,16 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Inst
     lookup_value_regex = r"\d+"
 
     def filter_scoped_queryset(self, queryset):
-        return queryset.defer("artifact").select_related(
-            "created_by", "decided_by", "gate_overridden_by"
+        queryset = queryset.defer("artifact").select_related(
+            "created_by", "decided_by", "gate_overridden_by", "stage"
         ).order_by("-number")
+        key = self.request.query_params.get("stage") if self.action == "list" else None
+        if key:  # ?stage=<key>: the versions of one stage of this institution
+            stage = feature_stage_for_input(institution=self.institution, key=key[:40])
+            if stage is None:
+                raise serializers.ValidationError({"stage": ["this institution has no stage with this key"]})
+            queryset = queryset.filter(model_version_stage_q(institution=self.institution, stage=stage))
+        return queryset
 
     def access_object(self, object_id):
         return access_model_version(institution=self.institution, number=object_id)

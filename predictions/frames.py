@@ -18,8 +18,9 @@ from django.db.models.functions import MD5, Cast
 
 from institutions.models import Institution
 from ml import FeatureSpec
-from students.models import Student
+from students.models import FeatureStage, Student
 from students.selectors import current_students, feature_definition_list
+from students.stages import feature_keys_known_at, feature_stage_list
 
 from .outcome_mapping import OutcomeMapping, outcome_mapping_get
 
@@ -28,7 +29,13 @@ class NoFeatureSchema(ValueError):
     """The institution has not described any feature yet, so there is nothing to learn from."""
 
 
-def feature_specs(*, institution: Institution) -> list[FeatureSpec]:
+def feature_specs(*, institution: Institution, stage: FeatureStage | None = None) -> list[FeatureSpec]:
+    """The model inputs' specs; for a ``stage``, only the features known at it or at an earlier one."""
+    definitions = feature_definition_list(institution=institution).filter(retired_at__isnull=True)
+    if stage is not None:
+        known = set(feature_keys_known_at(stage=stage, stages=feature_stage_list(institution=institution),
+                                          definitions=definitions))
+        definitions = [definition for definition in definitions if definition.key in known]
     specs = [
         FeatureSpec(
             key=definition.key,
@@ -44,7 +51,7 @@ def feature_specs(*, institution: Institution) -> list[FeatureSpec]:
             description=definition.description,
         )
         # A retired feature is no model input from the next retrain on (its values stay stored).
-        for definition in feature_definition_list(institution=institution).filter(retired_at__isnull=True)
+        for definition in definitions
     ]
     if not specs:
         raise NoFeatureSchema("this institution has no features defined yet (or every one is retired); "

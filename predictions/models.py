@@ -39,6 +39,12 @@ class ModelVersion(TenantModel):
     """One trained model of one institution and the decision taken about it."""
 
     number = models.PositiveIntegerField(help_text="1, 2, 3... within the institution")
+    # The stage of a student's path the model warns at: it learned only from the features known at
+    # or before it (students.stages). Empty on rows written without one: the earliest stage.
+    stage = models.ForeignKey(
+        "students.FeatureStage", null=True, blank=True, on_delete=models.RESTRICT, related_name="+", db_index=False,
+        help_text="The stage this model was trained for (empty: the earliest stage)",
+    )
     status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.CANDIDATE)
     artifact = models.BinaryField(help_text="ml artifact: one UTF-8 JSON document (no pickle)")
     artifact_sha256 = models.CharField(max_length=64)
@@ -82,8 +88,10 @@ class ModelVersion(TenantModel):
         ordering = ["-number"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "number"], name="modelversion_unique_number"),
+            # One live model per stage (an institution that never set stages has one stage).
             models.UniqueConstraint(
-                fields=["institution"], condition=Q(status="live"), name="modelversion_one_live_per_institution"
+                fields=["institution", "stage"], condition=Q(status="live"), nulls_distinct=False,
+                name="modelversion_one_live_per_stage",
             ),
         ]
         indexes = [models.Index(fields=["institution", "status"], name="modelversion_inst_status")]

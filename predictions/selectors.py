@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Mod
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -18,8 +18,9 @@ from institutions.models import Institution, Job, JobKind, Membership, Role
 from ml.capacity import precision_recall_at_share
 from ml.drift import drift_report
 from ml.realised import realised_performance
-from students.models import Student
+from students.models import FeatureStage, Student
 from students.selectors import current_students, feature_definition_list, feature_labels_shown
+from students.stages import feature_stage_list, feature_stages_in_use
 
 from .frames import features_frame
 from .model_card_text import model_card_sections
@@ -41,26 +42,57 @@ def prediction_settings_get(*, institution: Institution) -> PredictionSettings:
     return found or PredictionSettings(institution=institution)
 
 
-def model_version_list(*, institution: Institution) -> QuerySet[ModelVersion]:
-    """Every version, newest first, without the artifact bytes (they can be megabytes)."""
-    return ModelVersion.objects.for_institution(institution).defer("artifact").select_related(
-        "created_by", "decided_by", "gate_overridden_by"
+def model_version_list(*, institution: Institution, stage: FeatureStage | None = None) -> QuerySet[ModelVersion]:
+    """Every version (of ``stage``, if given), newest first, without the artifact bytes (they can be megabytes)."""
+    versions = ModelVersion.objects.for_institution(institution).defer("artifact").select_related(
+        "created_by", "decided_by", "gate_overridden_by", "stage"
     ).order_by("-number")
+    return versions.filter(model_version_stage_q(institution=institution, stage=stage)) if stage else versions
 
 
-def model_version_live(*, institution: Institution) -> ModelVersion | None:
-    return model_version_list(institution=institution).filter(status=ModelStatus.LIVE).first()
+def model_version_stage_q(*, institution: Institution, stage: FeatureStage) -> Q:
+    """The versions of ``stage``; a version stored without a stage is the earliest stage's."""
+    earliest = feature_stage_list(institution=institution)[0]
+    return Q(stage=stage) | Q(stage__isnull=True) if stage.pk == earliest.pk else Q(stage=stage)
 
 
-def model_version_latest_candidate(*, institution: Institution) -> ModelVersion | None:
-    return model_version_list(institution=institution).filter(status=ModelStatus.CANDIDATE).first()
+def model_version_live(*, institution: Institution, stage: FeatureStage | None = None) -> ModelVersion | None:
+    """The live version of ``stage``; without one, the live version of the latest stage that has
+    one (the model that scores the students until scoring picks a stage per student)."""
+    live = model_version_list(institution=institution, stage=stage).filter(status=ModelStatus.LIVE)
+    return live.order_by(F("stage__position").desc(nulls_last=True), "-number").first()
 
 
-def model_version_rollback_target(*, institution: Institution) -> ModelVersion | None:
-    """The version that was live before the current one: what "roll back" returns to."""
-    return model_version_list(institution=institution).filter(
+def model_version_live_by_stage(*, institution: Institution) -> list[tuple[FeatureStage, ModelVersion | None]]:
+    """Every stage a model is trained for (and any other with a live model), earliest first, with its live version."""
+    stages = feature_stage_list(institution=institution)
+    live = {version.stage_id or stages[0].pk: version
+            for version in model_version_list(institution=institution).filter(status=ModelStatus.LIVE)}
+    in_use = {stage.pk for stage in feature_stages_in_use(institution=institution)}
+    return [(stage, live.get(stage.pk)) for stage in stages if stage.pk in in_use or stage.pk in live]
+
+
+def model_version_latest_candidate(*, institution: Institution, stage: FeatureStage | None = None
+                                   ) -> ModelVersion | None:
+    return model_version_list(institution=institution, stage=stage).filter(status=ModelStatus.CANDIDATE).first()
+
+
+def model_version_rollback_target(*, institution: Institution, stage: FeatureStage | None = None
+                                  ) -> ModelVersion | None:
+    """The version of ``stage`` that was live before its current one: what "roll back" returns to.
+    Without a stage: the stage of the live model that scores the students."""
+    if stage is None:
+        live = model_version_live(institution=institution)
+        stage = (model_version_stage(institution=institution, version=live) if live
+                 else feature_stage_list(institution=institution)[-1])
+    return model_version_list(institution=institution, stage=stage).filter(
         status=ModelStatus.RETIRED, promoted_at__isnull=False
     ).order_by("-promoted_at").first()
+
+
+def model_version_stage(*, institution: Institution, version: ModelVersion) -> FeatureStage:
+    """The stage ``version`` was trained for (the earliest for a version stored without one)."""
+    return version.stage or feature_stage_list(institution=institution)[0]
 
 
 def latest_predictions(*, institution: Institution) -> QuerySet[LatestPrediction]:

@@ -11,6 +11,7 @@ from django.views.generic import DetailView, FormView, ListView, TemplateView, V
 from institutions.models import Job
 from institutions.view_mixins import InstitutionPageMixin
 from students.selectors import feature_definition_changes
+from students.stages import feature_stage_for_input, feature_stage_list
 
 from .forms import (
     ConcernFeatureForm,
@@ -37,8 +38,10 @@ from .selectors import (
     model_version_latest_candidate,
     model_version_list,
     model_version_live,
+    model_version_live_by_stage,
     model_version_report,
     model_version_rollback_target,
+    model_version_stage,
     prediction_counts,
     prediction_job_list,
     prediction_schedule_list,
@@ -102,10 +105,21 @@ class ModelVersionListView(InstitutionPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        live = model_version_live(institution=self.institution)
-        candidate = model_version_latest_candidate(institution=self.institution)
+        stage, stage_unknown = None, False
+        if self.request.GET.get("stage"):
+            stage = feature_stage_for_input(institution=self.institution, key=self.request.GET["stage"][:40])
+            stage_unknown = stage is None
+        scoring = model_version_live(institution=self.institution)
+        candidate = model_version_latest_candidate(institution=self.institution, stage=stage)
+        # The candidate is shown beside the live model of its own stage: the one its gate compared it with.
+        live = (model_version_live(institution=self.institution,
+                                   stage=model_version_stage(institution=self.institution, version=candidate))
+                if candidate else model_version_live(institution=self.institution, stage=stage))
         context.update(
-            versions=model_version_list(institution=self.institution),
+            versions=model_version_list(institution=self.institution, stage=stage),
+            stage=stage, stage_unknown=stage_unknown, stages=feature_stage_list(institution=self.institution),
+            live_by_stage=model_version_live_by_stage(institution=self.institution),
+            scoring_live=scoring,
             live=live,
             candidate=candidate,
             live_report=model_version_report(live) if live else None,
@@ -131,8 +145,10 @@ class ModelVersionDetailView(InstitutionPageMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        live = model_version_live(institution=self.institution)
+        stage = model_version_stage(institution=self.institution, version=self.object)
+        live = model_version_live(institution=self.institution, stage=stage)
         context.update(
+            stage=stage,
             report=model_version_report(self.object),
             live=live,
             live_report=model_version_report(live) if live and live.pk != self.object.pk else None,
@@ -175,8 +191,10 @@ class _DecisionView(InstitutionPageMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         version = kwargs.get("version") or self.version()
-        live = model_version_live(institution=self.institution)
+        stage = model_version_stage(institution=self.institution, version=version)
+        live = model_version_live(institution=self.institution, stage=stage)
         context.update(
+            stage=stage,
             version=version, action=self.action, report=model_version_report(version),
             live=live if live and live.pk != version.pk else None,
             form=kwargs.get("form") or self.form(version),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import ProtectedError, RestrictedError
 from django.utils.translation import gettext as _
 
 from institutions.models import Institution
@@ -188,7 +189,12 @@ def feature_stage_edit(
         stage.label = preview.changes["label"][1]
         stage.save(update_fields=["label", "updated_at"])
     elif action == "remove":
-        stages.filter(key=preview.stage_key).delete()
+        try:
+            with transaction.atomic():
+                stages.filter(key=preview.stage_key).delete()
+        except (RestrictedError, ProtectedError):
+            # Trained models name the stage (the app above keeps them); they stay traceable to it.
+            raise FeatureStageInvalid({"stage": [_("models were trained for this stage: it is kept")]}) from None
     if "order" in preview.changes:
         by_key = {stage.key: stage for stage in stages}
         for position, stage_key_in_order in enumerate(preview.changes["order"][1]):
@@ -214,3 +220,13 @@ def feature_definitions_with_stage(*, institution: Institution) -> list[FeatureD
     for definition in definitions:
         definition.stage = feature_stage_of(definition, stages)
     return definitions
+
+
+def feature_stages_in_use(*, institution: Institution) -> list[FeatureStage]:
+    """The stages a model is trained for, earliest first: each one from which at least one model
+    input (a feature neither retired nor protected) becomes known. An institution that never set
+    stages has one: the earliest, whose model reads every feature."""
+    stages = feature_stage_list(institution=institution)
+    inputs = FeatureDefinition.objects.for_institution(institution).filter(retired_at__isnull=True, protected=False)
+    used = {feature_stage_of(definition, stages).pk for definition in inputs.only("known_from")}
+    return [stage for stage in stages if stage.pk in used]

@@ -22,6 +22,8 @@ from institutions.jobs import (
     job_succeed,
 )
 from institutions.models import Institution, Job
+from students.models import FeatureStage
+from students.stages import feature_stage_for_input, feature_stage_list, feature_stages_in_use
 
 from ..frames import NoFeatureSchema
 from ..models import ModelTrigger, ModelVersion
@@ -47,46 +49,76 @@ NUMBERED_JOB_STAGES = (
 )
 
 
+def _stages_to_train(institution: Institution, job: Job) -> list[FeatureStage]:
+    """The stage the job asks for (``params.stage``, a stage key), else every stage in use."""
+    asked = job.params.get("stage")
+    if asked:
+        stage = feature_stage_for_input(institution=institution, key=asked)
+        if stage is None:
+            raise NoFeatureSchema(f"this institution has no stage {str(asked)[:40]!r}")
+        return [stage]
+    return feature_stages_in_use(institution=institution) or feature_stage_list(institution=institution)[-1:]
+
+
 def retrain_job_run(
     *, institution: Institution, job: Job, trigger: str | None = None,
     on_progress: Callable[[float, str], None] | None = None,
 ) -> ModelVersion | None:
-    """Train a candidate version for ``job`` (``params.search_iterations`` optional).
+    """Train a candidate version per stage for ``job``: every stage in use, or ``params.stage``
+    (``params.search_iterations`` optional).
 
-    Returns the version, or None when the job failed for a reason its page explains (too few
-    known outcomes, no feature schema, the time limit); nothing is stored then. Any other error
-    is recorded on the job and raised. ``trigger`` defaults to what queued the job;
-    ``on_progress`` also hears each progress step (the command's progress bar).
+    Returns the version of the latest stage trained, or None when the job failed for a reason its
+    page explains (too few known outcomes, no feature schema, the time limit); nothing is stored
+    for a stage that failed so. Any other error is recorded on the job and raised. ``trigger``
+    defaults to what queued the job; ``on_progress`` also hears each progress step (the command's
+    progress bar).
     """
     job_mark_running(job, total=100, stage="preparing training data")
-
-    def progress(fraction: float, stage: str) -> None:
-        job_progress(job, done=int(max(0.0, min(1.0, fraction)) * 100), stage=stage[:120])
-        if on_progress is not None:
-            on_progress(fraction, stage)
-
     if trigger is None:
         trigger = job.triggered_by if job.triggered_by in _TRIGGERS else ModelTrigger.USER
     try:
-        version = model_version_train(
-            institution=institution, trigger=trigger, created_by=job.created_by, job=job,
-            search_iterations=job.params.get("search_iterations"), progress=progress,
-        )
-    except (ml.DataInsufficientError, NoFeatureSchema) as exc:
+        stages = _stages_to_train(institution, job)
+    except NoFeatureSchema as exc:
         job_fail(job, error=str(exc))
         return None
-    except SoftTimeLimitExceeded:
-        job_fail(job, error="Training took longer than the time limit and was stopped; nothing was stored.")
+    versions: list[ModelVersion] = []
+    skipped: dict[str, str] = {}
+    for index, stage in enumerate(stages):
+        def progress(fraction: float, step: str, index=index, stage=stage) -> None:
+            overall = (index + max(0.0, min(1.0, fraction))) / len(stages)
+            shown = f"{stage.label}: {step}" if len(stages) > 1 else step
+            job_progress(job, done=int(overall * 100), stage=shown[:120])
+            if on_progress is not None:
+                on_progress(overall, shown)
+
+        try:
+            versions.append(model_version_train(
+                institution=institution, trigger=trigger, created_by=job.created_by, job=job,
+                search_iterations=job.params.get("search_iterations"), progress=progress, stage=stage,
+            ))
+        except (ml.DataInsufficientError, NoFeatureSchema) as exc:
+            skipped[stage.key] = str(exc)
+        except SoftTimeLimitExceeded:
+            job_fail(job, error="Training took longer than the time limit and was stopped; the stages not "
+                                "finished stored nothing.")
+            return None
+        except (JobStopped, *DATABASE_CONNECTION_ERRORS):
+            raise  # cancelled, taken over, or the database went away: the task wrapper records it
+        except Exception as exc:
+            job_fail(job, error=f"Training failed: {exc}")
+            raise
+    if not versions:
+        job_fail(job, error="; ".join(skipped.values()) if len(set(skipped.values())) == 1 else
+                 "; ".join(f"{key}: {reason}" for key, reason in skipped.items()))
         return None
-    except (JobStopped, *DATABASE_CONNECTION_ERRORS):
-        raise  # cancelled, taken over, or the database went away: the task wrapper records it
-    except Exception as exc:
-        job_fail(job, error=f"Training failed: {exc}")
-        raise
+    version = versions[-1]
     job_succeed(
-        job, counts={"training_size": version.training_size},
+        job, counts={"training_size": version.training_size, "models": len(versions)},
         result={"model_version": version.number, "model_version_id": version.pk, "status": version.status,
-                "gate_passed": bool(version.gate.get("passed"))},
+                "gate_passed": bool(version.gate.get("passed")),
+                "stages": [{"stage": v.stage.key, "model_version": v.number, "status": v.status,
+                            "gate_passed": bool(v.gate.get("passed"))} for v in versions],
+                **({"skipped": skipped} if skipped else {})},
     )
     return version
 

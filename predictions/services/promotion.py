@@ -9,7 +9,12 @@ from django.utils.translation import gettext, gettext_noop
 from institutions.models import Institution
 
 from ..models import ModelStatus, ModelVersion
-from ..selectors import model_version_rollback_target, prediction_settings_get
+from ..selectors import (
+    model_version_rollback_target,
+    model_version_stage,
+    model_version_stage_q,
+    prediction_settings_get,
+)
 from .requests import rescore_request
 from .schedules import prediction_schedule_sync
 
@@ -85,9 +90,11 @@ def _promote(*, institution: Institution, version: ModelVersion, user, note: str
             reason = gate_override_reason.strip()
             override = {"gate_override_reason": reason, "gate_overridden_by": user, "gate_overridden_at": now}
             note = note or reason
-        ModelVersion.objects.for_institution(institution).filter(status=ModelStatus.LIVE).update(
-            status=ModelStatus.RETIRED, updated_at=now
-        )
+        # Only the live model of the same stage retires: each stage keeps its own live model.
+        stage = model_version_stage(institution=institution, version=version)
+        ModelVersion.objects.for_institution(institution).filter(
+            model_version_stage_q(institution=institution, stage=stage), status=ModelStatus.LIVE,
+        ).update(status=ModelStatus.RETIRED, updated_at=now)
         ModelVersion.objects.for_institution(institution).filter(pk=version.pk).update(
             status=ModelStatus.LIVE, promoted_at=now, decided_by=user, decided_at=now,
             decision_note=note[:300], updated_at=now, **override,
@@ -116,13 +123,14 @@ def model_version_reject(*, institution: Institution, version: ModelVersion, use
     return version
 
 
-def model_version_rollback(*, institution: Institution, user=None) -> ModelVersion:
-    """Put the previously live version back in production, in one action.
+def model_version_rollback(*, institution: Institution, user=None, stage=None) -> ModelVersion:
+    """Put the previously live version of ``stage`` back in production, in one action (without a
+    stage: of the stage whose live model scores the students).
 
     No gate override is asked for: the target was live before, so it passed the gate or an
     administrator's override of it is already recorded on it.
     """
-    target = model_version_rollback_target(institution=institution)
+    target = model_version_rollback_target(institution=institution, stage=stage)
     if target is None:
         raise ModelDecisionError(gettext("there is no earlier live version to roll back to"))
     return _promote(institution=institution, version=target, user=user, note=ROLLBACK_NOTE, rescore=True,

@@ -14,11 +14,13 @@ from django.utils.translation import gettext_noop
 import ml
 from institutions.models import Institution, Job
 from ml.drift import feature_profile
+from students.models import FeatureStage
+from students.stages import feature_stage_list, feature_stages_in_use
 
 from .. import frames
 from ..model_store import ArtifactIntegrityError, artifact_sha256, load_model, remember_model
 from ..models import FlagRule, ModelTrigger, ModelVersion, PredictionSettings
-from ..selectors import flag_share_expected, model_version_live, prediction_settings_get
+from ..selectors import flag_share_expected, model_version_live, model_version_stage, prediction_settings_get
 from .promotion import AUTO_PROMOTION_NOTE, model_version_promote
 
 
@@ -67,17 +69,22 @@ def model_version_train(
     job: Job | None = None,
     search_iterations: int | None = None,
     progress: Callable[[float, str], None] | None = None,
+    stage: FeatureStage | None = None,
 ) -> ModelVersion:
-    """Train a candidate on the students with known outcomes, store it, and run the gate.
+    """Train a candidate for ``stage`` on the students with known outcomes, store it, and run the gate.
 
-    Raises ``ml.DataInsufficientError`` (nothing stored) when there are too few outcomes.
+    The candidate reads only the features known at ``stage`` or earlier (default: the latest stage
+    in use, whose model reads every input). Its gate compares it with the live model of the same
+    stage. Raises ``ml.DataInsufficientError`` (nothing stored) when there are too few outcomes.
     """
     settings = prediction_settings_get(institution=institution)
-    specs = frames.feature_specs(institution=institution)
+    if stage is None:
+        stage = (feature_stages_in_use(institution=institution) or feature_stage_list(institution=institution))[-1]
+    specs = frames.feature_specs(institution=institution, stage=stage)
     keys = [spec.key for spec in specs]
     # The gate refits the live model's configuration on the same students, so read the features
     # it used too, even one no longer in the schema; the candidate learns from the schema's only.
-    live = model_version_live(institution=institution)
+    live = model_version_live(institution=institution, stage=stage)
     data = frames.training_data(
         institution=institution, keys=[*keys, *(key for key in (live.feature_keys if live else []) if key not in keys)]
     )
@@ -91,6 +98,8 @@ def model_version_train(
     model.metadata["model_card"]["flag_share_trained_at"] = flag_share
     # Who was trained on: per class and per recorded outcome, with the institution's mapping.
     model.metadata["model_card"]["training_population"] = data.counts
+    # The moment the model warns at and what it could know then (docs/model_card.md, "stage").
+    model.metadata["model_card"]["stage"] = {"key": stage.key, "label": stage.label, "features_known": keys}
     # How the training students' inputs were spread: the model page compares today's students with it.
     model.metadata["model_card"]["feature_profile"] = feature_profile(
         data.frame[keys], [spec for spec in specs if spec.key in set(model.feature_keys)])
@@ -99,6 +108,7 @@ def model_version_train(
     with transaction.atomic():
         version = ModelVersion.objects.for_institution(institution).create(
             number=_next_version_number(institution),
+            stage=stage,
             artifact=artifact,
             artifact_sha256=artifact_sha256(artifact),
             artifact_bytes=len(artifact),
@@ -116,7 +126,8 @@ def model_version_train(
             job=job,
         )
     remember_model(version, model)
-    gate = model_gate_evaluate(institution=institution, candidate=version, model=model, data=data, settings=settings)
+    gate = model_gate_evaluate(institution=institution, candidate=version, model=model, data=data, settings=settings,
+                               stage=stage)
     ModelVersion.objects.for_institution(institution).filter(pk=version.pk).update(gate=gate)
     version.gate = gate
     if gate["passed"] and settings.auto_promote:
@@ -276,10 +287,10 @@ def _versus_live_check(check: _VersusLive, *, comparison: dict, live: ModelVersi
 
 def model_gate_evaluate(
     *, institution: Institution, candidate: ModelVersion, model, data: frames.TrainingData,
-    settings: PredictionSettings,
+    settings: PredictionSettings, stage: FeatureStage | None = None,
 ) -> dict:
-    """The promotion gate: minimum training size, ROC-AUC and Brier score against the live model,
-    fairness gaps.
+    """The promotion gate: minimum training size, ROC-AUC and Brier score against the live model of
+    the candidate's stage (``stage``, default the candidate's), fairness gaps.
 
     Candidate and live model are compared on students neither was trained on: the live model's
     configuration is refitted on the candidate's training rows and both score the candidate's
@@ -292,7 +303,9 @@ def model_gate_evaluate(
         [gate_text(gettext_noop("%(size)s students (minimum %(minimum)s)"), size=candidate.training_size,
                    minimum=settings.min_training_size)],
     ))
-    live = model_version_live(institution=institution)
+    if stage is None:
+        stage = model_version_stage(institution=institution, version=candidate)
+    live = model_version_live(institution=institution, stage=stage)
     comparison = None
     if live is not None and live.pk != candidate.pk:
         try:

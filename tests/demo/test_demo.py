@@ -13,7 +13,8 @@ from demo.names import synthetic_name
 from institutions.models import Institution, Membership
 from interventions.effectiveness import effectiveness_report
 from interventions.models import Alert, AlertStatus, Flag, Intervention, InterventionStatus, RiskSnapshot
-from predictions.models import LatestPrediction, ModelStatus, ModelVersion, Prediction
+from predictions.models import LatestPrediction, ModelVersion, Prediction
+from predictions.selectors import model_version_live
 from students.models import FeatureDefinition, Outcome, Student
 from workspace.models import Notification
 
@@ -47,8 +48,8 @@ def test_demo_holds_the_files_students_with_their_real_outcomes_after_the_replay
 @pytest.mark.parametrize("slug", ["demo", "northfield"])
 def test_each_institution_has_a_live_model_and_a_dashboard_with_flagged_students(built, client, slug):
     inst = institution(slug)
-    live = ModelVersion.objects.for_institution(inst).get(status=ModelStatus.LIVE)
-    assert live.training_size >= 200
+    live = model_version_live(institution=inst)  # the latest stage's live model scores the students
+    assert live is not None and live.training_size >= 200
     latest = LatestPrediction.objects.for_institution(inst)
     current = Student.objects.for_institution(inst).filter(outcome=Outcome.ENROLLED).count()
     assert latest.count() == current > 0 and latest.filter(flagged=True).exists()
@@ -166,6 +167,19 @@ def test_building_again_changes_nothing(built):
     assert [(item.slug, item.students, item.created) for item in again] == [
         ("demo", 4424, False), ("northfield", 1475, False)]
     assert {slug: Intervention.objects.for_institution(institution(slug)).count() for slug in built} == before
+
+
+@pytest.mark.parametrize("slug", ["demo", "northfield"])
+def test_demo_trains_a_model_per_stage_from_enrolment_to_the_end_of_year_1(built, slug):
+    """Each stage's model reads only what is known then; the end of year 1 (term 2) reads everything."""
+    versions = {version.stage.key: version for version in
+                ModelVersion.objects.for_institution(institution(slug)).select_related("stage")}
+    assert {"application", "enrolment", "end_of_term_1", "end_of_term_2"} <= set(versions)
+    assert "units_1st_approved" not in versions["enrolment"].feature_keys
+    assert "tuition_up_to_date" in versions["enrolment"].feature_keys
+    assert "units_2nd_approved" not in versions["end_of_term_1"].feature_keys
+    assert "units_2nd_approved" in versions["end_of_term_2"].feature_keys
+    assert model_version_live(institution=institution(slug)).stage.key == "end_of_term_2"
 
 
 @pytest.mark.parametrize("slug", ["demo", "northfield"])
