@@ -5,9 +5,9 @@ end of term 2; its administrators add, rename, move and remove their own on the 
 Each feature says from which stage it is known (``FeatureDefinition.known_from``; empty means the
 earliest stage), so a model of a stage can learn from what is known at that moment only.
 
-The default stages are created the first time an institution's stages are read
-(:func:`feature_stage_list`), so institutions created before stages existed, or by any path that
-skips ``institution_created``, get them too.
+The default stages are created with the institution (a ``post_save`` receiver, so every path that
+creates one: the service, the staff admin, a shell or a test factory), and migration 0014 gave them
+to the institutions that existed before; a page or API read never writes them.
 """
 
 from __future__ import annotations
@@ -48,9 +48,20 @@ def feature_stages_ensure(*, institution: Institution) -> None:
 
 
 def feature_stage_list(*, institution: Institution) -> list[FeatureStage]:
-    """The institution's stages, earliest first (the defaults on first use)."""
-    feature_stages_ensure(institution=institution)
-    return list(FeatureStage.objects.for_institution(institution).order_by("position", "id"))
+    """The institution's stages, earliest first (a read: it never writes; the rows exist from the
+    institution's creation, see :func:`give_new_institution_default_stages`)."""
+    stages = list(FeatureStage.objects.for_institution(institution).order_by("position", "id"))
+    if not stages:  # only a row deleted by hand gets here: make them rather than fail the page
+        feature_stages_ensure(institution=institution)
+        stages = list(FeatureStage.objects.for_institution(institution).order_by("position", "id"))
+    return stages
+
+
+def give_new_institution_default_stages(sender, instance: Institution, created: bool, raw: bool = False,
+                                        **kwargs) -> None:
+    """``post_save`` of Institution: a new institution starts with the default stages."""
+    if created and not raw:
+        feature_stages_ensure(institution=instance)
 
 
 def feature_stage_of(definition: FeatureDefinition, stages: list[FeatureStage]) -> FeatureStage:
