@@ -18,6 +18,7 @@ import zlib
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from .errors import ImportFileError, cut_text
 
@@ -69,9 +70,9 @@ def _megabytes(size: int) -> str:
 def _too_large(limit: int) -> ImportFileError:
     return ImportFileError(
         "xlsx_too_large",
-        f"The workbook unpacks to more than {_megabytes(limit)} of XML (the largest accepted; "
-        "IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES). An XLSX that small on disk and that large inside is not a normal "
-        "export: save the sheet as CSV (UTF-8) and upload that, or split it.",
+        _("The workbook unpacks to more than %(size)s of XML (the largest accepted; "
+          "IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES). An XLSX that small on disk and that large inside is not a normal "
+          "export: save the sheet as CSV (UTF-8) and upload that, or split it.") % {"size": _megabytes(limit)},
     )
 
 
@@ -79,9 +80,9 @@ def too_many_columns(count: int | str) -> ImportFileError:
     limit = settings.IMPORT_MAX_COLUMNS
     return ImportFileError(
         "too_many_columns",
-        f"The file has {count} columns; an import accepts at most {limit} (IMPORT_MAX_COLUMNS). Remove the columns "
-        "you do not need (keep the id and the features you want), or split them over several files that share "
-        "the id column.",
+        _("The file has %(count)s columns; an import accepts at most %(limit)s (IMPORT_MAX_COLUMNS). Remove the "
+          "columns you do not need (keep the id and the features you want), or split them over several files that "
+          "share the id column.") % {"count": count, "limit": limit},
     )
 
 
@@ -107,9 +108,9 @@ class _PartScan:
             return
         part, self.carry = buffer[:cut], buffer[cut:]
         if len(self.carry) > _MAX_TAG_BYTES:
-            raise ImportFileError("binary_file", "The workbook holds more than 1 MB of XML without a tag (a cell "
-                                                 "holds at most 32,767 characters): it is damaged or made to be "
-                                                 "refused. Save it again as XLSX or CSV.")
+            raise ImportFileError("binary_file", _("The workbook holds more than 1 MB of XML without a tag (a "
+                                                   "cell holds at most 32,767 characters): it is damaged or made "
+                                                   "to be refused. Save it again as XLSX or CSV."))
         if b"<!" in part and _DTD.search(part):
             self.dtd = True
         prefixed = b":" in part and _PREFIXED_TAG.search(part) is not None
@@ -160,8 +161,9 @@ def _xlsx_check(path: Path, max_bytes: int, max_strings: int, max_cells: int, ma
             entries = archive.infolist()
             if len(entries) > MAX_ZIP_ENTRIES:
                 raise ImportFileError(
-                    "xlsx_too_large", f"The workbook holds {len(entries)} parts; a spreadsheet export has a few "
-                                      "dozen. Save the sheet as CSV (UTF-8) and upload that.")
+                    "xlsx_too_large", _("The workbook holds %(parts)s parts; a spreadsheet export has a few "
+                                        "dozen. Save the sheet as CSV (UTF-8) and upload that.")
+                    % {"parts": len(entries)})
             if sum(entry.file_size for entry in entries) > max_bytes:
                 raise _too_large(max_bytes)
             inflated = cells = strings = max_column = max_row = 0
@@ -182,35 +184,39 @@ def _xlsx_check(path: Path, max_bytes: int, max_strings: int, max_cells: int, ma
                 if scan.dtd:
                     raise ImportFileError(
                         "xlsx_dtd",
-                        f"The workbook's part {name[:100]!r} declares a DTD or entities, which Excel never writes "
-                        "and which can expand without bound; it is refused. Open it in a spreadsheet program, save "
-                        "it again as XLSX or CSV, and upload that.")
+                        _("The workbook's part %(part)s declares a DTD or entities, which Excel never writes "
+                          "and which can expand without bound; it is refused. Open it in a spreadsheet program, "
+                          "save it again as XLSX or CSV, and upload that.") % {"part": repr(name[:100])})
                 cells += scan.cells
                 strings += scan.strings
                 max_column, max_row = max(max_column, scan.max_column), max(max_row, scan.max_row)
                 if strings > max_strings:
                     raise ImportFileError(
                         "xlsx_too_many_strings",
-                        f"The workbook holds more than {max_strings:,} distinct texts (shared strings; "
-                        "IMPORT_XLSX_MAX_SHARED_STRINGS). Save the sheet as CSV (UTF-8) and upload that, or split it.")
+                        _("The workbook holds more than %(limit)s distinct texts (shared strings; "
+                          "IMPORT_XLSX_MAX_SHARED_STRINGS). Save the sheet as CSV (UTF-8) and upload that, or "
+                          "split it.") % {"limit": f"{max_strings:,}"})
                 if cells > max_cells:
                     raise ImportFileError(
                         "xlsx_too_many_cells",
-                        f"The workbook holds more than {max_cells:,} cells (IMPORT_XLSX_MAX_CELLS). Save the sheet "
-                        "as CSV (UTF-8) and upload that, or split it into several files.")
+                        _("The workbook holds more than %(limit)s cells (IMPORT_XLSX_MAX_CELLS). Save the sheet "
+                          "as CSV (UTF-8) and upload that, or split it into several files.")
+                        % {"limit": f"{max_cells:,}"})
                 if max_column > max_columns:
-                    raise too_many_columns(f"cells in column {max_column:,} and so at least {max_column:,}")
+                    raise too_many_columns(_("cells in column %(column)s and so at least %(column)s")
+                                           % {"column": f"{max_column:,}"})
                 if max_row > MAX_XLSX_ROW:
                     raise ImportFileError(
-                        "binary_file", f"The workbook names row {max_row:,}, beyond Excel's last row "
-                                       f"({MAX_XLSX_ROW:,}): it is damaged. Save it again as XLSX or CSV.")
+                        "binary_file", _("The workbook names row %(row)s, beyond Excel's last row (%(last)s): "
+                                         "it is damaged. Save it again as XLSX or CSV.")
+                        % {"row": f"{max_row:,}", "last": f"{MAX_XLSX_ROW:,}"})
     except ImportFileError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError) as exc:
         # RuntimeError: an encrypted part; NotImplementedError: a compression method zipfile lacks.
         raise ImportFileError(
-            "binary_file", f"The workbook cannot be read as XLSX: {shorten(str(exc), 200)}. Save it again as XLSX "
-                           "or CSV and upload that.") from None
+            "binary_file", _("The workbook cannot be read as XLSX: %(error)s. Save it again as XLSX or CSV and "
+                             "upload that.") % {"error": shorten(str(exc), 200)}) from None
 
 
 def shorten(text, limit: int) -> str:

@@ -25,27 +25,34 @@ from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .errors import ImportFileError
 from .limits import shorten, too_many_columns, xlsx_check
 
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+# The same names in the reader's language, for messages (DELIMITER_NAMES stays the stored, English form).
+DELIMITER_WORDS = {",": gettext_lazy("comma"), ";": gettext_lazy("semicolon"), "\t": gettext_lazy("tab"),
+                   "|": gettext_lazy("vertical bar")}
+DELIMITER_PLURALS = {",": gettext_lazy("commas"), ";": gettext_lazy("semicolons"), "\t": gettext_lazy("tabs"),
+                     "|": gettext_lazy("vertical bars")}
 _SNIFF_BYTES = 64 * 1024
 MAX_HEADER_NAME = 200
 MAX_XLSX_CELL = 32_767  # Excel's own limit on a cell's length
 _SEP_LINE = re.compile(r"\Asep=(.)\r?\n?\Z", re.IGNORECASE)
 _MAGIC = {
-    b"\x1f\x8b": "a gzip archive",
-    b"BZh": "a bzip2 archive",
-    b"\xfd7zXZ": "an xz archive",
-    b"7z\xbc\xaf": "a 7-Zip archive",
-    b"Rar!": "a RAR archive",
-    b"%PDF": "a PDF document",
-    b"\xd0\xcf\x11\xe0": "an old Excel (.xls) or other OLE document",
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-    b"SQLite format 3": "an SQLite database",
+    b"\x1f\x8b": gettext_lazy("a gzip archive"),
+    b"BZh": gettext_lazy("a bzip2 archive"),
+    b"\xfd7zXZ": gettext_lazy("an xz archive"),
+    b"7z\xbc\xaf": gettext_lazy("a 7-Zip archive"),
+    b"Rar!": gettext_lazy("a RAR archive"),
+    b"%PDF": gettext_lazy("a PDF document"),
+    b"\xd0\xcf\x11\xe0": gettext_lazy("an old Excel (.xls) or other OLE document"),
+    b"\x89PNG": gettext_lazy("a PNG image"),
+    b"\xff\xd8\xff": gettext_lazy("a JPEG image"),
+    b"SQLite format 3": gettext_lazy("an SQLite database"),
 }
 
 
@@ -75,14 +82,16 @@ def channel_size_limit(channel: str) -> tuple[int, str]:
 
 def check_size(size: int, limit: int, setting: str = "IMPORT_MAX_FILE_BYTES") -> None:
     if size > limit:
-        hint = ("Send it through the API or manage.py import_students (they take files up to "
-                f"{settings.IMPORT_MAX_BULK_FILE_BYTES / 1_048_576:,.0f} MB), split it into several files, or ask the "
-                f"operator to raise {setting}." if setting == "IMPORT_MAX_FILE_BYTES"
-                and limit < settings.IMPORT_MAX_BULK_FILE_BYTES
-                else f"Split it into several files or ask the operator to raise {setting}.")
+        if setting == "IMPORT_MAX_FILE_BYTES" and limit < settings.IMPORT_MAX_BULK_FILE_BYTES:
+            hint = _("Send it through the API or manage.py import_students (they take files up to %(bulk)s MB), "
+                     "split it into several files, or ask the operator to raise %(setting)s.") % {
+                "bulk": f"{settings.IMPORT_MAX_BULK_FILE_BYTES / 1_048_576:,.0f}", "setting": setting}
+        else:
+            hint = _("Split it into several files or ask the operator to raise %(setting)s.") % {"setting": setting}
         raise ImportFileError(
             "file_too_large",
-            f"The file is {size / 1_048_576:.1f} MB; the largest accepted file is {limit / 1_048_576:,.0f} MB. {hint}",
+            _("The file is %(size)s MB; the largest accepted file is %(limit)s MB. %(hint)s") % {
+                "size": f"{size / 1_048_576:.1f}", "limit": f"{limit / 1_048_576:,.0f}", "hint": hint},
         )
 
 
@@ -97,30 +106,31 @@ def _detect_binary(head: bytes, name: str) -> str | None:
     if head.startswith(b"PK\x03\x04"):
         if name.lower().endswith((".xlsx", ".xlsm")):
             return "xlsx"
-        kind = "a ZIP archive"
+        kind = _("a ZIP archive")
         try:
             with zipfile.ZipFile(io.BytesIO(head)) as archive:  # best effort: the head may be truncated
                 if any(item.startswith("xl/") for item in archive.namelist()):
-                    kind = "an Excel workbook"
+                    return "xlsx"
         except zipfile.BadZipFile:
             pass
-        if kind == "an Excel workbook":
-            return "xlsx"
         raise ImportFileError(
-            "binary_file", f"This is {kind}, not a CSV file. Unpack it and upload the CSV or XLSX inside."
+            "binary_file", _("This is %(kind)s, not a CSV file. Unpack it and upload the CSV or XLSX inside.")
+            % {"kind": kind}
         )
     for magic, kind in _MAGIC.items():
         if head.startswith(magic):
             raise ImportFileError(
-                "binary_file", f"This is {kind}, not a CSV or XLSX file, even if it is named {name!r}."
+                "binary_file", _("This is %(kind)s, not a CSV or XLSX file, even if it is named %(name)s.")
+                % {"kind": kind, "name": repr(name)}
             )
     if b"\x00" in head:
         offset = head.index(b"\x00")
         line = head.count(b"\n", 0, offset) + 1
         raise ImportFileError(
             "binary_file",
-            f"The file contains NUL bytes (the first on line {line}, byte offset {offset}): "
-            "it is a binary file (or UTF-16 text), not a CSV. Save it as CSV (UTF-8) or XLSX and upload again.",
+            _("The file contains NUL bytes (the first on line %(line)s, byte offset %(offset)s): it is a binary "
+              "file (or UTF-16 text), not a CSV. Save it as CSV (UTF-8) or XLSX and upload again.")
+            % {"line": line, "offset": offset},
         )
     return None
 
@@ -128,9 +138,9 @@ def _detect_binary(head: bytes, name: str) -> str | None:
 def _nul_byte(line: int, offset: int) -> ImportFileError:
     return ImportFileError(
         "nul_byte",
-        f"The file contains a NUL byte (a zero byte, which no text holds) on line {line} (byte offset {offset}). "
-        "The file is damaged or was cut from a binary export: remove that character (or export the file again "
-        "as CSV UTF-8) and upload again.",
+        _("The file contains a NUL byte (a zero byte, which no text holds) on line %(line)s (byte offset "
+          "%(offset)s). The file is damaged or was cut from a binary export: remove that character (or export the "
+          "file again as CSV UTF-8) and upload again.") % {"line": line, "offset": offset},
         details=[{"line": line, "offset": offset}],
     )
 
@@ -165,8 +175,9 @@ def _detect_encoding(path: Path, limit: int | None = None) -> str:
     line = before[:offset].count(b"\n") + 1
     raise ImportFileError(
         "undecodable",
-        f"The file is neither UTF-8 nor Windows-1252 text: byte 0x{before[offset:offset + 1].hex()} on line {line} "
-        f"(byte offset {offset}) cannot be decoded. Save it as CSV UTF-8 and upload again.",
+        _("The file is neither UTF-8 nor Windows-1252 text: byte 0x%(byte)s on line %(line)s (byte offset "
+          "%(offset)s) cannot be decoded. Save it as CSV UTF-8 and upload again.")
+        % {"byte": before[offset:offset + 1].hex(), "line": line, "offset": offset},
     )
 
 
@@ -201,7 +212,7 @@ class TableReader:
         with self.path.open("rb") as handle:
             head = handle.read(_SNIFF_BYTES)
         if not head.strip(b" \t\r\n\xef\xbb\xbf"):
-            raise ImportFileError("empty_file", "The file is empty: there is no header and no data.")
+            raise ImportFileError("empty_file", _("The file is empty: there is no header and no data."))
         if _detect_binary(head, self.name) == "xlsx":
             self.info = TableInfo(format="xlsx")
         else:
@@ -217,7 +228,7 @@ class TableReader:
         try:
             header = next(rows)
         except StopIteration:
-            raise ImportFileError("empty_file", "The file is empty: there is no header and no data.") from None
+            raise ImportFileError("empty_file", _("The file is empty: there is no header and no data.")) from None
         finally:
             rows.close()
         header = [str(name).strip() if name is not None else "" for name in header]
@@ -229,15 +240,16 @@ class TableReader:
 
     def _check_header(self, header: list[str]) -> None:
         if not header:
-            raise ImportFileError("empty_file", "The first row is empty: the file needs a header row.")
+            raise ImportFileError("empty_file", _("The first row is empty: the file needs a header row."))
         if len(header) > settings.IMPORT_MAX_COLUMNS:
             raise too_many_columns(len(header))
         long_names = [str(i + 1) for i, name in enumerate(header) if len(name) > MAX_HEADER_NAME]
         if long_names:
             raise ImportFileError(
                 "header_too_long",
-                f"Column(s) {', '.join(long_names[:10])} have names longer than {MAX_HEADER_NAME} characters: the "
-                "first row does not look like a header. Give every column a short name.")
+                _("Column(s) %(columns)s have names longer than %(limit)s characters: the first row does not "
+                  "look like a header. Give every column a short name.")
+                % {"columns": ", ".join(long_names[:10]), "limit": MAX_HEADER_NAME})
         if self.info.format == "csv" and len(header) == 1:
             cell = header[0]
             others = [d for d in CANDIDATE_DELIMITERS if d != self.info.delimiter and d in cell]
@@ -245,23 +257,27 @@ class TableReader:
                 found = others[0]
                 raise ImportFileError(
                     "wrong_delimiter",
-                    f"The header reads as a single column when split on {self.info.delimiter_name} "
-                    f"({self.info.delimiter!r}), but it contains {DELIMITER_NAMES[found]}s ({found!r}): the file "
-                    f"uses a different delimiter. Choose {DELIMITER_NAMES[found]} as the delimiter "
-                    "(or leave it to be detected).",
+                    _("The header reads as a single column when split on %(used)s (%(used_char)s), but it "
+                      "contains %(found_plural)s (%(found_char)s): the file uses a different delimiter. Choose "
+                      "%(found)s as the delimiter (or leave it to be detected).")
+                    % {"used": DELIMITER_WORDS.get(self.info.delimiter, repr(self.info.delimiter)),
+                       "used_char": repr(self.info.delimiter), "found": DELIMITER_WORDS[found],
+                       "found_plural": DELIMITER_PLURALS[found], "found_char": repr(found)},
                 )
         blanks = [str(i + 1) for i, name in enumerate(header) if not name]
         if blanks:
             shown = ", ".join(blanks[:20]) + (", ..." if len(blanks) > 20 else "")
             raise ImportFileError(
-                "blank_header", f"Column(s) {shown} have no name in the header row. Name every column."
+                "blank_header", _("Column(s) %(columns)s have no name in the header row. Name every column.")
+                % {"columns": shown}
             )
         seen: set[str] = set()
         repeated = sorted({name for name in header if name in seen or seen.add(name)})
         if repeated:
             shown = ", ".join(repeated[:20]) + (", ..." if len(repeated) > 20 else "")
             raise ImportFileError(
-                "duplicate_header", f"The header names these columns more than once: {shown}."
+                "duplicate_header", _("The header names these columns more than once: %(columns)s.")
+                % {"columns": shown}
             )
 
     def _raw_rows(self) -> Iterator[list]:
@@ -286,8 +302,9 @@ class TableReader:
                 yield from reader
             except csv.Error as exc:
                 raise ImportFileError(
-                    "malformed_csv", f"The CSV cannot be parsed at line {reader.line_num + self.info.sep_line}: "
-                                     f"{exc}. Look for an unclosed quote or an overlong cell.") from None
+                    "malformed_csv", _("The CSV cannot be parsed at line %(line)s: %(error)s. Look for an "
+                                       "unclosed quote or an overlong cell.")
+                    % {"line": reader.line_num + self.info.sep_line, "error": exc}) from None
 
     def _xlsx_rows(self) -> Iterator[list]:
         from openpyxl import load_workbook
@@ -299,10 +316,12 @@ class TableReader:
             workbook = load_workbook(self.path, read_only=True, data_only=True)
         except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError, AttributeError, IndexError,
                 ParseError) as exc:
-            raise ImportFileError("binary_file", f"The workbook cannot be read as XLSX: {shorten(exc, 200)}.") from None
+            raise ImportFileError("binary_file", _("The workbook cannot be read as XLSX: %(error)s.")
+                                  % {"error": shorten(exc, 200)}) from None
         try:
             if not workbook.worksheets:
-                raise ImportFileError("empty_file", "The workbook has no worksheet: there is no header and no data.")
+                raise ImportFileError("empty_file",
+                                      _("The workbook has no worksheet: there is no header and no data."))
             sheet = workbook.worksheets[0]
             # The sheet's declared dimensions can lie (A1:XFD1048576 pads every row to 16,384
             # cells); rows are as wide as the cells they hold, which xlsx_check bounded.
@@ -317,8 +336,8 @@ class TableReader:
             except (KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError, ParseError,
                     zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise ImportFileError(
-                    "binary_file", f"The workbook cannot be read as XLSX: {shorten(exc, 200)}. Save it again as "
-                                   "XLSX or CSV and upload that.") from None
+                    "binary_file", _("The workbook cannot be read as XLSX: %(error)s. Save it again as XLSX or "
+                                     "CSV and upload that.") % {"error": shorten(exc, 200)}) from None
         finally:
             workbook.close()
 
@@ -339,7 +358,7 @@ class TableReader:
                         row = row[:-1]
                 yield number, row
         except csv.Error as exc:
-            raise ImportFileError("malformed_csv", f"The CSV cannot be parsed: {exc}.") from None
+            raise ImportFileError("malformed_csv", _("The CSV cannot be parsed: %(error)s.") % {"error": exc}) from None
         finally:
             rows.close()
 
@@ -369,7 +388,7 @@ class TableReader:
                     kept.append(row)
                 yield numbers, kept
         except csv.Error as exc:
-            raise ImportFileError("malformed_csv", f"The CSV cannot be parsed: {exc}.") from None
+            raise ImportFileError("malformed_csv", _("The CSV cannot be parsed: %(error)s.") % {"error": exc}) from None
         finally:
             rows.close()
 
@@ -381,14 +400,16 @@ def _blank(row: list) -> bool:
 def _bad_xlsx_cell(row: int, column: int, cell: str) -> ImportFileError:
     from openpyxl.utils import get_column_letter
 
-    where = f"cell {get_column_letter(column)}{row}"
+    where = f"{get_column_letter(column)}{row}"
     if "\x00" in cell:
         return ImportFileError(
-            "nul_byte", f"The workbook's {where} contains a NUL character, which no text holds and the database "
-                        "cannot store. Remove it and upload again.", details=[{"row": row, "column": column}])
+            "nul_byte", _("The workbook's cell %(cell)s contains a NUL character, which no text holds and the "
+                          "database cannot store. Remove it and upload again.") % {"cell": where},
+            details=[{"row": row, "column": column}])
     return ImportFileError(
-        "cell_too_long", f"The workbook's {where} holds {len(cell):,} characters; a spreadsheet cell holds at "
-                         f"most {MAX_XLSX_CELL:,}. Shorten it and upload again.",
+        "cell_too_long", _("The workbook's cell %(cell)s holds %(length)s characters; a spreadsheet cell holds at "
+                           "most %(limit)s. Shorten it and upload again.")
+        % {"cell": where, "length": f"{len(cell):,}", "limit": f"{MAX_XLSX_CELL:,}"},
         details=[{"row": row, "column": column}])
 
 
