@@ -152,12 +152,16 @@ def test_every_page_for_every_role_has_no_wcag_violations_and_its_own_title(live
 @pytest.mark.parametrize(("language", "locale"), [("es", "es-ES"), ("pt", "pt-PT")])
 def test_every_page_in_spanish_and_portuguese_has_no_wcag_violations_and_says_its_language(
         live_server, browser, crawl_world, language, locale, screenshot):
-    """The same crawl with each member's own language chosen (and the browser asking for it, for the
-    signed-out pages): no violation, and every page's ``<html lang>`` names the language it is in
+    """The same crawl with each member's own language chosen, the institution's default set to it (the
+    instructor's survey page, without an account) and the browser asking for it (the signed-out
+    pages): no violation, and every page's ``<html lang>`` names the language it is in
     (a screen reader picks its voice from it; WCAG 3.1.1)."""
     a = crawl_world
     for user in (a.admin, a.advisor, a.viewer):
         UserPreference.objects.update_or_create(user=user, defaults={"language": language})
+    # The institution's default too: an instructor's survey link (no account) speaks it.
+    a.institution.default_language = language
+    a.institution.save(update_fields=["default_language"])
     found, shared_titles, langs = crawl(browser, live_server, a, locale=locale)
     assert not found, f"axe-core found WCAG 2.1 A/AA violations in {language}:\n" + violations_report(found)
     assert not shared_titles, f"pages share a <title> in {language}:\n" + "\n".join(shared_titles)
